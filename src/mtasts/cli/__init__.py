@@ -1,0 +1,1 @@
+"""The ``mtasts`` command line: Typer commands that render the core's data with Rich."""

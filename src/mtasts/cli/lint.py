@@ -1,0 +1,102 @@
+"""``mtasts lint``: check a policy file, an ``_mta-sts`` record or an ``_smtp._tls`` record."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtasts.cli.output import console, print_json, print_problems
+from mtasts.core.policy import lint_policy
+from mtasts.core.problems import Problem, Severity
+from mtasts.core.record import lint_sts_record
+from mtasts.core.tlsrpt_record import lint_tlsrpt_record
+
+app = typer.Typer(
+    help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when invalid.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+MAX_POLICY_FILE = 1024 * 1024  # lint reads files; a policy fetch caps bodies at 64 KiB anyway
+
+
+@app.command("policy")
+def lint_policy_command(
+    file: Annotated[str, typer.Argument(help="Policy file to check, or '-' for standard input.", metavar="FILE|-")],
+    json_output: JsonOption = False,
+) -> None:
+    """Check an MTA-STS policy file (the body of /.well-known/mta-sts.txt)."""
+    if file == "-":
+        data = sys.stdin.buffer.read(MAX_POLICY_FILE + 1)
+        subject = "<stdin>"
+    else:
+        path = Path(file)
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_POLICY_FILE + 1)
+        except OSError as exc:
+            console(stderr=True).print(f"[severity.error]error:[/] cannot read {file}: {exc.strerror or exc}")
+            raise typer.Exit(2) from exc
+        subject = file
+    if len(data) > MAX_POLICY_FILE:
+        console(stderr=True).print(f"[severity.error]error:[/] {subject} is larger than 1 MiB; it is not a policy file")
+        raise typer.Exit(2)
+    policy, problems = lint_policy(data)
+    _finish("policy", subject, policy.to_dict() if policy else None, problems, json_output)
+
+
+@app.command("record")
+def lint_record_command(
+    text: Annotated[str, typer.Argument(help="The _mta-sts TXT record, e.g. 'v=STSv1; id=20261129T081500'.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Check an _mta-sts TXT record (its strings joined, without quotes)."""
+    record, problems = lint_sts_record(text)
+    parsed = None if record is None else {"id": record.id, "extensions": dict(record.extensions)}
+    _finish("record", None, parsed, problems, json_output)
+
+
+@app.command("tlsrpt")
+def lint_tlsrpt_command(
+    text: Annotated[str, typer.Argument(help="The _smtp._tls TXT record, e.g. 'v=TLSRPTv1; rua=mailto:...'.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Check an _smtp._tls (TLS reporting) TXT record."""
+    record, problems = lint_tlsrpt_record(text)
+    parsed = None if record is None else {"rua": list(record.rua), "extensions": dict(record.extensions)}
+    _finish("tlsrpt", None, parsed, problems, json_output)
+
+
+def _finish(
+    kind: str,
+    subject: str | None,
+    parsed: Mapping[str, object] | None,
+    problems: tuple[Problem, ...],
+    json_output: bool,
+) -> None:
+    valid = parsed is not None
+    if json_output:
+        print_json(
+            {
+                "kind": kind,
+                "valid": valid,
+                "parsed": parsed,
+                "problems": [p.to_dict() for p in problems],
+            }
+        )
+    else:
+        out = console()
+        print_problems(out, problems, subject=subject)
+        errors = sum(p.severity is Severity.ERROR for p in problems)
+        warnings = sum(p.severity is Severity.WARNING for p in problems)
+        name = {"policy": "policy", "record": "_mta-sts record", "tlsrpt": "_smtp._tls record"}[kind]
+        if valid:
+            extra = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
+            out.print(f"[ok]✓ valid {name}[/]{extra}")
+        else:
+            out.print(f"[severity.error]✗ invalid {name}[/]: {errors} error{'s' * (errors != 1)}")
+    raise typer.Exit(0 if valid else 1)
