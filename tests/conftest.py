@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 VECTORS = SHARED / "vectors"
@@ -24,7 +25,29 @@ def vector_params(name: str, *, where: Any = None) -> list[Any]:
     return [pytest.param(v, id=v["id"]) for v in vectors if where is None or where(v)]
 
 
+@pytest.fixture
+def runner() -> CliRunner:
+    """A CLI runner with a wide, colourless terminal so output is stable to compare."""
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+
+
 def require_shared(path: Path) -> None:
     """Skip the calling test, with the reason, when ``path`` under ``../shared`` is absent."""
     if not path.exists():
         pytest.skip(ABSENT_REASON)
+
+
+
+# --- mtasts lab -------------------------------------------------------------------------------
+# One lab (the whole scenario catalogue on loopback) per test session; see mtasts.lab.testing.
+# Imported inside the fixture so that suites not using the lab do not depend on it.
+
+
+@pytest.fixture(scope="session")
+def lab() -> Any:
+    """The whole catalogue running on loopback (a ``mtasts.lab.testing.LabController``):
+    DNS, policy hosts, MXs and the TLSRPT sink, started once per session."""
+    from mtasts.lab.testing import running_lab
+
+    with running_lab() as controller:
+        yield controller

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mtasts._version import __version__
-from mtasts.cli import generate, lint
+from mtasts.cli import check, demo, generate, lab, lint
 
 app = typer.Typer(
     name="mtasts",
@@ -19,6 +19,9 @@ app = typer.Typer(
 )
 app.add_typer(lint.app, name="lint")
 app.command("generate")(generate.generate)
+app.command("check")(check.check)
+app.add_typer(lab.app, name="lab")
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

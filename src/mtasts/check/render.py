@@ -1,0 +1,121 @@
+"""Renderers for inspection reports: Rich for terminals, JSON, JSON Lines and CSV.
+
+They all show the same data (``DomainReport.to_dict()`` / ``Finding``); the Rich one groups
+findings by area and prints the fix under each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from mtasts.check.inspect import DomainReport
+from mtasts.core.findings import Area
+from mtasts.core.problems import Severity
+
+__all__ = ["CSV_FIELDS", "csv_rows", "render_report", "report_json_line"]
+
+CSV_FIELDS = ("domain", "status", "delivery", "code", "severity", "host", "address", "message", "fix")
+_SYMBOL = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
+
+
+def render_report(report: DomainReport) -> RenderableType:
+    """One domain as a Rich renderable."""
+    parts: list[RenderableType] = [_headline(report)]
+    facts = _facts(report)
+    if facts is not None:
+        parts.append(facts)
+    for area in Area:
+        findings = [f for f in report.findings if f.area is area]
+        if not findings:
+            continue
+        parts.append(Text(f"  {area.value}", style="heading"))
+        for finding in findings:
+            line = Text("    ")
+            line.append(
+                f"{_SYMBOL[finding.severity]} {finding.severity.value} ", style=f"severity.{finding.severity.value}"
+            )
+            line.append(finding.code, style="code")
+            line.append(f"  {finding.message}")
+            parts.append(line)
+            for detail in finding.details:
+                parts.append(Text(f"        {detail}", style="dim"))
+            parts.append(Text.assemble(("      fix: ", "fix"), finding.fix))
+    parts.append(_verdict(report))
+    return Group(*parts, Text(""))
+
+
+def _headline(report: DomainReport) -> Text:
+    worst = report.worst
+    counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
+    text = Text()
+    text.append(report.domain, style="heading")
+    if worst is None:
+        text.append("  ✓ no problems", style="ok")
+    else:
+        summary = ", ".join(f"{n} {s.value}{'s' * (n != 1)}" for s, n in counts.items() if n and s is not Severity.INFO)
+        text.append(f"  {_SYMBOL[worst]} {summary}", style=f"severity.{worst.value}")
+    text.append(f"  ({report.elapsed:.2f} s)", style="dim")
+    return text
+
+
+def _facts(report: DomainReport) -> Table | None:
+    analysis, observations = report.analysis, report.observations
+    if analysis is None or observations is None:
+        return None
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    record = analysis.sts_record.to_text() if analysis.sts_record else "—"
+    table.add_row("  _mta-sts", record)
+    policy = analysis.policy
+    if policy is not None:
+        mx = ", ".join(policy.mx) or "no mx"
+        table.add_row("  policy", f"mode {policy.mode.value}, max_age {policy.max_age}, mx: {mx}")
+    else:
+        table.add_row("  policy", "—")
+    for probe in observations.probes:
+        tls = probe.tls
+        if probe.ok and tls is not None and tls.certificate is not None:
+            state = f"{tls.version}, certificate valid until {tls.certificate.not_after:%Y-%m-%d}"
+        else:
+            state = probe.detail or (probe.failure.value if probe.failure else "")
+        table.add_row(f"  MX {probe.host}", f"{probe.address}: {state}")
+    tlsrpt = ", ".join(analysis.tlsrpt.rua) if analysis.tlsrpt else "—"
+    table.add_row("  TLS reports", tlsrpt)
+    return table
+
+
+def _verdict(report: DomainReport) -> Group:
+    verdict = report.verdict
+    style = "ok" if verdict.mail_flows else "severity.error"
+    lines: list[RenderableType] = [Text.assemble(("  verdict: ", "heading"), (verdict.summary, style))]
+    for mx in verdict.mx:
+        lines.append(Text(f"    {mx.host}: {mx.reason}", style="ok" if mx.deliver else "severity.error"))
+    if verdict.readiness:
+        lines.append(Text.assemble(("  enforce readiness: ", "heading"), verdict.readiness))
+    return Group(*lines)
+
+
+def report_json_line(report: DomainReport) -> str:
+    return json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def csv_rows(reports: Iterable[DomainReport]) -> str:
+    """CSV text, one row per finding (a clean domain gets one row with an empty code)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for report in reports:
+        status = "error" if report.worst is Severity.ERROR else "warning" if report.worst else "ok"
+        base = (report.domain, status, report.verdict.delivery.value)
+        if not report.findings:
+            writer.writerow((*base, "", "", "", "", "", ""))
+        for f in report.findings:
+            writer.writerow((*base, f.code, f.severity.value, f.host or "", f.address or "", f.message, f.fix))
+    return buffer.getvalue()

@@ -1,0 +1,116 @@
+"""``mtasts lab``: list the scenarios, or run the loopback mail world in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mtasts.cli.output import console
+from mtasts.lab.scenarios import CATALOGUE
+from mtasts.lab.world import Lab, Ports
+
+app = typer.Typer(
+    help="A whole mail world on loopback: DNS, policy hosts, MX hosts and a TLSRPT sink, one domain per scenario.",
+    no_args_is_help=True,
+)
+
+ScenarioOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scenario", "-s", help="A scenario to serve (repeat for several; default: all). See 'mtasts lab list'."
+    ),
+]
+
+
+@app.command("list")
+def list_scenarios() -> None:
+    """List the built-in scenarios with what each one breaks."""
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    table.add_column("scenario", style="heading", no_wrap=True)
+    table.add_column("sender", no_wrap=True)
+    table.add_column("description")
+    for scenario in CATALOGUE.values():
+        table.add_row(scenario.name, scenario.expect.delivery.value, scenario.description)
+    console().print(table)
+
+
+@app.command("up")
+def up(
+    scenario: ScenarioOption = None,
+    info: Annotated[
+        Path | None, typer.Option("--info", help="Write the lab's address book as JSON to FILE once it is ready.")
+    ] = None,
+    standard_ports: Annotated[
+        bool,
+        typer.Option("--standard-ports", help="Listen on ports 53, 443 and 25 (needs root), for third-party tools."),
+    ] = False,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Loopback network for host addresses, e.g. 127.53.0.0/16.")
+    ] = None,
+) -> None:
+    """Run the lab in the foreground until SIGINT or SIGTERM."""
+    unknown = [name for name in scenario or () if name not in CATALOGUE]
+    if unknown:
+        console(stderr=True).print(f"[severity.error]error:[/] unknown scenario(s): {', '.join(unknown)}")
+        raise typer.Exit(2)
+    try:
+        lab = Lab(scenario or None, network=network, ports=Ports.standard() if standard_ports else Ports())
+    except ValueError as exc:
+        console(stderr=True).print(f"[severity.error]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        asyncio.run(_run(lab, info))
+    except OSError as exc:
+        console(stderr=True).print(f"[severity.error]error:[/] cannot start the lab: {exc}")
+        raise typer.Exit(1) from exc
+
+
+async def _run(lab: Lab, info_file: Path | None) -> None:
+    started = time.perf_counter()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with lab:
+            elapsed = time.perf_counter() - started
+            data = lab.info()
+            if info_file is not None:
+                _write_atomically(info_file, data)
+            _show(data, elapsed)
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    console().print("[ok]lab stopped[/]")
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Readers polling for the file never see half of it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _show(data: dict[str, Any], elapsed: float) -> None:
+    out = console()
+    out.print(f"[heading]mtasts lab[/] ready in {elapsed * 1000:.0f} ms")
+    out.print(f"  nameserver  {data['nameserver']}  (e.g. dig -p {data['dns_port']} @{data['nameserver_address']} ...)")
+    out.print(f"  CA file     {data['ca_file']}")
+    out.print(f"  HTTPS port  {data['https_port']}    SMTP port  {data['smtp_port']}")
+    out.print(f"  TLSRPT      {data['tlsrpt_url']}")
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    table.add_column("domain", style="heading", no_wrap=True)
+    table.add_column("scenario")
+    for domain in data["domains"]:
+        table.add_row(domain["name"], domain["scenario"])
+    out.print(table)
+    out.print("Press Ctrl-C to stop.")

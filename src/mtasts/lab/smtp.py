@@ -1,0 +1,309 @@
+"""The lab's MX hosts: a small real ESMTP server (RFC 5321, STARTTLS per RFC 3207).
+
+Banner, EHLO/HELO, STARTTLS (``StreamWriter.start_tls``; the session restarts after it),
+MAIL, RCPT, DATA, RSET, NOOP, QUIT. Accepted mail is kept per MX host in a
+:class:`Mailboxes`, with the TLS version it arrived over. A host's
+:class:`~mtasts.lab.scenarios.MxFault` changes what it offers (no STARTTLS, 454 to STARTTLS,
+TLS 1.0 only); its certificate comes from :class:`~mtasts.lab.certs.LabCertificates`. Line
+lengths, message sizes and every wait are bounded by :class:`~mtasts.lab._net.Limits`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mtasts.lab._net import DEFAULT_LIMITS, Connections, Handler, Limits, bind_same_port, close_servers, sanitize
+from mtasts.lab.plan import SmtpHost
+from mtasts.lab.scenarios import MxFault
+
+__all__ = ["Mailboxes", "Message", "SmtpServer"]
+
+log = logging.getLogger("mtasts.lab.smtp")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One accepted message: envelope, content (dot-unstuffed, CRLF line ends) and transport."""
+
+    host: str
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes
+    tls_version: str | None  # e.g. "TLSv1.3"; None when sent in clear text
+
+
+class Mailboxes:
+    """Accepted mail per MX host name."""
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, list[Message]] = {}
+
+    def add(self, message: Message) -> None:
+        self._by_host.setdefault(message.host, []).append(message)
+
+    def messages(self, host: str) -> tuple[Message, ...]:
+        """The mail ``host`` accepted, oldest first."""
+        return tuple(self._by_host.get(host, ()))
+
+    def all(self) -> tuple[Message, ...]:
+        """Every accepted message."""
+        return tuple(m for messages in self._by_host.values() for m in messages)
+
+
+@dataclass(slots=True)
+class _Session:
+    """Per-connection state; reset by EHLO, RSET and STARTTLS."""
+
+    greeted: bool = False
+    tls_version: str | None = None
+    mail_from: str | None = None
+    rcpt_to: list[str] = field(default_factory=list)
+
+    def reset_transaction(self) -> None:
+        self.mail_from = None
+        self.rcpt_to = []
+
+
+class _LineTooLong(Exception):
+    """The client sent a line longer than the limit (the connection is then closed)."""
+
+
+class SmtpServer:
+    """ESMTP on one shared port for several MX hosts, each on its own address."""
+
+    def __init__(
+        self,
+        hosts: Sequence[SmtpHost],
+        contexts: Callable[[SmtpHost], ssl.SSLContext],
+        mailboxes: Mailboxes,
+        *,
+        port: int = 0,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.hosts = tuple(hosts)
+        self.contexts = contexts
+        self.mailboxes = mailboxes
+        self.port = port
+        self.limits = limits
+        self._servers: list[asyncio.Server] = []
+        self._connections = Connections()
+
+    async def start(self) -> None:
+        """Listen on every MX's address (port chosen once, shared)."""
+        listeners = [(host.address, self._handler(host)) for host in self.hosts]
+        self._servers, self.port = await bind_same_port(listeners, self.port, limit=self.limits.max_smtp_line)
+
+    async def stop(self) -> None:
+        """Stop listening and end every session."""
+        await close_servers(self._servers)
+        self._servers = []
+        await self._connections.aclose()
+
+    def _handler(self, host: SmtpHost) -> Handler:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await _Conversation(self, host, reader, writer).run()
+
+        return self._connections.wrap(serve, f"smtp {host.name}")
+
+
+class _Conversation:
+    """One SMTP session: reads commands, answers them, stores mail."""
+
+    def __init__(
+        self, server: SmtpServer, host: SmtpHost, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.host = host
+        self.limits = server.limits
+        self.reader = reader
+        self.writer = writer
+        self.session = _Session()
+
+    async def reply(self, *lines: str) -> None:
+        out = [f"{line[:3]}-{line[4:]}" for line in lines[:-1]] + [lines[-1]]
+        self.writer.write("".join(f"{line}\r\n" for line in out).encode("ascii"))
+        await asyncio.wait_for(self.writer.drain(), self.limits.idle_timeout)
+
+    async def read_line(self) -> bytes:
+        try:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.limits.idle_timeout)
+        except asyncio.LimitOverrunError:
+            raise _LineTooLong from None
+        if len(line) > self.limits.max_smtp_line:
+            raise _LineTooLong
+        return line
+
+    async def run(self) -> None:
+        await self.reply(f"220 {self.host.name} ESMTP mtasts lab")
+        while True:
+            try:
+                raw = await self.read_line()
+            except _LineTooLong:
+                await self.reply("500 5.5.2 Line too long")
+                return
+            command = raw.rstrip(b"\r\n").decode("latin-1")
+            verb, _, argument = command.partition(" ")
+            handler = getattr(self, f"do_{verb.upper()}", None) if verb.isascii() and verb.isalpha() else None
+            if handler is None:
+                log.debug("smtp %s: unknown command %s", self.host.name, sanitize(command))
+                await self.reply("500 5.5.1 Command not recognised")
+                continue
+            if not await handler(argument.strip()):
+                return
+
+    # Each do_<VERB> answers and returns False when the session ends.
+
+    async def do_EHLO(self, argument: str) -> bool:
+        if not argument:
+            await self.reply("501 5.5.4 EHLO needs a domain")
+            return True
+        self.session.greeted = True
+        self.session.reset_transaction()
+        lines = [f"250 {self.host.name} greets {sanitize(argument, 64)}", f"250 SIZE {self.limits.max_message_bytes}"]
+        lines.append("250 8BITMIME")
+        if self.host.fault is not MxFault.NO_STARTTLS and self.session.tls_version is None:
+            lines.append("250 STARTTLS")
+        lines.append("250 ENHANCEDSTATUSCODES")
+        await self.reply(*lines)
+        return True
+
+    async def do_HELO(self, argument: str) -> bool:
+        if not argument:
+            await self.reply("501 5.5.4 HELO needs a domain")
+            return True
+        self.session.greeted = True
+        self.session.reset_transaction()
+        await self.reply(f"250 {self.host.name}")
+        return True
+
+    async def do_STARTTLS(self, argument: str) -> bool:
+        if argument:
+            await self.reply("501 5.5.4 STARTTLS takes no argument")
+            return True
+        if self.host.fault is MxFault.NO_STARTTLS or self.session.tls_version is not None:
+            await self.reply("502 5.5.1 STARTTLS not available")
+            return True
+        if _buffered(self.reader):
+            # RFC 3207 §5: commands sent before the TLS handshake must not be obeyed after it
+            await self.reply("554 5.5.1 Nothing may follow STARTTLS before the TLS handshake")
+            return False
+        if self.host.fault is MxFault.STARTTLS_454:
+            await self.reply("454 4.7.0 TLS not available due to temporary reason")
+            return True
+        # No await between this reply and start_tls (which pauses reading at once): a yield
+        # here would let the stream buffer the client's ClientHello as plain text.
+        self.writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+        try:
+            await self.writer.start_tls(
+                self.server.contexts(self.host), ssl_handshake_timeout=self.limits.handshake_timeout
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.debug("smtp %s: TLS handshake failed: %r", self.host.name, exc)
+            return False
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        version = ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None
+        self.session = _Session(tls_version=version or "unknown")
+        return True
+
+    async def do_MAIL(self, argument: str) -> bool:
+        if not self.session.greeted:
+            await self.reply("503 5.5.1 Say EHLO first")
+        elif self.session.mail_from is not None:
+            await self.reply("503 5.5.1 Nested MAIL command")
+        elif not argument.upper().startswith("FROM:"):
+            await self.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
+        else:
+            self.session.mail_from = _path(argument[5:])
+            await self.reply("250 2.1.0 OK")
+        return True
+
+    async def do_RCPT(self, argument: str) -> bool:
+        if self.session.mail_from is None:
+            await self.reply("503 5.5.1 Need MAIL first")
+        elif not argument.upper().startswith("TO:"):
+            await self.reply("501 5.5.4 Syntax: RCPT TO:<address>")
+        elif len(self.session.rcpt_to) >= 100:
+            await self.reply("452 4.5.3 Too many recipients")
+        else:
+            self.session.rcpt_to.append(_path(argument[3:]))
+            await self.reply("250 2.1.5 OK")
+        return True
+
+    async def do_DATA(self, argument: str) -> bool:
+        if argument:
+            await self.reply("501 5.5.4 DATA takes no argument")
+            return True
+        if self.session.mail_from is None or not self.session.rcpt_to:
+            await self.reply("503 5.5.1 Need RCPT first")
+            return True
+        await self.reply("354 End data with <CR><LF>.<CR><LF>")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                line = await self.read_line()
+            except _LineTooLong:
+                await self.reply("500 5.5.2 Line too long")
+                return False
+            if line in (b".\r\n", b".\n"):
+                break
+            if line.startswith(b"."):
+                line = line[1:]
+            size += len(line)
+            if size <= self.limits.max_message_bytes:
+                chunks.append(line if line.endswith(b"\r\n") else line[:-1] + b"\r\n")
+        if size > self.limits.max_message_bytes:
+            self.session.reset_transaction()
+            await self.reply("552 5.3.4 Message too big")
+            return True
+        self.server.mailboxes.add(
+            Message(
+                host=self.host.name,
+                mail_from=self.session.mail_from,
+                rcpt_to=tuple(self.session.rcpt_to),
+                data=b"".join(chunks),
+                tls_version=self.session.tls_version,
+            )
+        )
+        self.session.reset_transaction()
+        await self.reply("250 2.0.0 OK queued")
+        return True
+
+    async def do_RSET(self, argument: str) -> bool:
+        self.session.reset_transaction()
+        await self.reply("250 2.0.0 OK")
+        return True
+
+    async def do_NOOP(self, argument: str) -> bool:
+        await self.reply("250 2.0.0 OK")
+        return True
+
+    async def do_VRFY(self, argument: str) -> bool:
+        await self.reply("252 2.1.5 Cannot VRFY user")
+        return True
+
+    async def do_QUIT(self, argument: str) -> bool:
+        await self.reply("221 2.0.0 Bye")
+        return False
+
+
+def _buffered(reader: asyncio.StreamReader) -> int:
+    """How many bytes the stream holds that were received but not read yet.
+
+    StreamReader has no public peek; its buffer is a CPython detail, so a missing attribute
+    reads as empty rather than failing.
+    """
+    buffer = getattr(reader, "_buffer", b"")
+    return len(buffer) if isinstance(buffer, bytes | bytearray) else 0
+
+
+def _path(text: str) -> str:
+    """The address of ``<address> [parameters]`` (the brackets and parameters dropped)."""
+    text = text.strip()
+    if text.startswith("<"):
+        return text[1 : text.find(">")] if ">" in text else text[1:]
+    return text.split(" ", 1)[0]

@@ -1,0 +1,199 @@
+"""DNS lookups through dnspython, with outcomes that keep "does not exist" apart from
+"could not find out" (a temporary failure must never read as "no policy")."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+
+from mtasts.net.settings import NetworkSettings
+
+__all__ = ["DnsClient", "Lookup", "LookupStatus", "MxHost", "is_public_address"]
+
+T = TypeVar("T")
+
+
+class LookupStatus(StrEnum):
+    FOUND = "found"
+    ABSENT = "absent"  # NXDOMAIN or no records of that type: an authoritative "no"
+    FAILED = "failed"  # SERVFAIL, timeout, refused: nothing is known
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[T]):
+    """The outcome of one lookup. ``detail`` says what happened in words."""
+
+    name: str
+    rdtype: str
+    status: LookupStatus
+    values: tuple[T, ...] = ()
+    detail: str = ""
+    nxdomain: bool = False
+    elapsed: float = 0.0
+    cname_chain: tuple[str, ...] = field(default=())
+
+    @property
+    def found(self) -> bool:
+        return self.status is LookupStatus.FOUND
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class MxHost:
+    """One MX record: ``host`` in lower case A-labels without the root dot."""
+
+    preference: int
+    host: str
+
+
+def is_public_address(address: str) -> bool:
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    ip = ipaddress.ip_address(address)
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
+
+
+class DnsClient:
+    """The resolver every part of mtasts uses, so that ``--nameserver`` works end to end.
+
+    Built without I/O; the system configuration (``/etc/resolv.conf``) is read on first use
+    when no nameserver is given.
+    """
+
+    def __init__(self, settings: NetworkSettings) -> None:
+        self._settings = settings
+        self._resolver: dns.asyncresolver.Resolver | None = None
+
+    def _get_resolver(self) -> dns.asyncresolver.Resolver:
+        if self._resolver is None:
+            nameserver = self._settings.nameserver
+            resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
+            if nameserver is not None:
+                resolver.nameservers = [dns.nameserver.Do53Nameserver(nameserver[0], nameserver[1])]
+            resolver.lifetime = self._settings.timeout
+            resolver.timeout = min(self._settings.timeout, 3.0)
+            resolver.cache = None
+            self._resolver = resolver
+        return self._resolver
+
+    async def _query(self, name: str, rdtype: str) -> tuple[Lookup[object], dns.resolver.Answer | None]:
+        start = time.monotonic()
+        qname = dns.name.from_text(name)
+        try:
+            answer = await self._get_resolver().resolve(qname, rdtype, raise_on_no_answer=False, search=False)
+        except dns.resolver.NXDOMAIN:
+            return self._outcome(
+                name, rdtype, LookupStatus.ABSENT, "the name does not exist (NXDOMAIN)", start, True
+            ), None
+        except dns.resolver.NoNameservers as exc:
+            return self._outcome(name, rdtype, LookupStatus.FAILED, _no_nameservers(exc), start), None
+        except dns.exception.Timeout:
+            return self._outcome(name, rdtype, LookupStatus.FAILED, "no answer before the timeout", start), None
+        except (dns.exception.DNSException, OSError) as exc:
+            return self._outcome(name, rdtype, LookupStatus.FAILED, f"lookup failed: {exc}", start), None
+        chain = tuple(
+            rrset.name.to_text(omit_final_dot=True)
+            for rrset in answer.response.answer
+            if rrset.rdtype == dns.rdatatype.CNAME
+        )
+        if answer.rrset is None:
+            outcome = self._outcome(name, rdtype, LookupStatus.ABSENT, f"no {rdtype} records", start)
+            return replace(outcome, cname_chain=chain), None
+        return Lookup(name, rdtype, LookupStatus.FOUND, (), "", False, time.monotonic() - start, chain), answer
+
+    @staticmethod
+    def _outcome(
+        name: str, rdtype: str, status: LookupStatus, detail: str, start: float, nxdomain: bool = False
+    ) -> Lookup[object]:
+        return Lookup(name, rdtype, status, (), detail, nxdomain, time.monotonic() - start)
+
+    async def txt(self, name: str) -> Lookup[tuple[bytes, ...]]:
+        """The TXT RRset at ``name``: each record as its tuple of character-strings."""
+        outcome, answer = await self._query(name, "TXT")
+        values: tuple[tuple[bytes, ...], ...] = ()
+        if answer is not None and answer.rrset is not None:
+            values = tuple(tuple(rdata.strings) for rdata in answer.rrset)
+        return _with_values(outcome, values)
+
+    async def mx(self, domain: str) -> Lookup[MxHost]:
+        """The MX records of ``domain``, sorted by preference. A null MX (RFC 7505) is one
+        record with host ``""``."""
+        outcome, answer = await self._query(domain, "MX")
+        values: tuple[MxHost, ...] = ()
+        if answer is not None and answer.rrset is not None:
+            values = tuple(
+                sorted(
+                    MxHost(rdata.preference, rdata.exchange.to_text(omit_final_dot=True).lower().rstrip("."))
+                    for rdata in answer.rrset
+                )
+            )
+        return _with_values(outcome, values)
+
+    async def tlsa(self, name: str) -> Lookup[str]:
+        outcome, answer = await self._query(name, "TLSA")
+        values = () if answer is None or answer.rrset is None else tuple(r.to_text() for r in answer.rrset)
+        return _with_values(outcome, values)
+
+    async def addresses(self, host: str) -> Lookup[str]:
+        """A and AAAA of ``host``, asked at the same time. Found when either has addresses;
+        failed when none was found and either lookup failed. Non-public addresses are dropped
+        (and said so) when the settings refuse them."""
+        start = time.monotonic()
+        results = await asyncio.gather(self._query(host, "A"), self._query(host, "AAAA"))
+        found: list[str] = []
+        for _, answer in results:
+            if answer is not None and answer.rrset is not None:
+                found.extend(rdata.to_text() for rdata in answer.rrset)
+        elapsed = time.monotonic() - start
+        chain = tuple(dict.fromkeys(c for outcome, _ in results for c in outcome.cname_chain))
+        refused: list[str] = []
+        if not self._settings.allow_private:
+            refused = [a for a in found if not is_public_address(a)]
+            found = [a for a in found if is_public_address(a)]
+        if found:
+            return Lookup(host, "A/AAAA", LookupStatus.FOUND, tuple(found), "", False, elapsed, chain)
+        failed = [o for o, _ in results if o.status is LookupStatus.FAILED]
+        if failed:
+            return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), failed[0].detail, False, elapsed, chain)
+        if refused:
+            detail = f"only non-public addresses ({', '.join(refused)}), which this check refuses to contact"
+            return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), detail, False, elapsed, chain)
+        nxdomain = all(o.nxdomain for o, _ in results)
+        detail = "the name does not exist (NXDOMAIN)" if nxdomain else "no A or AAAA records"
+        return Lookup(host, "A/AAAA", LookupStatus.ABSENT, (), detail, nxdomain, elapsed, chain)
+
+
+def _with_values(outcome: Lookup[object], values: Sequence[T]) -> Lookup[T]:
+    return Lookup(
+        outcome.name,
+        outcome.rdtype,
+        outcome.status,
+        tuple(values),
+        outcome.detail,
+        outcome.nxdomain,
+        outcome.elapsed,
+        outcome.cname_chain,
+    )
+
+
+def _no_nameservers(exc: dns.resolver.NoNameservers) -> str:
+    errors = exc.kwargs.get("errors") or []
+    for error in errors:
+        text = str(error[3] if len(error) > 3 else error)
+        if "SERVFAIL" in text:
+            return "the nameserver answered SERVFAIL"
+        if "REFUSED" in text:
+            return "the nameserver REFUSED the query"
+    return "no nameserver could answer"

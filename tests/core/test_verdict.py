@@ -1,0 +1,54 @@
+"""What a compliant sender does: one row per situation (RFC 8461 §4, §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mtasts import Mode, Policy
+from mtasts.core.verdict import Delivery, MxState, sender_verdict
+
+GOOD = MxState("mx1.example.com", reachable=True, tls_valid=True)
+EXPIRED = MxState("mx2.example.com", reachable=True, tls_valid=False, tls_problem="the certificate expired")
+DOWN = MxState("mx3.example.com", reachable=False, tls_valid=False)
+
+
+def _policy(mode: Mode, *mx: str) -> Policy:
+    return Policy(mode=mode, max_age=604800, mx=mx or ("*.example.com",))
+
+
+@pytest.mark.parametrize(
+    ("policy", "states", "delivery", "delivering"),
+    [
+        (_policy(Mode.ENFORCE), [GOOD, EXPIRED], Delivery.VALIDATED, ["mx1.example.com"]),
+        (_policy(Mode.ENFORCE), [EXPIRED, DOWN], Delivery.DEFER, []),
+        (_policy(Mode.ENFORCE, "mx2.example.com"), [GOOD], Delivery.DEFER, []),
+        (_policy(Mode.TESTING), [EXPIRED], Delivery.NOT_ENFORCED, ["mx2.example.com"]),
+        (_policy(Mode.NONE), [EXPIRED, DOWN], Delivery.NOT_ENFORCED, ["mx2.example.com"]),
+        (None, [EXPIRED], Delivery.NO_POLICY, ["mx2.example.com"]),
+        (None, [DOWN], Delivery.DEFER, []),
+        (_policy(Mode.TESTING), [], Delivery.DEFER, []),
+    ],
+)
+def test_delivery(policy: Policy | None, states: list[MxState], delivery: Delivery, delivering: list[str]) -> None:
+    verdict = sender_verdict(policy, states)
+    assert verdict.delivery is delivery
+    assert [m.host for m in verdict.mx if m.deliver] == delivering
+    assert verdict.mail_flows is bool(delivering)
+
+
+def test_skip_reasons_are_named() -> None:
+    verdict = sender_verdict(_policy(Mode.ENFORCE, "mx1.example.com"), [GOOD, EXPIRED])
+    assert [m.reason for m in verdict.mx] == [
+        "would deliver over validated TLS",
+        "would skip it: not listed in the policy",
+    ]
+
+
+def test_enforce_readiness() -> None:
+    testing = sender_verdict(_policy(Mode.TESTING), [GOOD, EXPIRED])
+    assert testing.readiness == "switching to enforce now would block mail to mx2.example.com: the certificate expired"
+    all_blocked = sender_verdict(_policy(Mode.TESTING), [EXPIRED])
+    assert all_blocked.readiness is not None
+    assert all_blocked.readiness.startswith("switching to enforce now would defer all mail")
+    assert sender_verdict(_policy(Mode.ENFORCE), [GOOD]).readiness is None
+    assert sender_verdict(_policy(Mode.NONE), [GOOD]).readiness == "switching to enforce now would block no MX"
