@@ -17,6 +17,7 @@ from mtasts.core.findings import Finding
 from mtasts.core.hostname import check_host_name, to_alabel
 from mtasts.core.problems import Severity
 from mtasts.core.verdict import Verdict, sender_verdict
+from mtasts.net._streams import silence_starttls_eof_warning
 from mtasts.net.dns import DnsClient, Lookup, MxHost
 from mtasts.net.https import fetch_policy
 from mtasts.net.settings import NetworkSettings
@@ -89,6 +90,7 @@ class Inspector:
         probe_concurrency: int = 64,
     ) -> None:
         self.settings = settings
+        silence_starttls_eof_warning()
         self._dns = DnsClient(settings)
         self._clock = clock
         self._expiry_warning_days = expiry_warning_days

@@ -7,16 +7,16 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mtasts.check.inspect import DomainReport, Inspector
-from mtasts.check.render import CSV_FIELDS, csv_rows, render_report, report_json_line
 from mtasts.cli.output import console, print_json
 from mtasts.core.problems import Severity
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
+
+if TYPE_CHECKING:  # the inspector (dnspython, cryptography, h11) is imported when a check runs
+    from mtasts.check.inspect import DomainReport
 
 _TESTING = "For testing (the lab)"
 _NETWORK = "Network"
@@ -133,6 +133,11 @@ async def _run(
     json_output: bool,
     output: Path | None,
 ) -> list[DomainReport]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mtasts.check.inspect import Inspector
+    from mtasts.check.render import CSV_FIELDS, csv_rows, render_report, report_json_line
+
     inspector = Inspector(settings, expiry_warning_days=expiry_days)
     out = console()
     err = console(stderr=True)

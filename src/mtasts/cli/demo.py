@@ -1,37 +1,30 @@
-"""``mtasts demo``: an offline first look at MTA-STS, on the loopback lab.
+"""``mtasts demo``: an offline first look at mtasts, on the loopback lab.
 
-Brings up the lab for a few correct and broken domains, looks up each ``_mta-sts`` record
-through the lab's nameserver, fetches each policy from its policy host, and shows what
-mtasts' own parsers make of them beside what the scenario expects. (When ``mtasts check``
-exists, the demo will show its findings instead.)
+Brings up the lab for a few correct and broken domains and runs the inspector on them through
+the lab's nameserver, CA and ports, exactly as ``mtasts check`` would on real domains. It
+grows as capabilities land.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
-from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from mtasts.cli.output import console, print_problems
-from mtasts.core.policy import Policy, lint_policy
-from mtasts.core.problems import ParseError, Problem
-from mtasts.core.record import StsRecord, select_sts_record
-from mtasts.lab.scenarios import CATALOGUE
-from mtasts.lab.world import Lab
+from mtasts.cli.output import console
+from mtasts.core.problems import Severity
+from mtasts.lab.scenarios import CATALOGUE, INFO_CODES
+
+if TYPE_CHECKING:
+    from mtasts.check.inspect import DomainReport
 
 DEFAULT_SCENARIOS = (
     "enforce-ok",
     "testing-ok",
     "split-txt-ok",
-    "cname-policy-host-ok",
     "no-sts-record",
     "multiple-sts-records",
     "sts-record-bad-id",
@@ -40,23 +33,13 @@ DEFAULT_SCENARIOS = (
     "policy-cert-expired",
     "policy-syntax",
     "mx-not-in-policy",
+    "mx-no-starttls",
+    "mx-cert-expired",
+    "mx-tls10-only",
+    "tlsrpt-missing",
 )
-POLICY_PATH = "/.well-known/mta-sts.txt"
-MAX_POLICY_BYTES = 64 * 1024
+SHOWN_IN_FULL = ("testing-ok", "mx-cert-expired")
 TIMEOUT = 2.0
-
-
-@dataclass(slots=True)
-class _Seen:
-    """What the demo saw for one domain."""
-
-    domain: str
-    scenario: str
-    record_text: str = ""
-    record: StsRecord | None = None
-    policy_text: str = ""
-    policy: Policy | None = None
-    problems: list[Problem] = field(default_factory=list)
 
 
 def demo(
@@ -64,113 +47,74 @@ def demo(
         list[str] | None,
         typer.Option("--scenario", "-s", help="A scenario to show (repeat for several). See 'mtasts lab list'."),
     ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Show the full report of every domain.")] = False,
 ) -> None:
-    """Bring up the loopback lab and show what mtasts sees on correct and broken domains."""
+    """Bring up the loopback lab and show what 'mtasts check' finds on correct and broken domains."""
     names = tuple(scenario or DEFAULT_SCENARIOS)
     unknown = [name for name in names if name not in CATALOGUE]
     if unknown:
         console(stderr=True).print(f"[severity.error]error:[/] unknown scenario(s): {', '.join(unknown)}")
         raise typer.Exit(2)
-    seen = asyncio.run(_look(names))
-    _show(seen)
-
-
-async def _look(names: tuple[str, ...]) -> list[_Seen]:
-    async with Lab(names) as lab:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [lab.nameserver[0]]
-        resolver.port = lab.nameserver[1]
-        resolver.lifetime = TIMEOUT
-        context = ssl.create_default_context(cafile=str(lab.ca_file))
-        return list(
-            await asyncio.gather(
-                *(_look_one(domain, name, resolver, context, lab.https_port) for domain, name in lab.plan.domains)
-            )
-        )
-
-
-async def _look_one(
-    domain: str, scenario: str, resolver: dns.asyncresolver.Resolver, context: ssl.SSLContext, port: int
-) -> _Seen:
-    seen = _Seen(domain, scenario)
-    try:
-        answer = await resolver.resolve(f"_mta-sts.{domain}", "TXT")
-        strings = [tuple(s.decode("latin-1") for s in rr.strings) for rr in answer]
-        seen.record_text = "\n".join("".join(parts) for parts in strings)
-        seen.record = select_sts_record(strings)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        seen.record_text = "(no TXT record)"
-    except dns.exception.DNSException as exc:
-        seen.record_text = f"(lookup failed: {type(exc).__name__})"
-    except ParseError as exc:
-        seen.problems.extend(exc.problems)
-    seen.policy_text = await _fetch(seen, resolver, context, port)
-    return seen
-
-
-async def _fetch(seen: _Seen, resolver: dns.asyncresolver.Resolver, context: ssl.SSLContext, port: int) -> str:
-    """GET the policy without following redirects; a one-line description of the outcome."""
-    host = f"mta-sts.{seen.domain}"
-    try:
-        address = (await resolver.resolve(host, "A"))[0].address
-    except dns.exception.DNSException as exc:
-        return f"{host} does not resolve ({type(exc).__name__})"
-    writer = None
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            reader, writer = await asyncio.open_connection(address, port, ssl=context, server_hostname=host)
-            writer.write(f"GET {POLICY_PATH} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            response = await reader.read(MAX_POLICY_BYTES + 4096)
-    except ssl.SSLCertVerificationError as exc:
-        return f"certificate rejected: {exc.verify_message}"
-    except (OSError, TimeoutError) as exc:
-        return f"fetch failed: {exc!r}"
-    finally:
-        if writer is not None:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                writer.transport.abort()
-    head, _, body = response.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = lines[0].split(" ", 2)
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    if len(status) < 2 or status[1] != "200":
-        location = headers.get("location")
-        return f"HTTP {' '.join(status[1:])}" + (f" -> {location}" if location else "")
-    content_type = headers.get("content-type", "")
-    if len(body) > MAX_POLICY_BYTES:
-        return f"body larger than {MAX_POLICY_BYTES // 1024} KiB"
-    policy, problems = lint_policy(body)
-    seen.policy = policy
-    seen.problems.extend(problems)
-    note = "" if content_type.startswith("text/plain") else f"  (Content-Type {content_type})"
-    return body.decode("utf-8", "replace").strip() + note
-
-
-def _show(seen: list[_Seen]) -> None:
     out = console()
-    table = Table(title="mtasts demo: what the lab publishes and what mtasts makes of it", show_lines=True)
-    table.add_column("domain / scenario", style="heading")
-    table.add_column("_mta-sts record")
-    table.add_column("policy")
-    table.add_column("expected")
-    for item in seen:
-        scenario = CATALOGUE[item.scenario]
-        record = Text(item.record_text or "")
-        record.append(
-            "\nvalid" if item.record else "\nno usable record", style="ok" if item.record else "severity.error"
+    out.print("[heading]mtasts demo[/]: a small mail internet on loopback (DNS, HTTPS policy hosts, SMTP MX hosts)")
+    from mtasts.check.render import render_report
+
+    reports, options = asyncio.run(_inspect(names))
+    out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
+    table = Table(title="mtasts check on the lab's domains", title_justify="left")
+    table.add_column("domain", style="where", no_wrap=True)
+    table.add_column("what is wrong (the lab's scenario)")
+    table.add_column("mtasts check finds")
+    table.add_column("a compliant sender")
+    table.add_column("as expected", justify="center")
+    for name, report in reports:
+        expected = CATALOGUE[name].expect
+        found = {f.code for f in report.findings if f.severity is not Severity.INFO or f.code in INFO_CODES}
+        matches = found == set(expected.findings) and report.verdict.delivery.value == expected.delivery.value
+        table.add_row(
+            report.domain,
+            CATALOGUE[name].description,
+            _codes(report),
+            Text(report.verdict.delivery.value, style="ok" if report.verdict.mail_flows else "severity.error"),
+            Text("✓", style="ok") if matches else Text("✗", style="severity.error"),
         )
-        policy = Text(item.policy_text[:300])
-        if item.policy:
-            policy.append(f"\nvalid, mode {item.policy.mode.value}", style="ok")
-        expected = Text(scenario.expect.delivery.value, style="heading")
-        for code in sorted(scenario.expect.findings):
-            expected.append(f"\n{code}", style="code")
-        table.add_row(f"{item.domain}\n[dim]{scenario.description}[/]", record, policy, expected)
     out.print(table)
-    for item in seen:
-        if item.problems:
-            out.print(f"[heading]{item.domain}[/]")
-            print_problems(out, item.problems)
+    for name, report in reports:
+        if full or name in SHOWN_IN_FULL:
+            out.print(f"\n[heading]$ mtasts check {report.domain}[/]")
+            out.print(render_report(report))
+    out.print("Try it: 'mtasts lab up --info lab.json' in one terminal, 'mtasts check <domain> ...' in another.")
+
+
+def _codes(report: DomainReport) -> Text:
+    text = Text()
+    for finding in report.findings:
+        if text:
+            text.append(", ")
+        text.append(finding.code, style=f"severity.{finding.severity.value}")
+    return text if text else Text("no problems", style="ok")
+
+
+async def _inspect(names: tuple[str, ...]) -> tuple[list[tuple[str, DomainReport]], str]:
+    from mtasts.check.inspect import Inspector
+    from mtasts.lab.world import Lab
+    from mtasts.net.settings import NetworkSettings
+
+    async with Lab(names) as lab:
+        settings = NetworkSettings(
+            nameserver=lab.nameserver,
+            ca_file=lab.ca_file,
+            timeout=TIMEOUT,
+            https_port=lab.https_port,
+            smtp_port=lab.smtp_port,
+            ehlo_name="demo.mtasts.test",
+        )
+        inspector = Inspector(settings)
+        domains = dict(lab.plan.domains)
+        reports = {r.domain: r async for r in inspector.check_many(domains, concurrency=len(domains))}
+        options = (
+            f"--nameserver {lab.nameserver[0]}:{lab.nameserver[1]} --ca-file {lab.ca_file} "
+            f"--https-port {lab.https_port} --smtp-port {lab.smtp_port}"
+        )
+        ordered = [(domains[d], reports[d]) for d, _ in lab.plan.domains]
+    return ordered, options

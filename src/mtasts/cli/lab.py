@@ -8,14 +8,16 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mtasts.cli.output import console
 from mtasts.lab.scenarios import CATALOGUE
-from mtasts.lab.world import Lab, Ports
+
+if TYPE_CHECKING:  # the servers (dnspython, cryptography, trustme) load when the lab starts
+    from mtasts.lab.world import Lab
 
 app = typer.Typer(
     help="A whole mail world on loopback: DNS, policy hosts, MX hosts and a TLSRPT sink, one domain per scenario.",
@@ -62,6 +64,8 @@ def up(
         console(stderr=True).print(f"[severity.error]error:[/] unknown scenario(s): {', '.join(unknown)}")
         raise typer.Exit(2)
     try:
+        from mtasts.lab.world import Lab, Ports
+
         lab = Lab(scenario or None, network=network, ports=Ports.standard() if standard_ports else Ports())
     except ValueError as exc:
         console(stderr=True).print(f"[severity.error]error:[/] {exc}")

@@ -30,6 +30,7 @@ from mtasts.lab.plan import HttpsHost, Plan, SmtpHost, plan_lab
 from mtasts.lab.scenarios import MxFault, Scenario, select_scenarios
 from mtasts.lab.sink import Report, ReportSink
 from mtasts.lab.smtp import Mailboxes, Message, SmtpServer
+from mtasts.net._streams import silence_starttls_eof_warning
 
 __all__ = ["DEFAULT_ZONE", "Lab", "Limits", "Ports"]
 
@@ -101,6 +102,7 @@ class Lab:
         """Make the certificates, write the CA file, bind every listener; ready on return."""
         if self._dns is not None:
             raise RuntimeError("the lab is already running")
+        silence_starttls_eof_warning()
         now = self.now or dt.datetime.now(dt.UTC)
         self._certs = LabCertificates(
             now=now, wrong_name=f"wrong-name.{self.zone}", ca_issuers_url=f"http://ca.{self.zone}/intermediate.crt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import contextlib
 import ssl
 
@@ -20,3 +21,23 @@ async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 1.0, *, a
     writer.close()
     with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
         await asyncio.wait_for(writer.wait_closed(), timeout)
+
+
+class _EofReceivedQuirk(logging.Filter):
+    """asyncio logs "returning true from eof_received() has no effect when using ssl" when a
+    peer closes right after a STARTTLS handshake, before ``StreamWriter.start_tls`` has told
+    its protocol that the stream is now TLS (CPython's ``streams._replace_writer``). The close
+    is handled correctly; only the log line is wrong, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+_QUIRK_FILTER = _EofReceivedQuirk()
+
+
+def silence_starttls_eof_warning() -> None:
+    """Install the filter above on the asyncio logger (idempotent)."""
+    logger = logging.getLogger("asyncio")
+    if _QUIRK_FILTER not in logger.filters:
+        logger.addFilter(_QUIRK_FILTER)
