@@ -18,7 +18,7 @@ from types import MappingProxyType
 import idna
 
 from mtasts.core.hostname import MxPatternIssue, check_mx_pattern
-from mtasts.core.mx import matches_normalized, normalize_host, normalize_pattern
+from mtasts.core.mx import normalize_host, normalize_pattern
 from mtasts.core.problems import PolicyParseError, Problem, Severity
 
 __all__ = [
@@ -80,16 +80,18 @@ class Policy:
         object.__setattr__(self, "_mx_normal", _normal_patterns(self.mx))
 
     @classmethod
-    def _trusted(cls, mode: Mode, max_age: int, mx: tuple[str, ...], extensions: dict[str, str]) -> Policy:
-        """Build from values the parser has already validated (skips validating twice)."""
+    def _trusted(
+        cls, mode: Mode, max_age: int, mx: tuple[str, ...], mx_normal: tuple[str, ...], extensions: dict[str, str]
+    ) -> Policy:
+        """Build from values the parser has already validated and normalised (skips doing it twice)."""
         self = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(self, "mode", mode)
-        setattr_(self, "max_age", max_age)
-        setattr_(self, "mx", mx)
-        setattr_(self, "extensions", MappingProxyType(extensions))
-        setattr_(self, "version", STS_POLICY_VERSION)
-        setattr_(self, "_mx_normal", _normal_patterns(mx))
+        set_mode, set_max_age, set_mx, set_extensions, set_version, set_mx_normal = _POLICY_SLOT_SETTERS
+        set_mode(self, mode)
+        set_max_age(self, max_age)
+        set_mx(self, mx)
+        set_extensions(self, MappingProxyType(extensions))
+        set_version(self, STS_POLICY_VERSION)
+        set_mx_normal(self, mx_normal)
         return self
 
     def __hash__(self) -> int:
@@ -104,8 +106,12 @@ class Policy:
         normal_host = normalize_host(host)
         if normal_host is None:
             return None
+        # matches_normalized(normal, normal_host) for every pattern, with its work done once: a
+        # wildcard pattern matches when it is "*" + the host from its first dot (a host has no "*")
+        first_dot = normal_host.find(".")
+        as_wildcard = "*" + normal_host[first_dot:] if first_dot > 0 else None
         for written, normal in zip(self.mx, self._mx_normal, strict=True):
-            if normal and matches_normalized(normal, normal_host):
+            if normal and normal in (normal_host, as_wildcard):
                 return written
         return None
 
@@ -128,6 +134,14 @@ class Policy:
         }
 
 
+# The setters of Policy's slots, in the order Policy._trusted uses them: a frozen instance has to
+# be filled in by bypassing its __setattr__, and calling the slot descriptors directly is about
+# twice as fast as object.__setattr__ (which looks the attribute up by name on every call).
+_POLICY_SLOT_SETTERS = tuple(
+    Policy.__dict__[name].__set__ for name in ("mode", "max_age", "mx", "extensions", "version", "_mx_normal")
+)
+
+
 def parse_policy(data: str | bytes) -> Policy:
     """Parse a policy file given as text or as the raw UTF-8 bytes of an HTTPS response body.
 
@@ -142,7 +156,9 @@ def parse_policy(data: str | bytes) -> Policy:
 def lint_policy(data: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
     """Read a policy and report every problem, warnings included; the policy is ``None`` when
     there is at least one error."""
-    if isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
         try:
             text = raw.decode("utf-8")
@@ -150,154 +166,141 @@ def lint_policy(data: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
             return None, (_encoding_problem(raw, exc.start),)
     else:
         text = data
-    return _Reader(text).read()
+    return _read(text)
 
 
-class _Reader:
+def _read(text: str) -> tuple[Policy | None, tuple[Problem, ...]]:
     """One pass over the lines of a policy, collecting values and problems."""
-
-    __slots__ = ("extensions", "invalid", "max_age", "mode", "mx", "problems", "text", "version")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.problems: list[Problem] = []
-        self.version: str | None = None
-        self.mode: Mode | None = None
-        self.max_age: int | None = None
-        self.mx: list[str] = []
-        self.extensions: dict[str, str] = {}
-        self.invalid: set[str] = set()  # known fields seen with an invalid value
-
-    def read(self) -> tuple[Policy | None, tuple[Problem, ...]]:
-        text = self.text
-        if not text:
-            return None, (Problem("policy.empty", "the policy is empty", _FIX_COMPLETE),)
-        if text[0] == "\ufeff":
-            self.problems.append(
-                Problem(
-                    "policy.bom",
-                    "the policy begins with a byte-order mark (U+FEFF)",
-                    "Save the file as UTF-8 without a byte-order mark.",
-                    1,
-                    1,
-                )
-            )
-            text = text[1:]
-        lines = text.split("\n")
-        if lines[-1] == "":
-            lines.pop()  # the one optional final terminator (sts-policy-term)
-        for number, raw_line in enumerate(lines, 1):
-            line = raw_line[:-1] if raw_line[-1:] == "\r" else raw_line
-            name, colon, rest = line.partition(":")
-            value = rest.strip(_WSP)
-            if colon:
-                if name == "mx":
-                    if check_mx_pattern(value) is None:
-                        self.mx.append(value)
-                        continue
-                elif name == "mode":
-                    mode = _MODES.get(value)
-                    if mode is not None:
-                        if self.mode is None:
-                            self.mode = mode
-                        else:
-                            self._duplicate(number, name, value, self.mode.value)
-                        continue
-                elif name == "max_age":
-                    if value.isdigit() and value.isascii() and len(value) <= MAX_AGE_DIGITS:
-                        max_age = int(value)
-                        if max_age <= MAX_AGE_LIMIT:
-                            if self.max_age is None:
-                                self.max_age = max_age
-                            else:
-                                self._duplicate(number, name, value, str(self.max_age))
-                            continue
-                elif name == "version":
-                    if value == STS_POLICY_VERSION:
-                        if self.version is None:
-                            self.version = value
-                        continue
-                elif _EXT_NAME_RE.fullmatch(name) and _EXT_VALUE_RE.fullmatch(value):
-                    self._extension(number, name, value)
-                    continue
-            self._explain(number, line)
-        return self._finish()
-
-    def _extension(self, number: int, name: str, value: str) -> None:
-        lowered = name.lower().replace("-", "_")
-        if lowered in _KNOWN_FIELDS:
-            self.problems.append(
-                Problem(
-                    "policy.field.unknown",
-                    f"the field {name!r} is not {lowered!r}: field names are case-sensitive, "
-                    "so it is an unknown field and ignored",
-                    f"Write the field name as {lowered!r}.",
-                    number,
-                    1,
-                    Severity.WARNING,
-                )
-            )
-        if name in self.extensions:
-            self._duplicate(number, name, value, self.extensions[name])
-        else:
-            self.extensions[name] = value
-
-    def _duplicate(self, number: int, name: str, value: str, kept: str) -> None:
-        self.problems.append(
+    if not text:
+        return None, (Problem("policy.empty", "the policy is empty", _FIX_COMPLETE),)
+    problems: list[Problem] = []
+    if text[0] == "\ufeff":
+        problems.append(
             Problem(
-                "policy.field.duplicate",
-                f"{name!r} appears again; the first value {kept!r} is used and {value!r} is ignored",
-                f"Keep one {name!r} line.",
+                "policy.bom",
+                "the policy begins with a byte-order mark (U+FEFF)",
+                "Save the file as UTF-8 without a byte-order mark.",
+                1,
+                1,
+            )
+        )
+        text = text[1:]
+    version: str | None = None
+    mode: Mode | None = None
+    max_age: int | None = None
+    mx: list[str] = []
+    mx_normal: list[str] = []  # the comparison form of each pattern in ``mx``
+    extensions: dict[str, str] = {}
+    invalid: set[str] = set()  # known fields seen with an invalid value
+    for number, line in enumerate(_split_lines(text), 1):
+        name, colon, rest = line.partition(":")
+        value = rest.strip(_WSP)
+        if colon:
+            if name == "mx":
+                if check_mx_pattern(value) is None:
+                    mx.append(value)
+                    # a valid pattern is ASCII without a trailing dot, so this is normalize_pattern(value)
+                    mx_normal.append(value.lower())
+                    continue
+            elif name == "mode":
+                found = _MODES.get(value)
+                if found is not None:
+                    if mode is None:
+                        mode = found
+                    else:
+                        problems.append(_duplicate(number, name, value, mode.value))
+                    continue
+            elif name == "max_age":
+                if value.isdigit() and value.isascii() and len(value) <= MAX_AGE_DIGITS:
+                    seconds = int(value)
+                    if seconds <= MAX_AGE_LIMIT:
+                        if max_age is None:
+                            max_age = seconds
+                        else:
+                            problems.append(_duplicate(number, name, value, str(max_age)))
+                        continue
+            elif name == "version":
+                if value == STS_POLICY_VERSION:
+                    if version is None:
+                        version = value
+                    continue
+            elif _EXT_NAME_RE.fullmatch(name) and _EXT_VALUE_RE.fullmatch(value):
+                _extension(problems, extensions, number, name, value)
+                continue
+        # not a valid field: say why (only runs on invalid input)
+        problems.append(_line_problem(number, line))
+        invalid.add(name)
+    if not problems and mode is not None and max_age is not None and version is not None and (mx or mode is Mode.NONE):
+        # the common case: a valid policy and nothing to warn about
+        return Policy._trusted(mode, max_age, tuple(mx), tuple(mx_normal), extensions), ()
+    if version is None and "version" not in invalid:
+        problems.append(
+            Problem(
+                "policy.version.missing",
+                "the policy has no 'version' field",
+                "Add the line 'version: STSv1' (usually the first line).",
+            )
+        )
+    if mode is None and "mode" not in invalid:
+        problems.append(
+            Problem(
+                "policy.mode.missing",
+                "the policy has no 'mode' field",
+                "Add 'mode: testing' (while you watch TLS reports) or 'mode: enforce'.",
+            )
+        )
+    if max_age is None and "max_age" not in invalid:
+        problems.append(
+            Problem(
+                "policy.max_age.missing",
+                "the policy has no 'max_age' field",
+                "Add 'max_age: 604800' (one week) or longer, up to 31557600.",
+            )
+        )
+    if mode in (Mode.ENFORCE, Mode.TESTING) and not mx and "mx" not in invalid:
+        problems.append(
+            Problem(
+                "policy.mx.missing",
+                f"mode {mode.value!r} needs at least one 'mx' line, and there is none",
+                "Add one 'mx: <host>' line per MX host of the domain (or '*.<domain>').",
+            )
+        )
+    if mode is None or max_age is None or version is None:
+        return None, tuple(problems)
+    if any(p.severity is Severity.ERROR for p in problems):
+        return None, tuple(problems)
+    return Policy._trusted(mode, max_age, tuple(mx), tuple(mx_normal), extensions), tuple(problems)
+
+
+def _extension(problems: list[Problem], extensions: dict[str, str], number: int, name: str, value: str) -> None:
+    lowered = name.lower().replace("-", "_")
+    if lowered in _KNOWN_FIELDS:
+        problems.append(
+            Problem(
+                "policy.field.unknown",
+                f"the field {name!r} is not {lowered!r}: field names are case-sensitive, "
+                "so it is an unknown field and ignored",
+                f"Write the field name as {lowered!r}.",
                 number,
                 1,
                 Severity.WARNING,
             )
         )
+    if name in extensions:
+        problems.append(_duplicate(number, name, value, extensions[name]))
+    else:
+        extensions[name] = value
 
-    def _explain(self, number: int, line: str) -> None:
-        """Describe why ``line`` is not a valid field (only runs on invalid input)."""
-        self.problems.append(_line_problem(number, line))
-        self.invalid.add(line.partition(":")[0])
 
-    def _finish(self) -> tuple[Policy | None, tuple[Problem, ...]]:
-        problems = self.problems
-        if self.version is None and "version" not in self.invalid:
-            problems.append(
-                Problem(
-                    "policy.version.missing",
-                    "the policy has no 'version' field",
-                    "Add the line 'version: STSv1' (usually the first line).",
-                )
-            )
-        if self.mode is None and "mode" not in self.invalid:
-            problems.append(
-                Problem(
-                    "policy.mode.missing",
-                    "the policy has no 'mode' field",
-                    "Add 'mode: testing' (while you watch TLS reports) or 'mode: enforce'.",
-                )
-            )
-        if self.max_age is None and "max_age" not in self.invalid:
-            problems.append(
-                Problem(
-                    "policy.max_age.missing",
-                    "the policy has no 'max_age' field",
-                    "Add 'max_age: 604800' (one week) or longer, up to 31557600.",
-                )
-            )
-        if self.mode in (Mode.ENFORCE, Mode.TESTING) and not self.mx and "mx" not in self.invalid:
-            problems.append(
-                Problem(
-                    "policy.mx.missing",
-                    f"mode {self.mode.value!r} needs at least one 'mx' line, and there is none",
-                    "Add one 'mx: <host>' line per MX host of the domain (or '*.<domain>').",
-                )
-            )
-        if self.mode is None or self.max_age is None or self.version is None:
-            return None, tuple(problems)
-        if any(p.severity is Severity.ERROR for p in problems):
-            return None, tuple(problems)
-        return Policy._trusted(self.mode, self.max_age, tuple(self.mx), self.extensions), tuple(problems)
+def _duplicate(number: int, name: str, value: str, kept: str) -> Problem:
+    return Problem(
+        "policy.field.duplicate",
+        f"{name!r} appears again; the first value {kept!r} is used and {value!r} is ignored",
+        f"Keep one {name!r} line.",
+        number,
+        1,
+        Severity.WARNING,
+    )
 
 
 _FIX_COMPLETE = "Publish a policy with 'version: STSv1', 'mode: ...', 'mx: ...' and 'max_age: ...' lines."
@@ -461,6 +464,19 @@ def _encoding_problem(raw: bytes, offset: int) -> Problem:
         line,
         column,
     )
+
+
+def _split_lines(text: str) -> list[str]:
+    """The lines of ``text`` without their LF or CRLF terminator; a final terminator ends the last
+    line instead of starting an empty one (sts-policy-term). Any other CR stays in its line."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the one optional final terminator
+    elif lines[-1][-1:] == "\r":
+        lines[-1] = lines[-1][:-1]  # a CR at the very end counts as the last line's terminator
+    return lines
 
 
 def _normal_patterns(mx: tuple[str, ...]) -> tuple[str, ...]:
