@@ -74,3 +74,8 @@ async def test_refusing_private_addresses(lab: Any, lab_settings: NetworkSetting
     assert "non-public addresses" in by_code["mx-unreachable"].message
     assert report.observations is not None
     assert report.observations.probes == ()
+
+
+def test_every_finding_code_of_the_issue_has_a_lab_scenario() -> None:
+    covered = set().union(*(scenario.expect.findings for scenario in CATALOGUE.values()))
+    assert covered == FINDING_CODES
