@@ -128,3 +128,11 @@ def test_values_are_immutable_and_hashable() -> None:
     with pytest.raises(TypeError):
         policy.extensions["x-a"] = "c"  # type: ignore[index]
     assert len({policy, mtasts.parse_policy(policy.to_text())}) == 1
+
+
+def test_a_final_bare_cr_is_not_a_line_end() -> None:
+    with pytest.raises(PolicyParseError) as caught:
+        mtasts.parse_policy("version: STSv1\nmode: none\nmax_age: 1\r")
+    assert caught.value.code == "policy.line.control"
+    assert (caught.value.line, caught.value.column) == (3, 11)
+    assert mtasts.parse_policy("version: STSv1\nmode: none\nmax_age: 1\r\n").max_age == 1

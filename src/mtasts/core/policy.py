@@ -468,14 +468,13 @@ def _encoding_problem(raw: bytes, offset: int) -> Problem:
 
 def _split_lines(text: str) -> list[str]:
     """The lines of ``text`` without their LF or CRLF terminator; a final terminator ends the last
-    line instead of starting an empty one (sts-policy-term). Any other CR stays in its line."""
+    line instead of starting an empty one (sts-policy-term). A CR not followed by LF is no
+    terminator: it stays in its line and is reported there."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the one optional final terminator
-    elif lines[-1][-1:] == "\r":
-        lines[-1] = lines[-1][:-1]  # a CR at the very end counts as the last line's terminator
     return lines
 
 
