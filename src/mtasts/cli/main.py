@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mtasts._version import __version__
-from mtasts.cli import check, demo, generate, lab, lint
+from mtasts.cli import check, demo, generate, lab, lint, report
 
 app = typer.Typer(
     name="mtasts",
@@ -22,6 +22,7 @@ app.command("generate")(generate.generate)
 app.command("check")(check.check)
 app.add_typer(lab.app, name="lab")
 app.command("demo")(demo.demo)
+app.add_typer(report.app, name="report")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,504 @@
+"""What the reports say: pure functions over flat rows (from the store or from parsed files).
+
+Per policy domain and day: successful and failed sessions and the success rate; per sending
+organisation; per result type; per receiving MX and sending IP; the senders to work with (who
+fails, how, since when, how many sessions); and whether a domain is ready for ``mode: enforce``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, ResultType
+
+__all__ = [
+    "RESULT_TYPE_HELP",
+    "Alert",
+    "AlertKind",
+    "DayPoint",
+    "Digest",
+    "DomainDigest",
+    "DomainSummary",
+    "Readiness",
+    "ReadinessVerdict",
+    "SenderIssue",
+    "Totals",
+    "digest",
+    "failing_senders",
+    "readiness",
+    "sparkline",
+    "success_rate",
+    "summarise",
+]
+
+NO_DOMAIN: Final = "(none)"
+
+# What each registered result type means for the receiving domain, and what to do about it.
+RESULT_TYPE_HELP: Final[Mapping[str, str]] = {
+    ResultType.STARTTLS_NOT_SUPPORTED: "an MX did not offer STARTTLS: enable TLS on every MX",
+    ResultType.CERTIFICATE_HOST_MISMATCH: "an MX certificate does not name the MX host: add the name",
+    ResultType.CERTIFICATE_EXPIRED: "an MX certificate has expired: renew it",
+    ResultType.CERTIFICATE_NOT_TRUSTED: "an MX certificate is not publicly trusted: use a CA-issued chain",
+    ResultType.VALIDATION_FAILURE: "the sender could not validate the session: check the certificate chain",
+    ResultType.TLSA_INVALID: "a TLSA record does not match the MX certificate: update the DANE records",
+    ResultType.DNSSEC_INVALID: "DNSSEC validation failed for the MX or TLSA records",
+    ResultType.DANE_REQUIRED: "the sender requires DANE and found no usable TLSA records",
+    ResultType.STS_POLICY_FETCH_ERROR: "the sender could not fetch the MTA-STS policy: check the policy host",
+    ResultType.STS_POLICY_INVALID: "the sender found the MTA-STS policy invalid: run 'mtasts lint policy'",
+    ResultType.STS_WEBPKI_INVALID: "the policy host's HTTPS certificate failed validation: fix mta-sts.<domain>",
+}
+
+
+def success_rate(successful: int, failed: int) -> float | None:
+    """Successful sessions over all sessions, ``None`` when there were none."""
+    total = successful + failed
+    return None if total == 0 else successful / total
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    successful: int = 0
+    failed: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.successful, self.failed)
+
+    def add(self, successful: int, failed: int) -> Totals:
+        return Totals(self.successful + successful, self.failed + failed)
+
+
+@dataclass(frozen=True, slots=True)
+class DayPoint:
+    day: date
+    successful: int
+    failed: int
+
+    @property
+    def rate(self) -> float | None:
+        return success_rate(self.successful, self.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSummary:
+    """Everything about one policy domain (``None``: reports that name no domain)."""
+
+    policy_domain: str | None
+    totals: Totals
+    daily: tuple[DayPoint, ...]
+    by_policy_type: Mapping[str, Totals]
+    by_organization: Mapping[str, Totals]
+    by_result_type: Mapping[str, int]
+    by_receiving_mx: Mapping[str, int]
+    by_sending_ip: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``mtasts report summary --json``; keys are a public contract."""
+        return {
+            "policy_domain": self.policy_domain,
+            "total_successful": self.totals.successful,
+            "total_failure": self.totals.failed,
+            "success_rate": self.totals.rate,
+            "by_result_type": dict(self.by_result_type),
+            "by_organization": {
+                org: {"total_successful": t.successful, "total_failure": t.failed}
+                for org, t in self.by_organization.items()
+            },
+            "by_policy_type": {
+                kind: {"total_successful": t.successful, "total_failure": t.failed}
+                for kind, t in self.by_policy_type.items()
+            },
+            "by_receiving_mx": dict(self.by_receiving_mx),
+            "by_sending_ip": dict(self.by_sending_ip),
+            "daily": [
+                {
+                    "day": p.day.isoformat(),
+                    "total_successful": p.successful,
+                    "total_failure": p.failed,
+                    "success_rate": p.rate,
+                }
+                for p in self.daily
+            ],
+        }
+
+
+def _sorted_counts(counter: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+
+
+def summarise(policies: Iterable[PolicyRow], failures: Iterable[FailureRow]) -> list[DomainSummary]:
+    """One :class:`DomainSummary` per policy domain, sorted by domain (no-domain last)."""
+    totals: dict[str | None, Totals] = defaultdict(Totals)
+    days: dict[str | None, dict[date, Totals]] = defaultdict(lambda: defaultdict(Totals))
+    kinds: dict[str | None, dict[str, Totals]] = defaultdict(lambda: defaultdict(Totals))
+    orgs: dict[str | None, dict[str, Totals]] = defaultdict(lambda: defaultdict(Totals))
+    for row in policies:
+        key = row.policy_domain
+        totals[key] = totals[key].add(row.total_successful, row.total_failure)
+        days[key][row.day] = days[key][row.day].add(row.total_successful, row.total_failure)
+        kinds[key][row.policy_type] = kinds[key][row.policy_type].add(row.total_successful, row.total_failure)
+        orgs[key][row.organization_name] = orgs[key][row.organization_name].add(row.total_successful, row.total_failure)
+    results: dict[str | None, Counter[str]] = defaultdict(Counter)
+    mxs: dict[str | None, Counter[str]] = defaultdict(Counter)
+    ips: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for failure in failures:
+        key = failure.policy_domain
+        results[key][failure.result_type] += failure.failed_session_count
+        mxs[key][failure.receiving_mx_hostname or failure.receiving_ip or "(unknown)"] += failure.failed_session_count
+        ips[key][failure.sending_mta_ip or "(unknown)"] += failure.failed_session_count
+    summaries = []
+    for key in sorted(totals, key=lambda k: (k is None, k or "")):
+        summaries.append(
+            DomainSummary(
+                policy_domain=key,
+                totals=totals[key],
+                daily=tuple(DayPoint(day, t.successful, t.failed) for day, t in sorted(days[key].items())),
+                by_policy_type=dict(sorted(kinds[key].items())),
+                by_organization=dict(sorted(orgs[key].items(), key=lambda item: (-item[1].failed, item[0]))),
+                by_result_type=_sorted_counts(results[key]),
+                by_receiving_mx=_sorted_counts(mxs[key]),
+                by_sending_ip=_sorted_counts(ips[key]),
+            )
+        )
+    return summaries
+
+
+@dataclass(frozen=True, slots=True)
+class SenderIssue:
+    """A sending organisation that fails to deliver to a domain over TLS: who, how, since when."""
+
+    policy_domain: str | None
+    organization_name: str
+    failed_sessions: int
+    successful_sessions: int
+    first_failure: date
+    last_failure: date
+    result_types: Mapping[str, int]
+    sending_ips: Mapping[str, int] = field(default_factory=dict)
+    receiving_mxs: Mapping[str, int] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def advice(self) -> str:
+        top = next(iter(self.result_types), "")
+        return RESULT_TYPE_HELP.get(top, f"unregistered result type {top!r}: ask the sender what it means")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_domain": self.policy_domain,
+            "organization_name": self.organization_name,
+            "failed_sessions": self.failed_sessions,
+            "successful_sessions": self.successful_sessions,
+            "first_failure": self.first_failure.isoformat(),
+            "last_failure": self.last_failure.isoformat(),
+            "result_types": dict(self.result_types),
+            "sending_ips": dict(self.sending_ips),
+            "receiving_mxs": dict(self.receiving_mxs),
+            "reasons": list(self.reasons),
+            "advice": self.advice,
+        }
+
+
+def failing_senders(policies: Iterable[PolicyRow], failures: Iterable[FailureRow]) -> list[SenderIssue]:
+    """The senders to work with, most failed sessions first.
+
+    Failed sessions come from the policy summaries (what the sender counted); how they failed
+    comes from the failure details, which may be absent or not add up (see the parser).
+    """
+    counts: dict[tuple[str | None, str], Totals] = defaultdict(Totals)
+    first: dict[tuple[str | None, str], date] = {}
+    last: dict[tuple[str | None, str], date] = {}
+    for row in policies:
+        key = (row.policy_domain, row.organization_name)
+        counts[key] = counts[key].add(row.total_successful, row.total_failure)
+        if row.total_failure:
+            first[key] = min(first.get(key, row.day), row.day)
+            last[key] = max(last.get(key, row.day), row.day)
+    types: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
+    ips: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
+    mxs: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
+    reasons: dict[tuple[str | None, str], dict[str, None]] = defaultdict(dict)
+    for failure in failures:
+        key = (failure.policy_domain, failure.organization_name)
+        types[key][failure.result_type] += failure.failed_session_count
+        if failure.sending_mta_ip:
+            ips[key][failure.sending_mta_ip] += failure.failed_session_count
+        if failure.receiving_mx_hostname or failure.receiving_ip:
+            mxs[key][failure.receiving_mx_hostname or failure.receiving_ip or ""] += failure.failed_session_count
+        if failure.failure_reason_code:
+            reasons[key][failure.failure_reason_code] = None
+        first[key] = min(first.get(key, failure.day), failure.day)
+        last[key] = max(last.get(key, failure.day), failure.day)
+    issues = [
+        SenderIssue(
+            policy_domain=key[0],
+            organization_name=key[1],
+            failed_sessions=counts[key].failed or sum(types[key].values()),
+            successful_sessions=counts[key].successful,
+            first_failure=first[key],
+            last_failure=last[key],
+            result_types=_sorted_counts(types[key]),
+            sending_ips=_sorted_counts(ips[key]),
+            receiving_mxs=_sorted_counts(mxs[key]),
+            reasons=tuple(reasons[key]),
+        )
+        for key in first
+    ]
+    issues.sort(key=lambda i: (-i.failed_sessions, i.policy_domain or "", i.organization_name))
+    return issues
+
+
+class ReadinessVerdict(StrEnum):
+    """Can the domain switch its MTA-STS policy to ``mode: enforce``?"""
+
+    READY = "ready"
+    ALMOST = "almost"
+    NOT_READY = "not-ready"
+    TOO_FEW_SESSIONS = "too-few-sessions"
+    NO_POLICY_SEEN = "no-policy-seen"
+    NO_DATA = "no-data"
+
+
+# (lowest success rate, verdict, explanation): the first row the domain reaches applies.
+READINESS_RULES: Final[Sequence[tuple[float, ReadinessVerdict, str]]] = (
+    (0.999, ReadinessVerdict.READY, "at least 99.9% of sessions validated: enforce is safe"),
+    (0.99, ReadinessVerdict.ALMOST, "99% to 99.9% validated: fix the failing senders' causes first"),
+    (0.0, ReadinessVerdict.NOT_READY, "more than 1% of sessions failed: enforcing would bounce mail"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    policy_domain: str | None
+    verdict: ReadinessVerdict
+    explanation: str
+    since: date
+    until: date
+    totals: Totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_domain": self.policy_domain,
+            "verdict": self.verdict.value,
+            "explanation": self.explanation,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "total_successful": self.totals.successful,
+            "total_failure": self.totals.failed,
+            "success_rate": self.totals.rate,
+        }
+
+
+def readiness(
+    policies: Iterable[PolicyRow], *, until: date | None = None, days: int = 30, min_sessions: int = 10
+) -> list[Readiness]:
+    """The enforce verdict per domain from its ``sts`` sessions in the ``days`` days up to
+    ``until`` (by default each domain's newest report day, so old data still gets an answer)."""
+    rows = list(policies)
+    newest: dict[str | None, date] = {}
+    has_sts: set[str | None] = set()
+    for row in rows:
+        newest[row.policy_domain] = max(newest.get(row.policy_domain, row.day), row.day)
+        if row.policy_type == "sts":
+            has_sts.add(row.policy_domain)
+    windows = {domain: (until or last) for domain, last in newest.items()}
+    sts: dict[str | None, Totals] = defaultdict(Totals)
+    for row in rows:
+        end = windows[row.policy_domain]
+        if row.policy_type == "sts" and end - timedelta(days=days - 1) <= row.day <= end:
+            sts[row.policy_domain] = sts[row.policy_domain].add(row.total_successful, row.total_failure)
+    verdicts = []
+    for domain in sorted(newest, key=lambda k: (k is None, k or "")):
+        end = windows[domain]
+        totals = sts.get(domain, Totals())
+        rate = totals.rate
+        if rate is None:
+            verdict, why = (
+                (ReadinessVerdict.NO_DATA, f"no sts sessions reported in the {days} days to {end}")
+                if domain in has_sts
+                else (
+                    ReadinessVerdict.NO_POLICY_SEEN,
+                    f"no sender reported an MTA-STS policy in the {days} days to {end}",
+                )
+            )
+        elif totals.successful + totals.failed < min_sessions and rate >= READINESS_RULES[0][0]:
+            verdict, why = (
+                ReadinessVerdict.TOO_FEW_SESSIONS,
+                f"only {totals.successful + totals.failed} sts sessions reported: wait for more reports",
+            )
+        else:
+            verdict, why = next((v, w) for floor, v, w in READINESS_RULES if rate >= floor)
+        verdicts.append(Readiness(domain, verdict, why, end - timedelta(days=days - 1), end, totals))
+    return verdicts
+
+
+_BARS: Final = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(points: Sequence[DayPoint], *, until: date | None = None, width: int = 30) -> str:
+    """The daily success rate as bars, one per day ending at ``until`` (space: no report that day)."""
+    if not points:
+        return ""
+    end = until or points[-1].day
+    by_day = {p.day: p.rate for p in points}
+    out = []
+    for offset in range(width - 1, -1, -1):
+        rate = by_day.get(end - timedelta(days=offset))
+        out.append(" " if rate is None else _BARS[min(len(_BARS) - 1, int(rate * (len(_BARS) - 1) + 0.5))])
+    return "".join(out)
+
+
+# --- digest: what changed, for a daily cron job -----------------------------------------------
+
+
+class AlertKind(StrEnum):
+    FAILURE_SPIKE = "failure-spike"
+    NEW_FAILING_SENDER = "new-failing-sender"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    kind: AlertKind
+    policy_domain: str | None
+    message: str
+    organization_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "policy_domain": self.policy_domain,
+            "organization_name": self.organization_name,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DomainDigest:
+    policy_domain: str | None
+    recent: Totals
+    baseline: Totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_domain": self.policy_domain,
+            "total_successful": self.recent.successful,
+            "total_failure": self.recent.failed,
+            "success_rate": self.recent.rate,
+            "baseline_success_rate": self.baseline.rate,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The last ``days`` days against the ``baseline_days`` before them."""
+
+    since: date
+    until: date
+    baseline_since: date
+    domains: tuple[DomainDigest, ...]
+    alerts: tuple[Alert, ...]
+    senders: tuple[SenderIssue, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "baseline_since": self.baseline_since.isoformat(),
+            "domains": [d.to_dict() for d in self.domains],
+            "alerts": [a.to_dict() for a in self.alerts],
+            "failing_senders": [s.to_dict() for s in self.senders],
+        }
+
+    def to_text(self) -> str:
+        """Plain text for a terminal, a cron mail or a log."""
+        lines = [f"TLSRPT digest {self.since} to {self.until} (baseline from {self.baseline_since})", ""]
+        if self.alerts:
+            lines.append(f"ALERTS ({len(self.alerts)}):")
+            lines.extend(f"  ! {alert.message}" for alert in self.alerts)
+            lines.append("")
+        for domain in self.domains:
+            rate, before = _pct(domain.recent.rate), _pct(domain.baseline.rate)
+            lines.append(
+                f"{domain.policy_domain or '(none)'}: {domain.recent.successful} ok, {domain.recent.failed} failed, "
+                f"{rate} success (before: {before})"
+            )
+        if not self.domains:
+            lines.append("No reports in this period.")
+        if self.senders:
+            lines.extend(["", "Failing senders:"])
+            for issue in self.senders:
+                kinds = ", ".join(f"{k} ×{n}" for k, n in issue.result_types.items()) or "no details"
+                lines.append(
+                    f"  {issue.organization_name} → {issue.policy_domain or '(none)'}: "
+                    f"{issue.failed_sessions} failed ({kinds}) since {issue.first_failure}; {issue.advice}"
+                )
+        return "\n".join(lines) + "\n"
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def digest(
+    policies: Iterable[PolicyRow],
+    failures: Iterable[FailureRow],
+    *,
+    until: date,
+    days: int = 1,
+    baseline_days: int = 7,
+    spike_factor: float = 2.0,
+    min_failures: int = 5,
+) -> Digest:
+    """Compare the last ``days`` days (to ``until``) with the ``baseline_days`` before them.
+
+    A failure spike: the failure rate at least ``spike_factor`` times the baseline's (or any
+    failure rate where the baseline had none) with at least ``min_failures`` failed sessions.
+    A newly failing sender: failures now, none in the baseline.
+    """
+    since = until - timedelta(days=days - 1)
+    baseline_since = since - timedelta(days=baseline_days)
+    recent_rows = [r for r in policies if baseline_since <= r.day <= until]
+    recent_failures = [f for f in failures if baseline_since <= f.day <= until]
+    now_p = [r for r in recent_rows if r.day >= since]
+    now_f = [f for f in recent_failures if f.day >= since]
+    before_p = [r for r in recent_rows if r.day < since]
+    before_f = [f for f in recent_failures if f.day < since]
+    recent = {s.policy_domain: s.totals for s in summarise(now_p, now_f)}
+    baseline = {s.policy_domain: s.totals for s in summarise(before_p, before_f)}
+    domains = tuple(
+        DomainDigest(key, recent[key], baseline.get(key, Totals()))
+        for key in sorted(recent, key=lambda k: (k is None, k or ""))
+    )
+    alerts: list[Alert] = []
+    for item in domains:
+        now_rate = 1 - (item.recent.rate if item.recent.rate is not None else 1)
+        before_rate = 1 - (item.baseline.rate if item.baseline.rate is not None else 1)
+        if item.recent.failed >= min_failures and now_rate > 0 and now_rate >= spike_factor * before_rate:
+            alerts.append(
+                Alert(
+                    AlertKind.FAILURE_SPIKE,
+                    item.policy_domain,
+                    f"{item.policy_domain or '(none)'}: {item.recent.failed} failed sessions, "
+                    f"{now_rate:.1%} of all (before: {before_rate:.1%})",
+                )
+            )
+    before_senders = {(i.policy_domain, i.organization_name) for i in failing_senders(before_p, before_f)}
+    senders = failing_senders(now_p, now_f)
+    for issue in senders:
+        if (issue.policy_domain, issue.organization_name) not in before_senders:
+            kinds = ", ".join(issue.result_types) or "no details"
+            alerts.append(
+                Alert(
+                    AlertKind.NEW_FAILING_SENDER,
+                    issue.policy_domain,
+                    f"{issue.organization_name} newly fails to deliver to {issue.policy_domain or '(none)'} over TLS: "
+                    f"{issue.failed_sessions} sessions ({kinds})",
+                    issue.organization_name,
+                )
+            )
+    return Digest(since, until, baseline_since, domains, tuple(alerts), tuple(senders))

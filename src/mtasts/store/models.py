@@ -1,0 +1,80 @@
+"""The tables: one row per report (with its raw JSON), per policy, per failure detail.
+
+The Alembic scripts in :mod:`mtasts.store.migrations` create exactly this schema; a test
+compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "FailureDetailRow", "PolicyResultRow", "ReportRow"]
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: the rowid alias autoincrements
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ReportRow(Base):
+    __tablename__ = "tlsrpt_report"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # sha256 of (organisation, report-id), or of the raw JSON when there is no report-id
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    organization_name: Mapped[str] = mapped_column(Text)
+    report_id: Mapped[str] = mapped_column(Text)
+    contact_info: Mapped[str | None] = mapped_column(Text)
+    start_at: Mapped[datetime] = mapped_column(DateTime())  # UTC, naive
+    end_at: Mapped[datetime] = mapped_column(DateTime())
+    day: Mapped[date] = mapped_column(Date, index=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime())
+
+    policies: Mapped[list[PolicyResultRow]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="PolicyResultRow.position"
+    )
+
+
+class PolicyResultRow(Base):
+    __tablename__ = "tlsrpt_policy"
+    __table_args__ = (Index("ix_tlsrpt_policy_domain", "policy_domain"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    report_pk: Mapped[int] = mapped_column(ForeignKey("tlsrpt_report.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    policy_type: Mapped[str] = mapped_column(String(32))
+    policy_domain: Mapped[str | None] = mapped_column(Text)
+    policy_string: Mapped[str] = mapped_column(Text)  # JSON array
+    mx_host: Mapped[str] = mapped_column(Text)  # JSON array
+    total_successful: Mapped[int] = mapped_column(BigInteger)
+    total_failure: Mapped[int] = mapped_column(BigInteger)
+
+    report: Mapped[ReportRow] = relationship(back_populates="policies")
+    failure_details: Mapped[list[FailureDetailRow]] = relationship(
+        back_populates="policy", cascade="all, delete-orphan", order_by="FailureDetailRow.position"
+    )
+
+
+class FailureDetailRow(Base):
+    __tablename__ = "tlsrpt_failure"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    policy_pk: Mapped[int] = mapped_column(ForeignKey("tlsrpt_policy.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    result_type: Mapped[str] = mapped_column(Text)
+    failed_session_count: Mapped[int] = mapped_column(BigInteger)
+    sending_mta_ip: Mapped[str | None] = mapped_column(Text)
+    receiving_mx_hostname: Mapped[str | None] = mapped_column(Text)
+    receiving_mx_helo: Mapped[str | None] = mapped_column(Text)
+    receiving_ip: Mapped[str | None] = mapped_column(Text)
+    additional_information: Mapped[str | None] = mapped_column(Text)
+    failure_reason_code: Mapped[str | None] = mapped_column(Text)
+
+    policy: Mapped[PolicyResultRow] = relationship(back_populates="failure_details")

@@ -1,0 +1,212 @@
+"""``mtasts report``, run as a user would."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from mtasts.cli.main import app
+from tests.conftest import TLSRPT_SAMPLES, require_shared
+from tests.report.test_mail import BODY, message
+
+runner = CliRunner()
+
+
+def test_parse_json_prints_one_object_per_report(tmp_path: Path) -> None:
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(BODY))
+    (tmp_path / "b.eml").write_bytes(message(("application/tlsrpt+json", BODY, "r.json")))
+    result = runner.invoke(app, ["report", "parse", "--json", str(tmp_path / "a.json.gz"), str(tmp_path / "b.eml")])
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout)
+    assert len(reports) == 2
+    for report in reports:
+        assert report["organization_name"] == "Example Sender"
+        assert report["report_id"] == "r-1"
+        assert report["date_range"] == {"start": "2026-11-28T00:00:00Z", "end": "2026-11-28T23:59:59Z"}
+        (policy,) = report["policies"]
+        assert policy["policy_type"] == "sts"
+        assert policy["policy_domain"] == "example.com"
+        assert policy["mx_host"] == []
+        assert (policy["total_successful"], policy["total_failure"]) == (7, 1)
+        (detail,) = policy["failure_details"]
+        assert detail["result_type"] == "starttls-not-supported"
+        assert detail["failed_session_count"] == 1
+        assert {"sending_mta_ip", "receiving_mx_hostname", "receiving_ip"} <= detail.keys()
+
+
+def test_parse_a_bad_file_exits_1_with_the_error_code(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"organization-name": "x"')
+    result = runner.invoke(app, ["report", "parse", str(bad)])
+    assert result.exit_code == 1
+    assert "report.json.syntax" in result.stderr
+
+
+def test_parse_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "parse", str(tmp_path / "nope.json")])
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr
+
+
+def test_parse_table_shows_failures(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(BODY)
+    result = runner.invoke(app, ["report", "parse", str(tmp_path / "a.json")], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert "Example Sender" in result.stdout
+    assert "starttls-not-supported" in result.stdout
+
+
+def test_parse_the_sample_corpus() -> None:
+    require_shared(TLSRPT_SAMPLES)
+    result = runner.invoke(app, ["report", "parse", "--json", str(TLSRPT_SAMPLES)])
+    assert result.exit_code == 1  # the corpus holds negative samples
+    reports = json.loads(result.stdout)
+    assert len(reports) == 33
+    assert "mail.no_report" in result.stderr
+    assert "report.policy.type" in result.stderr
+
+
+def test_summary_after_ingesting_the_samples_names_failing_senders(tmp_path: Path) -> None:
+    require_shared(TLSRPT_SAMPLES)
+    env = {"MTASTS_DB": str(tmp_path / "db.sqlite3"), "COLUMNS": "200"}
+    runner.invoke(app, ["report", "ingest", str(TLSRPT_SAMPLES)], env=env)
+    text = runner.invoke(app, ["report", "summary"], env=env)
+    assert text.exit_code == 0, text.output
+    assert "Senders to work with" in text.stdout
+    assert "sts-policy-fetch-error" in text.stdout
+    assert "Microsoft Corporation" in text.stdout
+    result = runner.invoke(app, ["report", "summary", "--json", "--domain", "eden.one"], env=env)
+    data = json.loads(result.stdout)
+    (domain,) = data["domains"]
+    assert domain["policy_domain"] == "eden.one"
+    assert (domain["total_successful"], domain["total_failure"]) == (1, 2)
+    assert domain["success_rate"] == 1 / 3
+    assert domain["by_result_type"] == {"sts-policy-fetch-error": 2}
+    assert domain["by_organization"] == {
+        "Microsoft Corporation": {"total_successful": 0, "total_failure": 2},
+        "Google Inc.": {"total_successful": 1, "total_failure": 0},
+    }
+    assert [s["organization_name"] for s in data["failing_senders"]] == ["Microsoft Corporation"]
+
+
+def test_summary_on_an_empty_store_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "summary"], env={"MTASTS_DB": str(tmp_path / "db.sqlite3")})
+    assert result.exit_code == 0
+    assert "mtasts report ingest" in result.stdout
+
+
+def test_export_csv_and_json(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(BODY)
+    env = {"MTASTS_DB": str(tmp_path / "db.sqlite3")}
+    runner.invoke(app, ["report", "ingest", str(tmp_path / "a.json")], env=env)
+    as_csv = runner.invoke(app, ["report", "export", "--format", "csv"], env=env)
+    assert as_csv.exit_code == 0, as_csv.output
+    header, row = as_csv.stdout.splitlines()
+    assert header.startswith("day,start,end,organization_name,report_id,policy_type,policy_domain")
+    assert row.split(",")[3:11] == [
+        "Example Sender",
+        "r-1",
+        "sts",
+        "example.com",
+        "7",
+        "1",
+        "starttls-not-supported",
+        "1",
+    ]
+    as_json = runner.invoke(app, ["report", "export", "--format", "json", "-o", str(tmp_path / "out.json")], env=env)
+    assert as_json.exit_code == 0
+    (exported,) = json.loads((tmp_path / "out.json").read_text())
+    assert exported["report_id"] == "r-1"
+    assert exported["source"] == str(tmp_path / "a.json")
+
+
+def test_digest_is_printed_or_mailed(tmp_path: Path) -> None:
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message as MessageHandler
+
+    received: list[Any] = []
+
+    class Keep(MessageHandler):
+        def handle_message(self, message: Any) -> None:
+            received.append(message)
+
+    (tmp_path / "a.json").write_bytes(BODY)
+    env = {"MTASTS_DB": str(tmp_path / "db.sqlite3")}
+    runner.invoke(app, ["report", "ingest", str(tmp_path / "a.json")], env=env)
+    printed = runner.invoke(app, ["report", "digest", "--exit-status"], env=env)
+    assert printed.exit_code == 3  # a new failing sender is an alert
+    assert "Example Sender newly fails to deliver to example.com" in printed.stdout
+    as_json = json.loads(runner.invoke(app, ["report", "digest", "--json"], env=env).stdout)
+    assert as_json["alerts"][0]["kind"] == "new-failing-sender"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mailed = runner.invoke(
+            app,
+            ["report", "digest", "--mail-to", "postmaster@example.com", "--smtp", f"127.0.0.1:{port}"],
+            env=env,
+        )
+    finally:
+        controller.stop()
+    assert mailed.exit_code == 0, mailed.output
+    (mail,) = received
+    assert mail["To"] == "postmaster@example.com"
+    assert mail["Subject"].startswith("[1 alert(s)] TLSRPT digest 2026-11-28")
+    assert "Example Sender newly fails" in mail.get_payload()
+
+
+def test_serve_over_tls_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import ssl
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "serve", "--port", str(port)]
+    command += ["--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")]
+    command += ["--db", str(tmp_path / "db.sqlite3")]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        assert "listening on https://127.0.0.1:" in server.stderr.readline()
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        with httpx.Client(verify=context) as client:
+            response = client.post(
+                f"https://localhost:{port}/", content=BODY, headers={"Content-Type": "application/tlsrpt+json"}
+            )
+        assert response.status_code == 201
+        server.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.poll() is not None, "the server did not stop on Ctrl-C"
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+        if server.stderr is not None:
+            server.stderr.close()
+    listed = runner.invoke(app, ["report", "export", "--format", "json", "--db", str(tmp_path / "db.sqlite3")])
+    assert [r["report_id"] for r in json.loads(listed.stdout)] == ["r-1"]

@@ -1,0 +1,162 @@
+"""The store contract: the same tests on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from mtasts.core.tlsrpt_report import TlsRptReport, parse_report, report_rows
+from mtasts.report.mail import parse_any
+from mtasts.store.models import Base
+from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
+from tests.conftest import TLSRPT_SAMPLES, require_shared
+from tests.report.test_mail import REPORT
+
+NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+def make_report(**changes: Any) -> TlsRptReport:
+    return parse_report(json.dumps({**REPORT, **changes}).encode())
+
+
+def test_opening_migrates_to_the_schema_of_the_models(store: ReportStore) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"tlsrpt_report", "tlsrpt_policy", "tlsrpt_failure", "alembic_version"} <= tables
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_building_a_store_connects_to_nothing() -> None:
+    store = ReportStore("postgresql://nobody@127.0.0.1:1/none")
+    assert store.url.startswith("postgresql+psycopg://")
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = store.engine
+
+
+def test_reopening_is_harmless(store_factory: Callable[[], ReportStore]) -> None:
+    with store_factory() as first:
+        first.add_reports([make_report()], source="a", now=NOW)
+    with store_factory() as second:
+        assert second.count() == 1
+
+
+def test_the_same_report_twice_is_stored_once(store: ReportStore) -> None:
+    (first,) = store.add_reports([make_report()], source="a", now=NOW)
+    (second,) = store.add_reports([make_report()], source="b", now=NOW)
+    assert first.stored
+    assert not second.stored
+    assert first.key == second.key
+    assert store.count() == 1
+    (kept,) = store.reports()
+    assert kept.source == "a"
+
+
+def test_identity_is_organisation_and_report_id(store: ReportStore) -> None:
+    results = store.add_reports(
+        [make_report(), make_report(**{"organization-name": "Other"}), make_report(**{"report-id": "r-2"})],
+        source="a",
+        now=NOW,
+    )
+    assert [r.stored for r in results] == [True, True, True]
+    assert store.count() == 3
+
+
+def test_without_report_id_the_content_decides(store: ReportStore) -> None:
+    one = make_report(**{"report-id": ""})
+    other = make_report(**{"report-id": "", "contact-info": "someone@else.example"})
+    assert dedup_key(one) == one.digest
+    results = store.add_reports([one, one, other], source="a", now=NOW)
+    assert [r.stored for r in results] == [True, False, True]
+    assert store.count() == 2
+
+
+def test_a_failure_mid_ingest_leaves_nothing(store: ReportStore) -> None:
+    def crashing() -> Iterator[TlsRptReport]:
+        yield make_report(**{"report-id": "first"})
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        store.add_reports(crashing(), source="a", now=NOW)
+    assert store.count() == 0
+    assert store.policy_rows() == []
+
+
+def test_stored_reports_read_back_exactly(store: ReportStore) -> None:
+    report = make_report()
+    store.add_reports([report], source="mail", now=NOW)
+    (kept,) = store.reports()
+    assert kept.report == report
+    assert kept.report.raw == report.raw
+    assert kept.received_at == NOW
+    policies, failures = report_rows(report)
+    assert store.policy_rows() == policies
+    assert store.failure_rows() == failures
+
+
+def test_rows_filter_by_day_and_domain(store: ReportStore) -> None:
+    early = make_report(
+        **{
+            "report-id": "early",
+            "date-range": {"start-datetime": "2026-11-01T00:00:00Z", "end-datetime": "2026-11-01T23:59:59Z"},
+        }
+    )
+    store.add_reports([early, make_report()], source="a", now=NOW)
+    assert [r.day for r in store.policy_rows(since=date(2026, 11, 20))] == [date(2026, 11, 28)]
+    assert store.policy_rows(domain="other.example") == []
+    assert len(store.failure_rows(domain="example.com")) == 2
+    assert [s.report.report_id for s in store.reports(since=date(2026, 11, 20))] == ["r-1"]
+
+
+def test_concurrent_writers_store_a_report_once(store_factory: Callable[[], ReportStore]) -> None:
+    stores = [store_factory() for _ in range(4)]
+    for one in stores:
+        one.open()
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[bool] = []
+
+    def write(one: ReportStore) -> None:
+        barrier.wait()
+        outcomes.extend(r.stored for r in one.add_reports([make_report()], source="t", now=NOW))
+
+    threads = [threading.Thread(target=write, args=(one,)) for one in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False, False, False, True]
+    assert stores[0].count() == 1
+
+
+def test_every_sample_is_stored_with_its_totals(store: ReportStore) -> None:
+    require_shared(TLSRPT_SAMPLES)
+    expected: dict[str, TlsRptReport] = {}
+    for path in sorted(TLSRPT_SAMPLES.rglob("*")):
+        if not path.is_file() or path.suffix == ".md":
+            continue
+        try:
+            reports = parse_any(path.read_bytes())
+        except ValueError:
+            continue
+        for report in reports:
+            expected.setdefault(dedup_key(report), report)
+        store.add_reports(reports, source=str(path), now=NOW)
+    assert store.count() == len(expected) == 30
+    rows = store.policy_rows()
+    assert sum(r.total_successful for r in rows) == sum(r.total_successful for r in expected.values())
+    assert sum(r.total_failure for r in rows) == sum(r.total_failure for r in expected.values())
+
+
+def test_default_url_comes_from_the_environment(tmp_path: Any) -> None:
+    assert default_db_url({"MTASTS_DB": str(tmp_path / "x.db")}) == f"sqlite:///{tmp_path / 'x.db'}"
+    assert default_db_url({"MTASTS_DB": "postgresql://u@h/db"}) == "postgresql+psycopg://u@h/db"
+    assert default_db_url({"XDG_DATA_HOME": str(tmp_path)}) == f"sqlite:///{tmp_path / 'mtasts' / 'reports.sqlite3'}"
+    assert normalise_url("sqlite:///x") == "sqlite:///x"
