@@ -20,6 +20,7 @@ def test_demo_exits_zero() -> None:
     assert "fix: Renew the certificate" in result.output  # a full report, with the fix
     assert "✗" not in result.output.split("$ mtasts check")[0]  # every row as the scenario expects
     assert "eof_received" not in result.output
+    assert "15 domains checked, 15 as their scenarios expect" in result.output
 
 
 def test_demo_chosen_scenarios() -> None:

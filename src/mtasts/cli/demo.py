@@ -49,7 +49,10 @@ def demo(
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Show the full report of every domain.")] = False,
 ) -> None:
-    """Bring up the loopback lab and show what 'mtasts check' finds on correct and broken domains."""
+    """Bring up the loopback lab and show what 'mtasts check' finds on correct and broken domains.
+
+    Exit status 1 if a domain did not come out as its scenario expects (a bug to report).
+    """
     names = tuple(scenario or DEFAULT_SCENARIOS)
     unknown = [name for name in names if name not in CATALOGUE]
     if unknown:
@@ -62,15 +65,18 @@ def demo(
     reports, options = asyncio.run(_inspect(names))
     out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
     table = Table(title="mtasts check on the lab's domains", title_justify="left")
-    table.add_column("domain", style="where", no_wrap=True)
-    table.add_column("what is wrong (the lab's scenario)")
-    table.add_column("mtasts check finds")
-    table.add_column("a compliant sender")
+    # long codes fold rather than being cut short, so a narrow terminal still shows everything
+    table.add_column("domain", style="where", overflow="fold")
+    table.add_column("what is wrong (the lab's scenario)", ratio=2)
+    table.add_column("mtasts check finds", overflow="fold", ratio=1)
+    table.add_column("a compliant sender", overflow="fold", ratio=1)
     table.add_column("as expected", justify="center")
+    as_expected = 0
     for name, report in reports:
         expected = CATALOGUE[name].expect
         found = {f.code for f in report.findings if f.severity is not Severity.INFO or f.code in INFO_CODES}
         matches = found == set(expected.findings) and report.verdict.delivery.value == expected.delivery.value
+        as_expected += matches
         table.add_row(
             report.domain,
             CATALOGUE[name].description,
@@ -84,6 +90,10 @@ def demo(
             out.print(f"\n[heading]$ mtasts check {report.domain}[/]")
             out.print(render_report(report))
     out.print("Try it: 'mtasts lab up --info lab.json' in one terminal, 'mtasts check <domain> ...' in another.")
+    style = "ok" if as_expected == len(reports) else "severity.error"
+    out.print(f"[{style}]{len(reports)} domains checked, {as_expected} as their scenarios expect[/]")
+    if as_expected != len(reports):
+        raise typer.Exit(1)
 
 
 def _codes(report: DomainReport) -> Text:
