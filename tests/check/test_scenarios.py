@@ -19,9 +19,9 @@ async def test_scenario(lab: Any, lab_settings: NetworkSettings, name: str) -> N
     expected = CATALOGUE[name].expect
     report = await Inspector(lab_settings).check(lab.domain(name))
     found = {f.code for f in report.findings}
-    assert found & FINDING_CODES == set(expected.findings), [f.message for f in report.findings]
+    assert found == set(expected.findings), [f.message for f in report.findings]
     assert report.verdict.delivery.value == expected.delivery.value, report.verdict.summary
-    if not expected.findings - {"policy-mode-testing", "policy-mode-none"}:
+    if name.endswith("-ok"):
         assert not [f for f in report.findings if f.severity is not Severity.INFO], (
             "a correct domain has no error or warning"
         )
@@ -76,6 +76,7 @@ async def test_refusing_private_addresses(lab: Any, lab_settings: NetworkSetting
     assert report.observations.probes == ()
 
 
-def test_every_finding_code_of_the_issue_has_a_lab_scenario() -> None:
+def test_every_finding_code_has_a_lab_scenario() -> None:
+    """Every code of docs/check.md is proven against the lab (an invalid domain name needs none)."""
     covered = set().union(*(scenario.expect.findings for scenario in CATALOGUE.values()))
-    assert covered == FINDING_CODES
+    assert covered == FINDING_CODES - {"domain-invalid"}

@@ -52,3 +52,10 @@ def test_enforce_readiness() -> None:
     assert all_blocked.readiness.startswith("switching to enforce now would defer all mail")
     assert sender_verdict(_policy(Mode.ENFORCE), [GOOD]).readiness is None
     assert sender_verdict(_policy(Mode.NONE), [GOOD]).readiness == "switching to enforce now would block no MX"
+
+
+def test_null_mx_is_undeliverable_whatever_the_policy() -> None:
+    verdict = sender_verdict(_policy(Mode.ENFORCE), [], accepts_mail=False)
+    assert verdict.delivery is Delivery.UNDELIVERABLE
+    assert not verdict.mail_flows
+    assert "null MX" in verdict.summary

@@ -128,7 +128,8 @@ def analyse(obs: Observations, *, now: datetime, expiry_warning_days: float = 14
     tlsrpt = _tlsrpt_findings(obs, findings)
     # a sender applies a policy only when the record announces it (RFC 8461 §3.1, §3.3)
     effective = policy if record is not None else None
-    verdict = sender_verdict(effective, states)
+    null_mx = obs.mx.found and [mx.host for mx in obs.mx.values] == [""]
+    verdict = sender_verdict(effective, states, accepts_mail=not null_mx)
     if not verdict.mail_flows and states:
         _escalate_unreachable(findings)
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

@@ -15,8 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mtasts.cli.output import console
-from mtasts.core.problems import Severity
-from mtasts.lab.scenarios import CATALOGUE, INFO_CODES
+from mtasts.lab.scenarios import CATALOGUE
 
 if TYPE_CHECKING:
     from mtasts.check.inspect import DomainReport
@@ -74,7 +73,7 @@ def demo(
     as_expected = 0
     for name, report in reports:
         expected = CATALOGUE[name].expect
-        found = {f.code for f in report.findings if f.severity is not Severity.INFO or f.code in INFO_CODES}
+        found = {f.code for f in report.findings}
         matches = found == set(expected.findings) and report.verdict.delivery.value == expected.delivery.value
         as_expected += matches
         table.add_row(

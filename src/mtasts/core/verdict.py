@@ -22,6 +22,7 @@ class Delivery(StrEnum):
     NOT_ENFORCED = "deliver-policy-not-enforced"
     NO_POLICY = "deliver-no-policy"
     DEFER = "defer"
+    UNDELIVERABLE = "undeliverable"  # a null MX (RFC 7505): the domain accepts no mail at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,15 @@ class Verdict:
         }
 
 
-def sender_verdict(policy: Policy | None, states: Sequence[MxState]) -> Verdict:
-    """Per MX: would a compliant sender deliver, or skip it and why; overall: does mail flow."""
+def sender_verdict(policy: Policy | None, states: Sequence[MxState], *, accepts_mail: bool = True) -> Verdict:
+    """Per MX: would a compliant sender deliver, or skip it and why; overall: does mail flow.
+
+    ``accepts_mail`` is false for a null MX (RFC 7505): senders return such mail at once.
+    """
     mode = None if policy is None else policy.mode
+    if not accepts_mail:
+        summary = "the domain accepts no mail (null MX, RFC 7505): senders return it to the sender at once"
+        return Verdict(mode, False, Delivery.UNDELIVERABLE, summary, ())
     enforcing = policy is not None and policy.mode is Mode.ENFORCE
     verdicts = tuple(_mx_verdict(policy, state) for state in states)
     flows = any(v.deliver for v in verdicts)

@@ -180,6 +180,10 @@ class _DomainBuilder:
             self.faults[f"_mta-sts.{self.domain}"] = scenario.sts_dns
         if scenario.policy_host_dns is not None:
             self.faults[self.policy_host] = scenario.policy_host_dns
+        if scenario.mx_dns is not None:
+            self.faults[self.domain] = scenario.mx_dns
+        if scenario.tlsrpt_dns is not None:
+            self.faults[f"_smtp._tls.{self.domain}"] = scenario.tlsrpt_dns
         self.policy_address = None if scenario.policy_host_dns else addresses.take(self.serving_host)
         self.mx_address = addresses.take(self.mx_host)
 
@@ -191,12 +195,14 @@ class _DomainBuilder:
 
     def records(self) -> list[Record]:
         d = self.domain
-        out = [
-            Record(d, "MX", f"10 {self.mx_host}."),
+        mx_records = (f"10 {self.mx_host}.",) if self.s.mx_records is None else self.s.mx_records
+        out = [Record(d, "MX", self.fill(data)) for data in mx_records]
+        out += [
             Record(d, "A", "192.0.2.1"),  # documentation addresses: present, never contacted
             Record(d, "AAAA", "2001:db8::1"),
             Record(self.mx_host, "A", self.mx_address),
         ]
+        out += [Record(f"_25._tcp.{self.mx_host}", "TLSA", data) for data in self.s.tlsa]
         sts = self.s.sts_records
         if sts is None:
             sts = ((f"v=STSv1; id={DEFAULT_POLICY_ID}",),)
@@ -205,7 +211,8 @@ class _DomainBuilder:
         tlsrpt = self.s.tlsrpt_records
         if tlsrpt is None:
             tlsrpt = ((f"v=TLSRPTv1; rua=https://tlsrpt.{self.zone}{REPORT_PATH}",),)
-        out.extend(self.txt(f"_smtp._tls.{d}", tlsrpt))
+        if self.s.tlsrpt_dns is None:
+            out.extend(self.txt(f"_smtp._tls.{d}", tlsrpt))
         if self.policy_address is not None:
             if self.s.policy_host_cname:
                 out.append(Record(self.policy_host, "CNAME", f"{self.serving_host}."))

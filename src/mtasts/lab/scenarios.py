@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from mtasts.core.findings import CATALOGUE as FINDINGS
 from mtasts.core.policy import Mode
+from mtasts.core.problems import Severity
+from mtasts.core.verdict import Delivery
 
 __all__ = [
     "CATALOGUE",
@@ -31,58 +34,13 @@ __all__ = [
     "select_scenarios",
 ]
 
-# The inspector's finding codes (issue "mtasts check"); an expectation may only name these.
-FINDING_CODES: frozenset[str] = frozenset(
-    {
-        "no-sts-record",
-        "multiple-sts-records",
-        "sts-record-syntax",
-        "sts-record-lookup-failed",
-        "policy-host-unresolvable",
-        "policy-fetch-failed",
-        "policy-fetch-http-status",
-        "policy-fetch-redirect",
-        "policy-content-type",
-        "policy-cert-invalid",
-        "policy-cert-expiring-soon",
-        "policy-too-large",
-        "policy-timeout",
-        "policy-syntax",
-        "policy-mode-testing",
-        "policy-mode-none",
-        "mx-not-in-policy",
-        "mx-no-starttls",
-        "mx-starttls-failed",
-        "mx-cert-name-mismatch",
-        "mx-cert-expired",
-        "mx-cert-untrusted",
-        "mx-cert-chain-incomplete",
-        "mx-tls-version-too-old",
-        "mx-unreachable",
-        "mx-cert-expiring-soon",
-        "tlsrpt-missing",
-        "tlsrpt-syntax",
-        "tlsrpt-multiple",
-    }
-)
-# The codes of severity "info": present on correct domains too.
-INFO_CODES: frozenset[str] = frozenset({"policy-mode-testing", "policy-mode-none"})
+# The inspector's finding codes (docs/check.md); an expectation may only name these.
+FINDING_CODES: frozenset[str] = frozenset(FINDINGS)
+# The codes of severity "info": they say something true without anything being wrong.
+INFO_CODES: frozenset[str] = frozenset(code for code, (_, severity, _) in FINDINGS.items() if severity is Severity.INFO)
 
 DEFAULT_POLICY_ID = "20261129T081500"
 DEFAULT_MAX_AGE = 604_800
-
-
-class Delivery(StrEnum):
-    """What an enforcing, RFC 8461-compliant sender does with mail for the domain (no cached policy)."""
-
-    VALIDATED = "deliver-validated-tls"
-    """The policy is in ``enforce`` mode and an MX passes every check: deliver over validated TLS."""
-    NOT_ENFORCED = "deliver-policy-not-enforced"
-    """The policy is in ``testing`` or ``none`` mode: deliver whatever the MX checks say (§5)."""
-    NO_POLICY = "deliver-no-policy"
-    """No usable policy could be discovered or fetched: deliver as without MTA-STS (§3, §5)."""
-    DEFER = "defer"
-    """The ``enforce`` policy is valid but no MX passes validation: keep the mail queued (§5)."""
 
 
 class DnsFault(StrEnum):
@@ -155,7 +113,8 @@ class Scenario:
     Every field defaults to the correct deployment. Strings in ``sts_records``,
     ``tlsrpt_records``, ``policy_mx`` and ``policy_text`` may contain ``{domain}`` (the
     scenario's domain) and ``{zone}`` (the lab's zone), filled in when the lab is planned.
-    ``sts_records=None`` means the correct record; ``()`` means no TXT record at all.
+    ``sts_records=None`` means the correct record; ``()`` means no TXT record at all (the same
+    for ``mx_records``: ``("0 .",)`` is a null MX).
     """
 
     name: str
@@ -172,7 +131,11 @@ class Scenario:
     policy_cert: CertKind = CertKind.GOOD
     mx_fault: MxFault | None = None
     mx_cert: CertKind = CertKind.GOOD
+    mx_records: tuple[str, ...] | None = None  # the MX RRset's data; None: "10 mx1.<domain>."
+    mx_dns: DnsFault | None = None  # a fault on the domain's own name (its MX lookup)
+    tlsa: tuple[str, ...] = ()  # TLSA records at _25._tcp.mx1.<domain>
     tlsrpt_records: TxtRecords | None = None
+    tlsrpt_dns: DnsFault | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isascii() and (c.isalnum() or c == "-") for c in self.name):
@@ -342,7 +305,7 @@ _SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "mx-not-in-policy",
         "The MX host is not allowed by any 'mx' line of the enforce policy.",
-        _expect(_D.DEFER, "mx-not-in-policy"),
+        _expect(_D.DEFER, "mx-not-in-policy", "policy-mx-unused"),
         policy_mx=("mail.{domain}",),
     ),
     Scenario(
@@ -426,6 +389,37 @@ _SCENARIOS: tuple[Scenario, ...] = (
             ("v=TLSRPTv1; rua=https://tlsrpt.{zone}/v1/report",),
             ("v=TLSRPTv1; rua=mailto:tlsrpt@{domain}",),
         ),
+    ),
+    Scenario(
+        "tlsrpt-lookup-servfail",
+        "The nameserver answers SERVFAIL for _smtp._tls.",
+        _expect(_D.VALIDATED, "tlsrpt-lookup-failed"),
+        tlsrpt_dns=DnsFault.SERVFAIL,
+    ),
+    # --- the MX set -------------------------------------------------------------------------
+    Scenario(
+        "mx-missing",
+        "The domain has no MX records (only an A record, which is never contacted).",
+        _expect(_D.DEFER, "mx-missing"),
+        mx_records=(),
+    ),
+    Scenario(
+        "mx-null",
+        "The domain publishes a null MX (RFC 7505): it accepts no mail.",
+        _expect(_D.UNDELIVERABLE, "mx-null"),
+        mx_records=("0 .",),
+    ),
+    Scenario(
+        "mx-lookup-servfail",
+        "The nameserver answers SERVFAIL for the domain's own name (its MX lookup).",
+        _expect(_D.DEFER, "mx-lookup-failed"),
+        mx_dns=DnsFault.SERVFAIL,
+    ),
+    Scenario(
+        "dane-ok",
+        "Correct deployment whose MX also publishes DANE TLSA records.",
+        _expect(_D.VALIDATED, "mx-dane"),
+        tlsa=("3 1 1 " + "5b" * 32,),
     ),
 )
 
