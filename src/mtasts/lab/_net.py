@@ -14,8 +14,17 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["DEFAULT_LIMITS", "Connections", "Limits", "bind_same_port", "close_writer", "sanitize"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Connections",
+    "Limits",
+    "SharedPortServer",
+    "bind_same_port",
+    "close_writer",
+    "sanitize",
+]
 
 log = logging.getLogger("mtasts.lab")
 
@@ -156,3 +165,41 @@ async def close_servers(servers: Sequence[asyncio.Server]) -> None:
         server.close()
     for server in servers:
         await server.wait_closed()
+
+
+class _HasAddress(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+_H = TypeVar("_H", bound=_HasAddress)
+
+
+class SharedPortServer(Generic[_H]):
+    """One listener per host, each on its host's own address, all on one port number: the
+    lifecycle the lab's HTTPS and SMTP servers share. Subclasses say how to serve a host
+    (:meth:`_handler`) and how long a line may be (:meth:`_stream_limit`)."""
+
+    def __init__(self, hosts: Sequence[_H], *, port: int, limits: Limits) -> None:
+        self.hosts = tuple(hosts)
+        self.port = port
+        self.limits = limits
+        self._servers: list[asyncio.Server] = []
+        self._connections = Connections()
+
+    async def start(self) -> None:
+        """Listen on every host's address (port chosen once, shared)."""
+        listeners = [(host.address, self._handler(host)) for host in self.hosts]
+        self._servers, self.port = await bind_same_port(listeners, self.port, limit=self._stream_limit())
+
+    async def stop(self) -> None:
+        """Stop listening and end every connection."""
+        await close_servers(self._servers)
+        self._servers = []
+        await self._connections.aclose()
+
+    def _handler(self, host: _H) -> Handler:
+        raise NotImplementedError
+
+    def _stream_limit(self) -> int:
+        raise NotImplementedError

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from mtasts.lab._net import DEFAULT_LIMITS, Connections, Handler, Limits, bind_same_port, close_servers, sanitize
+from mtasts.lab._net import DEFAULT_LIMITS, Handler, Limits, SharedPortServer, sanitize
 from mtasts.lab.plan import HttpAnswer, HttpsHost
 
 __all__ = ["HttpError", "HttpsServer", "Request", "parse_head", "render_answer"]
@@ -113,7 +113,7 @@ def answer_from_table(host: HttpsHost) -> Responder:
     return respond
 
 
-class HttpsServer:
+class HttpsServer(SharedPortServer[HttpsHost]):
     """HTTPS on one shared port for several hosts, each on its own address.
 
     ``contexts`` gives the server ``SSLContext`` for a host; ``responders`` overrides the
@@ -129,24 +129,12 @@ class HttpsServer:
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        self.hosts = tuple(hosts)
+        super().__init__(hosts, port=port, limits=limits)
         self.contexts = contexts
         self.responders = dict(responders or {})
-        self.port = port
-        self.limits = limits
-        self._servers: list[asyncio.Server] = []
-        self._connections = Connections()
 
-    async def start(self) -> None:
-        """Listen on every host's address (port chosen once, shared)."""
-        listeners = [(host.address, self._handler(host)) for host in self.hosts]
-        self._servers, self.port = await bind_same_port(listeners, self.port, limit=self.limits.max_header_bytes)
-
-    async def stop(self) -> None:
-        """Stop listening and end every connection."""
-        await close_servers(self._servers)
-        self._servers = []
-        await self._connections.aclose()
+    def _stream_limit(self) -> int:
+        return self.limits.max_header_bytes
 
     def _handler(self, host: HttpsHost) -> Handler:
         responder = self.responders.get(host.name) or answer_from_table(host)

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mtasts.lab._net import DEFAULT_LIMITS, Connections, Handler, Limits, bind_same_port, close_servers, sanitize
+from mtasts.lab._net import DEFAULT_LIMITS, Handler, Limits, SharedPortServer, sanitize
 from mtasts.lab.plan import SmtpHost
 from mtasts.lab.scenarios import MxFault
 
@@ -72,7 +72,7 @@ class _LineTooLong(Exception):
     """The client sent a line longer than the limit (the connection is then closed)."""
 
 
-class SmtpServer:
+class SmtpServer(SharedPortServer[SmtpHost]):
     """ESMTP on one shared port for several MX hosts, each on its own address."""
 
     def __init__(
@@ -84,24 +84,12 @@ class SmtpServer:
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        self.hosts = tuple(hosts)
+        super().__init__(hosts, port=port, limits=limits)
         self.contexts = contexts
         self.mailboxes = mailboxes
-        self.port = port
-        self.limits = limits
-        self._servers: list[asyncio.Server] = []
-        self._connections = Connections()
 
-    async def start(self) -> None:
-        """Listen on every MX's address (port chosen once, shared)."""
-        listeners = [(host.address, self._handler(host)) for host in self.hosts]
-        self._servers, self.port = await bind_same_port(listeners, self.port, limit=self.limits.max_smtp_line)
-
-    async def stop(self) -> None:
-        """Stop listening and end every session."""
-        await close_servers(self._servers)
-        self._servers = []
-        await self._connections.aclose()
+    def _stream_limit(self) -> int:
+        return self.limits.max_smtp_line
 
     def _handler(self, host: SmtpHost) -> Handler:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
