@@ -37,7 +37,6 @@ def require_shared(path: Path) -> None:
         pytest.skip(ABSENT_REASON)
 
 
-
 # --- mtasts lab -------------------------------------------------------------------------------
 # One lab (the whole scenario catalogue on loopback) per test session; see mtasts.lab.testing.
 # Imported inside the fixture so that suites not using the lab do not depend on it.

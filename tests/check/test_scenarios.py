@@ -70,7 +70,7 @@ async def test_refusing_private_addresses(lab: Any, lab_settings: NetworkSetting
 
     report = await Inspector(replace(lab_settings, allow_private=False)).check(lab.domain("enforce-ok"))
     by_code = {f.code: f for f in report.findings}
-    assert "non-public addresses" in by_code["policy-host-unresolvable"].message
+    assert "non-public addresses" in by_code["policy-fetch-failed"].message
     assert "non-public addresses" in by_code["mx-unreachable"].message
     assert report.observations is not None
     assert report.observations.probes == ()

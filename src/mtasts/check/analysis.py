@@ -50,7 +50,7 @@ class Analysis:
 
 _FETCH_CODES: dict[FetchFailureKind, str] = {
     FetchFailureKind.UNRESOLVABLE: "policy-host-unresolvable",
-    FetchFailureKind.LOOKUP_FAILED: "policy-host-unresolvable",
+    FetchFailureKind.LOOKUP_FAILED: "policy-host-lookup-failed",
     FetchFailureKind.CONNECT: "policy-fetch-failed",
     FetchFailureKind.TLS: "policy-fetch-failed",
     FetchFailureKind.PROTOCOL: "policy-fetch-failed",

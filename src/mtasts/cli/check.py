@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mtasts.cli._run import run_async
 from mtasts.cli.output import console, print_json
 from mtasts.core.problems import Severity
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
@@ -117,7 +117,7 @@ def check(
     except ValueError as exc:
         err.print(f"[severity.error]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    reports = asyncio.run(_run(names, settings, concurrency, expiry_days, json_output, output))
+    reports = run_async(_run(names, settings, concurrency, expiry_days, json_output, output))
     if json_output:
         order = {name: index for index, name in enumerate(names)}
         print_json([r.to_dict() for r in sorted(reports, key=lambda r: order.get(r.domain, len(order)))])
@@ -203,5 +203,6 @@ def _domains(arguments: list[str], file: Path | None) -> Iterator[str]:
 
 
 def _ehlo_name() -> str:
-    name = socket.getfqdn()
+    """This host's name for EHLO, without a DNS lookup (getfqdn can block on reverse DNS)."""
+    name = socket.gethostname()
     return name if "." in name else "mtasts.invalid"

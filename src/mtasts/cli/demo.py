@@ -7,13 +7,13 @@ grows as capabilities land.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from mtasts.cli._run import run_async
 from mtasts.cli.output import console
 from mtasts.lab.scenarios import CATALOGUE
 
@@ -61,7 +61,7 @@ def demo(
     out.print("[heading]mtasts demo[/]: a small mail internet on loopback (DNS, HTTPS policy hosts, SMTP MX hosts)")
     from mtasts.check.render import render_report
 
-    reports, options = asyncio.run(_inspect(names))
+    reports, options = run_async(_inspect(names))
     out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
     table = Table(title="mtasts check on the lab's domains", title_justify="left")
     # long codes fold rather than being cut short, so a narrow terminal still shows everything

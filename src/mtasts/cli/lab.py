@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from mtasts.cli._run import run_async
 from mtasts.cli.output import console
 from mtasts.lab.scenarios import CATALOGUE
 
@@ -71,7 +72,7 @@ def up(
         console(stderr=True).print(f"[severity.error]error:[/] {exc}")
         raise typer.Exit(2) from exc
     try:
-        asyncio.run(_run(lab, info))
+        run_async(_run(lab, info))
     except OSError as exc:
         console(stderr=True).print(f"[severity.error]error:[/] cannot start the lab: {exc}")
         raise typer.Exit(1) from exc

@@ -34,6 +34,7 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "sts-record-syntax": (Area.RECORD, Severity.ERROR, "the _mta-sts TXT record is invalid"),
     "sts-record-lookup-failed": (Area.RECORD, Severity.ERROR, "the _mta-sts TXT lookup failed"),
     "policy-host-unresolvable": (Area.POLICY, Severity.ERROR, "the policy host has no address"),
+    "policy-host-lookup-failed": (Area.POLICY, Severity.ERROR, "the policy host's address lookup failed"),
     "policy-fetch-failed": (Area.POLICY, Severity.ERROR, "the policy could not be fetched"),
     "policy-fetch-http-status": (Area.POLICY, Severity.ERROR, "the policy URL does not answer 200"),
     "policy-fetch-redirect": (Area.POLICY, Severity.ERROR, "the policy URL redirects"),

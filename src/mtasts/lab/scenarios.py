@@ -230,6 +230,12 @@ _SCENARIOS: tuple[Scenario, ...] = (
         policy_host_dns=DnsFault.NXDOMAIN,
     ),
     Scenario(
+        "policy-host-servfail",
+        "The nameserver answers SERVFAIL for mta-sts.<domain> (a temporary failure, not 'no host').",
+        _expect(_D.NO_POLICY, "policy-host-lookup-failed"),
+        policy_host_dns=DnsFault.SERVFAIL,
+    ),
+    Scenario(
         "policy-refused",
         "Nothing listens on the policy host (connection refused).",
         _expect(_D.NO_POLICY, "policy-fetch-failed"),

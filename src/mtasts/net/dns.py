@@ -43,6 +43,7 @@ class Lookup(Generic[T]):
     nxdomain: bool = False
     elapsed: float = 0.0
     cname_chain: tuple[str, ...] = field(default=())
+    refused: tuple[str, ...] = ()  # addresses found but not to be contacted (non-public)
 
     @property
     def found(self) -> bool:
@@ -72,9 +73,11 @@ class DnsClient:
     when no nameserver is given.
     """
 
-    def __init__(self, settings: NetworkSettings) -> None:
+    def __init__(self, settings: NetworkSettings, *, max_in_flight: int = 128) -> None:
         self._settings = settings
         self._resolver: dns.asyncresolver.Resolver | None = None
+        # a bulk run must not burst thousands of UDP queries at once: lost packets read as failures
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     def _get_resolver(self) -> dns.asyncresolver.Resolver:
         if self._resolver is None:
@@ -82,8 +85,9 @@ class DnsClient:
             resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
             if nameserver is not None:
                 resolver.nameservers = [dns.nameserver.Do53Nameserver(nameserver[0], nameserver[1])]
+            # the whole lookup may take `timeout`; a lost UDP packet is retried well before that
             resolver.lifetime = self._settings.timeout
-            resolver.timeout = min(self._settings.timeout, 3.0)
+            resolver.timeout = max(0.25, min(2.0, self._settings.timeout / 4))
             resolver.cache = None
             self._resolver = resolver
         return self._resolver
@@ -92,7 +96,8 @@ class DnsClient:
         start = time.monotonic()
         qname = dns.name.from_text(name)
         try:
-            answer = await self._get_resolver().resolve(qname, rdtype, raise_on_no_answer=False, search=False)
+            async with self._slots:
+                answer = await self._get_resolver().resolve(qname, rdtype, raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
             return self._outcome(
                 name, rdtype, LookupStatus.ABSENT, "the name does not exist (NXDOMAIN)", start, True
@@ -169,7 +174,7 @@ class DnsClient:
             return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), failed[0].detail, False, elapsed, chain)
         if refused:
             detail = f"only non-public addresses ({', '.join(refused)}), which this check refuses to contact"
-            return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), detail, False, elapsed, chain)
+            return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), detail, False, elapsed, chain, tuple(refused))
         nxdomain = all(o.nxdomain for o, _ in results)
         detail = "the name does not exist (NXDOMAIN)" if nxdomain else "no A or AAAA records"
         return Lookup(host, "A/AAAA", LookupStatus.ABSENT, (), detail, nxdomain, elapsed, chain)

@@ -76,9 +76,12 @@ async def fetch_policy(domain: str, dns: DnsClient, settings: NetworkSettings, *
     addresses = await dns.addresses(host)
     result = PolicyFetch(domain, host, url, addresses)
     if addresses.status is not LookupStatus.FOUND:
-        kind = (
-            FetchFailureKind.UNRESOLVABLE if addresses.status is LookupStatus.ABSENT else FetchFailureKind.LOOKUP_FAILED
-        )
+        if addresses.refused:  # it resolves, but only to addresses this check must not contact
+            kind = FetchFailureKind.CONNECT
+        elif addresses.status is LookupStatus.ABSENT:
+            kind = FetchFailureKind.UNRESOLVABLE
+        else:
+            kind = FetchFailureKind.LOOKUP_FAILED
         return replace(result, failure=kind, detail=f"{host}: {addresses.detail}", elapsed=time.monotonic() - start)
     progress = _Progress()
     try:
