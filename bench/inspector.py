@@ -518,7 +518,6 @@ def run_single(
     """Per domain: ``repeat`` timed checks by each tool, interleaved (mtasts then checkdmarc on the
     same domain, the order swapped every repetition) so that load from other processes falls on
     both alike; one untimed warm-up round first."""
-    import asyncio
 
     from mtasts.check.inspect import DomainReport, Inspector
 
@@ -558,7 +557,9 @@ def run_single(
                     theirs(domain)
         return out
 
-    return asyncio.run(main())
+    from mtasts.cli._run import run_async  # as `mtasts check` runs: uvloop where installed
+
+    return run_async(main())
 
 
 def run_bulk_mtasts(
@@ -575,7 +576,6 @@ def run_bulk_mtasts(
     Each run also records the CPU time of this process and of the lab process, and the UDP
     datagrams the kernel dropped for a full receive buffer (``RcvbufErrors``, system-wide); the
     first run's reports are compared with what each scenario expects."""
-    import asyncio
 
     from mtasts.check.inspect import DomainReport, Inspector
 
@@ -616,7 +616,9 @@ def run_bulk_mtasts(
         sequential, _ = max([await bulk_run(1) for _ in range(rounds)], key=lambda run: run[0]["rate"])
         return {"concurrent": stats, "sequential": sequential}
 
-    return asyncio.run(main())
+    from mtasts.cli._run import run_async  # as `mtasts check` runs: uvloop where installed
+
+    return run_async(main())
 
 
 def run_bulk_cli(
@@ -665,7 +667,6 @@ def run_bulk_peer(
 
 def profile_mtasts(info: dict[str, Any], bulk: list[str], concurrency: int, timeout: float, top: int) -> list[str]:
     """cProfile (CPU time) one extra mtasts bulk run (client side only: the lab is another process)."""
-    import asyncio
     import cProfile
     import io
     import pstats
@@ -680,7 +681,9 @@ def profile_mtasts(info: dict[str, Any], bulk: list[str], concurrency: int, time
 
     profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the lab is not a cost here
     profiler.enable()
-    asyncio.run(main())
+    from mtasts.cli._run import run_async
+
+    run_async(main())
     profiler.disable()
     stats = pstats.Stats(profiler, stream=io.StringIO())
     areas: Counter[str] = Counter()
