@@ -1,6 +1,6 @@
 """The parsedmarc side of ``bench/report.py``, run by the throwaway venv's Python (no mtasts there).
 
-Reads ``{"json_bodies": [latin-1 str], "files": [latin-1 str], "large": [...], "repeat", "target"}``
+Reads ``{"json_bodies": [latin-1 str], "files": [...], "mails": [...], "large": [...], "repeat", "target"}``
 as JSON on stdin (bytes travel as latin-1 strings), times parsedmarc on them with the method of
 ``bench/_timing.py`` and writes the rates and what it read (for the agreement check) as JSON.
 """
@@ -23,6 +23,7 @@ def main() -> None:
     job = json.load(sys.stdin)
     bodies = [text.encode("latin-1") for text in job["json_bodies"]]
     files = [text.encode("latin-1") for text in job["files"]]
+    mails = [text.encode("latin-1") for text in job["mails"]]
     large = [text.encode("latin-1") for text in job["large"]]
     repeat: int = job["repeat"]
     target: float = job["target"]
@@ -53,13 +54,15 @@ def main() -> None:
 
     json_ok = accepted(parsedmarc.parse_smtp_tls_report_json, bodies)
     file_ok = accepted(whole_file, files)
+    mail_ok = accepted(whole_file, mails)
     result = {
         "python": sys.version.split()[0],
         "package": "parsedmarc",
         "version": version("parsedmarc"),
-        "accepted": {"json": json_ok, "file": file_ok},
+        "accepted": {"json": json_ok, "file": file_ok, "mail": mail_ok},
         "rates": {
             "json": best_rate(parsedmarc.parse_smtp_tls_report_json, [bodies[i] for i in json_ok], repeat, target),
+            "mail": best_rate(whole_file, [mails[i] for i in mail_ok], repeat, target),
             "file": best_rate(whole_file, [files[i] for i in file_ok], repeat, target),
             "large": best_rate(parsedmarc.parse_smtp_tls_report_json, large, repeat, target),
         },

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from mtasts.core.tlsrpt_report import TlsRptReport, parse_report, report_rows
+from mtasts.core.tlsrpt_report import Rollup, TlsRptReport, parse_report, report_rows
+from mtasts.report.analysis import (
+    failing_senders_rollup,
+    readiness_rollup,
+    rollup_rows,
+    summarise,
+    summarise_rollup,
+)
 from mtasts.report.mail import parse_any
 from mtasts.store.models import Base
 from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
@@ -160,3 +168,105 @@ def test_default_url_comes_from_the_environment(tmp_path: Any) -> None:
     assert default_db_url({"MTASTS_DB": "postgresql://u@h/db"}) == "postgresql+psycopg://u@h/db"
     assert default_db_url({"XDG_DATA_HOME": str(tmp_path)}) == f"sqlite:///{tmp_path / 'mtasts' / 'reports.sqlite3'}"
     assert normalise_url("sqlite:///x") == "sqlite:///x"
+
+
+def generated_reports(count: int, seed: int) -> list[TlsRptReport]:
+    """Reports over a few domains (one of them none), senders and days, with details that repeat,
+    lack fields or carry reasons, some added twice (stored once)."""
+    rng = random.Random(seed)
+    reports = []
+    for number in range(count):
+        day = date(2026, 11, 1) + timedelta(days=rng.randrange(20))
+        policies = []
+        for kind in rng.sample(["sts", "tlsa", "no-policy-found"], rng.randint(1, 2)):
+            details = [
+                {
+                    "result-type": rng.choice(["validation-failure", "certificate-expired", "Testing"]),
+                    "failed-session-count": rng.choice([0, 1, 4]),
+                    **({"sending-mta-ip": rng.choice(["192.0.2.1", "192.0.2.2"])} if rng.random() < 0.7 else {}),
+                    **({"receiving-mx-hostname": "mx1.a.example"} if rng.random() < 0.4 else {}),
+                    **({"receiving-ip": "198.51.100.1"} if rng.random() < 0.4 else {}),
+                    **({"failure-reason-code": rng.choice(["timeout", "tls", "dns"])} if rng.random() < 0.5 else {}),
+                }
+                for _ in range(rng.choice([0, 0, 1, 3]))
+            ]
+            policy: dict[str, Any] = {"policy-type": kind}
+            if kind != "no-policy-found" or rng.random() < 0.5:
+                policy["policy-domain"] = rng.choice(["a.example", "b.example"])
+            summary = {"total-successful-session-count": rng.choice([0, 3, 1000])}
+            if rng.random() < 0.9:
+                summary["total-failure-session-count"] = rng.choice([0, 2, 9])
+            policies.append({"policy": policy, "summary": summary, "failure-details": details})
+        start = f"{day.isoformat()}T00:00:00Z"
+        reports.append(
+            make_report(
+                **{
+                    "organization-name": rng.choice(["G", "M", "X"]),
+                    "report-id": f"r-{number}",
+                    "date-range": {"start-datetime": start, "end-datetime": f"{day.isoformat()}T23:59:59Z"},
+                    "policies": policies,
+                }
+            )
+        )
+    return reports + reports[: count // 10]
+
+
+def analysed(rollup: Rollup) -> tuple[Any, ...]:
+    """What the CLI shows from a roll-up (its order-free content)."""
+    return (
+        [s.to_dict() for s in summarise_rollup(rollup)],
+        [i.to_dict() for i in failing_senders_rollup(rollup)],
+        [r.to_dict() for r in readiness_rollup(rollup)],
+        [r.to_dict() for r in readiness_rollup(rollup, until=date(2026, 11, 10), days=5)],
+    )
+
+
+@pytest.mark.parametrize("batches", [1, 7])
+def test_the_database_rollup_equals_the_rollup_of_the_rows(store: ReportStore, batches: int) -> None:
+    reports = generated_reports(120, seed=batches)
+    for number in range(batches):
+        store.add_reports(reports[number::batches], source="g", now=NOW)
+    for since, domain in [
+        (None, None),
+        (None, "a.example"),
+        (date(2026, 11, 8), None),
+        (date(2026, 11, 8), "b.example"),
+    ]:
+        from_rows = rollup_rows(
+            store.policy_rows(since=since, domain=domain), store.failure_rows(since=since, domain=domain)
+        )
+        in_database = store.rollup(since=since, domain=domain)
+        assert analysed(in_database) == analysed(from_rows)
+        assert sorted(in_database.days, key=repr) == sorted(from_rows.days, key=repr)
+        assert sorted(in_database.senders, key=repr) == sorted(from_rows.senders, key=repr)
+        assert sorted(repr(f[:-1]) for f in in_database.failures) == sorted(repr(f[:-1]) for f in from_rows.failures)
+    assert store.rollup(domain="") == Rollup()
+    assert analysed(store.rollup(since=date(2026, 11, 1))) == analysed(store.rollup())
+
+
+def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: ReportStore) -> None:
+    require_shared(TLSRPT_SAMPLES)
+    for path in sorted(TLSRPT_SAMPLES.rglob("*")):
+        if path.is_file() and path.suffix != ".md":
+            try:
+                store.add_reports(parse_any(path.read_bytes()), source=str(path), now=NOW)
+            except ValueError:
+                continue
+    policies, failures = store.policy_rows(), store.failure_rows()
+    assert analysed(store.rollup()) == analysed(rollup_rows(policies, failures))
+    assert [s.to_dict() for s in summarise_rollup(store.rollup())] == [
+        s.to_dict() for s in summarise(policies, failures)
+    ]
+
+
+def test_the_migration_fills_the_rollups_of_rows_stored_before_it(store_factory: Callable[[], ReportStore]) -> None:
+    with store_factory() as store:
+        store.migrate("0001")
+        store.add_reports(generated_reports(40, seed=3), source="g", now=NOW)
+        with store.engine.begin() as connection:  # rows stored by a version without roll-ups
+            for table in ("tlsrpt_failure_total", "tlsrpt_sender_total", "tlsrpt_day_total"):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+        store.migrate()
+        from_rows = rollup_rows(store.policy_rows(), store.failure_rows())
+        assert analysed(store.rollup()) == analysed(from_rows)

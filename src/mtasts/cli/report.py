@@ -29,10 +29,10 @@ from mtasts.report.analysis import (
     ReadinessVerdict,
     SenderIssue,
     digest,
-    failing_senders,
-    readiness,
+    failing_senders_rollup,
+    readiness_rollup,
     sparkline,
-    summarise,
+    summarise_rollup,
 )
 from mtasts.report.mail import parse_any
 from mtasts.report.sources import iter_sources
@@ -275,12 +275,11 @@ def summary_command(
     """What the stored reports say: success per domain and day, who fails, how, and since when."""
     since, wanted = _since(days), _domain(domain)
     with _store(db) as store:
-        policies = store.policy_rows(since=since, domain=wanted)
-        failures = store.failure_rows(since=since, domain=wanted)
-    summaries = summarise(policies, failures)
-    senders = failing_senders(policies, failures)
+        rollup = store.rollup(since=since, domain=wanted)  # summed in the database
+    summaries = summarise_rollup(rollup)
+    senders = failing_senders_rollup(rollup)
     until = _today() if days is not None else None
-    verdicts = {v.policy_domain: v for v in readiness(policies, until=until, days=days or 30)}
+    verdicts = {v.policy_domain: v for v in readiness_rollup(rollup, until=until, days=days or 30)}
     if json_output:
         print_json(
             {

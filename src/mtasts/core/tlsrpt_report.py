@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import orjson
 
@@ -41,14 +41,18 @@ from mtasts.core.problems import ParseError, Problem, Severity
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DayTotal",
     "FailureDetail",
     "FailureRow",
+    "FailureTotal",
     "PolicyResult",
     "PolicyRow",
     "PolicyType",
     "ReportLimits",
     "ReportParseError",
     "ResultType",
+    "Rollup",
+    "SenderTotal",
     "TlsRptReport",
     "is_gzip",
     "parse_report",
@@ -798,3 +802,38 @@ def report_rows(report: TlsRptReport) -> tuple[list[PolicyRow], list[FailureRow]
             for detail in policy.failure_details
         )
     return policies, failures
+
+
+# --- roll-ups: the rows summed per the keys the analysis reports on ---------------------------
+
+
+# Plain tuples, not named ones: a summary reads tens of thousands of them, and exact tuples of
+# strings, numbers and dates drop out of the garbage collector's bookkeeping (named ones do not).
+
+DayTotal: TypeAlias = tuple[str | None, date, str, int, int]
+"""Sessions of one policy domain, day and policy type: ``(policy_domain, day, policy_type,
+successful, failed)``."""
+
+SenderTotal: TypeAlias = tuple[str | None, str, int, int, date | None, date | None]
+"""Sessions of one policy domain and sending organisation: ``(policy_domain, organization_name,
+successful, failed, first_failed, last_failed)``; the first and last day on which a policy
+summary counted failed sessions (``None`` when none did)."""
+
+FailureTotal: TypeAlias = tuple[str | None, str, str, str | None, int, date, date, int]
+"""Failed sessions of one policy domain and sending organisation with one value of one
+failure-detail field: ``(policy_domain, organization_name, kind, value, failed, first_day,
+last_day, first_seen)``. ``kind`` is ``result_type``, ``sending_ip``, ``mx`` (the receiving MX
+host name, else its IP) or ``reason`` (a failure-reason-code); ``value`` is ``None`` when the
+field is absent (never for ``result_type`` and ``reason``). ``first_day``/``last_day`` span the
+details counted; ``first_seen`` orders the values of one domain and sender by first appearance
+(only its order means something)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """Policy and failure rows summed per the keys the analysis reports on: what a store computes
+    in the database, so that a summary never walks every row (see ``mtasts.report.analysis``)."""
+
+    days: tuple[DayTotal, ...] = ()
+    senders: tuple[SenderTotal, ...] = ()
+    failures: tuple[FailureTotal, ...] = ()

@@ -1,5 +1,10 @@
 """What the reports say: pure functions over flat rows (from the store or from parsed files).
 
+Every analysis works on a :class:`~mtasts.core.tlsrpt_report.Rollup`, the rows summed per the
+keys it reports on: :func:`rollup_rows` sums flat rows in memory, a store sums them in the
+database (``ReportStore.rollup``). The ``*_rollup`` functions take a roll-up; :func:`summarise`,
+:func:`failing_senders` and :func:`readiness` take flat rows and roll them up first.
+
 Per policy domain and day: successful and failed sessions and the success rate; per sending
 organisation; per result type; per receiving MX and sending IP; the senders to work with (who
 fails, how, since when, how many sessions); and whether a domain is ready for ``mode: enforce``.
@@ -7,14 +12,24 @@ fails, how, since when, how many sessions); and whether a domain is ready for ``
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, Final
 
-from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, ResultType
+from mtasts.core._frozen import trusted_constructor
+from mtasts.core.tlsrpt_report import (
+    DayTotal,
+    FailureRow,
+    FailureTotal,
+    PolicyRow,
+    ResultType,
+    Rollup,
+    SenderTotal,
+)
 
 __all__ = [
     "RESULT_TYPE_HELP",
@@ -30,10 +45,14 @@ __all__ = [
     "Totals",
     "digest",
     "failing_senders",
+    "failing_senders_rollup",
     "readiness",
+    "readiness_rollup",
+    "rollup_rows",
     "sparkline",
     "success_rate",
     "summarise",
+    "summarise_rollup",
 ]
 
 NO_DOMAIN: Final = "(none)"
@@ -84,6 +103,9 @@ class DayPoint:
         return success_rate(self.successful, self.failed)
 
 
+_new_day_point = trusted_constructor(DayPoint)
+
+
 @dataclass(frozen=True, slots=True)
 class DomainSummary:
     """Everything about one policy domain (``None``: reports that name no domain)."""
@@ -128,41 +150,120 @@ class DomainSummary:
 
 
 def _sorted_counts(counter: Mapping[str, int]) -> dict[str, int]:
-    return dict(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+    """Largest count first, ties by name (a stable sort by count after one by name)."""
+    items = sorted(counter.items())
+    items.sort(key=itemgetter(1), reverse=True)
+    return dict(items)
+
+
+def rollup_rows(policies: Iterable[PolicyRow], failures: Iterable[FailureRow]) -> Rollup:
+    """Sum flat rows per the keys of :class:`Rollup` (``first_seen``: the position of the first
+    failure row holding the value)."""
+    days: dict[tuple[str | None, date, str], list[int]] = {}
+    senders: dict[tuple[str | None, str], list[Any]] = {}
+    for row in policies:
+        day_key = (row.policy_domain, row.day, row.policy_type)
+        totals = days.get(day_key)
+        if totals is None:
+            days[day_key] = [row.total_successful, row.total_failure]
+        else:
+            totals[0] += row.total_successful
+            totals[1] += row.total_failure
+        sender_key = (row.policy_domain, row.organization_name)
+        sender = senders.get(sender_key)
+        if sender is None:
+            sender = senders[sender_key] = [0, 0, None, None]
+        sender[0] += row.total_successful
+        sender[1] += row.total_failure
+        if row.total_failure:
+            sender[2] = row.day if sender[2] is None else min(sender[2], row.day)
+            sender[3] = row.day if sender[3] is None else max(sender[3], row.day)
+    found: dict[tuple[str | None, str, str, str | None], list[Any]] = {}
+    for position, failure in enumerate(failures):
+        domain, org, count, day = (
+            failure.policy_domain,
+            failure.organization_name,
+            failure.failed_session_count,
+            failure.day,
+        )
+        for kind, value in (
+            ("result_type", failure.result_type),
+            ("sending_ip", failure.sending_mta_ip or None),
+            ("mx", failure.receiving_mx_hostname or failure.receiving_ip or None),
+            ("reason", failure.failure_reason_code or None),
+        ):
+            if kind == "reason" and value is None:
+                continue
+            key = (domain, org, kind, value)
+            total = found.get(key)
+            if total is None:
+                found[key] = [count, day, day, position]
+            else:
+                total[0] += count
+                total[1] = min(total[1], day)
+                total[2] = max(total[2], day)
+    day_totals: tuple[DayTotal, ...] = tuple((*key, *totals) for key, totals in days.items())  # type: ignore[misc]
+    sender_totals: tuple[SenderTotal, ...] = tuple((*key, *sender) for key, sender in senders.items())
+    failure_totals: tuple[FailureTotal, ...] = tuple((*key, *total) for key, total in found.items())
+    return Rollup(day_totals, sender_totals, failure_totals)
 
 
 def summarise(policies: Iterable[PolicyRow], failures: Iterable[FailureRow]) -> list[DomainSummary]:
     """One :class:`DomainSummary` per policy domain, sorted by domain (no-domain last)."""
-    totals: dict[str | None, Totals] = defaultdict(Totals)
-    days: dict[str | None, dict[date, Totals]] = defaultdict(lambda: defaultdict(Totals))
-    kinds: dict[str | None, dict[str, Totals]] = defaultdict(lambda: defaultdict(Totals))
-    orgs: dict[str | None, dict[str, Totals]] = defaultdict(lambda: defaultdict(Totals))
-    for row in policies:
-        key = row.policy_domain
-        totals[key] = totals[key].add(row.total_successful, row.total_failure)
-        days[key][row.day] = days[key][row.day].add(row.total_successful, row.total_failure)
-        kinds[key][row.policy_type] = kinds[key][row.policy_type].add(row.total_successful, row.total_failure)
-        orgs[key][row.organization_name] = orgs[key][row.organization_name].add(row.total_successful, row.total_failure)
-    results: dict[str | None, Counter[str]] = defaultdict(Counter)
-    mxs: dict[str | None, Counter[str]] = defaultdict(Counter)
-    ips: dict[str | None, Counter[str]] = defaultdict(Counter)
-    for failure in failures:
-        key = failure.policy_domain
-        results[key][failure.result_type] += failure.failed_session_count
-        mxs[key][failure.receiving_mx_hostname or failure.receiving_ip or "(unknown)"] += failure.failed_session_count
-        ips[key][failure.sending_mta_ip or "(unknown)"] += failure.failed_session_count
+    return summarise_rollup(rollup_rows(policies, failures))
+
+
+def _domain_order(key: str | None) -> tuple[bool, str]:
+    return (key is None, key or "")
+
+
+def summarise_rollup(rollup: Rollup) -> list[DomainSummary]:
+    """:func:`summarise` over a roll-up."""
+    days: dict[str | None, dict[date, list[int]]] = {}
+    kinds: dict[str | None, dict[str, list[int]]] = {}
+    for key, day, kind, successful, failed in rollup.days:
+        per_day = days.get(key)
+        if per_day is None:
+            per_day = days[key] = {}
+            kinds[key] = {}
+        pair = per_day.get(day)
+        if pair is None:
+            per_day[day] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+        per_kind = kinds[key]
+        pair = per_kind.get(kind)
+        if pair is None:
+            per_kind[kind] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    orgs: dict[str | None, dict[str, Totals]] = defaultdict(dict)
+    for key, org, successful, failed, _, _ in rollup.senders:
+        orgs[key][org] = orgs[key].get(org, Totals()).add(successful, failed)
+    counters: dict[str, dict[str | None, dict[str, int]]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
+    for key, _, kind, value, failed, _, _, _ in rollup.failures:
+        by_kind = counters.get(kind)
+        if by_kind is not None:
+            counter = by_kind.get(key)
+            if counter is None:
+                counter = by_kind[key] = {}
+            name = (value or "") if kind == "result_type" else value or "(unknown)"
+            counter[name] = counter.get(name, 0) + failed
     summaries = []
-    for key in sorted(totals, key=lambda k: (k is None, k or "")):
+    for key in sorted(days, key=_domain_order):
+        daily = sorted(days[key].items())
         summaries.append(
             DomainSummary(
                 policy_domain=key,
-                totals=totals[key],
-                daily=tuple(DayPoint(day, t.successful, t.failed) for day, t in sorted(days[key].items())),
-                by_policy_type=dict(sorted(kinds[key].items())),
+                totals=Totals(sum(pair[0] for _, pair in daily), sum(pair[1] for _, pair in daily)),
+                daily=tuple([_new_day_point(day, ok, failed) for day, (ok, failed) in daily]),
+                by_policy_type={kind: Totals(*pair) for kind, pair in sorted(kinds[key].items())},
                 by_organization=dict(sorted(orgs[key].items(), key=lambda item: (-item[1].failed, item[0]))),
-                by_result_type=_sorted_counts(results[key]),
-                by_receiving_mx=_sorted_counts(mxs[key]),
-                by_sending_ip=_sorted_counts(ips[key]),
+                by_result_type=_sorted_counts(counters["result_type"].get(key, {})),
+                by_receiving_mx=_sorted_counts(counters["mx"].get(key, {})),
+                by_sending_ip=_sorted_counts(counters["sending_ip"].get(key, {})),
             )
         )
     return summaries
@@ -210,42 +311,55 @@ def failing_senders(policies: Iterable[PolicyRow], failures: Iterable[FailureRow
     Failed sessions come from the policy summaries (what the sender counted); how they failed
     comes from the failure details, which may be absent or not add up (see the parser).
     """
-    counts: dict[tuple[str | None, str], Totals] = defaultdict(Totals)
+    return failing_senders_rollup(rollup_rows(policies, failures))
+
+
+def failing_senders_rollup(rollup: Rollup) -> list[SenderIssue]:
+    """:func:`failing_senders` over a roll-up."""
+    counts: dict[tuple[str | None, str], Totals] = {}
     first: dict[tuple[str | None, str], date] = {}
     last: dict[tuple[str | None, str], date] = {}
-    for row in policies:
-        key = (row.policy_domain, row.organization_name)
-        counts[key] = counts[key].add(row.total_successful, row.total_failure)
-        if row.total_failure:
-            first[key] = min(first.get(key, row.day), row.day)
-            last[key] = max(last.get(key, row.day), row.day)
-    types: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
-    ips: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
-    mxs: dict[tuple[str | None, str], Counter[str]] = defaultdict(Counter)
-    reasons: dict[tuple[str | None, str], dict[str, None]] = defaultdict(dict)
-    for failure in failures:
-        key = (failure.policy_domain, failure.organization_name)
-        types[key][failure.result_type] += failure.failed_session_count
-        if failure.sending_mta_ip:
-            ips[key][failure.sending_mta_ip] += failure.failed_session_count
-        if failure.receiving_mx_hostname or failure.receiving_ip:
-            mxs[key][failure.receiving_mx_hostname or failure.receiving_ip or ""] += failure.failed_session_count
-        if failure.failure_reason_code:
-            reasons[key][failure.failure_reason_code] = None
-        first[key] = min(first.get(key, failure.day), failure.day)
-        last[key] = max(last.get(key, failure.day), failure.day)
+    for domain, org, successful, failed, first_failed, last_failed in rollup.senders:
+        key = (domain, org)
+        counts[key] = counts.get(key, Totals()).add(successful, failed)
+        if first_failed is not None and last_failed is not None:
+            first[key] = min(first.get(key, first_failed), first_failed)
+            last[key] = max(last.get(key, last_failed), last_failed)
+    kinds: dict[str, dict[tuple[str | None, str], dict[str, int]]] = {"result_type": {}, "sending_ip": {}, "mx": {}}
+    reasons: dict[tuple[str | None, str], list[tuple[int, str]]] = defaultdict(list)
+    for domain, org, kind, value, failed, first_day, last_day, first_seen in rollup.failures:
+        key, name = (domain, org), value or ""
+        if kind == "result_type":
+            known = first.get(key)
+            if known is None or first_day < known:
+                first[key] = first_day
+            known = last.get(key)
+            if known is None or last_day > known:
+                last[key] = last_day
+        elif not name:
+            continue
+        elif kind == "reason":
+            reasons[key].append((first_seen, name))
+            continue
+        by_kind = kinds.get(kind)
+        if by_kind is not None:
+            counter = by_kind.get(key)
+            if counter is None:
+                counter = by_kind[key] = {}
+            counter[name] = counter.get(name, 0) + failed
+    types, ips, mxs = kinds["result_type"], kinds["sending_ip"], kinds["mx"]
     issues = [
         SenderIssue(
             policy_domain=key[0],
             organization_name=key[1],
-            failed_sessions=counts[key].failed or sum(types[key].values()),
-            successful_sessions=counts[key].successful,
+            failed_sessions=counts.get(key, Totals()).failed or sum(types.get(key, {}).values()),
+            successful_sessions=counts.get(key, Totals()).successful,
             first_failure=first[key],
             last_failure=last[key],
-            result_types=_sorted_counts(types[key]),
-            sending_ips=_sorted_counts(ips[key]),
-            receiving_mxs=_sorted_counts(mxs[key]),
-            reasons=tuple(reasons[key]),
+            result_types=_sorted_counts(types.get(key, {})),
+            sending_ips=_sorted_counts(ips.get(key, {})),
+            receiving_mxs=_sorted_counts(mxs.get(key, {})),
+            reasons=tuple(dict.fromkeys(reason for _, reason in sorted(reasons.get(key, ())))),
         )
         for key in first
     ]
@@ -299,22 +413,40 @@ def readiness(
 ) -> list[Readiness]:
     """The enforce verdict per domain from its ``sts`` sessions in the ``days`` days up to
     ``until`` (by default each domain's newest report day, so old data still gets an answer)."""
-    rows = list(policies)
+    return readiness_rollup(rollup_rows(policies, ()), until=until, days=days, min_sessions=min_sessions)
+
+
+def readiness_rollup(
+    rollup: Rollup, *, until: date | None = None, days: int = 30, min_sessions: int = 10
+) -> list[Readiness]:
+    """:func:`readiness` over a roll-up."""
     newest: dict[str | None, date] = {}
     has_sts: set[str | None] = set()
-    for row in rows:
-        newest[row.policy_domain] = max(newest.get(row.policy_domain, row.day), row.day)
-        if row.policy_type == "sts":
-            has_sts.add(row.policy_domain)
-    windows = {domain: (until or last) for domain, last in newest.items()}
-    sts: dict[str | None, Totals] = defaultdict(Totals)
-    for row in rows:
-        end = windows[row.policy_domain]
-        if row.policy_type == "sts" and end - timedelta(days=days - 1) <= row.day <= end:
-            sts[row.policy_domain] = sts[row.policy_domain].add(row.total_successful, row.total_failure)
+    for key, day, kind, _, _ in rollup.days:
+        known = newest.get(key)
+        if known is None or day > known:
+            newest[key] = day
+        if kind == "sts":
+            has_sts.add(key)
+    windows = {
+        domain: (end - timedelta(days=days - 1), end) for domain, last in newest.items() for end in [until or last]
+    }
+    sums: dict[str | None, list[int]] = {}
+    for key, day, kind, successful, failed in rollup.days:
+        if kind == "sts":
+            first, end = windows[key]
+            if first <= day <= end:
+                pair = sums.get(key)
+                if pair is None:
+                    sums[key] = [successful, failed]
+                else:
+                    pair[0] += successful
+                    pair[1] += failed
+    sts = {key: Totals(*pair) for key, pair in sums.items()}
+    windows_end = {domain: end for domain, (_, end) in windows.items()}
     verdicts = []
-    for domain in sorted(newest, key=lambda k: (k is None, k or "")):
-        end = windows[domain]
+    for domain in sorted(newest, key=_domain_order):
+        end = windows_end[domain]
         totals = sts.get(domain, Totals())
         rate = totals.rate
         if rate is None:

@@ -11,7 +11,15 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "FailureDetailRow", "PolicyResultRow", "ReportRow"]
+__all__ = [
+    "Base",
+    "DayTotalRow",
+    "FailureDetailRow",
+    "FailureTotalRow",
+    "PolicyResultRow",
+    "ReportRow",
+    "SenderTotalRow",
+]
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: the rowid alias autoincrements
 
@@ -78,3 +86,47 @@ class FailureDetailRow(Base):
     failure_reason_code: Mapped[str | None] = mapped_column(Text)
 
     policy: Mapped[PolicyResultRow] = relationship(back_populates="failure_details")
+
+
+# --- roll-ups: the rows summed per the keys of mtasts.core.tlsrpt_report.Rollup ---------------
+# Kept up to date in the transaction that stores each report, so that a summary over everything
+# reads these small tables instead of every row. '' stands for an absent policy domain or value
+# (the parser never produces an empty string). Counts saturate at 2^63-1.
+
+
+class DayTotalRow(Base):
+    __tablename__ = "tlsrpt_day_total"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: the key is the table (one B-tree)
+
+    policy_domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    policy_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    successful: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+
+
+class SenderTotalRow(Base):
+    __tablename__ = "tlsrpt_sender_total"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: the key is the table (one B-tree)
+
+    policy_domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    organization_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    successful: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    first_failed: Mapped[date | None] = mapped_column(Date)
+    last_failed: Mapped[date | None] = mapped_column(Date)
+
+
+class FailureTotalRow(Base):
+    __tablename__ = "tlsrpt_failure_total"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: the key is the table (one B-tree)
+
+    policy_domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    organization_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    # (days since 1970-01-01) * 2^40 + tlsrpt_failure.id of the first detail with this value
+    first_seen: Mapped[int] = mapped_column(BigInteger)
