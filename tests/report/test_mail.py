@@ -131,3 +131,73 @@ def test_every_sample_message_yields_its_report() -> None:
     assert len(messages) >= 13
     for path in messages:
         assert len(extract_reports(Path(path).read_bytes())) == 1, path
+
+
+# --- the fast reader agrees with the standard library's parser --------------------------------
+
+
+def _both_readers(data: bytes) -> tuple[object, object]:
+    """What the fast reader and the standard library reader each make of ``data``."""
+    import email
+    import email.policy
+
+    from mtasts.core.tlsrpt_report import DEFAULT_LIMITS
+    from mtasts.report import mail
+
+    fast = mail._read_reports(mail._fast_parts(data), DEFAULT_LIMITS, strict=False)
+    parsed = email.message_from_bytes(data, policy=email.policy.compat32)
+    slow = mail._read_reports(mail._stdlib_parts(parsed), DEFAULT_LIMITS, strict=True)
+    return fast, slow
+
+
+def _dicts(reports: object) -> list[dict[str, Any]]:
+    assert isinstance(reports, tuple)
+    return [report.to_dict() for report in reports]
+
+
+def test_fast_reader_reads_every_sample_e_mail_as_the_standard_library_does() -> None:
+    require_shared(TLSRPT_SAMPLES)
+    samples = sorted(
+        p for p in TLSRPT_SAMPLES.rglob("*") if p.suffix in (".eml", ".elm") and p.parent.name != "negative"
+    )
+    assert samples
+    for path in samples:
+        fast, slow = _both_readers(path.read_bytes())
+        assert fast, f"the fast reader gave up on {path.name}"
+        assert _dicts(fast) == _dicts(slow), path.name
+
+
+def test_fast_reader_nested_multipart_and_quoted_printable() -> None:
+    data = (
+        b"From: r@sender.example\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\npreamble\r\n"
+        b'--outer\r\nContent-Type: multipart/alternative; boundary="in ner"\r\n\r\n'
+        b"--in ner\r\nContent-Type: text/plain\r\n\r\nhello\r\n--in ner\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n"
+        b"--in ner--\r\n"
+        b"--outer\r\nContent-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + BODY.replace(b"=", b"=3D")
+        + b"\r\n--outer--\r\nepilogue\r\n"
+    )
+    fast, slow = _both_readers(data)
+    assert fast
+    assert _dicts(fast) == _dicts(slow)
+    assert fast[0].organization_name == "Example Sender"  # type: ignore[index]
+
+
+def test_fast_reader_leaves_encoded_parameters_to_the_standard_library() -> None:
+    data = message(("application/octet-stream", gzip.compress(BODY), "report.json.gz")).replace(
+        b'filename="report.json.gz"', b"filename*=utf-8''report.json.gz"
+    )
+    fast, slow = _both_readers(data)
+    assert fast is None  # gave up: RFC 2231 parameter
+    assert len(extract_reports(data)) == 1 == len(slow)  # type: ignore[arg-type]
+
+
+def test_unreadable_report_part_is_decided_by_the_standard_library() -> None:
+    from mtasts.core.tlsrpt_report import DEFAULT_LIMITS
+    from mtasts.report import mail
+
+    data = message(("application/tlsrpt+gzip", b"not gzip and not json", "r.json.gz"))
+    assert mail._read_reports(mail._fast_parts(data), DEFAULT_LIMITS, strict=False) is None
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(data)
+    assert caught.value.code == "mail.report_unreadable"
