@@ -35,8 +35,8 @@ created with a unique name and dropped at the end; ``--pg URL`` or ``$MTASTS_BEN
   detail (``tlsrpt_failure``: failed sessions); the output says how they split. Timed: what
   ``mtasts report summary --json`` computes on an open store (summaries, failing senders and
   readiness, as dicts, no filter), two ways that must give the same document: from
-  ``ReportStore.rollup()`` (sums kept by the database; median of 5, 3 quick) and, as the CLI
-  does it today, from every row loaded into Python (once). Both are timed in a fresh
+  ``ReportStore.rollup()`` (sums kept by the database; median of 5, 3 quick), which is what the
+  CLI does, and, for comparison, from every row loaded into Python (once), as it did before. Both are timed in a fresh
   interpreter on the open store, as in a run of the command (imports and opening excluded).
 """
 
@@ -244,8 +244,8 @@ def session_reports(rows: int, seed: int = 8461) -> Iterator[TlsRptReport]:
 
 
 def summary_json_rows(store: ReportStore) -> dict[str, Any]:
-    """What ``mtasts report summary --json`` computes (no filter) as the CLI does it today: every
-    policy and failure row loaded into Python, then summed there."""
+    """What ``mtasts report summary --json`` computed (no filter) before roll-ups: every policy
+    and failure row loaded into Python, then summed there (kept to check both give the same)."""
     policies = store.policy_rows()
     failures = store.failure_rows()
     summaries = summarise(policies, failures)
@@ -586,8 +586,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"({summary['sessions']:,} sessions, {summary['domains']} domains, {summary['failing_senders']} failing "
             f"senders); median of {summary['runs']} (roll-up) and {summary['rows_runs']} (rows)"
         )
-    print("summary ms: ReportStore.rollup() + the *_rollup analyses; (rows) ms: every row into Python, as the CLI")
-    print("does today (policy_rows + failure_rows + summarise/failing_senders/readiness); both give the same JSON.")
+    print("summary ms: ReportStore.rollup() + the *_rollup analyses, as the CLI does; (rows) ms: every row into")
+    print("Python as before roll-ups (policy_rows + failure_rows + summarise/...); both give the same JSON.")
 
 
 if __name__ == "__main__":
