@@ -18,6 +18,7 @@ from types import MappingProxyType
 import idna
 
 from mtasts.core._frozen import trusted_constructor
+from mtasts.core._tagvalue import EXT_NAME_RE  # sts-policy-ext-name is the record's sts-ext-name
 from mtasts.core.hostname import MxPatternIssue, check_mx_pattern
 from mtasts.core.mx import normalize_host, normalize_pattern
 from mtasts.core.problems import PolicyParseError, Problem, Severity
@@ -35,10 +36,8 @@ STS_POLICY_VERSION = "STSv1"
 MAX_AGE_LIMIT = 31_557_600  # §3.2: "a maximum value of 31557600" (about one year)
 MAX_AGE_DIGITS = 10  # §3.2: sts-policy-max-age-value = 1*10(DIGIT)
 
-# sts-policy-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
-_EXT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
 # sts-policy-ext-value = sts-policy-vchar *(*WSP sts-policy-vchar), "except CTLs": visible
-# ASCII or any non-ASCII character, single spaces inside (HTAB is a CTL, see conformance.md)
+# ASCII or any non-ASCII character, with spaces inside (HTAB is a CTL, see conformance.md)
 _EXT_VALUE_RE = re.compile(r"[\x21-\x7e\x80-\U0010ffff]+(?: +[\x21-\x7e\x80-\U0010ffff]+)*")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _WSP = " \t"
@@ -212,7 +211,7 @@ def _read(text: str) -> tuple[Policy | None, tuple[Problem, ...]]:
                     if version is None:
                         version = value
                     continue
-            elif _EXT_NAME_RE.fullmatch(name) and _EXT_VALUE_RE.fullmatch(value):
+            elif EXT_NAME_RE.fullmatch(name) and _EXT_VALUE_RE.fullmatch(value):
                 _extension(problems, extensions, number, name, value)
                 continue
         # not a valid field: say why (only runs on invalid input)
@@ -371,7 +370,7 @@ def _line_problem(number: int, line: str) -> Problem:
         return _max_age_problem(number, value, value_column)
     if name == "mx":
         return _mx_problem(number, value, value_column)
-    if not _EXT_NAME_RE.fullmatch(name):
+    if not EXT_NAME_RE.fullmatch(name):
         return Problem(
             "policy.field.name",
             f"{name[:40]!r} is not a valid field name",
@@ -500,7 +499,7 @@ def _validate_values(
                 )
             )
     for name, value in extensions.items():
-        if name in _KNOWN_FIELDS or not _EXT_NAME_RE.fullmatch(name) or not _EXT_VALUE_RE.fullmatch(value):
+        if name in _KNOWN_FIELDS or not EXT_NAME_RE.fullmatch(name) or not _EXT_VALUE_RE.fullmatch(value):
             problems.append(
                 _line_problem(0, f"{name}: {value}")
                 if name not in _KNOWN_FIELDS
