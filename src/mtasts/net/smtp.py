@@ -99,17 +99,24 @@ async def probe_mx(host: str, address: str, settings: NetworkSettings, *, now: d
     try:
         async with asyncio.timeout(settings.timeout):
             tls, opened = await inspect_tls(connect, host, settings.ca_file, settings.timeout, now)
+            failure, detail = (None, "") if tls.ok else (SmtpFailureKind.TLS, tls.detail)
             if opened is not None:
                 reader, writer = opened
                 try:
+                    # a sender starts over with EHLO inside TLS (RFC 3207 §4.2); a server that
+                    # fails here takes no mail over TLS, however good its certificate
                     await _ehlo(reader, writer, settings.ehlo_name)
-                    await _command(reader, writer, "QUIT")
-                except (OSError, _StepFailed, asyncio.IncompleteReadError):
-                    pass  # the TLS session was established; what follows is not the MX's TLS
+                    writer.write(b"QUIT\r\n")  # the reply tells nothing more; do not wait for it
+                except _StepFailed as failed:
+                    failure, detail = SmtpFailureKind.PROTOCOL, f"after STARTTLS: {failed.detail}"
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    failure, detail = (
+                        SmtpFailureKind.PROTOCOL,
+                        f"the connection failed after STARTTLS: {_os_error(exc)}",
+                    )
                 finally:
                     await close_quietly(writer)
-            failure = None if tls.ok else SmtpFailureKind.TLS
-            probe = replace(probe, tls=tls, failure=failure, detail=tls.detail)
+            probe = replace(probe, tls=tls, failure=failure, detail=detail)
     except _StepFailed as failed:
         probe = replace(probe, failure=failed.kind, detail=failed.detail)
     except TimeoutError:
