@@ -199,3 +199,23 @@ def test_render_answer() -> None:
 @given(st.binary(max_size=300))
 def test_parse_head_takes_any_bytes(data: bytes) -> None:
     assert isinstance(parse_head(data + b"\r\n\r\n"), Request | HttpError)
+
+
+def _served_names(lab: LabController, host: str, server_name: str | None) -> list[str]:
+    """The DNS names of the certificate a policy host presents for ``server_name`` (SNI)."""
+    context = ssl.create_default_context(cafile=str(lab.lab.ca_file))
+    context.check_hostname = False
+    with lab.connect(host, lab.https_port) as raw, context.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+
+
+def test_policy_hosts_choose_their_certificate_by_sni(lab: LabController) -> None:
+    """Like shared web hosting: with SNI the host's own certificate, without it the default site's."""
+    host = policy_host(lab, "enforce-ok")
+    zone = lab.info()["zone"]
+    assert _served_names(lab, host, host) == [host]
+    assert _served_names(lab, host, None) == [f"default.{zone}"]
+    assert _served_names(lab, host, f"mta-sts.{lab.domain('testing-ok')}") == [f"default.{zone}"]

@@ -27,7 +27,7 @@ from mtasts.lab.certs import LabCertificates
 from mtasts.lab.dns import DnsServer, Zone
 from mtasts.lab.https import HttpsServer
 from mtasts.lab.plan import HttpsHost, Plan, SmtpHost, plan_lab
-from mtasts.lab.scenarios import MxFault, Scenario, select_scenarios
+from mtasts.lab.scenarios import CertKind, MxFault, Scenario, select_scenarios
 from mtasts.lab.sink import Report, ReportSink
 from mtasts.lab.smtp import Mailboxes, Message, SmtpServer
 from mtasts.net._streams import silence_starttls_eof_warning
@@ -247,7 +247,18 @@ class Lab:
         return server
 
     def _https_context(self, host: HttpsHost) -> ssl.SSLContext:
-        return self.certs.server_context(host.cert, host.name)
+        """The host's certificate for clients that ask for it by SNI; like shared web hosting,
+        a client that sends no SNI, or another name, gets the default site's certificate (valid,
+        but for ``default.<zone>``), so a fetcher that forgets SNI fails as it would in real life."""
+        context = self.certs.server_context(host.cert, host.name)
+        default = self.certs.server_context(CertKind.GOOD, f"default.{self.zone}")
+
+        def choose(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+            if server_name is None or server_name.lower() != host.name:
+                connection.context = default
+
+        context.sni_callback = choose
+        return context
 
     def _smtp_context(self, host: SmtpHost) -> ssl.SSLContext:
         return self.certs.server_context(host.cert, host.name, tls10_only=host.fault is MxFault.TLS10_ONLY)
