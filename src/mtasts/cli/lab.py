@@ -118,4 +118,10 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
     for domain in data["domains"]:
         table.add_row(domain["name"], domain["scenario"])
     out.print(table)
+    example = data["domains"][0]["name"] if data["domains"] else "DOMAIN"
+    out.print(
+        f"Check a domain: [where]mtasts check {example} --nameserver {data['nameserver']} "
+        f"--ca-file {data['ca_file']} --https-port {data['https_port']} --smtp-port {data['smtp_port']}[/]",
+        soft_wrap=True,
+    )
     out.print("Press Ctrl-C to stop.")
