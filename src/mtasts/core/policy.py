@@ -21,7 +21,7 @@ from mtasts.core._frozen import trusted_constructor
 from mtasts.core._tagvalue import EXT_NAME_RE  # sts-policy-ext-name is the record's sts-ext-name
 from mtasts.core.hostname import MxPatternIssue, check_mx_pattern
 from mtasts.core.mx import normalize_host, normalize_pattern
-from mtasts.core.problems import PolicyParseError, Problem, Severity
+from mtasts.core.problems import PolicyParseError, Problem, Severity, has_errors
 
 __all__ = [
     "MAX_AGE_LIMIT",
@@ -254,7 +254,7 @@ def _read(text: str) -> tuple[Policy | None, tuple[Problem, ...]]:
         )
     if mode is None or max_age is None or version is None:
         return None, tuple(problems)
-    if any(p.severity is Severity.ERROR for p in problems):
+    if has_errors(problems):
         return None, tuple(problems)
     return Policy._trusted(mode, max_age, tuple(mx), tuple(mx_normal), extensions), tuple(problems)
 

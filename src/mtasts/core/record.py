@@ -22,6 +22,7 @@ from mtasts.core.problems import (
     Problem,
     RecordParseError,
     Severity,
+    has_errors,
 )
 
 __all__ = ["STS_VERSION", "StsRecord", "lint_sts_record", "parse_sts_record", "select_sts_record"]
@@ -80,7 +81,7 @@ def lint_sts_record(text: str) -> tuple[StsRecord | None, tuple[Problem, ...]]:
             problems.append(_duplicate(item))
         else:
             extensions[item.name] = item.value
-    if record_id is None and not any(p.severity is Severity.ERROR for p in problems):
+    if record_id is None and not has_errors(problems):
         problems.append(
             Problem(
                 "record.id.missing",
@@ -88,7 +89,7 @@ def lint_sts_record(text: str) -> tuple[StsRecord | None, tuple[Problem, ...]]:
                 "Add an id, e.g. 'v=STSv1; id=20261129T081500', and change it whenever the policy changes.",
             )
         )
-    if any(p.severity is Severity.ERROR for p in problems) or record_id is None:
+    if has_errors(problems) or record_id is None:
         return None, tuple(problems)
     return StsRecord(record_id, extensions), tuple(problems)
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from mtasts.core._tagvalue import TxtRecord, check_extension, select_candidates, split_fields
 from mtasts.core.hostname import check_host_name
-from mtasts.core.problems import Problem, Severity, TlsRptRecordParseError
+from mtasts.core.problems import Problem, Severity, TlsRptRecordParseError, has_errors
 
 __all__ = [
     "TLSRPT_VERSION",
@@ -87,7 +87,7 @@ def lint_tlsrpt_record(text: str) -> tuple[TlsRptRecord | None, tuple[Problem, .
             problems.append(_duplicate(item.name, item.column))
         else:
             extensions[item.name] = item.value
-    errors = any(p.severity is Severity.ERROR for p in problems)
+    errors = has_errors(problems)
     if rua is None and not errors:
         problems.append(Problem("tlsrpt.rua.missing", f"{_WHAT} has no rua field", _FIX_RUA))
     if rua is None or errors:

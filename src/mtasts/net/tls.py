@@ -75,16 +75,6 @@ class CertificateInfo:
     def days_left(self, now: datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "dns_names": list(self.dns_names),
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "chain_length": self.chain_length,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class TlsResult:
