@@ -1,0 +1,85 @@
+"""One exit-code scheme for every ``mtasts`` command, and the one way a command fails.
+
+========  ================  ==========================================================
+code      name              meaning
+========  ================  ==========================================================
+0         ``OK``            the command ran and found nothing at or above ``--fail-on``
+1         ``PROBLEMS``      the command ran and found problems (at or above ``--fail-on``)
+2         ``USAGE``         the command line is wrong (Click's own code for usage errors)
+3         ``CANNOT_RUN``    the command could not do its job: network, database, files
+4         ``INTERNAL``      a bug in mtasts: one line on stderr, ``--debug`` for the traceback
+========  ================  ==========================================================
+
+A command never lets an anticipated failure escape as a traceback: it raises
+:class:`CommandError` (or calls :func:`fail`), which :func:`mtasts.cli.main.run` turns into one
+line on stderr and the code above. Anything else that escapes is an internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from enum import IntEnum, StrEnum
+from typing import IO, Any, NoReturn
+
+import click
+
+from mtasts.core.problems import Severity
+
+__all__ = ["EXIT_CODES_HELP", "CommandError", "ExitCode", "FailOn", "exit_for", "fail"]
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command (documented in the README and in ``mtasts --help``)."""
+
+    OK = 0
+    PROBLEMS = 1
+    USAGE = 2
+    CANNOT_RUN = 3
+    INTERNAL = 4
+
+
+EXIT_CODES_HELP = (
+    "Exit status: 0 no problems, 1 problems found (see --fail-on), 2 usage error, "
+    "3 could not run (network, database, files), 4 internal error (rerun with --debug)."
+)
+
+
+class FailOn(StrEnum):
+    """The least severe finding that makes a command exit with :attr:`ExitCode.PROBLEMS`."""
+
+    WARNING = "warning"
+    ERROR = "error"
+    NEVER = "never"
+
+
+class CommandError(click.ClickException):
+    """An anticipated failure, said in one line for a person: what failed and what to do.
+
+    ``code`` is :attr:`ExitCode.CANNOT_RUN` unless the user's command line is at fault
+    (:attr:`ExitCode.USAGE`). A Click exception, so Click prints it and exits with ``code``
+    wherever the command runs (the console script, ``CliRunner``).
+    """
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.CANNOT_RUN) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = int(code)  # type: ignore[misc]  # Click declares it on the class; ours varies
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        stream = sys.stderr if file is None else file
+        stream.write(f"mtasts: error: {self.message}\n")
+        stream.flush()
+
+
+def fail(message: str, code: ExitCode = ExitCode.CANNOT_RUN) -> NoReturn:
+    """Stop the command with one line on stderr (``mtasts: error: ...``) and ``code``."""
+    raise CommandError(message, code)
+
+
+def exit_for(severities: Iterable[Severity | None], fail_on: FailOn = FailOn.WARNING) -> ExitCode:
+    """:attr:`ExitCode.PROBLEMS` when any severity reaches ``fail_on``, else :attr:`ExitCode.OK`."""
+    if fail_on is FailOn.NEVER:
+        return ExitCode.OK
+    failing = {Severity.ERROR} if fail_on is FailOn.ERROR else {Severity.ERROR, Severity.WARNING}
+    return ExitCode.PROBLEMS if any(s in failing for s in severities) else ExitCode.OK
