@@ -3,6 +3,8 @@ construction and serialisation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import mtasts
@@ -34,11 +36,64 @@ def test_first_mode_wins_and_lint_warns() -> None:
     assert "'enforce' is used" in warning.message
 
 
-def test_invalid_repeat_of_a_known_field_is_an_error() -> None:
+_MALFORMED_REPEATS = [
+    pytest.param("max_age: 100\nmax_age: garbage\n", "policy.max_age.syntax", id="max_age-garbage"),
+    pytest.param("max_age: 100\nmax_age: 99999999999\n", "policy.max_age.range", id="max_age-range"),
+    pytest.param("max_age: 100\nversion: STSv2\n", "policy.version.value", id="version-STSv2"),
+    pytest.param("max_age: 100\nmode: off\n", "policy.mode.value", id="mode-off"),
+]
+
+
+@pytest.mark.parametrize(("tail", "code"), _MALFORMED_REPEATS)
+def test_sender_ignores_a_malformed_repeat(tail: str, code: str) -> None:
+    # RFC 8461 §3.2: every entry but the first SHALL be ignored, so the policy stays valid
+    text = "version: STSv1\nmode: enforce\nmx: a.example\n" + tail
+    policy = mtasts.parse_policy(text)
+    assert (policy.version, policy.mode, policy.max_age) == ("STSv1", mtasts.Mode.ENFORCE, 100)
+
+
+@pytest.mark.parametrize(("tail", "code"), _MALFORMED_REPEATS)
+def test_owner_lint_calls_a_malformed_repeat_an_error(tail: str, code: str) -> None:
+    text = "version: STSv1\nmode: enforce\nmx: a.example\n" + tail
+    policy, problems = mtasts.lint_policy(text)
+    assert policy is None
+    [problem] = [p for p in problems if p.severity is Severity.ERROR]
+    assert (problem.code, problem.line) == (code, 5)
+    assert "senders ignore it" in problem.message
+
+
+def test_a_malformed_first_entry_is_still_an_error() -> None:
+    # the first entry is the one that counts: a valid repeat does not rescue it
     with pytest.raises(PolicyParseError) as caught:
-        mtasts.parse_policy("version: STSv1\nmode: enforce\nmode: off\nmx: a.example\nmax_age: 60\n")
+        mtasts.parse_policy("version: STSv1\nmode: off\nmode: enforce\nmx: a.example\nmax_age: 60\n")
     assert caught.value.code == "policy.mode.value"
-    assert (caught.value.line, caught.value.column) == (3, 7)
+    assert (caught.value.line, caught.value.column) == (2, 7)
+
+
+def test_a_repeated_version_is_a_warning() -> None:
+    policy, problems = mtasts.lint_policy("version: STSv1\nversion: STSv1\nmode: none\nmax_age: 60\n")
+    assert policy is not None
+    assert [(p.code, p.severity) for p in problems] == [("policy.field.duplicate", Severity.WARNING)]
+
+
+@pytest.mark.parametrize(
+    ("parse", "lint", "text"),
+    [
+        pytest.param(mtasts.parse_sts_record, mtasts.lint_sts_record, "v=STSv1; id=abc; id=!!!", id="sts-id"),
+        pytest.param(mtasts.parse_sts_record, mtasts.lint_sts_record, "v=STSv1; id=abc; id=", id="sts-id-empty"),
+        pytest.param(
+            mtasts.parse_tlsrpt_record,
+            mtasts.lint_tlsrpt_record,
+            "v=TLSRPTv1; rua=mailto:a@example.com; rua=garbage",
+            id="tlsrpt-rua",
+        ),
+    ],
+)
+def test_records_follow_the_same_rule(parse: Any, lint: Any, text: str) -> None:
+    assert parse(text) is not None  # the sender keeps the first value
+    record, problems = lint(text)
+    assert record is None
+    assert any(p.severity is Severity.ERROR and "senders ignore it" in p.message for p in problems)
 
 
 def test_every_error_is_reported_with_its_place() -> None:

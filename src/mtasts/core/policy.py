@@ -1,8 +1,8 @@
 """The MTA-STS policy file (RFC 8461 §3.2): parse, validate, serialise, match.
 
 Decisions where the RFC leaves room are in ``docs/conformance.md``; the ones that shape this
-module: the first of a repeated non-``mx`` field wins (§3.2), a known field with an invalid
-value is an error even when it is a repeat, nothing has a default, field names and the
+module: the first of a repeated non-``mx`` field wins and later ones are ignored whatever they
+hold (§3.2; the owner's lint still calls a malformed repeat an error), nothing has a default, field names and the
 version and mode values are case-sensitive, lines end in LF or CRLF with at most one final
 terminator, and a byte-order mark is an error.
 """
@@ -21,7 +21,7 @@ from mtasts.core._frozen import trusted_constructor
 from mtasts.core._tagvalue import EXT_NAME_RE  # sts-policy-ext-name is the record's sts-ext-name
 from mtasts.core.hostname import MxPatternIssue, check_mx_pattern
 from mtasts.core.mx import normalize_host, normalize_pattern
-from mtasts.core.problems import PolicyParseError, Problem, Severity, has_errors
+from mtasts.core.problems import PolicyParseError, Problem, Severity, has_errors, ignored_repeat
 
 __all__ = [
     "MAX_AGE_LIMIT",
@@ -134,7 +134,7 @@ def parse_policy(data: str | bytes) -> Policy:
 
     Raises :class:`~mtasts.ParseError` (a :class:`PolicyParseError`) listing every problem.
     """
-    policy, problems = lint_policy(data)
+    policy, problems = _lint(data, owner=False)
     if policy is None:
         raise PolicyParseError(problems)
     return policy
@@ -142,7 +142,15 @@ def parse_policy(data: str | bytes) -> Policy:
 
 def lint_policy(data: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
     """Read a policy and report every problem, warnings included; the policy is ``None`` when
-    there is at least one error."""
+    there is at least one error.
+
+    Stricter than :func:`parse_policy` in one way, for the domain owner: a malformed repeat of
+    ``version``, ``mode`` or ``max_age`` is an error here, while senders ignore it (§3.2).
+    """
+    return _lint(data, owner=True)
+
+
+def _lint(data: str | bytes, *, owner: bool) -> tuple[Policy | None, tuple[Problem, ...]]:
     if isinstance(data, str):
         text = data
     elif isinstance(data, bytes | bytearray | memoryview):
@@ -153,11 +161,12 @@ def lint_policy(data: str | bytes) -> tuple[Policy | None, tuple[Problem, ...]]:
             return None, (_encoding_problem(raw, exc.start),)
     else:
         text = data
-    return _read(text)
+    return _read(text, owner=owner)
 
 
-def _read(text: str) -> tuple[Policy | None, tuple[Problem, ...]]:
-    """One pass over the lines of a policy, collecting values and problems."""
+def _read(text: str, *, owner: bool) -> tuple[Policy | None, tuple[Problem, ...]]:
+    """One pass over the lines of a policy, collecting values and problems (``owner``: see
+    :func:`~mtasts.core.problems.ignored_repeat`)."""
     if not text:
         return None, (Problem("policy.empty", "the policy is empty", _FIX_COMPLETE),)
     problems: list[Problem] = []
@@ -210,12 +219,20 @@ def _read(text: str) -> tuple[Policy | None, tuple[Problem, ...]]:
                 if value == STS_POLICY_VERSION:
                     if version is None:
                         version = value
+                    else:
+                        problems.append(_duplicate(number, name, value, version))
                     continue
             elif EXT_NAME_RE.fullmatch(name) and _EXT_VALUE_RE.fullmatch(value):
                 _extension(problems, extensions, number, name, value)
                 continue
         # not a valid field: say why (only runs on invalid input)
-        problems.append(_line_problem(number, line))
+        problem = _line_problem(number, line)
+        if (name == "version" and version is not None) or (name == "mode" and mode is not None) or (
+            name == "max_age" and max_age is not None
+        ):
+            problems.append(ignored_repeat(problem, owner=owner))  # the first value stands
+            continue
+        problems.append(problem)
         invalid.add(name)
     if not problems and mode is not None and max_age is not None and version is not None and (mx or mode is Mode.NONE):
         # the common case: a valid policy and nothing to warn about

@@ -8,7 +8,7 @@ raises :class:`ParseError`, which carries all the problems it found, the first e
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Severity",
     "TlsRptRecordParseError",
     "has_errors",
+    "ignored_repeat",
 ]
 
 
@@ -122,3 +123,19 @@ class TlsRptRecordParseError(ParseError):
 def has_errors(problems: Sequence[Problem]) -> bool:
     """True when ``problems`` holds at least one error."""
     return any(p.severity is Severity.ERROR for p in problems)
+
+
+def ignored_repeat(problem: Problem, *, owner: bool) -> Problem:
+    """``problem`` found on a later repeat of a field that may appear once.
+
+    RFC 8461 §3.2: "all entries except for the first SHALL be ignored", whatever they hold, so a
+    sender (``owner=False``: the ``parse_*`` functions) keeps the first value and only warns; a
+    stricter reading would turn a valid policy into "no policy", a downgrade. The domain owner's
+    lint (``owner=True``: the ``lint_*`` functions) still calls the malformed line an error,
+    because the file is broken and its owner should fix it.
+    """
+    return replace(
+        problem,
+        message=f"{problem.message} (a repeat: senders ignore it and use the first value, RFC 8461 §3.2)",
+        severity=Severity.ERROR if owner else Severity.WARNING,
+    )

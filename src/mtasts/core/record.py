@@ -23,6 +23,7 @@ from mtasts.core.problems import (
     RecordParseError,
     Severity,
     has_errors,
+    ignored_repeat,
 )
 
 __all__ = ["STS_VERSION", "StsRecord", "lint_sts_record", "parse_sts_record", "select_sts_record"]
@@ -61,14 +62,23 @@ class StsRecord:
 
 
 def lint_sts_record(text: str) -> tuple[StsRecord | None, tuple[Problem, ...]]:
-    """Parse one record and report every problem found; the record is ``None`` on error."""
+    """Parse one record and report every problem found; the record is ``None`` on error.
+
+    Stricter than :func:`parse_sts_record` in one way, for the domain owner: a malformed repeat
+    of a field is an error here, while senders ignore repeats (the first value wins).
+    """
+    return _lint(text, owner=True)
+
+
+def _lint(text: str, *, owner: bool) -> tuple[StsRecord | None, tuple[Problem, ...]]:
     fields, problems = split_fields(text, STS_VERSION, "record", _WHAT)
     record_id: str | None = None
     extensions: dict[str, str] = {}
     for item in fields:
         if item.name == "id":
             if not ID_RE.fullmatch(item.value):
-                problems.append(_bad_id(item.value, item.value_column))
+                bad = _bad_id(item.value, item.value_column)
+                problems.append(bad if record_id is None else ignored_repeat(bad, owner=owner))
             elif record_id is None:
                 record_id = item.value
             else:
@@ -76,7 +86,8 @@ def lint_sts_record(text: str) -> tuple[StsRecord | None, tuple[Problem, ...]]:
             continue
         problem = check_extension(item, "record")
         if problem is not None:
-            problems.append(problem)
+            repeat = item.name == "v" or item.name in extensions
+            problems.append(ignored_repeat(problem, owner=owner) if repeat else problem)
         elif item.name == "v" or item.name in extensions:
             problems.append(_duplicate(item))
         else:
@@ -99,7 +110,7 @@ def parse_sts_record(text: str) -> StsRecord:
 
     Raises :class:`~mtasts.ParseError` (a :class:`~mtasts.core.problems.RecordParseError`).
     """
-    record, problems = lint_sts_record(text)
+    record, problems = _lint(text, owner=False)
     if record is None:
         raise RecordParseError(problems)
     return record

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from mtasts.core._tagvalue import TxtRecord, check_extension, select_candidates, split_fields
 from mtasts.core.hostname import check_host_name
-from mtasts.core.problems import Problem, Severity, TlsRptRecordParseError, has_errors
+from mtasts.core.problems import Problem, Severity, TlsRptRecordParseError, has_errors, ignored_repeat
 
 __all__ = [
     "TLSRPT_VERSION",
@@ -67,22 +67,33 @@ class TlsRptRecord:
 
 
 def lint_tlsrpt_record(text: str) -> tuple[TlsRptRecord | None, tuple[Problem, ...]]:
-    """Parse one record and report every problem; the record is ``None`` on error."""
+    """Parse one record and report every problem; the record is ``None`` on error.
+
+    Stricter than :func:`parse_tlsrpt_record` in one way, for the domain owner: a malformed
+    repeat of a field is an error here, while senders ignore repeats (the first value wins).
+    """
+    return _lint(text, owner=True)
+
+
+def _lint(text: str, *, owner: bool) -> tuple[TlsRptRecord | None, tuple[Problem, ...]]:
     fields, problems = split_fields(text, TLSRPT_VERSION, "tlsrpt", _WHAT)
     rua: tuple[str, ...] | None = None
     extensions: dict[str, str] = {}
     for item in fields:
         if item.name == "rua":
             uris, uri_problems = _read_rua(item.value, item.value_column)
-            problems.extend(uri_problems)
             if rua is None:
+                problems.extend(uri_problems)
                 rua = uris
             else:
+                problems.extend(ignored_repeat(p, owner=owner) for p in uri_problems if p.severity is Severity.ERROR)
+                problems.extend(p for p in uri_problems if p.severity is not Severity.ERROR)
                 problems.append(_duplicate(item.name, item.column))
             continue
         problem = check_extension(item, "tlsrpt")
         if problem is not None:
-            problems.append(problem)
+            repeat = item.name == "v" or item.name in extensions
+            problems.append(ignored_repeat(problem, owner=owner) if repeat else problem)
         elif item.name == "v" or item.name in extensions:
             problems.append(_duplicate(item.name, item.column))
         else:
@@ -97,7 +108,7 @@ def lint_tlsrpt_record(text: str) -> tuple[TlsRptRecord | None, tuple[Problem, .
 
 def parse_tlsrpt_record(text: str) -> TlsRptRecord:
     """Parse one ``_smtp._tls`` record; raises :class:`~mtasts.ParseError`."""
-    record, problems = lint_tlsrpt_record(text)
+    record, problems = _lint(text, owner=False)
     if record is None:
         raise TlsRptRecordParseError(problems)
     return record

@@ -19,8 +19,8 @@ from mtasts.core.fetch import (
     policy_host,
     policy_url,
 )
-from mtasts.core.policy import Policy, lint_policy
-from mtasts.core.problems import Problem
+from mtasts.core.policy import Policy, lint_policy, parse_policy
+from mtasts.core.problems import ParseError, Problem
 from mtasts.net._streams import Streams, close_quietly
 from mtasts.net.dns import DnsClient, Lookup, LookupStatus
 from mtasts.net.settings import NetworkSettings
@@ -142,7 +142,9 @@ async def _fetch(
             await close_quietly(opened[1], abort=True)
             raise
         await close_quietly(opened[1])
-        policy, problems = lint_policy(body)
+        policy, problems = lint_policy(body)  # the owner's reading: every problem
+        if policy is None:
+            policy = _sender_reading(body)
         fetched = replace(
             result,
             address=address,
@@ -160,6 +162,15 @@ async def _fetch(
         return fetched
     detail = "cannot connect: " + "; ".join(errors)
     return replace(result, failure=FetchFailureKind.CONNECT, detail=detail, elapsed=time.monotonic() - start)
+
+
+def _sender_reading(body: bytes) -> Policy | None:
+    """The policy as a compliant sender reads it, when the owner's lint rejected the file: lint
+    is stricter (a malformed repeat of a field is an error for the owner, ignored by senders)."""
+    try:
+        return parse_policy(body)
+    except ParseError:
+        return None
 
 
 async def _get(streams: Streams, host: str, port: int) -> tuple[int, str | None, bytes]:
