@@ -1,16 +1,37 @@
-"""Property-based tests: round trips, total parsers, and matching against a direct reading of
-RFC 8461 §4.1."""
+"""Property-based tests: round trips, total parsers (records, policies, TLSRPT reports and report
+e-mails, hostile shapes included), and matching against a direct reading of RFC 8461 §4.1."""
 
 from __future__ import annotations
 
-from hypothesis import example, given
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import mtasts
 from mtasts.core.policy import Policy
 from mtasts.core.record import StsRecord
 from mtasts.core.tlsrpt_record import TlsRptRecord
-from tests.strategies import host_names, labels, mx_patterns, policies, sts_records, tlsrpt_records
+from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportParseError, parse_report
+from mtasts.report.mail import MAX_HEADER, MAX_MIME_DEPTH, extract_reports, parse_any
+from tests.strategies import (
+    REPORT_BODY,
+    extreme_datetimes,
+    folded_messages,
+    gzip_member_bodies,
+    host_names,
+    labels,
+    mx_patterns,
+    nested_messages,
+    policies,
+    report_with_dates,
+    sts_records,
+    tlsrpt_records,
+)
+
+_V = TypeVar("_V")
 
 
 @given(policies())
@@ -140,3 +161,75 @@ def test_matching_agrees_on_hosts_built_from_the_pattern(pattern: str, data: st.
         assert mtasts.mx_pattern_matches(pattern, host) is _reference_match(pattern, host), host
         policy = mtasts.Policy(mode=mtasts.Mode.ENFORCE, max_age=1, mx=(pattern,))
         assert policy.matches(host) is _reference_match(pattern, host)
+
+
+# --- the report parsers on the hostile shapes of issue #8 -------------------------------------
+# Each of these once escaped as another exception or took seconds: OverflowError from a date,
+# quadratic gzip members and header folds, RecursionError from deep MIME nesting. Here any of
+# them gives a value or a ParseError with a code, and the value is the right one.
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _outcome(parse: Callable[[bytes], _V], data: bytes) -> tuple[_V | None, str]:
+    """What ``parse(data)`` gives: (value, "ok") or (None, the ReportParseError's code).
+    Any other exception fails the test."""
+    try:
+        return parse(data), "ok"
+    except ReportParseError as exc:
+        return None, f"{exc.code}" if exc.message and exc.fix else "(no message or fix)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(extreme_datetimes(), extreme_datetimes())
+@example("2026-11-28T00:00:00Z", "9999-12-31T23:59:59-23:59")
+@example("0001-01-01T00:00:00+23:59", "2026-11-28T00:00:00Z")
+def test_report_parser_is_total_on_extreme_dates(start: str, end: str) -> None:
+    report, code = _outcome(parse_report, report_with_dates(start, end))
+    assert code in {"ok", "report.date.invalid", "report.date.range", "report.date_range.order"}
+    if report is not None:
+        assert _EARLIEST <= report.start <= report.end < _LATEST
+        assert report.to_dict()["date_range"]["start"].endswith("Z")
+
+
+@settings(max_examples=100, deadline=None)
+@given(gzip_member_bodies())
+def test_report_parser_reads_or_refuses_many_gzip_members(shape: tuple[bytes, int]) -> None:
+    body, members = shape
+    report, code = _outcome(parse_report, body)
+    if members > DEFAULT_LIMITS.max_gzip_members:
+        assert code == "report.gzip.members"
+    else:
+        assert report == parse_report(REPORT_BODY)
+        assert report.raw == REPORT_BODY
+
+
+@settings(max_examples=60, deadline=None)
+@given(nested_messages())
+def test_mail_reader_reads_or_refuses_deep_nesting(shape: tuple[bytes, int]) -> None:
+    message, depth = shape
+    reports, code = _outcome(extract_reports, message)
+    if depth > MAX_MIME_DEPTH:
+        assert code == "mail.mime.depth"
+    else:
+        assert reports == (parse_report(REPORT_BODY),)
+
+
+@settings(max_examples=40, deadline=None)
+@given(folded_messages())
+def test_mail_reader_reads_or_refuses_long_folds(shape: tuple[bytes, int]) -> None:
+    message, size = shape
+    reports, code = _outcome(extract_reports, message)
+    if size > MAX_HEADER:
+        assert code == "mail.header.too_large"
+    elif size < MAX_HEADER - 200:  # in between, the field with the other headers may pass the cap
+        assert reports == (parse_report(REPORT_BODY),)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=400), st.sampled_from([b"", b"From: a@b\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"])
+)
+def test_mail_reader_is_total_on_bytes(data: bytes, prefix: bytes) -> None:
+    _total(parse_any, prefix + data)

@@ -469,3 +469,137 @@ def test_any_value_anywhere_in_a_report_gives_a_report_or_a_report_parse_error(d
         code = "report.ok"
         assert report.organization_name
     assert code.startswith("report.")
+
+
+# --- hostile input of issue #8: every shape is a ParseError with a code, found fast ----------
+
+
+def test_two_hundred_thousand_empty_gzip_members_are_refused_by_count() -> None:
+    """~200,000 empty members in 4 MiB once took 8.5 s (each member re-copied the rest of the
+    input) and ended as report.empty; now the member cap stops it at the 65th member."""
+    body = gzip.compress(b"", mtime=0) * 200_000
+    assert len(body) <= 4 * 1024 * 1024
+    with pytest.raises(ReportParseError) as caught:
+        parse_report(body)
+    assert caught.value.code == "report.gzip.members"
+    assert "64" in caught.value.message
+
+
+def test_a_report_split_over_gzip_members_up_to_the_cap_is_read() -> None:
+    body = json.dumps(report_json()).encode()
+    step = -(-len(body) // 64)
+    members = [gzip.compress(body[i : i + step]) for i in range(0, len(body), step)]
+    assert len(members) == 64
+    assert parse_report(b"".join(members)).raw == body
+    with pytest.raises(ReportParseError) as caught:
+        parse_report(b"".join(members) + gzip.compress(b""))
+    assert caught.value.code == "report.gzip.members"
+    limits = ReportLimits(max_gzip_members=100_000)
+    assert parse_report(b"".join(members) + gzip.compress(b"") * 50_000, limits).raw == body
+
+
+def test_gzip_member_cap_is_a_constructor_argument() -> None:
+    with pytest.raises(ValueError, match="max_gzip_members"):
+        ReportLimits(max_gzip_members=0)
+    body = gzip.compress(json.dumps(report_json()).encode())
+    with pytest.raises(ReportParseError) as caught:
+        parse_report(body * 2, ReportLimits(max_gzip_members=1))
+    assert caught.value.code == "report.gzip.members"
+
+
+def test_members_of_every_size_keep_their_bytes() -> None:
+    """Members shorter and longer than the first slice each member is fed, padded or not."""
+    body = json.dumps(report_json(x_pad="y" * 5000)).encode()
+    for size in (1, 100, 511, 512, 513, 4000, len(body)):
+        members = b"".join(gzip.compress(body[i : i + size], compresslevel=0) for i in range(0, len(body), size))
+        if members.count(b"\x1f\x8b") <= 64:
+            assert parse_report(members).raw == body
+            assert parse_report(members + b"\x00" * 1000).raw == body
+
+
+@pytest.mark.parametrize(
+    ("moment", "code"),
+    [
+        ("9999-12-31T23:59:59-23:59", "report.date.range"),  # OverflowError in the UTC conversion
+        ("0001-01-01T00:00:00+23:59", "report.date.range"),  # OverflowError, the other way
+        ("9999-12-31T23:59:59Z", "report.date.range"),
+        ("9999-01-01T00:00:00Z", "report.date.range"),
+        ("1969-12-31T23:59:59Z", "report.date.range"),
+        ("1970-01-01T00:30:00+01:00", "report.date.range"),
+        ("0001-01-01T00:00:00Z", "report.date.range"),
+        ("0000-01-01T00:00:00Z", "report.date.invalid"),
+        ("2026-11-28T00:00:00+24:00", "report.date.invalid"),
+        ("2026-11-28T00:00:00-99:00", "report.date.invalid"),
+        ("2026-02-30T00:00:00Z", "report.date.invalid"),
+    ],
+)
+def test_out_of_range_dates_are_parse_errors(moment: str, code: str) -> None:
+    for key in ("start-datetime", "end-datetime"):
+        dates = {"start-datetime": "1970-01-01T00:00:00Z", "end-datetime": "9998-12-31T23:59:59Z", key: moment}
+        with pytest.raises(ReportParseError) as caught:
+            parse_obj(report_json(date_range=dates))
+        assert caught.value.code == code
+        assert key in caught.value.message
+        assert moment in caught.value.message
+
+
+def test_dates_at_the_edges_of_the_range_are_read() -> None:
+    dates = {"start-datetime": "1970-01-01T00:00:00Z", "end-datetime": "9998-12-31T23:59:59+00:00"}
+    report = parse_obj(report_json(date_range=dates))
+    assert report.to_dict()["date_range"] == {"start": "1970-01-01T00:00:00Z", "end": "9998-12-31T23:59:59Z"}
+    late = {"start-datetime": "1970-01-01T01:00:00+01:00", "end-datetime": "9998-12-31T00:00:00-23:59"}
+    report = parse_obj(report_json(date_range=late))
+    assert (report.start, report.end) == (datetime(1970, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, 23, 59, tzinfo=UTC))
+
+
+def test_a_huge_date_value_is_cut_short_in_the_message() -> None:
+    dates = {"start-datetime": "x" * 1_000_000, "end-datetime": "2026-11-28T00:00:00Z"}
+    with pytest.raises(ReportParseError) as caught:
+        parse_obj(report_json(date_range=dates))
+    assert caught.value.code == "report.date.invalid"
+    assert len(caught.value.message) < 200
+
+
+COUNT_FIELDS = [
+    ("summary", "total-successful-session-count"),
+    ("summary", "total-failure-session-count"),
+    ("detail", "failed-session-count"),
+]
+
+
+def _with_count(where: str, key: str, value: Any) -> dict[str, Any]:
+    obj = report_json()
+    policy = obj["policies"][0]
+    target = policy["summary"] if where == "summary" else policy["failure-details"][0]
+    target[key] = value
+    return obj
+
+
+@pytest.mark.parametrize(("where", "key"), COUNT_FIELDS)
+@pytest.mark.parametrize("count", [10**12 + 1, 2**63 - 1, 1e13, -1, -(2**63)])
+def test_counts_beyond_a_trillion_are_refused(where: str, key: str, count: Any) -> None:
+    """A count that fits a 64-bit column can still overflow its sums: anything above 10^12
+    sessions (far beyond any real sender) is refused at ingest."""
+    with pytest.raises(ReportParseError) as caught:
+        parse_obj(_with_count(where, key, count))
+    assert caught.value.code == "report.count.range"
+    assert key in caught.value.message
+    assert "10^12" in caught.value.message
+
+
+@pytest.mark.parametrize(("where", "key"), COUNT_FIELDS)
+def test_a_count_of_a_trillion_is_read(where: str, key: str) -> None:
+    report = parse_obj(_with_count(where, key, 10**12))
+    policy = report.policies[0]
+    assert 10**12 in (policy.total_successful, policy.total_failure, policy.failure_details[0].failed_session_count)
+    assert parse_obj(_with_count(where, key, 3.0)).policies[0].failure_details
+
+
+def test_counts_given_to_report_from_json_are_checked_too() -> None:
+    from mtasts.core.tlsrpt_report import MAX_SESSION_COUNT, report_from_json
+
+    assert MAX_SESSION_COUNT == 10**12
+    with pytest.raises(ReportParseError) as caught:
+        report_from_json(_with_count("summary", "total-successful-session-count", 10**4000))
+    assert caught.value.code == "report.count.range"
+    assert len(caught.value.message) < 200

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import gzip
 import json
 from email.message import EmailMessage
@@ -11,7 +14,16 @@ from typing import Any
 import pytest
 
 from mtasts.core.tlsrpt_report import ReportParseError, parse_report
-from mtasts.report.mail import MailParseError, extract_reports, looks_like_report, parse_any
+from mtasts.report.mail import (
+    MAX_HEADER,
+    MAX_MIME_DEPTH,
+    MAX_MIME_FIELD,
+    MAX_MIME_PARAMS,
+    MailParseError,
+    extract_reports,
+    looks_like_report,
+    parse_any,
+)
 from tests.conftest import TLSRPT_SAMPLES, require_shared
 
 REPORT: dict[str, Any] = {
@@ -138,9 +150,6 @@ def test_every_sample_message_yields_its_report() -> None:
 
 def _both_readers(data: bytes) -> tuple[object, object]:
     """What the fast reader and the standard library reader each make of ``data``."""
-    import email
-    import email.policy
-
     from mtasts.core.tlsrpt_report import DEFAULT_LIMITS
     from mtasts.report import mail
 
@@ -201,3 +210,182 @@ def test_unreadable_report_part_is_decided_by_the_standard_library() -> None:
     with pytest.raises(MailParseError) as caught:
         extract_reports(data)
     assert caught.value.code == "mail.report_unreadable"
+
+
+# --- hostile messages of issue #8: each is a MailParseError with a code, found fast ------------
+
+ATTACHMENT = (
+    b"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="r.json.gz"\r\n\r\n' + base64.encodebytes(gzip.compress(BODY))
+)
+
+
+def nested(depth: int, *, encoded: bool = False, kind: bytes = b"multipart/mixed") -> bytes:
+    """A report under ``depth`` levels of ``kind`` (the message itself is the first level).
+    ``encoded`` writes the outer boundary as an RFC 2231 parameter, which sends the message to
+    the standard library's reader."""
+    heads, tails = [b"From: r@sender.example\r\nMIME-Version: 1.0\r\n"], []
+    for level in range(depth):
+        if kind == b"message/rfc822":
+            heads.append(b"Content-Type: message/rfc822\r\n\r\nFrom: f@sender.example\r\n")
+            continue
+        boundary = b"b%d" % level
+        parameter = b"boundary*=''" + boundary if encoded and level == 0 else b"boundary=" + boundary
+        heads.append(b"Content-Type: " + kind + b"; " + parameter + b"\r\n\r\n--" + boundary + b"\r\n")
+        tails.append(b"\r\n--" + boundary + b"--\r\n")
+    return b"".join([*heads, ATTACHMENT, *reversed(tails)])
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["fast reader", "standard library"])
+@pytest.mark.parametrize("kind", [b"multipart/mixed", b"multipart/digest", b"message/rfc822"])
+def test_nesting_up_to_the_cap_is_read_and_beyond_it_refused(encoded: bool, kind: bytes) -> None:
+    (report,) = extract_reports(nested(MAX_MIME_DEPTH, encoded=encoded, kind=kind))
+    assert report == parse_report(BODY)
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(nested(MAX_MIME_DEPTH + 1, encoded=encoded, kind=kind))
+    assert caught.value.code == "mail.mime.depth"
+
+
+@pytest.mark.parametrize("depth", [1_000, 3_000])
+@pytest.mark.parametrize("encoded", [False, True], ids=["fast reader", "standard library"])
+def test_a_thousand_nested_multiparts_are_refused_not_a_recursion_error(depth: int, encoded: bool) -> None:
+    """~1,000 levels raised RecursionError out of the standard library's parser."""
+    with pytest.raises(MailParseError) as caught:
+        parse_any(nested(depth, encoded=encoded))
+    assert caught.value.code == "mail.mime.depth"
+    assert str(MAX_MIME_DEPTH) in caught.value.message
+
+
+def test_unclosed_nesting_is_refused_too() -> None:
+    """The shape of the report in the issue: delimiters opened, never closed."""
+    data = b"From: a@b\r\n" + b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(1000)
+    )
+    with pytest.raises(MailParseError) as caught:
+        parse_any(data + b"Content-Type: text/plain\r\n\r\nhi\r\n")
+    assert caught.value.code == "mail.mime.depth"
+
+
+def test_standard_library_reader_walks_a_parsed_message_with_the_cap() -> None:
+    parsed = email.message_from_bytes(nested(MAX_MIME_DEPTH + 1), policy=email.policy.compat32)
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(parsed)
+    assert caught.value.code == "mail.mime.depth"
+    assert len(extract_reports(email.message_from_bytes(nested(3), policy=email.policy.compat32))) == 1
+
+
+def folded(lines: int, *, where: str = "message", fold: bytes = b"\r\n y") -> bytes:
+    field = b"X-Folded: x" + fold * lines + b"\r\n"
+    top = b"From: r@sender.example\r\n" + (field if where == "message" else b"")
+    part = ATTACHMENT.replace(b"Content-Transfer-Encoding", field + b"Content-Transfer-Encoding", 1)
+    return (
+        top
+        + b"Content-Type: multipart/report; report-type=tlsrpt; boundary=B\r\n\r\n--B\r\n"
+        + (part if where == "part" else ATTACHMENT)
+        + b"\r\n--B--\r\n"
+    )
+
+
+@pytest.mark.parametrize("where", ["message", "part"])
+@pytest.mark.parametrize("fold", [b"\r\n y", b"\n\ty", b"\r y"])
+def test_a_header_folded_over_a_million_lines_is_refused(where: str, fold: bytes) -> None:
+    """One header folded over 1.6 M lines took 51 s (each folded line re-copied the header)."""
+    with pytest.raises(MailParseError) as caught:
+        parse_any(folded(1_500_000, where=where, fold=fold))
+    assert caught.value.code == "mail.header.too_large"
+
+
+@pytest.mark.parametrize("where", ["message", "part"])
+def test_long_headers_below_the_cap_are_read_by_both_readers(where: str) -> None:
+    data = folded((MAX_HEADER - 1000) // 4, where=where)
+    fast, slow = _both_readers(data)
+    assert fast
+    assert _dicts(fast) == _dicts(slow)
+    (report,) = extract_reports(data)
+    assert report == parse_report(BODY)
+
+
+def _forced_to_the_standard_library(field: bytes) -> bytes:
+    """A message the fast reader gives up on (RFC 2231 boundary), with ``field`` in its part."""
+    return (
+        b"From: r@sender.example\r\nContent-Type: multipart/report; boundary*=''B\r\n\r\n--B\r\n"
+        + field
+        + b"\r\n"
+        + ATTACHMENT
+        + b"\r\n--B--\r\n"
+    )
+
+
+def test_fields_the_standard_library_would_parse_slowly_are_refused() -> None:
+    """Its parameter parser rescans a field once per ';' (20,000 took over a second)."""
+    params = b"Content-Disposition: attachment" + b"; a=b" * (MAX_MIME_PARAMS + 1)
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(_forced_to_the_standard_library(params))
+    assert caught.value.code == "mail.header.params"
+    quoted = b'Content-Disposition: attachment; filename="' + b";" * 20_000 + b'"'
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(_forced_to_the_standard_library(quoted))
+    assert caught.value.code == "mail.header.too_large"
+    long_type = b"Content-Type: application/tlsrpt+gzip; x=" + b"y" * MAX_MIME_FIELD
+    with pytest.raises(MailParseError) as caught:
+        extract_reports(_forced_to_the_standard_library(long_type))
+    assert caught.value.code == "mail.header.too_large"
+    (report,) = extract_reports(_forced_to_the_standard_library(b"X-Ok: fine; a=b; c=d"))
+    assert report == parse_report(BODY)
+    # other long fields cost that parser linear time: they are read
+    (report,) = extract_reports(_forced_to_the_standard_library(b"X-Long: x" + b"\r\n y" * 100_000))
+    assert report == parse_report(BODY)
+
+
+def test_a_forwarded_report_is_read_by_the_fast_reader_as_by_the_standard_library() -> None:
+    inner = message(("application/tlsrpt+gzip", gzip.compress(BODY), "r.json.gz"))
+    outer = (
+        b"From: admin@example.com\r\nContent-Type: multipart/mixed; boundary=F\r\n\r\n--F\r\n"
+        b"Content-Type: text/plain\r\n\r\nFYI\r\n--F\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--F--\r\n"
+    )
+    fast, slow = _both_readers(outer)
+    assert fast
+    assert _dicts(fast) == _dicts(slow)
+
+
+# --- the same shapes through `mtasts report ingest` ------------------------------------------
+
+
+HOSTILE_FILES = {
+    "members.json.gz": (lambda: gzip.compress(b"", mtime=0) * 200_000, "report.gzip.members"),
+    "date.json": (
+        lambda: json.dumps(
+            {
+                **REPORT,
+                "date-range": {"start-datetime": "2026-11-28T00:00:00Z", "end-datetime": "9999-12-31T23:59:59-23:59"},
+            }
+        ).encode(),
+        "report.date.range",
+    ),
+    "count.json": (
+        lambda: BODY.replace(
+            b'"total-successful-session-count": 7', b'"total-successful-session-count": 1000000000001'
+        ),
+        "report.count.range",
+    ),
+    "nested.eml": (lambda: nested(3_000), "mail.mime.depth"),
+    "nested-stdlib.eml": (lambda: nested(3_000, encoded=True), "mail.mime.depth"),
+    "folded.eml": (lambda: folded(1_500_000), "mail.header.too_large"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_FILES))
+def test_report_ingest_refuses_each_hostile_file_with_its_code(name: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mtasts.cli.main import app
+
+    make, code = HOSTILE_FILES[name]
+    (tmp_path / name).write_bytes(make())
+    (tmp_path / "good.json").write_bytes(BODY)
+    result = CliRunner().invoke(app, ["report", "ingest", "--json", "--db", str(tmp_path / "r.sqlite3"), str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert code in result.stdout
+    assert json.loads(result.stdout)["stored"] == 1  # the good report next to it is stored

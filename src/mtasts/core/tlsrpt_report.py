@@ -20,6 +20,10 @@ unknown keys, unregistered result types   ignored / kept verbatim as ``str``
 missing ``total-failure-session-count``   sum of the failure details (warning ``report.summary.missing``)
 ========================================  ==========================================================
 
+and refuses, each with its code: more than ``max_gzip_members`` gzip members
+(``report.gzip.members``), a count above 10^12 (``report.count.range``), a date-time outside
+1970-01-01 to 9998-12-31 UTC (``report.date.range``).
+
 The raw JSON is kept on the report (:attr:`TlsRptReport.raw`) so a store can always re-read it.
 """
 
@@ -41,6 +45,7 @@ from mtasts.core.problems import ParseError, Problem, Severity
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_SESSION_COUNT",
     "DayTotal",
     "FailureDetail",
     "FailureRow",
@@ -63,7 +68,11 @@ __all__ = [
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 _T = TypeVar("_T")
-_MAX_COUNT: Final = 2**63 - 1  # fits a signed 64-bit column
+# A session count above 10^12 (a trillion sessions in one report, thousands of times what the
+# largest senders report per day) is not a count but an attack on the stores' 64-bit columns
+# and sums: refused at ingest (``report.count.range``).
+MAX_SESSION_COUNT: Final = 10**12
+_MAX_COUNT: Final = MAX_SESSION_COUNT
 
 
 class ReportParseError(ParseError):
@@ -113,19 +122,23 @@ def result_type_of(text: str) -> ResultType | str:
 
 @dataclass(frozen=True, slots=True)
 class ReportLimits:
-    """Safety caps, all in bytes except ``max_depth`` (nesting of JSON arrays and objects).
+    """Safety caps, all in bytes except ``max_depth`` (nesting of JSON arrays and objects) and
+    ``max_gzip_members`` (gzip members, RFC 1952 §2.2, in one body).
 
-    A real report is a few KiB; the defaults leave room for very large senders and still stop
-    a gzip bomb or a hostile body long before memory runs out.
+    A real report is a few KiB in one gzip member; the defaults leave room for very large
+    senders and still stop a gzip bomb or a hostile body long before memory runs out. With them,
+    the work done on any body is linear in its size and bounded: at most ``max_input`` bytes
+    read, ``max_gzip_members`` inflaters started and ``max_decompressed`` bytes produced.
     """
 
     max_input: int = 8 * 1024 * 1024
     max_decompressed: int = 32 * 1024 * 1024
     max_json: int = 32 * 1024 * 1024
     max_depth: int = 16
+    max_gzip_members: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_input", "max_decompressed", "max_json", "max_depth"):
+        for name in ("max_input", "max_decompressed", "max_json", "max_depth", "max_gzip_members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ReportLimits.{name} must be at least 1")
 
@@ -252,38 +265,68 @@ def _error(code: str, message: str, fix: str, line: int | None = None, column: i
     return ReportParseError(Problem(code, message, fix, line, column))
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress every gzip member of ``data``, never producing more than ``limit`` bytes."""
+_FIRST_STEP: Final = 512  # bytes of input first fed to each member's inflater; doubled while it runs
+
+
+def _gunzip(data: bytes, limit: int, max_members: int) -> bytes:
+    """Decompress every gzip member of ``data``, never producing more than ``limit`` bytes or
+    reading more than ``max_members`` members.
+
+    Linear in the input: ``unused_data`` is a copy of whatever input the inflater did not need,
+    so handing each member the whole rest (as ``gzip.decompress`` does) copies the rest once per
+    member, quadratic in the number of members (200,000 empty members took seconds). Each
+    member is fed slices of a memoryview instead, starting small and doubling, so the input
+    copied past a member's end is at most about its own size.
+    """
+    view = memoryview(data)
+    end = len(data)
     out: list[bytes] = []
     size = 0
-    rest = data
-    while rest:
+    position = 0
+    members = 0
+    while position < end:
+        members += 1
+        if members > max_members:
+            raise _error(
+                "report.gzip.members",
+                f"the gzip data holds more than {max_members} members",
+                "A report is one gzip member (RFC 1952); send it compressed once, as a whole.",
+            )
         inflater = zlib.decompressobj(wbits=31)
-        try:
-            chunk = inflater.decompress(rest, limit - size + 1)
-        except zlib.error as exc:
-            raise _error(
-                "report.gzip.invalid",
-                f"the gzip data is corrupt ({exc})",
-                "Send the report gzip-compressed as a whole (RFC 1952), or as plain JSON.",
-            ) from exc
-        size += len(chunk)
-        if size > limit or inflater.unconsumed_tail:
-            raise _error(
-                "report.gzip.too_large",
-                f"the report decompresses to more than {limit} bytes",
-                "A TLSRPT report is a few KiB; this looks like a gzip bomb. Raise the limit only for a trusted sender.",
-            )
-        if not inflater.eof:
-            raise _error(
-                "report.gzip.truncated",
-                "the gzip data ends before the end of the compressed stream",
-                "The file or message is cut short; fetch or send the whole report again.",
-            )
-        out.append(chunk)
-        rest = inflater.unused_data
-        if rest and not is_gzip(rest):
-            if rest.strip(b"\x00") == b"":
+        step = _FIRST_STEP
+        while True:
+            stop = min(end, position + step)
+            try:
+                chunk = inflater.decompress(view[position:stop], limit - size + 1)
+            except zlib.error as exc:
+                raise _error(
+                    "report.gzip.invalid",
+                    f"the gzip data is corrupt ({exc})",
+                    "Send the report gzip-compressed as a whole (RFC 1952), or as plain JSON.",
+                ) from exc
+            size += len(chunk)
+            if size > limit or inflater.unconsumed_tail:
+                raise _error(
+                    "report.gzip.too_large",
+                    f"the report decompresses to more than {limit} bytes",
+                    "A TLSRPT report is a few KiB; this looks like a gzip bomb. Raise the limit only for a trusted "
+                    "sender.",
+                )
+            if chunk:
+                out.append(chunk)
+            if inflater.eof:
+                position = stop - len(inflater.unused_data)
+                break
+            position = stop
+            if position >= end:
+                raise _error(
+                    "report.gzip.truncated",
+                    "the gzip data ends before the end of the compressed stream",
+                    "The file or message is cut short; fetch or send the whole report again.",
+                )
+            step *= 2
+        if position < end and data[position : position + 2] != GZIP_MAGIC:
+            if not view[position:].tobytes().strip(b"\x00"):
                 break  # zero padding after the last member (tape-style); harmless
             raise _error(
                 "report.gzip.invalid",
@@ -422,31 +465,69 @@ class _Depth(Exception):
 
 
 def _count(obj: dict[str, Any], key: str) -> int:
-    """A session count; -1 when the key is absent (the caller decides what that means)."""
+    """A session count; -1 when the key is absent (the caller decides what that means).
+
+    A count is a non-negative integer (an integral float such as ``3.0`` is read as one) of at
+    most :data:`MAX_SESSION_COUNT`; anything else is a ``report.count.range`` or
+    ``report.field.type`` error.
+    """
     value = obj.get(key, -1)
     if value.__class__ is int:
         if 0 <= value <= _MAX_COUNT:
             return int(value)
         if value == -1 and key not in obj:
             return -1
-        raise _Bad(
-            "report.count.range",
-            f"is {value}; a session count is between 0 and 2^63-1",
-            "Send the number of sessions.",
-            key,
-        )
-    if isinstance(value, float) and value.is_integer() and 0 <= value <= _MAX_COUNT:
-        return int(value)
-    raise _wrong_type(key, "a non-negative integer", value)
+    elif isinstance(value, float) and value.is_integer():
+        if 0 <= value <= _MAX_COUNT:
+            return int(value)
+    else:
+        raise _wrong_type(key, "a non-negative integer", value)
+    raise _Bad(
+        "report.count.range",
+        f"is {value if abs(value) < 10**30 else 'over 10^30'}; a session count is between 0 and 10^12",
+        "Send the number of sessions; counts above 10^12 are refused as implausible.",
+        key,
+    )
+
+
+# Date-times must fall in [1970-01-01, 9999-01-01) UTC. TLSRPT dates from 2018 (RFC 8460); the
+# lower bound keeps every moment convertible to a POSIX timestamp, and the upper one leaves a
+# year of room below datetime's limit (9999-12-31) for the day and window arithmetic of
+# summaries and digests. Anything outside is refused here, once, rather than overflowing later.
+_EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST: Final = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class _OutOfRange(Exception):
+    """A well-formed date-time outside [_EARLIEST, _LATEST), or one whose offset moves it out of
+    the range ``datetime`` can represent (``9999-12-31T23:59:59-23:59``)."""
 
 
 @functools.lru_cache(maxsize=1024)
 def _moment(text: str) -> tuple[datetime, bool]:
-    """An RFC 3339 date-time in UTC, and whether it lacked a time zone (read as UTC)."""
+    """An RFC 3339 date-time in UTC, and whether it lacked a time zone (read as UTC).
+
+    Raises ``ValueError`` for text that is not a date-time and :class:`_OutOfRange` for one
+    outside the accepted range; nothing else (``OverflowError`` from the UTC conversion is
+    turned into :class:`_OutOfRange`).
+    """
     moment = datetime.fromisoformat(text.strip())
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC), True
-    return (moment if moment.utcoffset() == timedelta(0) else moment.astimezone(UTC)), False
+    naive = moment.tzinfo is None
+    if naive:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.utcoffset() != timedelta(0):
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise _OutOfRange from None
+    if not _EARLIEST <= moment < _LATEST:
+        raise _OutOfRange
+    return moment, naive
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """``repr`` of a value for a message, cut short: a hostile field may be megabytes long."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 def _timestamp(obj: dict[str, Any], key: str, warnings: list[Problem]) -> datetime:
@@ -460,15 +541,22 @@ def _timestamp(obj: dict[str, Any], key: str, warnings: list[Problem]) -> dateti
     except ValueError:
         raise _Bad(
             "report.date.invalid",
-            f"{value!r} is not an RFC 3339 date-time",
+            f"{_shown(value)} is not an RFC 3339 date-time",
             "Write times as in '2026-11-28T00:00:00Z' (RFC 8460 §4.4, RFC 3339).",
+            key,
+        ) from None
+    except _OutOfRange:
+        raise _Bad(
+            "report.date.range",
+            f"{_shown(value)} is outside the accepted range (1970-01-01 to 9998-12-31, UTC)",
+            "Give the real start and end of the report period, in UTC or with a real offset (RFC 8460 §4.4).",
             key,
         ) from None
     if naive:
         warnings.append(
             Problem(
                 "report.date.no_timezone",
-                f"report.date-range.{key} {value!r} has no time zone; read as UTC",
+                f"report.date-range.{key} {_shown(value)} has no time zone; read as UTC",
                 "RFC 3339 date-times end in 'Z' or an offset.",
                 severity=Severity.WARNING,
             )
@@ -724,7 +812,12 @@ def _report(value: Any, raw: bytes, limit: int) -> TlsRptReport:
 def parse_report(data: bytes, limits: ReportLimits = DEFAULT_LIMITS) -> TlsRptReport:
     """Read one report body: gzip (by its magic bytes) or JSON; raise :class:`ReportParseError`.
 
-    ``limits`` caps the input, the decompressed size and the JSON size and depth.
+    ``limits`` caps the input, the gzip members and decompressed size, and the JSON size and
+    depth, so the work is linear in the input and bounded. Values are bounded too: a session
+    count is 0 to :data:`MAX_SESSION_COUNT` (10^12, ``report.count.range``), and a date-time
+    falls between 1970-01-01 and 9998-12-31 in UTC (``report.date.range``; an offset that
+    moves it out of ``datetime``'s range, as in ``9999-12-31T23:59:59-23:59``, is refused the
+    same way, never raised as ``OverflowError``).
     """
     if len(data) > limits.max_input:
         raise _error(
@@ -733,7 +826,7 @@ def parse_report(data: bytes, limits: ReportLimits = DEFAULT_LIMITS) -> TlsRptRe
             "A TLSRPT report is a few KiB; check that this is a report.",
         )
     if data[:2] == GZIP_MAGIC:
-        data = _gunzip(data, limits.max_decompressed)
+        data = _gunzip(data, limits.max_decompressed, limits.max_gzip_members)
     head = data[:64].lstrip()
     if head[:1] != b"{":
         if not head:

@@ -6,6 +6,27 @@ what real senders use instead: ``application/tlsrpt``, ``application/gzip``,
 ``application/json``, ``application/octet-stream``) or by a ``.json``/``.gz`` file name, and
 then read by content (gzip magic bytes or JSON), so a mislabelled part still works. Other
 parts (Microsoft's HTML-only text, banners, empty trailing parts) are ignored.
+
+A message is untrusted input, so its shape is bounded before any parser walks it, and every
+limit is a :class:`MailParseError` with its own code:
+
+=========================  =====================================================================
+code                       refused when
+=========================  =====================================================================
+``mail.too_large``         the message is larger than :data:`MAX_MESSAGE` (64 MiB)
+``mail.header.too_large``  the message's header section is larger than :data:`MAX_HEADER`
+                           (64 KiB), or a ``Content-Type``/``Content-Disposition`` field is
+                           longer than :data:`MAX_MIME_FIELD` (8 KiB)
+``mail.header.params``     such a field has more than :data:`MAX_MIME_PARAMS` (32) parameters
+``mail.mime.depth``        MIME parts nest deeper than :data:`MAX_MIME_DEPTH` (32) levels of
+                           ``multipart/*`` and ``message/rfc822``, or (for the standard
+                           library's reader) the message declares more than that many of them
+=========================  =====================================================================
+
+Why each: the standard library's parser recurses once per nesting level (about 1,000 levels
+raise ``RecursionError``, and its cost grows with the square of the depth), and its parameter
+parser rescans a field once per ``;`` in it (quadratic). Report e-mails have a few KiB of headers,
+one or two levels of nesting and fields of a few hundred bytes, so the caps are far from them.
 """
 
 from __future__ import annotations
@@ -31,7 +52,11 @@ from mtasts.core.tlsrpt_report import (
 )
 
 __all__ = [
+    "MAX_HEADER",
     "MAX_MESSAGE",
+    "MAX_MIME_DEPTH",
+    "MAX_MIME_FIELD",
+    "MAX_MIME_PARAMS",
     "MailParseError",
     "extract_reports",
     "looks_like_report",
@@ -39,6 +64,14 @@ __all__ = [
 ]
 
 MAX_MESSAGE: Final = 64 * 1024 * 1024
+MAX_HEADER: Final = 64 * 1024
+"""Bytes in the header section of a message (and of each part the fast reader reads)."""
+MAX_MIME_FIELD: Final = 8 * 1024
+"""Bytes in one ``Content-Type`` or ``Content-Disposition`` field, folded lines included."""
+MAX_MIME_PARAMS: Final = 32
+"""Parameters (``;``) in one ``Content-Type`` or ``Content-Disposition`` field."""
+MAX_MIME_DEPTH: Final = 32
+"""Levels of ``multipart/*`` and ``message/rfc822`` nesting."""
 
 _REPORT_TYPES: Final = frozenset(
     {
@@ -55,7 +88,79 @@ _REPORT_SUFFIXES: Final = (".json", ".json.gz", ".gz", ".json.gzip")
 
 
 class MailParseError(ReportParseError):
-    """A message holds no readable report (code ``mail.no_report``, ``mail.too_large``)."""
+    """A message holds no readable report (code ``mail.no_report``, ``mail.too_large``,
+    ``mail.header.too_large``, ``mail.mime.depth``, ...: see the table above)."""
+
+
+def _mail_error(code: str, message: str, fix: str) -> MailParseError:
+    return MailParseError(Problem(code, message, fix))
+
+
+def _too_deep() -> MailParseError:
+    return _mail_error(
+        "mail.mime.depth",
+        f"the message nests MIME parts deeper than {MAX_MIME_DEPTH} levels",
+        "A report e-mail nests one or two levels (RFC 8460 §5.3); send each report in its own message.",
+    )
+
+
+# The end of a header section: the first empty line, whatever the line ends (the standard
+# library's parser splits lines at CRLF, CR and LF, so "\n\r" and "\r\r" end headers too).
+_BLANK_LINES: Final = (b"\n\r", b"\n\n", b"\r\r")  # "\r\n\r\n" holds "\n\r"; found with memchr-speed find
+# Searched in the lower-cased message (a literal prefix, so the search runs at memchr speed),
+# bodies included: they find every field the standard library's parser can see, and more.
+_MIME_FIELD: Final = re.compile(rb"content-(?:type|disposition):")
+# The rest of a field: its first line and its folded continuation lines (the standard library's
+# parser splits lines at CRLF, CR and LF).
+_FIELD_REST: Final = re.compile(rb"[^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*")
+# A Content-Type that makes the standard library's parser recurse (it strips str.isspace()
+# characters around the media type, \x1c-\x1f among them).
+_CONTAINER: Final = re.compile(rb"content-type:[\s\x1c-\x1f]*(?:multipart|message)/")
+
+
+def _header_too_large(what: str, limit: int) -> MailParseError:
+    return _mail_error(
+        "mail.header.too_large",
+        f"{what} is larger than {limit} bytes",
+        "Report e-mails have a few KiB of headers; this message is not one (a header folded over many lines?).",
+    )
+
+
+def _check_head(data: bytes) -> None:
+    """Refuse a message whose header section is larger than :data:`MAX_HEADER` (found without
+    reading it: the first empty line must come within the cap)."""
+    if len(data) > MAX_HEADER and all(data.find(blank, 0, MAX_HEADER + 2) < 0 for blank in _BLANK_LINES):
+        raise _header_too_large("the message's header section", MAX_HEADER)
+
+
+def _check_for_stdlib(data: bytes) -> None:
+    """Before the standard library's parser reads ``data``: refuse a ``Content-Type`` or
+    ``Content-Disposition`` field over :data:`MAX_MIME_FIELD` or :data:`MAX_MIME_PARAMS` (its
+    parameter parser rescans a field once per ``;``), and a message that declares more than
+    :data:`MAX_MIME_DEPTH` multipart/message parts (it recurses once per level, so the count
+    bounds the depth it can reach, found without parsing).
+
+    Linear: fields are measured one after the other, never over more than the cap each.
+    (Other long headers are not refused here: that parser reads them in linear time.)
+    """
+    lowered = data.lower()
+    position = 0
+    while (found := _MIME_FIELD.search(lowered, position)) is not None:
+        start = found.start()
+        rest = _FIELD_REST.match(data, found.end(), start + MAX_MIME_FIELD + 1)
+        end = found.end() if rest is None else rest.end()
+        name = data[start : found.end() - 1].decode("ascii")
+        if end - start > MAX_MIME_FIELD:
+            raise _header_too_large(f"a {name} field", MAX_MIME_FIELD)
+        if data.count(b";", start, end) > MAX_MIME_PARAMS:
+            raise _mail_error(
+                "mail.header.params",
+                f"a {name} field has more than {MAX_MIME_PARAMS} parameters",
+                "A MIME field is a media type and a few parameters; this message is not a report e-mail.",
+            )
+        position = end
+    if any(count > MAX_MIME_DEPTH for count, _ in enumerate(_CONTAINER.finditer(lowered), 1)):
+        raise _too_deep()
 
 
 def looks_like_report(data: bytes) -> bool:
@@ -95,9 +200,17 @@ def _is_candidate(ctype: str, name: str) -> bool:
 
 
 def _stdlib_parts(message: Message) -> Iterator[_Part]:
-    """The leaf parts, read by the standard library's e-mail parser (any MIME structure)."""
-    for part in message.walk():
+    """The leaf parts, read by the standard library's e-mail parser (any MIME structure), in
+    order; walked with a stack (``Message.walk`` recurses), at most :data:`MAX_MIME_DEPTH` deep."""
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
         if part.is_multipart():
+            if depth >= MAX_MIME_DEPTH:
+                raise _too_deep()
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((child, depth + 1) for child in reversed(children) if isinstance(child, Message))
             continue
         ctype = part.get_content_type()
         name = _filename(part)
@@ -122,10 +235,13 @@ def extract_reports(
                     "Report e-mails are small; raise the limit only for a trusted source.",
                 )
             )
-        fast = _read_reports(_fast_parts(bytes(message)), limits, strict=False)
+        data = bytes(message)
+        _check_head(data)
+        fast = _read_reports(_fast_parts(data), limits, strict=False)
         if fast:
             return fast
-        message = email.message_from_bytes(bytes(message), policy=email.policy.compat32)
+        _check_for_stdlib(data)
+        message = email.message_from_bytes(data, policy=email.policy.compat32)
     reports = list(_read_reports(_stdlib_parts(message), limits, strict=True) or ())
     if not reports:
         raise MailParseError(
@@ -181,8 +297,9 @@ def _read_reports(
 # deep nesting) makes it give up, and the standard library reads the message instead. So it can
 # only be faster, never different: tests/report/test_mail.py compares both on every sample.
 
-_MAX_DEPTH: Final = 4
 _PARAM_RE: Final = re.compile(rb';\s*([A-Za-z0-9_.\-*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
+_NOT_A_FIELD: Final = re.compile(rb"(?m)^(?![ \t])[^:\n]*$")  # a line that is neither a field nor folded
+_MAX_BOUNDARY: Final = 200  # RFC 2046 §5.1.1 allows 70 characters; a longer one is left to the stdlib
 
 
 class _GiveUp(Exception):
@@ -191,12 +308,17 @@ class _GiveUp(Exception):
 
 def _fast_parts(data: bytes) -> Iterator[_Part] | None:
     try:
-        return iter(list(_walk(data, 0)))
+        return iter(_walk(data))
     except _GiveUp:
         return None
 
 
 def _split_head(data: bytes) -> tuple[dict[bytes, bytes], bytes]:
+    """Headers (first occurrence of each name, folded lines joined by a space) and body.
+
+    Linear: the lines of each header are collected in a list and joined once (appending to a
+    ``bytes`` value copies it, which made one header folded over 1.6 M lines take 51 s).
+    """
     if data[:2] == b"\r\n" or data[:1] == b"\n":  # a part without headers
         return {}, data[2:] if data[:2] == b"\r\n" else data[1:]
     crlf, lf = data.find(b"\r\n\r\n"), data.find(b"\n\n")
@@ -206,23 +328,33 @@ def _split_head(data: bytes) -> tuple[dict[bytes, bytes], bytes]:
         head, body = data[:lf], data[lf + 2 :]
     else:
         head, body = data, b""
-    headers: dict[bytes, bytes] = {}
-    current: bytes | None = None  # the header the next folded line belongs to, if it is kept
+    if len(head) > MAX_HEADER:
+        # Header fields only, for more than MAX_HEADER bytes? Then the section is too large for
+        # any reader. A line that is no field within them ends the headers for the standard
+        # library (a sender that left out the empty line): give up, as the loop below would.
+        cut = head.rfind(b"\n", 0, MAX_HEADER)
+        window = head[:cut] if cut >= 0 else head[:MAX_HEADER]  # whole lines, or the start of the first
+        if _NOT_A_FIELD.search(window):
+            raise _GiveUp
+        raise _header_too_large("the header section of a MIME part", MAX_HEADER)
+    lines: dict[bytes, list[bytes]] = {}
+    current: list[bytes] | None = None  # the lines of the header the next folded line belongs to, if kept
     for line in head.replace(b"\r\n", b"\n").split(b"\n"):
         if line[:1] in (b" ", b"\t"):
             if current is not None:
-                headers[current] += b" " + line.strip()
+                current.append(line.strip())
             continue
         key, colon, value = line.partition(b":")
         if not colon:
-            if line.startswith(b"From ") and not headers:
+            if line.startswith(b"From ") and not lines:
                 continue  # an mbox separator line
             raise _GiveUp
         name = key.strip().lower()
-        current = None if name in headers else name  # the first occurrence wins, as Message.get does
-        if current is not None:
-            headers[current] = value.strip()
-    return headers, body
+        if name in lines:
+            current = None  # the first occurrence wins, as Message.get does
+        else:
+            current = lines[name] = [value.strip()]
+    return {name: parts[0] if len(parts) == 1 else b" ".join(parts) for name, parts in lines.items()}, body
 
 
 def _params(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
@@ -236,18 +368,37 @@ def _params(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     return media.strip().lower(), params
 
 
-def _walk(data: bytes, depth: int) -> Iterator[_Part]:
-    if depth > _MAX_DEPTH:
-        raise _GiveUp
-    headers, body = _split_head(data)
-    media, params = _params(headers.get(b"content-type", b"text/plain"))
-    if media.startswith(b"multipart/"):
-        boundary = params.get(b"boundary")
-        if not boundary:
-            raise _GiveUp
-        for chunk in _split_multipart(body, boundary):
-            yield from _walk(chunk, depth + 1)
-        return
+def _walk(data: bytes) -> list[_Part]:
+    """The leaf parts of a message, in order; walked with a stack, not recursion, and refused
+    (``mail.mime.depth``) beyond :data:`MAX_MIME_DEPTH` levels of nesting."""
+    parts: list[_Part] = []
+    stack: list[tuple[bytes, int]] = [(data, 0)]
+    while stack:
+        entity, depth = stack.pop()
+        headers, body = _split_head(entity)
+        media, params = _params(headers.get(b"content-type", b"text/plain"))
+        if media.startswith(b"multipart/") or media == b"message/rfc822":
+            if depth >= MAX_MIME_DEPTH:
+                raise _too_deep()
+            if media == b"message/rfc822":  # a forwarded message: its body is a whole message
+                if headers.get(b"content-transfer-encoding", b"7bit").strip().lower() not in _IDENTITY:
+                    raise _GiveUp
+                children = [body]
+            else:
+                boundary = params.get(b"boundary")
+                if not boundary or len(boundary) > _MAX_BOUNDARY:
+                    raise _GiveUp
+                children = _split_multipart(body, boundary)
+            stack.extend((child, depth + 1) for child in reversed(children))
+            continue
+        parts.append(_leaf(media, params, headers, body))
+    return parts
+
+
+_IDENTITY: Final = frozenset({b"7bit", b"8bit", b"binary", b""})
+
+
+def _leaf(media: bytes, params: dict[bytes, bytes], headers: dict[bytes, bytes], body: bytes) -> _Part:
     ctype = media.decode("ascii", "replace") if b"/" in media else "text/plain"
     name = params.get(b"filename") or params.get(b"name")
     if name is None:
@@ -261,17 +412,44 @@ def _walk(data: bytes, depth: int) -> Iterator[_Part]:
     payload = (
         _decode(body, headers.get(b"content-transfer-encoding", b"7bit")) if _is_candidate(ctype, filename) else None
     )
-    yield _Part(ctype, filename, payload)
+    return _Part(ctype, filename, payload)
+
+
+_DELIMITER_TAIL: Final = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
 def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    matches = list(delimiter.finditer(body))
-    if not matches:
+    """The parts between the delimiter lines (RFC 2046 §5.1.1) of ``body``.
+
+    A delimiter is ``--boundary`` at the start of the body or after a line end that the
+    previous delimiter did not take, then an optional ``--``, blanks and a line end. Found with
+    ``bytes.find`` on the literal (a regular expression starting with a line-end alternative
+    ran ten times slower, which a message nesting many levels paid at every level).
+    """
+    marker = b"--" + boundary
+    delimiters: list[tuple[int, int, bool]] = []  # (start, with the line end before it; end; closing)
+    floor = 0  # the first byte the previous delimiter did not take
+    position = body.find(marker)
+    while position >= 0:
+        if position == 0:
+            start = 0
+        elif position - 1 >= floor and body[position - 1] == 0x0A:
+            start = position - 2 if position - 2 >= floor and body[position - 2] == 0x0D else position - 1
+        else:
+            position = body.find(marker, position + 1)
+            continue
+        tail = _DELIMITER_TAIL.match(body, position + len(marker))
+        if tail is None:
+            position = body.find(marker, position + 1)
+            continue
+        delimiters.append((start, tail.end(), tail.group(1) is not None))
+        floor = tail.end()
+        position = body.find(marker, floor)
+    if not delimiters:
         raise _GiveUp
-    chunks = [body[a.end() : b.start()] for a, b in itertools.pairwise(matches)]
-    if matches[-1].group(1) is None:  # no closing delimiter (Mail.ru): the last part runs to the end
-        chunks.append(body[matches[-1].end() :])
+    chunks = [body[a[1] : b[0]] for a, b in itertools.pairwise(delimiters)]
+    if not delimiters[-1][2]:  # no closing delimiter (Mail.ru): the last part runs to the end
+        chunks.append(body[delimiters[-1][1] :])
     return chunks
 
 
@@ -284,7 +462,7 @@ def _decode(body: bytes, encoding: bytes) -> bytes:
             raise _GiveUp from exc
     if kind == b"quoted-printable":
         return quopri.decodestring(body)
-    if kind in (b"7bit", b"8bit", b"binary", b""):
+    if kind in _IDENTITY:
         return body
     raise _GiveUp
 
