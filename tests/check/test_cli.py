@@ -23,9 +23,9 @@ def test_correct_domain_exits_0(runner: CliRunner, lab: Any, lab_options: list[s
     assert "mail flows" in result.output
 
 
-def test_broken_domain_shows_the_fix_and_exits_2(runner: CliRunner, lab: Any, lab_options: list[str]) -> None:
+def test_broken_domain_shows_the_fix_and_exits_1(runner: CliRunner, lab: Any, lab_options: list[str]) -> None:
     result = runner.invoke(app, ["check", lab.domain("mx-cert-wrong-name"), *lab_options])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # problems found (2 is for usage errors only)
     assert "mx-cert-name-mismatch" in result.output
     assert "fix: Install a certificate whose subjectAltName includes" in result.output
     assert "mail would be deferred" in result.output
@@ -40,7 +40,7 @@ def test_warnings_only_exit_1(runner: CliRunner, lab: Any, lab_options: list[str
 def test_json_schema(runner: CliRunner, lab: Any, lab_options: list[str]) -> None:
     domains = [lab.domain("enforce-ok"), lab.domain("testing-ok"), lab.domain("mx-not-in-policy")]
     result = runner.invoke(app, ["check", *domains, "--json", *lab_options])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     document = json.loads(result.output)
     assert [entry["domain"] for entry in document] == domains
     for entry in document:
@@ -67,7 +67,7 @@ def test_bulk_from_stdin_and_file_with_an_invalid_name(
         ["check", "-", "--file", str(listing), "--output", str(output), "--concurrency", "3", *lab_options],
         input=f"{lab.domain('mx-no-starttls')}\nbücher.{lab.info()['zone']}\n",
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     by_domain = {line["domain"]: line for line in lines}
     assert len(lines) == 4
@@ -80,7 +80,7 @@ def test_bulk_from_stdin_and_file_with_an_invalid_name(
 def test_csv_output(runner: CliRunner, lab: Any, lab_options: list[str], tmp_path: Path) -> None:
     output = tmp_path / "out.csv"
     result = runner.invoke(app, ["check", lab.domain("policy-404"), "--output", str(output), *lab_options])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     rows = list(csv.DictReader(io.StringIO(output.read_text())))
     assert [row["code"] for row in rows] == ["policy-fetch-http-status"]
     assert rows[0]["severity"] == "error"

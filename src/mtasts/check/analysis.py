@@ -16,18 +16,40 @@ from mtasts.core.policy import Mode, Policy
 from mtasts.core.problems import MultipleRecordsError, NoRecordError, ParseError, Severity
 from mtasts.core.record import StsRecord, select_sts_record
 from mtasts.core.tlsrpt_record import TlsRptRecord, select_tlsrpt_record
-from mtasts.core.verdict import MxState, Verdict, sender_verdict
+from mtasts.core.verdict import MxState, Verdict, nonexistent_verdict, sender_verdict, unknown_verdict
 from mtasts.net.dns import Lookup, LookupStatus, MxHost
 from mtasts.net.https import PolicyFetch
 from mtasts.net.smtp import MxProbe, SmtpFailureKind
 from mtasts.net.tls import TlsFailureKind
 
-__all__ = ["Observations", "analyse"]
+__all__ = ["InternalError", "Observations", "Unprobed", "analyse"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unprobed:
+    """An MX host (``address`` ``None``) or one of its addresses that was not probed, and why:
+    ``budget`` when the domain's time ran out (the result is unknown: a warning), else a cap."""
+
+    host: str
+    address: str | None
+    reason: str
+    budget: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InternalError:
+    """An unexpected exception while looking at ``name`` (a bug of mtasts, said as a finding)."""
+
+    name: str
+    address: str | None
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
 class Observations:
-    """Everything the inspector gathered about one domain."""
+    """Everything the inspector gathered about one domain. ``local_dns`` names our resolver
+    when it answered nothing at all; ``port25_blocked`` is the connect error every MX of the
+    run failed with when that looks like this machine's network."""
 
     domain: str
     sts_txt: Lookup[tuple[bytes, ...]]
@@ -37,6 +59,11 @@ class Observations:
     probes: tuple[MxProbe, ...] = ()
     tlsa: dict[str, Lookup[str]] = field(default_factory=dict)
     tlsrpt_txt: Lookup[tuple[bytes, ...]] | None = None
+    unprobed: tuple[Unprobed, ...] = ()
+    errors: tuple[InternalError, ...] = ()
+    budget: float = 0.0
+    local_dns: str = ""
+    port25_blocked: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +115,7 @@ _TLS_CODES: dict[TlsFailureKind, str] = {
     TlsFailureKind.VERSION_TOO_OLD: "mx-tls-version-too-old",
     TlsFailureKind.TIMEOUT: "mx-starttls-failed",
     TlsFailureKind.HANDSHAKE: "mx-starttls-failed",
+    TlsFailureKind.MALFORMED: "mx-cert-malformed",
 }
 
 _TLS_FIXES: dict[TlsFailureKind, str] = {
@@ -100,6 +128,7 @@ _TLS_FIXES: dict[TlsFailureKind, str] = {
     TlsFailureKind.VERSION_TOO_OLD: "Enable TLS 1.2 and 1.3 on {host} (and disable TLS 1.0/1.1).",
     TlsFailureKind.TIMEOUT: "Check the TLS configuration of {host}: the handshake does not complete.",
     TlsFailureKind.HANDSHAKE: "Check the TLS configuration of {host}: the handshake fails.",
+    TlsFailureKind.MALFORMED: "Reissue the certificate of {host} with subjectAltName DNS names in ASCII (A-labels).",
 }
 
 _SMTP_CODES: dict[SmtpFailureKind, str] = {
@@ -108,7 +137,13 @@ _SMTP_CODES: dict[SmtpFailureKind, str] = {
     SmtpFailureKind.PROTOCOL: "mx-starttls-failed",
     SmtpFailureKind.NO_STARTTLS: "mx-no-starttls",
     SmtpFailureKind.STARTTLS_REFUSED: "mx-starttls-failed",
+    SmtpFailureKind.INTERNAL: "mx-internal-error",
 }
+
+_BUG_FIX = (
+    "This is a bug in mtasts (or input it does not handle yet): rerun with --debug for the traceback "
+    "and report it; the other checks are not affected."
+)
 
 _SMTP_FIXES: dict[SmtpFailureKind, str] = {
     SmtpFailureKind.UNREACHABLE: "Make {host} accept connections on port 25 (firewall, service).",
@@ -116,12 +151,26 @@ _SMTP_FIXES: dict[SmtpFailureKind, str] = {
     SmtpFailureKind.PROTOCOL: "Check the SMTP service on {host}: it does not complete EHLO and STARTTLS.",
     SmtpFailureKind.NO_STARTTLS: "Enable STARTTLS on {host} (e.g. Postfix smtpd_tls_security_level = may).",
     SmtpFailureKind.STARTTLS_REFUSED: "Fix the TLS set-up of {host}: it offers STARTTLS and then refuses it.",
+    SmtpFailureKind.INTERNAL: _BUG_FIX,
 }
 
 
 def analyse(obs: Observations, *, now: datetime, expiry_warning_days: float = 14) -> Analysis:
     """Turn the observations about one domain into findings and a sender's verdict."""
-    findings: list[Finding] = []
+    early = _local_or_absent(obs)
+    if early is not None:
+        return early
+    findings: list[Finding] = [
+        Finding(
+            "check-internal-error",
+            Severity.ERROR,
+            f"the check of {error.name} stopped on an unexpected error: {error.detail}",
+            _BUG_FIX,
+            host=error.name,
+            address=error.address,
+        )
+        for error in obs.errors
+    ]
     record = _record_findings(obs, findings)
     policy = _policy_findings(obs, findings, record_found=record is not None, now=now, warn_days=expiry_warning_days)
     states = _mx_findings(obs, findings, policy, now=now, warn_days=expiry_warning_days)
@@ -130,11 +179,55 @@ def analyse(obs: Observations, *, now: datetime, expiry_warning_days: float = 14
     effective = policy if record is not None else None
     null_mx = obs.mx.found and [mx.host for mx in obs.mx.values] == [""]
     verdict = sender_verdict(effective, states, accepts_mail=not null_mx)
-    if not verdict.mail_flows and states:
+    if not states and obs.unprobed:  # there are MX hosts, but the budget ran out before any answer
+        verdict = unknown_verdict("not known: no MX host was probed within the domain's time budget")
+    if obs.port25_blocked:
+        findings = [f for f in findings if f.code != "mx-unreachable"]
+        findings.append(
+            Finding(
+                "local-port25-blocked",
+                Severity.ERROR,
+                f"no MX of {obs.domain} could be connected to ({obs.port25_blocked}), and neither could any other "
+                "MX this run tried, in several domains: outbound port 25 is probably blocked on this machine "
+                "or its network, so nothing is known about these MX hosts",
+                "Run the check from a host that may connect to port 25 (many ISPs and clouds block it; ask for it "
+                "to be opened, or check the local firewall).",
+            )
+        )
+        verdict = unknown_verdict("not known: this machine cannot connect to port 25 (see local-port25-blocked)")
+    elif not verdict.mail_flows and states:
         _escalate_unreachable(findings)
+    return Analysis(_ordered(findings), verdict, record, policy, tlsrpt)
+
+
+def _ordered(findings: Sequence[Finding]) -> tuple[Finding, ...]:
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-    ordered = sorted(findings, key=lambda f: (order[f.severity], f.area.value))
-    return Analysis(tuple(ordered), verdict, record, policy, tlsrpt)
+    return tuple(sorted(findings, key=lambda f: (order[f.severity], f.area.value)))
+
+
+def _local_or_absent(obs: Observations) -> Analysis | None:
+    """When our own resolver is dead, or the domain does not exist, one finding says so and
+    nothing else is concluded: every other finding would blame the domain for nothing."""
+    if obs.local_dns:
+        finding = Finding(
+            "local-dns-unreachable",
+            Severity.ERROR,
+            f"{obs.local_dns}: the trouble is on this side, nothing is known about the domain",
+            "Point --nameserver at a working recursive resolver, or fix /etc/resolv.conf (is the resolver "
+            "running, reachable from here, listening on that port, answering for this machine?).",
+        )
+        return Analysis(
+            (finding,), unknown_verdict("not known: the nameserver this check uses does not answer"), None, None, None
+        )
+    if obs.mx.nxdomain and obs.mx.name == obs.domain:
+        finding = Finding(
+            "domain-nxdomain",
+            Severity.ERROR,
+            f"{obs.domain} does not exist (the DNS answers NXDOMAIN): check the spelling",
+            f"Check the spelling of {obs.domain}; if it is right, the domain is not registered or not delegated.",
+        )
+        return Analysis((finding,), nonexistent_verdict(), None, None, None)
+    return None
 
 
 def _record_findings(obs: Observations, findings: list[Finding]) -> StsRecord | None:
@@ -193,13 +286,29 @@ def _policy_findings(
 ) -> Policy | None:
     fetch = obs.fetch
     values = {"host": fetch.host, "url": fetch.url}
+    if fetch.internal_error:
+        findings.append(
+            Finding(
+                "policy-internal-error",
+                Severity.ERROR,
+                f"the fetch of {fetch.url} stopped on an unexpected error: {fetch.internal_error}",
+                _BUG_FIX,
+                host=fetch.host,
+                address=fetch.address,
+            )
+        )
+        return None
     if fetch.failure is not None:
         if not record_found and fetch.failure in (FetchFailureKind.UNRESOLVABLE, FetchFailureKind.CONNECT):
             return None  # no record and no policy host: the domain simply does not use MTA-STS
         code = _FETCH_CODES[fetch.failure]
+        if fetch.tls is not None and fetch.tls.failure is TlsFailureKind.MALFORMED:
+            code = "policy-cert-malformed"
         details: tuple[str, ...] = ()
         message = f"{fetch.url}: {fetch.detail}"
         fix = _FETCH_FIXES[fetch.failure].format(**values)
+        if code == "policy-cert-malformed":
+            fix = f"Reissue the certificate of {fetch.host} with subjectAltName DNS names in ASCII (A-labels)."
         if fetch.failure is FetchFailureKind.SYNTAX:
             errors = [p for p in fetch.problems if p.severity is Severity.ERROR]
             if errors:
@@ -298,6 +407,8 @@ def _mx_findings(
         )
         return []
     states: list[MxState] = []
+    _unprobed_findings(obs, findings)
+    not_probed = {u.host for u in obs.unprobed if u.address is None}
     for host in dict.fromkeys(hosts):
         if policy is not None and policy.mode is not Mode.NONE and not policy.matches(host):
             findings.append(
@@ -311,10 +422,15 @@ def _mx_findings(
                     details=tuple(f"policy mx: {p}" for p in policy.mx),
                 )
             )
+        if host in not_probed:
+            continue  # nothing is known: no verdict on it (mx-not-probed says so)
         states.append(_probe_findings(obs, findings, host, mode, now, warn_days))
     if policy is not None:
+        # each host's matching pattern once: a policy and an MX set of hundreds each must not
+        # cost hundreds cubed
+        used = {policy.matching_pattern(h) for h in dict.fromkeys(hosts)}
         for pattern in policy.mx:
-            if not any(policy.matching_pattern(h) == pattern for h in hosts):
+            if pattern not in used:
                 findings.append(
                     Finding(
                         "policy-mx-unused",
@@ -338,6 +454,55 @@ def _mx_findings(
                 )
             )
     return states
+
+
+_LISTED_HOSTS = 20  # hosts named in the details of one finding about many
+
+
+def _unprobed_findings(obs: Observations, findings: list[Finding]) -> None:
+    """``mx-not-probed``: information when a cap left something out, a warning when the
+    domain's time budget ran out (something was slow; the result is unknown). The MX hosts
+    beyond ``--max-mx`` are one finding, however many there are; the rest one per host."""
+    over_cap = [u.host for u in obs.unprobed if u.address is None and not u.budget]
+    if over_cap:
+        reason = next(u.reason for u in obs.unprobed if u.address is None and not u.budget)
+        shown = over_cap[:_LISTED_HOSTS]
+        more = len(over_cap) - len(shown)
+        findings.append(
+            Finding(
+                "mx-not-probed",
+                Severity.INFO,
+                f"{len(over_cap)} MX host{'s' * (len(over_cap) != 1)} of {obs.domain} "
+                f"{'were' if len(over_cap) != 1 else 'was'} not probed: {reason}",
+                "Nothing to fix on the domain; raise --max-mx to probe more (senders rarely try more than a few).",
+                host=over_cap[0] if len(over_cap) == 1 else None,
+                details=(*(f"not probed: {h}" for h in shown), *((f"and {more} more",) if more else ())),
+            )
+        )
+    groups: dict[tuple[str, str, bool], list[str | None]] = {}
+    for item in obs.unprobed:
+        if item.address is None and not item.budget:
+            continue
+        groups.setdefault((item.host, item.reason, item.budget), []).append(item.address)
+    for (host, reason, budget), addresses in groups.items():
+        listed = [a for a in addresses if a is not None]
+        what = f"{host} ({', '.join(listed)})" if listed else host
+        fix = (
+            f"Make the DNS and MX hosts of {obs.domain} answer promptly, or give the check more time "
+            "(--domain-timeout)."
+            if budget
+            else "Nothing to fix on the domain; raise --max-addresses to probe more."
+        )
+        findings.append(
+            Finding(
+                "mx-not-probed",
+                Severity.WARNING if budget else Severity.INFO,
+                f"{what} {'was' if len(listed) < 2 else 'were'} not probed: {reason}",
+                fix,
+                host=host,
+                address=listed[0] if len(listed) == 1 else None,
+            )
+        )
 
 
 def _probe_findings(

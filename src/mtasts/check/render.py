@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mtasts.check.inspect import DomainReport
-from mtasts.core.findings import Area
+from mtasts.core.findings import CATALOGUE, Area, severity_text
 from mtasts.core.problems import Severity
 
-__all__ = ["CSV_FIELDS", "csv_rows", "render_report", "report_json_line"]
+__all__ = ["CSV_FIELDS", "csv_rows", "findings_table", "render_report", "report_json_line"]
 
 CSV_FIELDS = ("domain", "status", "delivery", "code", "severity", "host", "address", "message", "fix")
 _SYMBOL = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
@@ -94,7 +94,9 @@ def _facts(report: DomainReport) -> Table | None:
 
 def _verdict(report: DomainReport) -> Group:
     verdict = report.verdict
-    style = "ok" if verdict.mail_flows else "severity.error"
+    style = (
+        "ok" if verdict.mail_flows else "severity.warning" if verdict.delivery.value == "unknown" else "severity.error"
+    )
     lines: list[RenderableType] = [Text.assemble(("  verdict: ", "heading"), (verdict.summary, style))]
     for mx in verdict.mx:
         lines.append(Text(f"    {mx.host}: {mx.reason}", style="ok" if mx.deliver else "severity.error"))
@@ -119,3 +121,16 @@ def csv_rows(reports: Iterable[DomainReport]) -> str:
         for f in report.findings:
             writer.writerow((*base, f.code, f.severity.value, f.host or "", f.address or "", f.message, f.fix))
     return buffer.getvalue()
+
+
+def findings_table() -> str:
+    """The finding-code table of docs/check.md, generated from the catalogue
+    (tests/check/test_docs.py keeps the two equal)."""
+    lines = ["| code | area | severity | meaning |", "|---|---|---|---|"]
+    for code, (area, _, title) in CATALOGUE.items():
+        lines.append(f"| `{code}` | {area.value} | {severity_text(code)} | {title} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m mtasts.check.render: print the table for docs/check.md
+    print(findings_table(), end="")

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from enum import IntEnum, StrEnum
 from typing import IO, Any, NoReturn
 
-import click
+import typer
 
 from mtasts.core.problems import Severity
 
@@ -53,18 +53,22 @@ class FailOn(StrEnum):
     NEVER = "never"
 
 
-class CommandError(click.ClickException):
+class CommandError(typer.Exit):
     """An anticipated failure, said in one line for a person: what failed and what to do.
 
     ``code`` is :attr:`ExitCode.CANNOT_RUN` unless the user's command line is at fault
-    (:attr:`ExitCode.USAGE`). A Click exception, so Click prints it and exits with ``code``
-    wherever the command runs (the console script, ``CliRunner``).
+    (:attr:`ExitCode.USAGE`). The line is written when the error is made, and the error is a
+    ``typer.Exit``: typer (0.25 and later) runs commands on its own copy of Click, so a
+    ``click.ClickException`` escaped as an internal error, and its own ClickException is drawn
+    in a Rich box, not one line. ``Exit`` ends the command with ``code`` wherever it runs (the
+    console script, ``CliRunner``).
     """
 
     def __init__(self, message: str, code: ExitCode = ExitCode.CANNOT_RUN) -> None:
-        super().__init__(message)
+        super().__init__(int(code))
+        self.message = message
         self.code = code
-        self.exit_code = int(code)  # type: ignore[misc]  # Click declares it on the class; ours varies
+        self.show()
 
     def show(self, file: IO[Any] | None = None) -> None:
         stream = sys.stderr if file is None else file

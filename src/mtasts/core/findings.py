@@ -13,7 +13,7 @@ from enum import StrEnum
 from mtasts.core.policy import Mode
 from mtasts.core.problems import Severity
 
-__all__ = ["CATALOGUE", "Area", "Finding", "mx_severity"]
+__all__ = ["CATALOGUE", "SEVERITY_NOTES", "Area", "Finding", "mx_severity", "severity_text"]
 
 
 class Area(StrEnum):
@@ -24,17 +24,27 @@ class Area(StrEnum):
     POLICY = "policy"
     MX = "MX hosts"
     TLSRPT = "TLS reporting"
+    LOCAL = "this machine"  # trouble on the checking side, not the domain's
 
 
 # code -> (area, severity when it does not depend on the mode, one-line title)
 CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "domain-invalid": (Area.DOMAIN, Severity.ERROR, "the domain name is not valid"),
+    "domain-nxdomain": (Area.DOMAIN, Severity.ERROR, "the domain does not exist (NXDOMAIN): check the spelling"),
+    "check-internal-error": (Area.DOMAIN, Severity.ERROR, "the check stopped on an unexpected error (a bug)"),
+    "local-dns-unreachable": (Area.LOCAL, Severity.ERROR, "the nameserver this check uses does not answer"),
+    "local-port25-blocked": (Area.LOCAL, Severity.ERROR, "this machine seems unable to connect to port 25"),
     "no-sts-record": (Area.RECORD, Severity.ERROR, "no _mta-sts TXT record"),
     "multiple-sts-records": (Area.RECORD, Severity.ERROR, "several _mta-sts TXT records"),
     "sts-record-syntax": (Area.RECORD, Severity.ERROR, "the _mta-sts TXT record is invalid"),
     "sts-record-lookup-failed": (Area.RECORD, Severity.ERROR, "the _mta-sts TXT lookup failed"),
     "policy-host-unresolvable": (Area.POLICY, Severity.ERROR, "the policy host has no address"),
-    "policy-host-lookup-failed": (Area.POLICY, Severity.ERROR, "the policy host's address lookup failed"),
+    "policy-host-lookup-failed": (
+        Area.POLICY,
+        Severity.ERROR,
+        "the policy host's address lookup failed (SERVFAIL, timeout: nothing is known, which is not the same as "
+        "'no host')",
+    ),
     "policy-fetch-failed": (Area.POLICY, Severity.ERROR, "the policy could not be fetched"),
     "policy-fetch-http-status": (Area.POLICY, Severity.ERROR, "the policy URL does not answer 200"),
     "policy-fetch-redirect": (Area.POLICY, Severity.ERROR, "the policy URL redirects"),
@@ -47,6 +57,8 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "policy-mode-testing": (Area.POLICY, Severity.INFO, "the policy is in testing mode"),
     "policy-mode-none": (Area.POLICY, Severity.INFO, "the policy is in mode none"),
     "policy-mx-unused": (Area.POLICY, Severity.INFO, "a policy mx pattern matches no MX"),
+    "policy-cert-malformed": (Area.POLICY, Severity.ERROR, "the policy host's certificate is not valid X.509"),
+    "policy-internal-error": (Area.POLICY, Severity.ERROR, "the policy fetch stopped on an unexpected error (a bug)"),
     "mx-lookup-failed": (Area.MX, Severity.ERROR, "the MX lookup failed"),
     "mx-missing": (Area.MX, Severity.ERROR, "the domain has no MX records"),
     "mx-null": (Area.MX, Severity.INFO, "the domain has a null MX (it accepts no mail)"),
@@ -61,11 +73,30 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "mx-unreachable": (Area.MX, None, "an MX cannot be reached"),
     "mx-cert-expiring-soon": (Area.MX, Severity.WARNING, "an MX certificate expires soon"),
     "mx-dane": (Area.MX, Severity.INFO, "an MX publishes DANE TLSA records"),
+    "mx-cert-malformed": (Area.MX, None, "an MX certificate is not valid X.509"),
+    "mx-internal-error": (Area.MX, Severity.ERROR, "the probe of an MX stopped on an unexpected error (a bug)"),
+    "mx-not-probed": (Area.MX, None, "an MX host or address was not probed (per-domain caps or time budget)"),
     "tlsrpt-missing": (Area.TLSRPT, Severity.WARNING, "no TLS reporting record"),
     "tlsrpt-syntax": (Area.TLSRPT, Severity.WARNING, "the TLS reporting record is invalid"),
     "tlsrpt-multiple": (Area.TLSRPT, Severity.WARNING, "several TLS reporting records"),
     "tlsrpt-lookup-failed": (Area.TLSRPT, Severity.WARNING, "the TLS reporting lookup failed"),
 }
+
+
+# how the severity is decided for the codes whose CATALOGUE severity is None, when it is not
+# simply the policy mode (mx_severity)
+SEVERITY_NOTES: dict[str, str] = {
+    "mx-unreachable": "warning while another MX takes mail, else error",
+    "mx-not-probed": "info when a cap left it out, warning when the time budget ran out",
+}
+
+
+def severity_text(code: str) -> str:
+    """The severity of ``code`` in words, as docs/check.md shows it (generated from here)."""
+    severity = CATALOGUE[code][1]
+    if severity is not None:
+        return severity.value
+    return SEVERITY_NOTES.get(code, "error under enforce, else warning")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from mtasts.core.policy import Mode, Policy
 
-__all__ = ["Delivery", "MxState", "MxVerdict", "Verdict", "sender_verdict"]
+__all__ = ["Delivery", "MxState", "MxVerdict", "Verdict", "nonexistent_verdict", "sender_verdict", "unknown_verdict"]
 
 
 class Delivery(StrEnum):
@@ -22,7 +22,8 @@ class Delivery(StrEnum):
     NOT_ENFORCED = "deliver-policy-not-enforced"
     NO_POLICY = "deliver-no-policy"
     DEFER = "defer"
-    UNDELIVERABLE = "undeliverable"  # a null MX (RFC 7505): the domain accepts no mail at all
+    UNDELIVERABLE = "undeliverable"  # a null MX (RFC 7505) or no such domain: no mail at all
+    UNKNOWN = "unknown"  # the check could not find out (local trouble, an error of mtasts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,20 @@ def sender_verdict(policy: Policy | None, states: Sequence[MxState], *, accepts_
     else:
         delivery = Delivery.NO_POLICY if policy is None else Delivery.NOT_ENFORCED
     return Verdict(mode, flows, delivery, summary, verdicts, readiness)
+
+
+def unknown_verdict(summary: str) -> Verdict:
+    """The verdict when nothing can be said about the domain: our resolver is dead, this
+    machine cannot reach port 25, or the check failed. Never "mail cannot be delivered":
+    that would blame the domain for what went wrong here."""
+    return Verdict(None, False, Delivery.UNKNOWN, summary, ())
+
+
+def nonexistent_verdict() -> Verdict:
+    """The domain does not exist (NXDOMAIN): senders return the mail at once."""
+    return Verdict(
+        None, False, Delivery.UNDELIVERABLE, "the domain does not exist: senders return mail for it at once", ()
+    )
 
 
 def _blocking_reason(policy: Policy, state: MxState) -> str | None:

@@ -17,7 +17,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from mtasts.lab.scenarios import CertKind
 
@@ -118,6 +118,8 @@ class LabCertificates:
             # as public CAs do, the leaf says where its issuer can be downloaded (AIA
             # caIssuers): that is how a checker tells "intermediate not sent" from "unknown CA"
             return _issued_by(self.intermediate, host, self.now - day, self.now + 365 * day, self.ca_issuers_url)
+        if kind is CertKind.MALFORMED_SAN:
+            return _malformed_san(self.ca, host, self.now - day, self.now + 365 * day)
         issuer = self.untrusted_ca if kind is CertKind.UNTRUSTED else self.ca
         not_before, not_after = self.now - day, self.now + 365 * day
         if kind is CertKind.EXPIRED:
@@ -176,6 +178,50 @@ def _issued_by(
             ),
             critical=False,
         )
+        .sign(issuer_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
+def _malformed_san(
+    issuer: trustme.CA, host: str, not_before: dt.datetime, not_after: dt.datetime
+) -> tuple[bytes, bytes]:
+    """A leaf for ``host`` from the trusted root whose subjectAltName holds ``host`` and a
+    second dNSName with the byte 0xE9 (``café`` in Latin-1): not an IA5String, so strict X.509
+    parsers (``cryptography``, Go) refuse the certificate, while OpenSSL validates it for
+    ``host``. ``cryptography``'s builder will not write such a name, so the extension's DER is
+    written here by hand: ``SEQUENCE { [2] IMPLICIT IA5String, [2] ... }``."""
+    issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem.bytes())
+    issuer_key = serialization.load_pem_private_key(issuer.private_key_pem.bytes(), password=None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
+    names = b""
+    for name in (host.encode("ascii"), b"caf\xe9." + host.encode("ascii")):
+        names += b"\x82" + _der_length(len(name)) + name
+    san_der = b"\x30" + _der_length(len(names)) + names
+    key = ec.generate_private_key(ec.SECP256R1())
+    ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san_der), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(issuer_key, hashes.SHA256())
     )
     key_pem = key.private_bytes(

@@ -42,6 +42,7 @@ REPORT_PATH = "/v1/report"
 MOVED_PATH = "/.well-known/mta-sts-moved.txt"
 POLICY_SIZE_CAP = 64 * 1024  # the size a sender is expected to accept at most
 _PAD_LINE = 1000
+_DEFAULT_POLICY_MX = ("mx1.{domain}",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class _Addresses:
             address = str(next(self._hosts))
         except StopIteration:
             raise ValueError("the lab's address network is too small for these scenarios") from None
-        self.by_name[name] = address
+        self.by_name.setdefault(name, address)  # a host with several addresses is known by its first
         return address
 
 
@@ -175,6 +176,8 @@ class _DomainBuilder:
         self.policy_host = f"mta-sts.{self.domain}"
         self.serving_host = f"policy.{self.domain}" if scenario.policy_host_cname else self.policy_host
         self.mx_host = f"mx1.{self.domain}"
+        hosts, per_host = scenario.mx_count if scenario.domain_exists else (0, 0)
+        self.mx_names = [f"mx{i}.{self.domain}" for i in range(1, hosts + 1)]
         self.faults: dict[str, DnsFault] = {}
         if scenario.sts_dns is not None:
             self.faults[f"_mta-sts.{self.domain}"] = scenario.sts_dns
@@ -184,8 +187,9 @@ class _DomainBuilder:
             self.faults[self.domain] = scenario.mx_dns
         if scenario.tlsrpt_dns is not None:
             self.faults[f"_smtp._tls.{self.domain}"] = scenario.tlsrpt_dns
-        self.policy_address = None if scenario.policy_host_dns else addresses.take(self.serving_host)
-        self.mx_address = addresses.take(self.mx_host)
+        exists = scenario.domain_exists
+        self.policy_address = None if scenario.policy_host_dns or not exists else addresses.take(self.serving_host)
+        self.mx_addresses = {name: [addresses.take(name) for _ in range(per_host)] for name in self.mx_names}
 
     def fill(self, text: str) -> str:
         return text.replace("{domain}", self.domain).replace("{zone}", self.zone)
@@ -194,14 +198,18 @@ class _DomainBuilder:
         return [Record(name, "TXT", txt_to_text(self.fill(s) for s in strings)) for strings in rrset]
 
     def records(self) -> list[Record]:
+        if not self.s.domain_exists:
+            return []  # no name at or under the domain: the nameserver answers NXDOMAIN for all
         d = self.domain
-        mx_records = (f"10 {self.mx_host}.",) if self.s.mx_records is None else self.s.mx_records
+        mx_records = self.s.mx_records
+        if mx_records is None:
+            mx_records = tuple(f"{10 * i} {name}." for i, name in enumerate(self.mx_names, 1))
         out = [Record(d, "MX", self.fill(data)) for data in mx_records]
         out += [
             Record(d, "A", "192.0.2.1"),  # documentation addresses: present, never contacted
             Record(d, "AAAA", "2001:db8::1"),
-            Record(self.mx_host, "A", self.mx_address),
         ]
+        out += [Record(name, "A", address) for name, listed in self.mx_addresses.items() for address in listed]
         out += [Record(f"_25._tcp.{self.mx_host}", "TLSA", data) for data in self.s.tlsa]
         sts = self.s.sts_records
         if sts is None:
@@ -223,6 +231,8 @@ class _DomainBuilder:
         if self.s.policy_text is not None:
             return self.fill(self.s.policy_text).encode()
         mx = tuple(self.fill(p) for p in self.s.policy_mx)
+        if self.s.policy_mx == _DEFAULT_POLICY_MX and len(self.mx_names) > 1:
+            mx = tuple(self.mx_names)  # a correct deployment lists every MX it has
         text = Policy(mode=self.s.policy_mode, max_age=DEFAULT_MAX_AGE, mx=mx).to_text()
         if self.s.policy_fault is PolicyFault.TOO_LARGE:
             lines = POLICY_SIZE_CAP // _PAD_LINE + 8
@@ -258,4 +268,8 @@ class _DomainBuilder:
     def smtp_hosts(self) -> list[SmtpHost]:
         if self.s.mx_fault is MxFault.UNREACHABLE:
             return []
-        return [SmtpHost(self.mx_host, self.mx_address, cert=self.s.mx_cert, fault=self.s.mx_fault)]
+        return [
+            SmtpHost(name, address, cert=self.s.mx_cert, fault=self.s.mx_fault)
+            for name, listed in self.mx_addresses.items()
+            for address in listed
+        ]

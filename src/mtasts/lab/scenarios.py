@@ -61,6 +61,7 @@ class CertKind(StrEnum):
     UNTRUSTED = "untrusted"  # issued by a CA that is not in the lab's CA file
     SELF_SIGNED = "self-signed"
     CHAIN_INCOMPLETE = "chain-incomplete"  # issued by an intermediate CA the server does not send
+    MALFORMED_SAN = "malformed-san"  # valid for OpenSSL, but a SAN DNS name has bytes >= 0x80 (not IA5String)
 
 
 class PolicyFault(StrEnum):
@@ -133,6 +134,10 @@ class Scenario:
     mx_cert: CertKind = CertKind.GOOD
     mx_records: tuple[str, ...] | None = None  # the MX RRset's data; None: "10 mx1.<domain>."
     mx_dns: DnsFault | None = None  # a fault on the domain's own name (its MX lookup)
+    # (N, K): MX hosts mx1..mxN (preferences 10, 20, ...; all listed in the default policy),
+    # each with K addresses and a listener on each (when mx_records is None)
+    mx_count: tuple[int, int] = (1, 1)
+    domain_exists: bool = True  # False: nothing at or under the domain's name (NXDOMAIN)
     tlsa: tuple[str, ...] = ()  # TLSA records at _25._tcp.mx1.<domain>
     tlsrpt_records: TxtRecords | None = None
     tlsrpt_dns: DnsFault | None = None
@@ -140,6 +145,8 @@ class Scenario:
     def __post_init__(self) -> None:
         if not self.name or not all(c.isascii() and (c.isalnum() or c == "-") for c in self.name):
             raise ValueError(f"a scenario name is one DNS label of letters, digits and '-': {self.name!r}")
+        if min(self.mx_count) < 1:
+            raise ValueError("a scenario has at least one MX host with at least one address")
 
     def domain(self, zone: str) -> str:
         """The scenario's mail domain under ``zone`` (``<name>.<zone>``)."""
@@ -420,6 +427,31 @@ _SCENARIOS: tuple[Scenario, ...] = (
         "The nameserver answers SERVFAIL for the domain's own name (its MX lookup).",
         _expect(_D.DEFER, "mx-lookup-failed"),
         mx_dns=DnsFault.SERVFAIL,
+    ),
+    Scenario(
+        "mx-many",
+        "Twelve MX hosts, each with six addresses, all correct: more than a check probes per domain.",
+        _expect(_D.VALIDATED, "mx-not-probed"),
+        mx_count=(12, 6),
+    ),
+    Scenario(
+        "domain-nxdomain",
+        "The domain itself does not exist (NXDOMAIN), nor anything under it.",
+        _expect(_D.UNDELIVERABLE, "domain-nxdomain"),
+        domain_exists=False,
+    ),
+    Scenario(
+        "policy-cert-malformed",
+        "The policy host's certificate has a subjectAltName DNS name with a byte >= 0x80: OpenSSL accepts "
+        "it, strict X.509 parsers do not.",
+        _expect(_D.NO_POLICY, "policy-cert-malformed"),
+        policy_cert=CertKind.MALFORMED_SAN,
+    ),
+    Scenario(
+        "mx-cert-malformed",
+        "The MX's certificate has a subjectAltName DNS name with a byte >= 0x80.",
+        _expect(_D.DEFER, "mx-cert-malformed"),
+        mx_cert=CertKind.MALFORMED_SAN,
     ),
     Scenario(
         "dane-ok",

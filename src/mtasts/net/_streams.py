@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import ssl
 
+from mtasts.core.addresses import refusal_reason
+
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class AddressRefused(OSError):
+    """Raised instead of connecting to an address ``--refuse-private`` forbids."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(errno.EACCES, f"refused to connect: {reason}")
+        self.reason = reason
+
+
+async def open_stream(address: str, port: int, *, refuse_non_public: bool, limit: int) -> Streams:
+    """The one place the inspector opens a TCP connection (policy host and MX alike), so that
+    the "globally reachable addresses only" rule cannot be bypassed by any caller: the DNS
+    layer already drops such addresses, this is the second lock on the same door."""
+    if refuse_non_public:
+        reason = refusal_reason(address)
+        if reason is not None:
+            raise AddressRefused(reason)
+    return await asyncio.open_connection(address, port, limit=limit)
 
 
 async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 1.0, *, abort: bool = False) -> None:
@@ -19,18 +41,28 @@ async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 1.0, *, a
     if abort:
         writer.transport.abort()
     writer.close()
-    with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+    # ValueError: a handshake that failed in Python after OpenSSL finished it (a certificate
+    # Python cannot decode) is raised again by wait_closed; it was already reported
+    with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, ValueError):
         await asyncio.wait_for(writer.wait_closed(), timeout)
 
 
 class _EofReceivedQuirk(logging.Filter):
-    """asyncio logs "returning true from eof_received() has no effect when using ssl" when a
+    """Two lines asyncio logs that are wrong or already reported.
+
+    asyncio logs "returning true from eof_received() has no effect when using ssl" when a
     peer closes right after a STARTTLS handshake, before ``StreamWriter.start_tls`` has told
     its protocol that the stream is now TLS (CPython's ``streams._replace_writer``). The close
     is handled correctly; only the log line is wrong, so it is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "eof_received() has no effect when using ssl" not in record.getMessage()
+        message = record.getMessage()
+        if "eof_received() has no effect when using ssl" in message:
+            return False
+        # asyncio also logs, with a traceback, every handshake whose certificate Python cannot
+        # decode (UnicodeDecodeError in getpeercert); the inspector reports it as a finding
+        error = record.exc_info[1] if record.exc_info else None
+        return not (message.startswith("SSL handshake failed") and isinstance(error, ValueError))
 
 
 _QUIRK_FILTER = _EofReceivedQuirk()

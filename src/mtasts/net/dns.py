@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
+import dns.message
 import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from mtasts.core.addresses import is_public_address, refusal_reason
 from mtasts.net.settings import NetworkSettings
 
 __all__ = ["DnsClient", "Lookup", "LookupStatus", "MxHost", "is_public_address"]
@@ -44,6 +46,8 @@ class Lookup(Generic[T]):
     elapsed: float = 0.0
     cname_chain: tuple[str, ...] = field(default=())
     refused: tuple[str, ...] = ()  # addresses found but not to be contacted (non-public)
+    unanswered: bool = False  # FAILED without any answer (timeout, network error): maybe our resolver is dead
+    server_refused: bool = False  # FAILED because the nameserver answered REFUSED
 
     @property
     def found(self) -> bool:
@@ -58,14 +62,6 @@ class MxHost:
     host: str
 
 
-def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
-    ip = ipaddress.ip_address(address)
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
-
-
 class DnsClient:
     """The resolver every part of mtasts uses, so that ``--nameserver`` works end to end.
 
@@ -76,6 +72,7 @@ class DnsClient:
     def __init__(self, settings: NetworkSettings, *, max_in_flight: int = 128) -> None:
         self._settings = settings
         self._resolver: dns.asyncresolver.Resolver | None = None
+        self._alive: asyncio.Future[bool] | None = None
         # a bulk run must not burst thousands of UDP queries at once: lost packets read as failures
         self._slots = asyncio.Semaphore(max_in_flight)
 
@@ -92,6 +89,36 @@ class DnsClient:
             self._resolver = resolver
         return self._resolver
 
+    def describe_nameservers(self) -> str:
+        """The resolver this client asks, in words for a finding about it."""
+        if self._settings.nameserver is not None:
+            address, port = self._settings.nameserver
+            shown = f"[{address}]" if ":" in address else address
+            return f"the nameserver {shown}:{port} (--nameserver)"
+        servers = ", ".join(_server_text(s) for s in self._get_resolver().nameservers) or "none"
+        return f"the system resolver ({servers}, from /etc/resolv.conf)"
+
+    async def nameservers_answer(self) -> bool:
+        """Whether any configured nameserver answers at all (any reply, even REFUSED, says it is
+        alive). Asked once per client, when lookups come back with no answer: that tells "our
+        resolver is dead" (local trouble) from "this domain's servers do not answer"."""
+        if self._alive is None:
+            self._alive = asyncio.ensure_future(self._probe_nameservers())
+        return await asyncio.shield(self._alive)
+
+    async def _probe_nameservers(self) -> bool:
+        query = dns.message.make_query(dns.name.root, dns.rdatatype.NS)
+        wait = max(0.5, min(3.0, self._settings.timeout / 2))
+        for server in self._get_resolver().nameservers:
+            address, port = _server_address(server)
+            for _ in range(2):  # a lost datagram is not a dead server
+                try:
+                    await dns.asyncquery.udp(query, address, timeout=wait, port=port, ignore_unexpected=True)
+                except (dns.exception.DNSException, OSError, ValueError):
+                    continue
+                return True
+        return False
+
     async def _query(self, name: str, rdtype: str) -> tuple[Lookup[object], dns.resolver.Answer | None]:
         start = time.monotonic()
         qname = dns.name.from_text(name)
@@ -103,10 +130,16 @@ class DnsClient:
                 name, rdtype, LookupStatus.ABSENT, "the name does not exist (NXDOMAIN)", start, True
             ), None
         except dns.resolver.NoNameservers as exc:
-            return self._outcome(name, rdtype, LookupStatus.FAILED, _no_nameservers(exc), start), None
+            detail = _no_nameservers(exc)
+            outcome = self._outcome(name, rdtype, LookupStatus.FAILED, detail, start)
+            return replace(outcome, server_refused="REFUSED" in detail), None
         except dns.exception.Timeout:
-            return self._outcome(name, rdtype, LookupStatus.FAILED, "no answer before the timeout", start), None
-        except (dns.exception.DNSException, OSError) as exc:
+            outcome = self._outcome(name, rdtype, LookupStatus.FAILED, "no answer before the timeout", start)
+            return replace(outcome, unanswered=True), None
+        except OSError as exc:
+            outcome = self._outcome(name, rdtype, LookupStatus.FAILED, f"lookup failed: {exc.strerror or exc}", start)
+            return replace(outcome, unanswered=True), None
+        except dns.exception.DNSException as exc:
             return self._outcome(name, rdtype, LookupStatus.FAILED, f"lookup failed: {exc}", start), None
         chain = tuple(
             rrset.name.to_text(omit_final_dot=True)
@@ -171,9 +204,23 @@ class DnsClient:
             return Lookup(host, "A/AAAA", LookupStatus.FOUND, tuple(found), "", False, elapsed, chain)
         failed = [o for o, _ in results if o.status is LookupStatus.FAILED]
         if failed:
-            return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), failed[0].detail, False, elapsed, chain)
+            return Lookup(
+                host,
+                "A/AAAA",
+                LookupStatus.FAILED,
+                (),
+                failed[0].detail,
+                False,
+                elapsed,
+                chain,
+                unanswered=all(o.unanswered for o in failed),
+                server_refused=all(o.server_refused for o in failed),
+            )
         if refused:
-            detail = f"only non-public addresses ({', '.join(refused)}), which this check refuses to contact"
+            detail = (
+                f"only non-public addresses ({', '.join(refused)}), which this check refuses to contact "
+                f"(--refuse-private: {refusal_reason(refused[0])})"
+            )
             return Lookup(host, "A/AAAA", LookupStatus.FAILED, (), detail, False, elapsed, chain, tuple(refused))
         nxdomain = all(o.nxdomain for o, _ in results)
         detail = "the name does not exist (NXDOMAIN)" if nxdomain else "no A or AAAA records"
@@ -190,7 +237,21 @@ def _with_values(outcome: Lookup[object], values: Sequence[T]) -> Lookup[T]:
         outcome.nxdomain,
         outcome.elapsed,
         outcome.cname_chain,
+        unanswered=outcome.unanswered,
+        server_refused=outcome.server_refused,
     )
+
+
+def _server_address(server: object) -> tuple[str, int]:
+    if isinstance(server, dns.nameserver.Do53Nameserver):
+        return server.address, server.port
+    return str(server), 53
+
+
+def _server_text(server: object) -> str:
+    address, port = _server_address(server)
+    shown = f"[{address}]" if ":" in address else address
+    return shown if port == 53 else f"{shown}:{port}"
 
 
 def _no_nameservers(exc: dns.resolver.NoNameservers) -> str:

@@ -21,7 +21,7 @@ from mtasts.core.fetch import (
 )
 from mtasts.core.policy import Policy, lint_policy, parse_policy
 from mtasts.core.problems import ParseError, Problem
-from mtasts.net._streams import Streams, close_quietly
+from mtasts.net._streams import Streams, close_quietly, open_stream
 from mtasts.net.dns import DnsClient, Lookup, LookupStatus
 from mtasts.net.settings import NetworkSettings
 from mtasts.net.tls import TlsFailureKind, TlsResult, inspect_tls
@@ -51,6 +51,7 @@ class PolicyFetch:
     detail: str = ""
     elapsed: float = 0.0
     body: bytes | None = field(default=None, repr=False)
+    internal_error: str = ""  # the fetch ended in an unexpected error of mtasts itself
 
 
 @dataclass(slots=True)
@@ -108,7 +109,9 @@ async def _fetch(
         progress.address = address
 
         async def connect(address: str = address) -> Streams:
-            return await asyncio.open_connection(address, settings.https_port, limit=_READ_CHUNK * 2)
+            return await open_stream(
+                address, settings.https_port, refuse_non_public=not settings.allow_private, limit=_READ_CHUNK * 2
+            )
 
         try:
             tls, opened = await inspect_tls(connect, host, settings.ca_file, settings.timeout, now)

@@ -18,8 +18,8 @@ class NetworkSettings:
     ``nameserver`` (IP, port) replaces the system resolver (internal DNS, the lab);
     ``ca_file`` replaces the system trust store (private CAs, the lab). ``https_port`` and
     ``smtp_port`` exist for testing only: RFC 8461 fixes 443 and 25. ``allow_private`` off
-    refuses private, loopback and link-local addresses (a hosted inspector must not be usable
-    against its own network).
+    refuses every address that is not globally reachable (:mod:`mtasts.core.addresses`: a
+    hosted inspector must not be usable against its own network).
     """
 
     nameserver: tuple[str, int] | None = None

@@ -4,12 +4,13 @@ handshake, EHLO again, QUIT. No mail is sent."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from mtasts.net._streams import Streams, close_quietly
+from mtasts.net._streams import AddressRefused, Streams, close_quietly, open_stream
 from mtasts.net.settings import NetworkSettings
 from mtasts.net.tls import TlsResult, inspect_tls
 
@@ -26,6 +27,7 @@ class SmtpFailureKind(StrEnum):
     NO_STARTTLS = "no-starttls"
     STARTTLS_REFUSED = "starttls-refused"
     TLS = "tls"
+    INTERNAL = "internal"  # an unexpected error in mtasts itself (a bug, or input it does not handle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class MxProbe:
     failure: SmtpFailureKind | None = None
     detail: str = ""
     elapsed: float = 0.0
+    connect_error: str = ""  # no byte came from the server: how it failed ("ECONNREFUSED", "timeout")
 
     @property
     def ok(self) -> bool:
@@ -72,7 +75,9 @@ async def probe_mx(host: str, address: str, settings: NetworkSettings, *, now: d
     seen = _Seen()
 
     async def connect() -> Streams:
-        reader, writer = await asyncio.open_connection(address, settings.smtp_port, limit=_MAX_LINE)
+        reader, writer = await open_stream(
+            address, settings.smtp_port, refuse_non_public=not settings.allow_private, limit=_MAX_LINE
+        )
         try:
             code, lines = await _reply(reader)
             if seen.banner is None:
@@ -121,14 +126,20 @@ async def probe_mx(host: str, address: str, settings: NetworkSettings, *, now: d
         probe = replace(probe, failure=failed.kind, detail=failed.detail)
     except TimeoutError:
         probe = replace(
-            probe, failure=SmtpFailureKind.TIMEOUT, detail=f"no complete answer within {settings.timeout:g} s"
+            probe,
+            failure=SmtpFailureKind.TIMEOUT,
+            detail=f"no complete answer within {settings.timeout:g} s",
+            connect_error="timeout" if seen.banner is None else "",
         )
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         kind = SmtpFailureKind.UNREACHABLE if seen.banner is None else SmtpFailureKind.PROTOCOL
         detail = f"cannot connect to {address} port {settings.smtp_port}: {_os_error(exc)}"
+        signature = ""
         if kind is SmtpFailureKind.PROTOCOL:
             detail = f"the connection failed: {_os_error(exc)}"
-        probe = replace(probe, failure=kind, detail=detail)
+        elif isinstance(exc, OSError) and not isinstance(exc, AddressRefused):
+            signature = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        probe = replace(probe, failure=kind, detail=detail, connect_error=signature)
     return replace(
         probe,
         banner=seen.banner or "",

@@ -57,6 +57,7 @@ class TlsFailureKind(StrEnum):
     VERSION_TOO_OLD = "version-too-old"
     TIMEOUT = "timeout"
     HANDSHAKE = "handshake-failed"
+    MALFORMED = "malformed"  # OpenSSL validates it, but it is not valid X.509 (strict clients refuse it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class CertificateInfo:
     self_signed: bool
     has_ca_issuers: bool
     chain_length: int
+    malformed: str = ""  # why a strict X.509 parser rejects it (OpenSSL may still accept it)
 
     def days_left(self, now: datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400
@@ -142,7 +144,26 @@ async def inspect_tls(
             detail = f"the server only speaks {facts.version}; TLS 1.2 or newer is required"
             return _failed(TlsFailureKind.VERSION_TOO_OLD, detail, facts), None
         return _failed(TlsFailureKind.HANDSHAKE, f"the TLS handshake failed: {_reason(exc)}", facts), None
-    return _facts_of(writer, ok=True), (reader, writer)
+    except ValueError:
+        # OpenSSL completed the handshake, then Python could not decode the certificate it
+        # validated (asyncio reads getpeercert() at the end of every handshake, which fails on
+        # a subjectAltName that is not IA5String): the certificate is the trouble
+        await close_quietly(writer)
+        facts = await _probe(connect, host, timeout)
+        return _failed(TlsFailureKind.MALFORMED, _malformed_detail(facts), facts), None
+    result = _facts_of(writer, ok=True)
+    if result.certificate is not None and result.certificate.malformed:
+        await close_quietly(writer)
+        return _failed(TlsFailureKind.MALFORMED, _malformed_detail(result), result), None
+    return result, (reader, writer)
+
+
+def _malformed_detail(facts: TlsResult | None) -> str:
+    why = facts.certificate.malformed if facts is not None and facts.certificate is not None else ""
+    return (
+        f"the certificate is not valid X.509: {why or 'Python cannot decode its subjectAltName'}; "
+        "OpenSSL validates it, but strict TLS clients refuse it"
+    )
 
 
 def _failed(kind: TlsFailureKind, detail: str, facts: TlsResult | None) -> TlsResult:
@@ -154,11 +175,11 @@ def _failed(kind: TlsFailureKind, detail: str, facts: TlsResult | None) -> TlsRe
 async def _probe(connect: Connector, host: str, timeout: float) -> TlsResult | None:
     try:
         _, writer = await connect()
-    except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+    except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
         return None
     try:
         await writer.start_tls(probing_context(), server_hostname=host, ssl_handshake_timeout=timeout)
-    except (OSError, TimeoutError, ssl.SSLError):
+    except (OSError, TimeoutError, ssl.SSLError, ValueError):
         await close_quietly(writer)
         return None
     facts = _facts_of(writer, ok=False)
@@ -189,21 +210,40 @@ def _certificate_info(ssl_object: ssl.SSLObject) -> CertificateInfo | None:
     if get_chain is not None:
         chain = get_chain()
         chain_length = len(chain) if chain else 1
-    return certificate_info(x509.load_der_x509_certificate(der), chain_length)
+    try:
+        return certificate_info(x509.load_der_x509_certificate(der), chain_length)
+    except ValueError:
+        # OpenSSL accepted what cryptography cannot even read (the subject, the dates): the
+        # handshake's own outcome stands, only the facts are missing
+        return None
 
 
 def certificate_info(cert: x509.Certificate, chain_length: int = 1) -> CertificateInfo:
-    """The facts of one certificate (pure)."""
+    """The facts of one certificate (pure).
+
+    A certificate from the network may carry extensions that OpenSSL serves and accepts but
+    a strict parser rejects (a subjectAltName DNS name with bytes of 0x80 or more, which is not
+    IA5String): ``cryptography`` raises ``ValueError`` on first access to the extensions.
+    That is a fact about the certificate, kept in ``malformed``, never an exception.
+    """
+    malformed = ""
+    dns_names: tuple[str, ...] = ()
+    has_ca_issuers = False
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        extensions = cert.extensions
+    except ValueError as exc:
+        malformed = f"its extensions do not parse ({str(exc)[:200]})"
+        extensions = x509.Extensions([])
+    try:
+        san = extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
         dns_names = tuple(san.get_values_for_type(x509.DNSName))  # type: ignore[attr-defined]
     except x509.ExtensionNotFound:
-        dns_names = ()
+        pass
     try:
-        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+        aia = extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
         has_ca_issuers = any(d.access_method == AuthorityInformationAccessOID.CA_ISSUERS for d in aia)  # type: ignore[attr-defined]
     except x509.ExtensionNotFound:
-        has_ca_issuers = False
+        pass
     return CertificateInfo(
         subject=_name(cert.subject),
         issuer=_name(cert.issuer),
@@ -213,6 +253,7 @@ def certificate_info(cert: x509.Certificate, chain_length: int = 1) -> Certifica
         self_signed=cert.subject == cert.issuer,
         has_ca_issuers=has_ca_issuers,
         chain_length=chain_length,
+        malformed=malformed,
     )
 
 
