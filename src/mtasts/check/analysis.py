@@ -281,6 +281,23 @@ def _record_findings(obs: Observations, findings: list[Finding]) -> StsRecord | 
     return None
 
 
+def _lint_finding(fetch: PolicyFetch) -> Finding:
+    """A policy that senders accept (:func:`~mtasts.core.policy.parse_policy`) whose file the
+    owner's lint still faults: an error for a malformed repeat senders ignore (RFC 8461 §3.2),
+    a warning for a harmless repeat. The verdict follows the sender's reading."""
+    first = next((p for p in fetch.problems if p.severity is Severity.ERROR), fetch.problems[0])
+    where = f"{first.location}: " if first.location else ""
+    return Finding(
+        "policy-lint",
+        Severity.ERROR if first.severity is Severity.ERROR else Severity.WARNING,
+        f"{fetch.url}: {where}{first.message} [{first.code}]",
+        f"{first.fix} ('mtasts lint policy' checks a local copy.)",
+        host=fetch.host,
+        address=fetch.address,
+        details=tuple(f"{p.location or 'policy'}: {p.message} [{p.code}]" for p in fetch.problems if p is not first),
+    )
+
+
 def _policy_findings(
     obs: Observations, findings: list[Finding], *, record_found: bool, now: datetime, warn_days: float
 ) -> Policy | None:
@@ -334,6 +351,8 @@ def _policy_findings(
     policy = fetch.policy
     if policy is None:
         return None
+    if fetch.problems:
+        findings.append(_lint_finding(fetch))
     certificate = fetch.tls.certificate if fetch.tls is not None else None
     if certificate is not None and certificate.days_left(now) < warn_days:
         findings.append(

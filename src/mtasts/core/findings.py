@@ -54,6 +54,7 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "policy-too-large": (Area.POLICY, Severity.ERROR, "the policy is larger than 64 KiB"),
     "policy-timeout": (Area.POLICY, Severity.ERROR, "the policy fetch timed out"),
     "policy-syntax": (Area.POLICY, Severity.ERROR, "the policy file is invalid"),
+    "policy-lint": (Area.POLICY, None, "the policy is valid for senders, but its file has mistakes to fix"),
     "policy-mode-testing": (Area.POLICY, Severity.INFO, "the policy is in testing mode"),
     "policy-mode-none": (Area.POLICY, Severity.INFO, "the policy is in mode none"),
     "policy-mx-unused": (Area.POLICY, Severity.INFO, "a policy mx pattern matches no MX"),
@@ -88,6 +89,7 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
 SEVERITY_NOTES: dict[str, str] = {
     "mx-unreachable": "warning while another MX takes mail, else error",
     "mx-not-probed": "info when a cap left it out, warning when the time budget ran out",
+    "policy-lint": "error for a malformed repeat senders ignore, warning for a harmless one",
 }
 
 

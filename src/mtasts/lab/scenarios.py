@@ -314,6 +314,13 @@ _SCENARIOS: tuple[Scenario, ...] = (
         _expect(_D.NO_POLICY, "policy-syntax"),
         policy_text="version: STSv1\r\nmode: enforcing\r\nmx: mx1.{domain}\r\n",
     ),
+    Scenario(
+        "policy-lint",
+        "The policy repeats max_age with a malformed value: senders ignore the repeat (RFC 8461 §3.2), "
+        "the owner should fix the file.",
+        _expect(_D.VALIDATED, "policy-lint"),
+        policy_text="version: STSv1\r\nmode: enforce\r\nmx: mx1.{domain}\r\nmax_age: 604800\r\nmax_age: forever\r\n",
+    ),
     # --- the MX hosts -------------------------------------------------------------------------
     Scenario(
         "mx-not-in-policy",
