@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,19 @@ def lab() -> Any:
 
     with running_lab() as controller:
         yield controller
+
+
+# --- event loop -------------------------------------------------------------------------------
+# Async tests run on uvloop, the loop the `mtasts` command runs on (mtasts.cli._run): bugs that
+# depend on the loop's timing (a ClientHello lost before a TLS upgrade, issue #8) never showed
+# on asyncio's own loop. pytest-asyncio >= 1.4 takes the loop from this hook (overriding the
+# `event_loop_policy` fixture is deprecated there, and warnings are errors in this suite).
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The loop every async test runs on: uvloop where installed (as the CLI), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # not on this platform (Windows): the CLI runs on asyncio's loop too
+        return {"asyncio": asyncio.new_event_loop}
+    return {"uvloop": uvloop.new_event_loop}

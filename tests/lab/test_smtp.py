@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import smtplib
+import socket
 import ssl
+import time
+from typing import BinaryIO
 
 import pytest
 from cryptography import x509
 
-from mtasts.lab.testing import LabController
+from mtasts.lab import Limits
+from mtasts.lab.smtp import _buffered
+from mtasts.lab.testing import LabController, running_lab
 from tests.lab.helpers import LabSMTP
 
 pytestmark = pytest.mark.lab
@@ -166,6 +172,92 @@ def test_commands_pipelined_after_starttls_are_refused(lab: LabController) -> No
         assert reader.readline().startswith(b"554 ")
         assert reader.read() == b""
         reader.close()
+
+
+def _client_hello(host: str) -> bytes:
+    """The bytes of a real ClientHello for ``host`` (made in memory, sent by the test)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname=host)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def _until_ehlo_done(lab: LabController, host: str) -> tuple[socket.socket, BinaryIO]:
+    sock = lab.connect(host, lab.smtp_port)
+    reader = sock.makefile("rb")
+    assert reader.readline().startswith(b"220 ")
+    sock.sendall(b"EHLO x\r\n")
+    while not reader.readline().startswith(b"250 "):
+        pass
+    return sock, reader
+
+
+def test_a_client_hello_sent_with_starttls_is_refused_not_lost(lab: LabController) -> None:
+    """A client that does not wait for the 220 (RFC 3207 §4 says it must): its ClientHello is
+    already read when STARTTLS is answered, so upgrading would lose it; the MX refuses instead
+    of stalling until the handshake deadline."""
+    host = mx_host(lab, "enforce-ok")
+    sock, reader = _until_ehlo_done(lab, host)
+    with sock, reader:
+        sock.sendall(b"STARTTLS\r\n" + _client_hello(host))
+        assert reader.readline().startswith(b"554 ")
+        assert reader.read() == b""
+
+
+def test_clear_text_after_the_220_is_never_obeyed(lab: LabController) -> None:
+    """After "220 Ready to start TLS" only TLS is read: a command sent in clear text then (an
+    injection attempt) ends the connection as a failed handshake and is never executed."""
+    host = mx_host(lab, "enforce-ok")
+    before = len(lab.messages(host))
+    sock, reader = _until_ehlo_done(lab, host)
+    with sock, reader:
+        sock.sendall(b"STARTTLS\r\n")
+        assert reader.readline().startswith(b"220 ")
+        sock.sendall(b"MAIL FROM:<injected@x>\r\nRCPT TO:<a@b>\r\nDATA\r\nx\r\n.\r\n")
+        rest = reader.read()
+    assert b"250" not in rest  # nothing answered as SMTP; at most a TLS alert
+    assert b"354" not in rest
+    assert len(lab.messages(host)) == before
+
+
+def test_starttls_is_refused_when_the_stream_buffer_cannot_be_inspected() -> None:
+    """The check that nothing follows STARTTLS reads asyncio's StreamReader buffer (no public
+    peek exists): if that detail ever changes, STARTTLS is refused (fail closed), not unsafe."""
+    reader = asyncio.StreamReader(loop=asyncio.new_event_loop())
+    assert _buffered(reader) == 0
+    reader.feed_data(b"MAIL FROM:<x>\r\n")
+    assert _buffered(reader) == 15
+    assert _buffered(object()) == -1  # type: ignore[arg-type]
+    reader._loop.close()
+
+
+def test_a_client_over_the_connection_cap_gets_421() -> None:
+    with running_lab(["enforce-ok"], limits=Limits(max_connections_per_client=2)) as small:
+        host = mx_host(small, "enforce-ok")
+        held = [small.connect(host, small.smtp_port) for _ in range(2)]
+        try:
+            for sock in held:
+                assert sock.recv(512).startswith(b"220 ")
+            with small.connect(host, small.smtp_port) as refused:
+                reply = b""
+                while chunk := refused.recv(512):
+                    reply += chunk
+            assert reply == b"421 4.7.0 Too many connections, try again later\r\n"
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 20  # slots come back once the server sees the ends
+        while True:
+            try:
+                with LabSMTP(small, host) as smtp:
+                    assert smtp.noop()[0] == 250
+                break
+            except smtplib.SMTPConnectError as exc:
+                code = exc.smtp_code
+            assert code == 421
+            assert time.monotonic() < deadline, "the slots of closed connections never came back"
+            time.sleep(0.05)
 
 
 def test_long_line_is_refused_and_closes(lab: LabController) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mtasts.lab.scenarios import CATALOGUE
@@ -36,3 +38,15 @@ def test_start_failure_is_raised_in_the_caller() -> None:
             taken.start()
         assert not taken.lab.running
         taken.stop()  # nothing to stop: harmless
+
+
+async def test_async_tests_run_on_uvloop() -> None:
+    """tests/conftest.py puts every async test on the loop the CLI uses (issue #8: the lab's TLS
+    bug showed only there)."""
+    uvloop = pytest.importorskip("uvloop")
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+
+
+def test_the_controller_runs_the_lab_on_uvloop(lab: LabController) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    assert lab.call(lambda: isinstance(asyncio.get_running_loop(), uvloop.Loop))

@@ -135,6 +135,8 @@ def test_explicit_network_and_validation() -> None:
         lab.domain("policy-404")
     with pytest.raises(ValueError, match="positive"):
         Limits(idle_timeout=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        Limits(max_connections_per_client=0)
 
 
 async def test_start_twice_is_refused() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 from collections.abc import Iterable, Mapping
 from typing import cast
@@ -26,9 +27,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from mtasts.lab._net import DEFAULT_LIMITS, Connections, Limits, close_servers, sanitize
+from mtasts.lab._net import DEFAULT_LIMITS, Limits, sanitize
 from mtasts.lab.plan import Record
 from mtasts.lab.scenarios import DnsFault
+from mtasts.net.server import Listener, StreamServer
 
 __all__ = ["DnsServer", "Zone", "handle_wire"]
 
@@ -193,24 +195,29 @@ class DnsServer:
         self.port = port
         self.limits = limits
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
-        self._connections = Connections()
+        self._tcp = StreamServer("lab dns", limits=limits.server_limits())
+
+    @property
+    def tcp(self) -> StreamServer:
+        """The TCP listener and its connections (caps, counts)."""
+        return self._tcp
 
     async def start(self) -> None:
         """Bind UDP then TCP on one port number, retrying when that number is taken for TCP."""
         loop = asyncio.get_running_loop()
         for _ in range(_BIND_ATTEMPTS):
-            transport, _protocol = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self.zone), local_addr=(self.address, self.port)
-            )
+            # bound here, not by create_datagram_endpoint: a taken port is then the kernel's own
+            # "Address already in use" on every loop (uvloop rewords it and leaks the transport)
+            udp = socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                udp.bind((self.address, self.port))
+            except OSError:
+                udp.close()
+                raise
+            transport, _protocol = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self.zone), sock=udp)
             port = transport.get_extra_info("sockname")[1]
             try:
-                self._tcp = await asyncio.start_server(
-                    self._connections.wrap(self._serve_tcp, "dns"),
-                    self.address,
-                    port,
-                    reuse_address=True,
-                )
+                await self._tcp.start([Listener(self.address, self._serve_tcp, name="lab dns")], port)
             except OSError:
                 transport.close()
                 if self.port != 0:
@@ -222,10 +229,7 @@ class DnsServer:
 
     async def stop(self) -> None:
         """Stop listening and end every TCP connection."""
-        if self._tcp is not None:
-            await close_servers([self._tcp])
-            self._tcp = None
-        await self._connections.aclose()
+        await self._tcp.stop()
         if self._udp is not None:
             self._udp.close()
             self._udp = None

@@ -2,9 +2,11 @@
 
 A deliberately small HTTP/1.1 responder: one request per connection (``Connection: close``),
 bodies only by ``Content-Length``, every size and wait bounded by :class:`~mtasts.lab._net.Limits`.
-:func:`parse_head` is sans-I/O (bytes in, :class:`Request` or :class:`HttpError` out);
-:class:`HttpsServer` upgrades each accepted connection with ``StreamWriter.start_tls`` using
-the certificate of the host bound to that address, so DNS alone selects host and certificate.
+:func:`parse_head` is sans-I/O (bytes in, :class:`Request` or :class:`HttpError` out).
+:class:`HttpsServer` terminates TLS at accept (:mod:`mtasts.net.server` says why: upgrading an
+accepted stream with ``start_tls`` loses ClientHellos), with the context of the host bound to
+that address, whose SNI callback picks the host's certificate or the default site's; so DNS
+alone selects host and certificate.
 """
 
 from __future__ import annotations
@@ -129,12 +131,15 @@ class HttpsServer(SharedPortServer[HttpsHost]):
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(hosts, port=port, limits=limits)
         self.contexts = contexts
         self.responders = dict(responders or {})
+        super().__init__("https", hosts, port=port, limits=limits)
 
     def _stream_limit(self) -> int:
         return self.limits.max_header_bytes
+
+    def _tls(self, host: HttpsHost) -> ssl.SSLContext:
+        return self.contexts(host)
 
     def _handler(self, host: HttpsHost) -> Handler:
         responder = self.responders.get(host.name) or answer_from_table(host)
@@ -142,17 +147,12 @@ class HttpsServer(SharedPortServer[HttpsHost]):
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve(host, responder, reader, writer)
 
-        return self._connections.wrap(serve, f"https {host.name}")
+        return serve
 
     async def _serve(
         self, host: HttpsHost, responder: Responder, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        limits = self.limits
-        try:
-            await writer.start_tls(self.contexts(host), ssl_handshake_timeout=limits.handshake_timeout)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            log.debug("https %s: TLS handshake failed: %r", host.name, exc)
-            return
+        limits = self.limits  # the TLS handshake is done: the listener terminates TLS at accept
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), limits.idle_timeout)
         except asyncio.LimitOverrunError:

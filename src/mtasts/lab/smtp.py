@@ -1,6 +1,7 @@
 """The lab's MX hosts: a small real ESMTP server (RFC 5321, STARTTLS per RFC 3207).
 
-Banner, EHLO/HELO, STARTTLS (``StreamWriter.start_tls``; the session restarts after it),
+Banner, EHLO/HELO, STARTTLS (an in-band upgrade with ``StreamWriter.start_tls``, made safe as
+:meth:`_Conversation.do_STARTTLS` explains; the session restarts after it),
 MAIL, RCPT, DATA, RSET, NOOP, QUIT. Accepted mail is kept per MX host in a
 :class:`Mailboxes`, with the TLS version it arrived over. A host's
 :class:`~mtasts.lab.scenarios.MxFault` changes what it offers (no STARTTLS, 454 to STARTTLS,
@@ -15,6 +16,7 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from mtasts.lab._net import DEFAULT_LIMITS, Handler, Limits, SharedPortServer, sanitize
 from mtasts.lab.plan import SmtpHost
@@ -75,6 +77,8 @@ class _LineTooLong(Exception):
 class SmtpServer(SharedPortServer[SmtpHost]):
     """ESMTP on one shared port for several MX hosts, each on its own address."""
 
+    busy_reply = b"421 4.7.0 Too many connections, try again later\r\n"  # RFC 5321 §3.8
+
     def __init__(
         self,
         hosts: Sequence[SmtpHost],
@@ -84,9 +88,9 @@ class SmtpServer(SharedPortServer[SmtpHost]):
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(hosts, port=port, limits=limits)
         self.contexts = contexts
         self.mailboxes = mailboxes
+        super().__init__("smtp", hosts, port=port, limits=limits)
 
     def _stream_limit(self) -> int:
         return self.limits.max_smtp_line
@@ -95,7 +99,7 @@ class SmtpServer(SharedPortServer[SmtpHost]):
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await _Conversation(self, host, reader, writer).run()
 
-        return self._connections.wrap(serve, f"smtp {host.name}")
+        return serve
 
 
 class _Conversation:
@@ -175,20 +179,30 @@ class _Conversation:
         if self.host.fault is MxFault.NO_STARTTLS or self.session.tls_version is not None:
             await self.reply("502 5.5.1 STARTTLS not available")
             return True
-        if _buffered(self.reader):
-            # RFC 3207 §5: commands sent before the TLS handshake must not be obeyed after it
-            await self.reply("554 5.5.1 Nothing may follow STARTTLS before the TLS handshake")
-            return False
         if self.host.fault is MxFault.STARTTLS_454:
             await self.reply("454 4.7.0 TLS not available due to temporary reason")
             return True
-        # No await between this reply and start_tls (which pauses reading at once): a yield
-        # here would let the stream buffer the client's ClientHello as plain text.
+        # The upgrade must start from an empty stream buffer: a byte read here but not yet
+        # consumed would be lost to the TLS layer (a ClientHello: a stalled handshake) or, worse,
+        # obeyed after the handshake as if it came over TLS (the STARTTLS command injection
+        # RFC 3207 §5 warns about). So: stop reading from the socket first (whatever arrives now
+        # stays in the kernel until the TLS layer reads it), then check that nothing beyond the
+        # STARTTLS line was read (a client that pipelined past STARTTLS breaks RFC 3207 §4 and is
+        # refused), then answer and upgrade, with no await in between (StreamWriter.start_tls's
+        # own drain may wait, but reading stays paused until the TLS protocol is in place).
+        cast(asyncio.ReadTransport, self.writer.transport).pause_reading()
+        pending = _buffered(self.reader)
+        if pending:
+            log.debug("smtp %s: %s bytes sent after STARTTLS before the handshake", self.host.name, pending)
+            await self.reply("554 5.5.1 Nothing may follow STARTTLS before the TLS handshake")
+            return False
         self.writer.write(b"220 2.0.0 Ready to start TLS\r\n")
         try:
-            await self.writer.start_tls(
-                self.server.contexts(self.host), ssl_handshake_timeout=self.limits.handshake_timeout
-            )
+            # drain (a client that does not read) + handshake: both bounded
+            async with asyncio.timeout(self.limits.idle_timeout + self.limits.handshake_timeout):
+                await self.writer.start_tls(
+                    self.server.contexts(self.host), ssl_handshake_timeout=self.limits.handshake_timeout
+                )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             log.debug("smtp %s: TLS handshake failed: %r", self.host.name, exc)
             return False
@@ -280,13 +294,15 @@ class _Conversation:
 
 
 def _buffered(reader: asyncio.StreamReader) -> int:
-    """How many bytes the stream holds that were received but not read yet.
+    """How many bytes the stream holds that were received but not read yet (-1: unknown).
 
-    StreamReader has no public peek; its buffer is a CPython detail, so a missing attribute
-    reads as empty rather than failing.
+    StreamReader has no public peek; its buffer is a CPython detail (also used under uvloop,
+    whose streams are asyncio's). Should it ever change, the answer is "unknown", which the
+    caller treats as "not empty": STARTTLS is then refused rather than made unsafe, and the
+    STARTTLS tests fail loudly.
     """
-    buffer = getattr(reader, "_buffer", b"")
-    return len(buffer) if isinstance(buffer, bytes | bytearray) else 0
+    buffer = getattr(reader, "_buffer", None)
+    return len(buffer) if isinstance(buffer, bytes | bytearray) else -1
 
 
 def _path(text: str) -> str:

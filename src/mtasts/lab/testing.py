@@ -2,8 +2,8 @@
 
 Tests written with blocking clients (``smtplib``, ``http.client``, dnspython's sync resolver)
 cannot share an event loop with the servers they talk to, so :class:`LabController` runs a
-:class:`~mtasts.lab.world.Lab` on its own loop in a daemon thread, like aiosmtpd's
-``Controller``: :meth:`~LabController.start` returns once every listener is ready and
+:class:`~mtasts.lab.world.Lab` on its own loop (uvloop, as the CLI does) in a daemon thread,
+like aiosmtpd's ``Controller``: :meth:`~LabController.start` returns once every listener is ready and
 :meth:`~LabController.stop` tears everything down and records any task left behind.
 :func:`running_lab` wraps both for a pytest fixture::
 
@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, TypeVar
 
 import dns.resolver
@@ -32,6 +33,12 @@ from mtasts.lab.scenarios import Scenario
 from mtasts.lab.sink import Report
 from mtasts.lab.smtp import Message
 from mtasts.lab.world import Lab
+
+_uvloop: ModuleType | None
+try:
+    import uvloop as _uvloop
+except ImportError:  # not on this platform (Windows)
+    _uvloop = None
 
 __all__ = ["LabController", "running_lab"]
 
@@ -85,7 +92,7 @@ class LabController:
         self.stop()
 
     def _run(self, ready: Future[None]) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         self._loop = loop
         try:
             try:
@@ -173,6 +180,18 @@ class LabController:
     def connect(self, host: str, port: int, *, timeout: float = 2.0) -> socket.socket:
         """A TCP connection to ``host`` (a lab host name) on ``port``."""
         return socket.create_connection((self.address(host), port), timeout=timeout)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A loop of the kind the ``mtasts`` command runs on: uvloop where it is installed.
+
+    The lab must be tested on the loop it is used with: timing-dependent bugs (a ClientHello
+    lost before a TLS upgrade) showed under uvloop and never under asyncio's own loop.
+    """
+    if _uvloop is None:  # not on this platform (Windows): the command runs on asyncio's loop too
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = _uvloop.new_event_loop()
+    return loop
 
 
 def lab_resolver(lab: Lab, *, lifetime: float = 2.0) -> dns.resolver.Resolver:

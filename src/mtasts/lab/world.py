@@ -31,6 +31,7 @@ from mtasts.lab.scenarios import CertKind, MxFault, Scenario, select_scenarios
 from mtasts.lab.sink import Report, ReportSink
 from mtasts.lab.smtp import Mailboxes, Message, SmtpServer
 from mtasts.net._streams import silence_starttls_eof_warning
+from mtasts.net.server import select_by_sni
 
 __all__ = ["DEFAULT_ZONE", "Lab", "Limits", "Ports"]
 
@@ -252,13 +253,7 @@ class Lab:
         but for ``default.<zone>``), so a fetcher that forgets SNI fails as it would in real life."""
         context = self.certs.server_context(host.cert, host.name)
         default = self.certs.server_context(CertKind.GOOD, f"default.{self.zone}")
-
-        def choose(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
-            if server_name is None or server_name.lower() != host.name:
-                connection.context = default
-
-        context.sni_callback = choose
-        return context
+        return select_by_sni(context, {host.name: context}, default)
 
     def _smtp_context(self, host: SmtpHost) -> ssl.SSLContext:
         return self.certs.server_context(host.cert, host.name, tls10_only=host.fault is MxFault.TLS10_ONLY)
