@@ -64,7 +64,8 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 
-from mtasts.core.tlsrpt_report import ReportParseError, TlsRptReport, parse_report
+from mtasts.core.problems import ParseError
+from mtasts.core.tlsrpt_report import ReportLimits, ReportParseError, TlsRptReport, parse_report
 from mtasts.report.analysis import (
     failing_senders,
     failing_senders_rollup,
@@ -459,11 +460,21 @@ def main() -> int:
     parser.add_argument("--reinstall", action="store_true", help="recreate the peer's venv")
     parser.add_argument("--no-store", action="store_true", help="skip the store workloads (ingest, summary)")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL for the store workloads ('' to skip)")
+    parser.add_argument(
+        "--hostile-parse", action="store_true", help="time only the hostile parsing workload (see hostile_parse)"
+    )
+    parser.add_argument(
+        "--hostile-serve", action="store_true", help="time only report serve under hostile clients (hostile_serve)"
+    )
     parser.add_argument("--summary-worker", metavar="JOB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.summary_worker:
         json.dump(summary_worker(json.loads(args.summary_worker)), sys.stdout)
         return 0
+    if args.hostile_parse:
+        return run_hostile_parse(args.json)
+    if args.hostile_serve:
+        return run_hostile_serve(args.quick, args.json)
     repeat, target = (3, 0.05) if args.quick else (7, 0.3)
 
     bodies, files, mails = sample_corpus()
@@ -535,6 +546,82 @@ def store_workloads(pg_url: str, quick: bool) -> dict[str, Any]:
         dbs.close()
 
 
+# --- hostile parsing (issue #8): each shape to its ParseError, in well under a second ---------
+
+HOSTILE_GOAL = 0.5  # seconds: "well under a second", each shape, on one core
+
+
+def _hostile_nested(depth: int, *, encoded: bool) -> bytes:
+    """``depth`` nested multiparts, never closed (the shape that raised RecursionError);
+    ``encoded``: an RFC 2231 outer boundary, so the standard library's reader gets it."""
+    parts = [b"From: r@sender.example\r\nMIME-Version: 1.0\r\n"]
+    for level in range(depth):
+        parameter = b"boundary*=''b0" if encoded and level == 0 else b"boundary=b%d" % level
+        parts.append(b"Content-Type: multipart/mixed; " + parameter + b"\r\n\r\n--b%d\r\n" % level)
+    parts.append(b"Content-Type: text/plain\r\n\r\nhi\r\n")
+    return b"".join(parts)
+
+
+def _hostile_folded(lines: int, *, in_part: bool) -> bytes:
+    field = b"Subject: x" + b"\r\n y" * lines + b"\r\n"
+    top = b"From: r@sender.example\r\n" + (b"" if in_part else field)
+    part = b"Content-Type: application/tlsrpt+json\r\n" + (field if in_part else b"") + b"\r\n{}\r\n"
+    return top + b"Content-Type: multipart/report; boundary=B\r\n\r\n--B\r\n" + part + b"--B--\r\n"
+
+
+def hostile_parse_inputs() -> list[tuple[str, Any, bytes]]:
+    """(name, parser, body) for each hostile shape; the parser is called on the body alone."""
+    empty = gzip.compress(b"", mtime=0)
+    far = {"start-datetime": "2026-11-28T00:00:00Z", "end-datetime": "9999-12-31T23:59:59-23:59"}
+    date = json.dumps({"organization-name": "o", "date-range": far, "policies": []}).encode()
+    unbounded = ReportLimits(max_gzip_members=10**6)
+    return [
+        ("200,000 empty gzip members", parse_report, empty * 200_000),
+        ("200,000 empty gzip members, e-mail path", parse_any, empty * 200_000),
+        (
+            "200,000 empty gzip members, member cap lifted",
+            lambda body: parse_report(body, unbounded),
+            empty * 200_000,
+        ),
+        ("3,000-deep MIME (fast reader)", parse_any, _hostile_nested(3_000, encoded=False)),
+        ("3,000-deep MIME (standard library reader)", parse_any, _hostile_nested(3_000, encoded=True)),
+        ("header folded over 1.5 M lines (message)", parse_any, _hostile_folded(1_500_000, in_part=False)),
+        ("header folded over 1.5 M lines (MIME part)", parse_any, _hostile_folded(1_500_000, in_part=True)),
+        ("date 9999-12-31T23:59:59-23:59", parse_report, date),
+    ]
+
+
+def hostile_parse(runs: int = 3) -> list[dict[str, Any]]:
+    """Best of ``runs`` per shape: seconds from bytes to the parser's answer (its error code)."""
+    results = []
+    for name, parse, body in hostile_parse_inputs():
+        best, outcome = float("inf"), ""
+        for _ in range(runs):
+            start = time.perf_counter()
+            try:
+                parse(body)
+                outcome = "read"
+            except ParseError as exc:
+                outcome = exc.code
+            best = min(best, time.perf_counter() - start)
+        results.append({"shape": name, "bytes": len(body), "seconds": best, "outcome": outcome})
+    return results
+
+
+def run_hostile_parse(as_json: bool) -> int:
+    results = hostile_parse()
+    if as_json:
+        json.dump({"machine": {"python": platform.python_version()}, "hostile_parse": results}, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{'hostile shape':<48} {'bytes':>11} {'ms':>9}  outcome")
+    for row in results:
+        verdict = "" if "cap lifted" in row["shape"] else (" ok" if row["seconds"] < HOSTILE_GOAL else " SLOW")
+        print(f"{row['shape']:<48} {row['bytes']:>11,} {row['seconds'] * 1000:>9.1f}  {row['outcome']}{verdict}")
+    print(f"best of 3 each; goal: each under {HOSTILE_GOAL * 1000:.0f} ms (the cap-lifted row shows linear decoding)")
+    return 0
+
+
 GOALS = {"json": 2.0, "mail": 10.0}  # the issue's goals (a) and (b): times parsedmarc's rate
 INGEST_GOAL = 2000.0  # goal (c): reports/s into SQLite
 SUMMARY_GOAL = 0.2  # goal (d): seconds over 1,000,000 session rows
@@ -588,6 +675,167 @@ def print_report(report: dict[str, Any]) -> None:
         )
     print("summary ms: ReportStore.rollup() + the *_rollup analyses, as the CLI does; (rows) ms: every row into")
     print("Python as before roll-ups (policy_rows + failure_rows + summarise/...); both give the same JSON.")
+
+
+# --- report serve under hostile clients (issue #8): a valid POST answered in < 100 ms p99 -----
+
+
+def _hostile_serve_bodies() -> list[tuple[str, bytes]]:
+    """What the ten hostile clients send, in turn: large, many-member and decompressing bodies."""
+    empty_member = gzip.compress(b"", mtime=0)
+    members = empty_member * (4 * 1024 * 1024 // len(empty_member) - 1)  # ~200,000, just under 4 MiB
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9, mtime=0)  # 64 MiB of spaces
+    garbage = random.Random(8).randbytes(4 * 1024 * 1024 - 1024)
+    return [("200,000 empty members", members), ("gzip bomb", bomb), ("4 MiB garbage", b"\x1f\x8b" + garbage)]
+
+
+def _serve_cert(directory: Path) -> tuple[Path, Path, Path]:
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key, ca_file = directory / "cert.pem", directory / "key.pem", directory / "ca.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return cert, key, ca_file
+
+
+async def _serve_latencies(port: int, ca_file: Path, valid: int, hostile_clients: int) -> dict[str, Any]:
+    import asyncio
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca_file))
+    bodies = _hostile_serve_bodies()
+    stop = asyncio.Event()
+    answers: dict[str, int] = {}
+
+    async def post(source: str, media: str, body: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="localhost", local_addr=(source, 0)
+        )
+        try:
+            writer.write(
+                b"POST /tlsrpt HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (media.encode(), len(body))
+            )
+            writer.write(body)
+            await writer.drain()
+            return await reader.read()
+        finally:
+            writer.close()
+
+    async def hostile(number: int) -> None:
+        turn = number
+        while not stop.is_set():
+            _name, body = bodies[turn % len(bodies)]
+            turn += 1
+            try:
+                answer = await post(f"127.0.0.{2 + number}", "application/tlsrpt+gzip", body)
+                status = answer[9:12].decode("ascii", "replace") or "closed"
+            except (ConnectionError, ssl.SSLError, OSError):
+                status = "reset"
+            answers[status] = answers.get(status, 0) + 1
+
+    def report(number: int) -> bytes:
+        doc = {
+            "organization-name": "Bench Sender",
+            "date-range": {"start-datetime": "2026-01-01T00:00:00Z", "end-datetime": "2026-01-01T23:59:59Z"},
+            "contact-info": "tlsrpt@sender.example",
+            "report-id": f"bench-serve-{uuid.uuid4().hex}-{number}",
+            "policies": [
+                {
+                    "policy": {
+                        "policy-type": "sts",
+                        "policy-string": ["version: STSv1", "mode: enforce"],
+                        "policy-domain": "example.com",
+                        "mx-host": ["mx.example.com"],
+                    },
+                    "summary": {"total-successful-session-count": 100, "total-failure-session-count": 0},
+                }
+            ],
+        }
+        return json.dumps(doc).encode()
+
+    async def measure(count: int) -> list[float]:
+        times = []
+        for number in range(count):
+            started = time.perf_counter()
+            answer = await post("127.0.0.1", "application/tlsrpt+json", report(number))
+            times.append((time.perf_counter() - started) * 1000)
+            if not answer.startswith(b"HTTP/1.1 201"):
+                raise RuntimeError(f"a valid report was not stored: {answer[:200]!r}")
+            await asyncio.sleep(0.02)
+        return times
+
+    quiet = await measure(max(20, valid // 4))
+    attackers = [asyncio.create_task(hostile(n)) for n in range(hostile_clients)]
+    await asyncio.sleep(2.0)  # the attack is under way
+    loaded = await measure(valid)
+    stop.set()
+    await asyncio.gather(*attackers, return_exceptions=True)
+
+    def stats(times: list[float]) -> dict[str, float]:
+        ordered = sorted(times)
+        return {
+            "n": len(ordered),
+            "p50_ms": round(statistics.median(ordered), 1),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+            "max_ms": round(ordered[-1], 1),
+        }
+
+    return {"quiet": stats(quiet), "under_attack": stats(loaded), "hostile_answers": answers}
+
+
+def hostile_serve(quick: bool) -> dict[str, Any]:
+    """``mtasts report serve`` (its own process, default limits except the rate limit, which
+    would otherwise stop the attack before the parse pool is tested) answering valid POSTs from
+    one client while ten others (distinct loopback addresses) send hostile bodies back to back."""
+    import asyncio
+    import re
+    import threading
+
+    with tempfile.TemporaryDirectory(prefix="mtasts-bench-serve-") as tmp:
+        directory = Path(tmp)
+        cert, key, ca_file = _serve_cert(directory)
+        mtasts = Path(sys.executable).parent / "mtasts"
+        command = [str(mtasts), "report", "serve", "--cert", str(cert), "--key", str(key), "--port", "0"]
+        command += ["--db", f"sqlite:///{directory / 'bench.sqlite3'}", "--rate", "1000000", "--burst", "1000000"]
+        server = subprocess.Popen(
+            command, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"}
+        )
+        try:
+            assert server.stderr is not None
+            first = server.stderr.readline()
+            found = re.search(r":(\d+)/", first)
+            if found is None:
+                raise RuntimeError(f"report serve did not start: {first}")
+            # drain the access log so that the server never blocks on a full pipe
+            drain = threading.Thread(target=lambda: [None for _ in server.stderr or ()], daemon=True)
+            drain.start()
+            result = asyncio.run(_serve_latencies(int(found.group(1)), ca_file, 50 if quick else 300, 10))
+        finally:
+            server.terminate()
+            server.wait(15)
+    result["bodies"] = [{"name": name, "bytes": len(body)} for name, body in _hostile_serve_bodies()]
+    return result
+
+
+def run_hostile_serve(quick: bool, as_json: bool) -> int:
+    result = hostile_serve(quick)
+    if as_json:
+        json.dump({"machine": {"python": platform.python_version()}, "hostile_serve": result}, sys.stdout, indent=2)
+        print()
+        return 0
+    print("report serve: valid POSTs (one client) while ten clients send, back to back:")
+    for body in result["bodies"]:
+        print(f"  {body['name']:<24} {body['bytes']:>11,} bytes")
+    for name in ("quiet", "under_attack"):
+        s = result[name]
+        print(f"{name:<14} n={s['n']:<4} p50 {s['p50_ms']:>7.1f} ms  p99 {s['p99_ms']:>7.1f} ms", end="")
+        print(f"  max {s['max_ms']:>7.1f} ms")
+    print("hostile requests answered:", ", ".join(f"{k}: {v}" for k, v in sorted(result["hostile_answers"].items())))
+    return 0
 
 
 if __name__ == "__main__":

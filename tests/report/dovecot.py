@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -41,16 +43,40 @@ class Dovecot:
     def url(self) -> str:
         return f"imaps://{USER}:{PASSWORD}@localhost:{self.port}/INBOX"
 
+    @property
+    def plain_url(self) -> str:
+        """``imap://`` (no TLS) to the TLS-only port: a classic misconfiguration."""
+        return f"imap://{USER}:{PASSWORD}@localhost:{self.port}/INBOX"
+
+    def signal_all(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the master (by its PID) and every process it started (its process
+        group: the login process holding the TLS session and the IMAP process). Freezing only
+        the master would leave the connection served."""
+        os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        self.signal_all(signal.SIGKILL)
+        self.process.wait()
+
+    def restart(self, ca: trustme.CA) -> None:
+        """Start Dovecot again on the same port and mail store (after :meth:`kill`)."""
+        self.process = start_dovecot(self.root, ca, port=self.port).process
+
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.signal_all(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.signal_all(signal.SIGKILL)
             self.process.wait()
 
 
-def start_dovecot(root: Path, ca: trustme.CA) -> Dovecot:
+def start_dovecot(root: Path, ca: trustme.CA, *, port: int | None = None) -> Dovecot:
     binary = dovecot_binary()
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
@@ -69,7 +95,7 @@ def start_dovecot(root: Path, ca: trustme.CA) -> Dovecot:
         me = pwd.getpwuid(os.geteuid())
         login_user = internal_user = me.pw_name
         uid, gid = me.pw_uid, me.pw_gid
-    port = free_port()
+    port = port or free_port()
     (root / "dovecot.conf").write_text(
         f"""
 base_dir = {root}/run
@@ -113,7 +139,10 @@ service anvil {{
 """
     )
     process = subprocess.Popen(
-        [binary, "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [binary, "-F", "-c", str(root / "dovecot.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a test can kill or freeze all of it
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -389,3 +389,15 @@ def test_report_ingest_refuses_each_hostile_file_with_its_code(name: str, tmp_pa
     assert "Traceback" not in result.output
     assert code in result.stdout
     assert json.loads(result.stdout)["stored"] == 1  # the good report next to it is stored
+
+
+def test_a_charset_with_a_nul_is_a_parse_error_not_a_value_error() -> None:
+    # found by fuzz/fuzz_parsers.py mail: the standard library's get_boundary raises ValueError
+    # ("embedded null character") on an RFC 2231 boundary whose charset holds NUL bytes
+    message = (
+        b"From: r@sender.example\r\nContent-Type: multipart/mixed; boundary*=" + b"\x00" * 8 + b"''b0\r\n\r\n"
+        b"--b0\r\nContent-Type: application/tlsrpt+json\r\n\r\n{}\r\n--b0--\r\n"
+    )
+    with pytest.raises(MailParseError) as caught:
+        parse_any(message)
+    assert caught.value.code == "mail.malformed"

@@ -4,6 +4,13 @@ The order is the whole contract: a crash before the commit leaves the source unp
 is read again next time and nothing is half-stored); a crash after the commit but before the
 source is marked leaves a source that is read again and recognised as a duplicate. So nothing
 is lost and nothing is stored twice.
+
+One message never blocks the others. Whatever goes wrong with one message (it is not a
+report, or parsing or storing it raised something nobody anticipated) is recorded in its
+:class:`IngestOutcome`, the message is set aside (see :mod:`mtasts.report.sources`), and the
+run goes on. What is not the message's fault stops the run instead: when the database is down
+or stops answering, :class:`~mtasts.store.errors.StoreUnavailable` is raised, the message
+being stored is neither marked nor set aside, and the next run takes it again.
 """
 
 from __future__ import annotations
@@ -13,16 +20,35 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
-from mtasts.core.problems import ParseError
-from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from mtasts.core.problems import ParseError, Problem, Severity
+from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
 from mtasts.report.mail import parse_any
-from mtasts.report.sources import Source, iter_sources
+from mtasts.report.sources import Skipped, Source, walk
+from mtasts.store.errors import StoreError, StoreUnavailable, describe_store_error
 from mtasts.store.store import AddResult, ReportStore
 
-__all__ = ["IngestOutcome", "ingest_paths", "ingest_source", "utc_now"]
+__all__ = [
+    "UNEXPECTED",
+    "IngestOutcome",
+    "Parser",
+    "ingest_paths",
+    "ingest_source",
+    "run_level_store_error",
+    "unexpected_problem",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
+
+Parser = Callable[[bytes, ReportLimits], tuple[TlsRptReport, ...]]
+"""How a source's bytes become reports: :func:`mtasts.report.mail.parse_any` unless a caller
+passes another (the seam tests use to make a message fail in a way no input does today)."""
+
+UNEXPECTED: Final = "ingest.unexpected"
 
 
 def utc_now() -> datetime:
@@ -31,11 +57,20 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """What happened to one source: the reports stored or found already stored, or the error."""
+    """What happened to one source.
+
+    * committed: ``results`` holds the reports stored now or found already stored (a
+      ``warning`` when the source could not be marked afterwards: it is read again next time);
+    * set aside: ``error`` says why it failed, ``moved_to`` where it now is (``None``: left
+      where it was, as files are);
+    * skipped: only ``warning`` (a special file, a symbolic link loop, a file that vanished).
+    """
 
     label: str
     results: tuple[AddResult, ...] = ()
-    error: ParseError | None = None
+    error: Problem | None = None
+    warning: Problem | None = None
+    moved_to: str | None = None
 
     @property
     def stored(self) -> int:
@@ -45,6 +80,79 @@ class IngestOutcome:
     def duplicates(self) -> int:
         return sum(1 for result in self.results if not result.stored)
 
+    @property
+    def set_aside(self) -> bool:
+        return self.error is not None
+
+    @property
+    def skipped(self) -> bool:
+        return self.error is None and not self.results and self.warning is not None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of an outcome (``report ingest --json``); keys are a public contract."""
+        return {
+            "source": self.label,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "error": None if self.error is None else self.error.to_dict(),
+            "warning": None if self.warning is None else self.warning.to_dict(),
+            "moved_to": self.moved_to,
+        }
+
+
+def unexpected_problem(exc: BaseException) -> Problem:
+    """The problem recorded for a message that failed in a way mtasts did not anticipate."""
+    text = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return Problem(
+        UNEXPECTED,
+        f"mtasts failed on this message ({detail[:300]}); it was set aside and the others ingested",
+        "This is a bug in mtasts: report it with the message attached. "
+        "After an upgrade, 'mtasts report ingest --retry-failed' reads it again.",
+    )
+
+
+def run_level_store_error(exc: BaseException, url: str) -> StoreError | None:
+    """``exc`` raised while storing, as a failure of the whole run (the database is down, locked,
+    read-only, its schema is broken), or ``None`` when it concerns only the message being stored
+    (a value the database refuses)."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, (DataError, IntegrityError)):
+        return None  # this message's values
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return None  # a value that could not even be bound (too large for the column type)
+    if isinstance(exc, SQLAlchemyError):
+        return StoreUnavailable(describe_store_error(exc, url))
+    return None
+
+
+def _not_stored(exc: BaseException, url: str) -> Problem:
+    return Problem(
+        "ingest.store_refused",
+        f"the database refused this message's reports: {describe_store_error(exc, url)}",
+        "It was set aside and the others ingested; report it (with the message) if it is a valid report.",
+    )
+
+
+def _with_set_aside_failure(problem: Problem, exc: OSError) -> Problem:
+    return Problem(
+        problem.code,
+        f"{problem.message}; it could not be set aside ({exc.strerror or exc}) and will be read again next time",
+        problem.fix,
+        problem.line,
+        problem.column,
+        problem.severity,
+    )
+
+
+def _set_aside(source: Source, problem: Problem) -> IngestOutcome:
+    try:
+        moved_to = source.set_aside()
+    except OSError as exc:
+        return IngestOutcome(source.label, error=_with_set_aside_failure(problem, exc))
+    return IngestOutcome(source.label, error=problem, moved_to=moved_to)
+
 
 def ingest_source(
     store: ReportStore,
@@ -52,15 +160,41 @@ def ingest_source(
     *,
     limits: ReportLimits = DEFAULT_LIMITS,
     clock: Callable[[], datetime] = utc_now,
+    parse: Parser = parse_any,
 ) -> IngestOutcome:
-    """Parse, commit, then mark ``source`` done. An unreadable source is left unprocessed."""
+    """Parse, commit, then mark ``source`` done; a source that fails is set aside.
+
+    Raises :class:`~mtasts.store.errors.StoreError` (the source untouched) when the database,
+    not the source, is at fault.
+    """
     try:
-        reports = parse_any(source.data, limits)
+        reports = parse(source.data, limits)
     except ParseError as exc:
         log.info("not ingested: %s: %s", source.label, exc)
-        return IngestOutcome(source.label, error=exc)
-    results = store.add_reports(reports, source=source.label, now=clock())
-    source.done()
+        return _set_aside(source, exc.errors[0])
+    except Exception as exc:  # a bug met on this message: record it, set it aside, go on
+        log.debug("parsing %s failed", source.label, exc_info=True)
+        return _set_aside(source, unexpected_problem(exc))
+    try:
+        results = store.add_reports(reports, source=source.label, now=clock())
+    except Exception as exc:
+        stop = run_level_store_error(exc, store.url)
+        if stop is not None:
+            raise stop from exc
+        log.debug("storing %s failed", source.label, exc_info=True)
+        problem = _not_stored(exc, store.url) if isinstance(exc, SQLAlchemyError) else unexpected_problem(exc)
+        return _set_aside(source, problem)
+    try:
+        source.done()
+    except OSError as exc:
+        warning = Problem(
+            "source.not_marked",
+            f"its reports are stored, but it could not be marked processed ({exc.strerror or exc}): "
+            "it will be read again next time and recognised as already stored",
+            "Check that the folder is writable; nothing to do if another program moved the message.",
+            severity=Severity.WARNING,
+        )
+        return IngestOutcome(source.label, tuple(results), warning=warning)
     return IngestOutcome(source.label, tuple(results))
 
 
@@ -70,8 +204,19 @@ def ingest_paths(
     *,
     limits: ReportLimits = DEFAULT_LIMITS,
     clock: Callable[[], datetime] = utc_now,
+    retry_failed: bool = False,
+    parse: Parser = parse_any,
 ) -> Iterator[IngestOutcome]:
-    """Ingest every file, mbox message and Maildir message under ``paths``, one source at a time."""
+    """Ingest every file, mbox message and Maildir message under ``paths``, one source at a time.
+
+    Maildir messages committed by an earlier run are not read again; ``retry_failed`` reads the
+    messages set aside by earlier runs once more. Raises ``OSError`` when a path given cannot be
+    read at all, :class:`~mtasts.store.errors.StoreError` when the database fails.
+    """
     for path in paths:
-        for source in iter_sources(path):
-            yield ingest_source(store, source, limits=limits, clock=clock)
+        for item in walk(path, skip_marked=True, retry_failed=retry_failed):
+            if isinstance(item, Skipped):
+                log.info("skipped %s: %s", item.label, item.problem.message)
+                yield IngestOutcome(item.label, warning=item.problem)
+            else:
+                yield ingest_source(store, item, limits=limits, clock=clock, parse=parse)

@@ -32,6 +32,7 @@ one or two levels of nesting and fields of a few hundred bytes, so the caps are 
 from __future__ import annotations
 
 import binascii
+import contextlib
 import email
 import email.policy
 import itertools
@@ -41,7 +42,7 @@ from collections.abc import Iterator
 from email.message import Message
 from typing import Final, NamedTuple
 
-from mtasts.core.problems import Problem
+from mtasts.core.problems import ParseError, Problem
 from mtasts.core.tlsrpt_report import (
     DEFAULT_LIMITS,
     ReportLimits,
@@ -218,6 +219,26 @@ def _stdlib_parts(message: Message) -> Iterator[_Part]:
         yield _Part(ctype, name, payload if isinstance(payload, bytes) else None)
 
 
+@contextlib.contextmanager
+def _stdlib_failures() -> Iterator[None]:
+    """The standard library's e-mail parser raises on some malformed input instead of recording
+    a defect (found by fuzzing: an RFC 2231 parameter whose charset holds a NUL raises
+    ``ValueError`` from ``get_boundary``; unknown charsets raise ``LookupError``). Such a
+    message is unreadable, which is a :class:`MailParseError`, never an exception of its own."""
+    try:
+        yield
+    except ParseError:
+        raise
+    except (ValueError, LookupError, TypeError, IndexError, AttributeError) as exc:
+        raise MailParseError(
+            Problem(
+                "mail.malformed",
+                f"the message cannot be read: its MIME structure is malformed ({type(exc).__name__})",
+                "Ask the sender to fix its report e-mails; the message is set aside, not lost.",
+            )
+        ) from exc
+
+
 def extract_reports(
     message: bytes | Message,
     limits: ReportLimits = DEFAULT_LIMITS,
@@ -241,8 +262,10 @@ def extract_reports(
         if fast:
             return fast
         _check_for_stdlib(data)
-        message = email.message_from_bytes(data, policy=email.policy.compat32)
-    reports = list(_read_reports(_stdlib_parts(message), limits, strict=True) or ())
+        with _stdlib_failures():
+            message = email.message_from_bytes(data, policy=email.policy.compat32)
+    with _stdlib_failures():
+        reports = list(_read_reports(_stdlib_parts(message), limits, strict=True) or ())
     if not reports:
         raise MailParseError(
             Problem(

@@ -1,10 +1,40 @@
 """The RFC 8460 §5.4 HTTPS endpoint: POST a report, get 201.
 
-A small ASGI app (Starlette) in front of the parser and the store. Every check that can run
-before the handler does, cheapest first: method, media type, per-client rate, declared size;
-the body cap is enforced again while reading (a chunked body cannot slip past it). A bad
-report is a 4xx with a JSON error (its stable code); an unexpected failure is a 500 and a log
-line. The server keeps serving either way.
+A small ASGI app (Starlette) in front of the parser and the store, served by uvicorn's HTTP/1.1
+protocol under a guard of our own. Every check that can run before the handler does, cheapest
+first: connection caps, method, media type, per-client rate, declared size; the body cap is
+enforced again while reading (a chunked body cannot slip past it). A bad report is a 4xx with
+a JSON error (its stable code); an anticipated failure (store down, server busy) is a 503 with
+``Retry-After``; an unexpected one a 500. The server keeps serving either way.
+
+Anyone can connect, so every resource a client can hold is bounded (defaults; the CLI option):
+
+=============================================  ==================  =============================
+limit                                          default             ``mtasts report serve``
+=============================================  ==================  =============================
+TLS handshake                                  10 s                ``--handshake-timeout``
+request head (line and headers) arrives in     10 s                ``--header-timeout``
+no byte of body for / body slower than         10 s / 1 KiB/s      ``--body-timeout``,
+                                                                   ``--min-body-rate``
+open connections, total / per client address   256 / 32            ``--max-connections``,
+                                                                   ``--max-connections-per-client``
+request body                                   4 MiB               ``--max-body``
+bodies held in memory, all requests together   64 MiB              ``--memory-budget``
+one body kept in memory up to                  256 KiB             (then spooled to disk)
+bodies spooled to disk, all together           1 GiB               ``--spool-budget``
+large or chunked bodies received at once       64                  ``--max-uploads``
+reports parsed at once (worker processes)      1 small + 1 large   ``--parse-workers``
+reports waiting for a worker, per lane         8                   ``--parse-queue``
+reports being read per client address          2                   —
+repeated failures summarised per               60 s                ``--log-window``
+=============================================  ==================  =============================
+
+Bodies are read chunk by chunk into memory while they are small and the memory budget allows,
+else into a file in a private spool directory; parsing runs in worker processes (see
+:mod:`mtasts.report.parsepool`), never on the event loop. What a slow or large client costs is
+thus a file and a few KiB of buffers, and 200 slow 4 MiB bodies cannot grow the process to a
+gigabyte. Excess is refused early and cheaply: a connection over the caps gets ``503`` and is
+closed, a stalled head or body ``408`` and is closed.
 
 ========================================  ======  ==========================================
 request                                   status  error code
@@ -13,61 +43,145 @@ not POST                                  405     ``http.method``
 Content-Type not tlsrpt+gzip / +json      415     ``http.content_type``
 more requests than the client's budget    429     ``http.rate_limited``
 body larger than the cap                  413     ``http.too_large``
+head or body too slow                     408     ``http.header_timeout``, ``http.body_timeout``
+too many connections (total, per client)  503     ``http.too_many_connections``
+no memory, disk or parse slot free now    503     ``http.busy``
 unreadable report                         400     the parser's code (``report.gzip.too_large``...)
 policy domain not on the allow-list       403     ``report.domain.not_accepted``
 the store fails                           503     ``store.unavailable``
+a bug                                     500     ``http.internal``
 stored, or already stored                 201     —
 ========================================  ======  ==========================================
+
+Logging: one access line per request (logger ``mtasts.report.access``: client, method, path,
+status, bytes in and out, duration, error code; client-supplied text is escaped and cut). A
+failure is that one line, never a traceback: the reason of a store outage is logged once per
+window, connections refused or closed by the guard one line each up to ten per window, and a
+summary per code closes each window in which failures repeated ("store.unavailable: 412
+requests failed in the last 60 s"). An unexpected exception is one line with its type; the
+traceback is logged at debug level.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import shutil
 import socket
 import ssl
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import formatdate
+from http import HTTPStatus
 from pathlib import Path
-from typing import Final
+from typing import IO, Any, ClassVar, Final
 
+import h11
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
-from mtasts.core.problems import ParseError
-from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, parse_report
+from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
 from mtasts.report.ingest import utc_now
+from mtasts.report.parsepool import (
+    ParseFailed,
+    ParsePool,
+    PoolBusy,
+    PoolKind,
+    Unexpected,
+    pin_malloc_thresholds,
+    trim_malloc,
+)
+from mtasts.store.errors import StoreError, describe_store_error
 from mtasts.store.store import ReportStore
 
-__all__ = ["ACCEPTED_TYPES", "EndpointSettings", "RateLimiter", "ReportServer", "make_app", "parse_domains"]
+__all__ = [
+    "ACCEPTED_TYPES",
+    "BodyBudget",
+    "EndpointSettings",
+    "FailureTally",
+    "RateLimiter",
+    "ReportServer",
+    "make_app",
+    "parse_domains",
+    "sanitise",
+]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("mtasts.report.access")
 
 ACCEPTED_TYPES: Final = frozenset({"application/tlsrpt+gzip", "application/tlsrpt+json"})
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+
+_CODE_KEY: Final = "mtasts.error_code"
+_REQUEST_FAILURES: Final = frozenset({"store.unavailable", "http.busy", "http.internal"})
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
-    """Limits and policy of the endpoint; all are constructor arguments, none is global."""
+    """Limits and policy of the endpoint; all are constructor arguments, none is global.
+    Times are seconds, sizes bytes; the module docstring says what each one bounds."""
 
-    max_body: int = 4 * 1024 * 1024
+    max_body: int = 4 * MIB
     rate_per_minute: float = 60.0
     burst: int = 20
     allowed_domains: frozenset[str] | None = None
     limits: ReportLimits = DEFAULT_LIMITS
     trust_proxy_headers: bool = False
     forwarded_allow_ips: tuple[str, ...] = field(default=("127.0.0.1",))
+    handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    min_body_rate: float = 1 * KIB
+    keep_alive_timeout: int = 5
+    max_head: int = 16 * KIB
+    max_connections: int = 256
+    max_connections_per_client: int = 32
+    memory_budget: int = 64 * MIB
+    spool_threshold: int = 256 * KIB
+    spool_budget: int = 1024 * MIB
+    spool_dir: Path | None = None
+    max_uploads: int = 64
+    upload_wait: float = 1.0
+    parse_workers: int = 1
+    parse_queue: int = 8
+    parse_small_body: int = 64 * KIB
+    parses_per_client: int = 2
+    parse_pool: PoolKind = "process"
+    retry_after: int = 5
+    log_window: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_body < 1 or self.burst < 1 or self.rate_per_minute <= 0:
-            raise ValueError("max_body, burst and rate_per_minute must be positive")
+        positive = [
+            *("max_body", "burst", "rate_per_minute", "handshake_timeout", "header_timeout", "body_timeout"),
+            *("keep_alive_timeout", "max_head", "max_connections", "max_connections_per_client"),
+            *(
+                "max_uploads",
+                "upload_wait",
+                "memory_budget",
+                "spool_budget",
+                "parse_workers",
+                "parses_per_client",
+                "retry_after",
+                "log_window",
+            ),
+        ]
+        wrong = [name for name in positive if not getattr(self, name) > 0]
+        if wrong or self.min_body_rate < 0 or self.parse_queue < 0 or self.spool_threshold < 0:
+            raise ValueError(f"must be positive: {', '.join(wrong) or 'min_body_rate, parse_queue, spool_threshold'}")
         if self.allowed_domains is not None:
             object.__setattr__(
                 self, "allowed_domains", frozenset(d.strip().rstrip(".").lower() for d in self.allowed_domains)
@@ -101,7 +215,150 @@ class RateLimiter:
         self._buckets[client] = state
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+class FailureTally:
+    """Failures counted per code over a window, sans I/O (the caller passes monotonic time),
+    so that a flood of the same failure is summarised instead of repeated in the log."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._counts: Counter[str] = Counter()
+        self._started: float | None = None
+
+    def note(self, code: str, now: float) -> int:
+        """Count one failure; returns how many of ``code`` this window has seen, this one included."""
+        if self._started is None:
+            self._started = now
+        self._counts[code] += 1
+        return self._counts[code]
+
+    def due(self, now: float) -> list[tuple[str, int]]:
+        """When the window is over: the codes that failed more than once and their counts
+        (then a new window starts); else nothing."""
+        if self._started is None or now - self._started < self.window:
+            return []
+        repeated = sorted((code, count) for code, count in self._counts.items() if count > 1)
+        self._counts.clear()
+        self._started = None
+        return repeated
+
+
+def sanitise(text: str | bytes, limit: int = 120) -> str:
+    """Client-supplied ``text`` made safe for a log line: printable ASCII, every other byte
+    (controls, quotes, backslashes, non-ASCII) as ``\\xNN``, cut to ``limit`` characters."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    out: list[str] = []
+    length = 0
+    for byte in data:
+        piece = chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\x{byte:02x}"
+        length += len(piece)
+        if length > limit:
+            out.append("...")
+            break
+        out.append(piece)
+    return "".join(out)
+
+
+class BodyBudget:
+    """Bytes of request bodies held in memory and in spool files, over all requests at once.
+
+    Sans I/O counters; :class:`_Body` does the reading and asks here. A body stays in memory
+    while it is at most ``threshold`` bytes and the memory budget has room, else goes to disk;
+    when the disk budget is full too, the request is refused (503) rather than queued.
+    """
+
+    def __init__(
+        self, memory: int, disk: int, threshold: int, directory: Path | None = None, *, uploads: int = 64
+    ) -> None:
+        self.uploads = asyncio.Semaphore(uploads)
+        self.memory_limit = memory
+        self.disk_limit = disk
+        self.threshold = threshold
+        self.directory = directory
+        self.memory = 0
+        self.disk = 0
+        self.touched = False
+
+    def fits_in_memory(self, size: int, more: int) -> bool:
+        return size + more <= self.threshold and self.memory + more <= self.memory_limit
+
+    def fits_on_disk(self, more: int) -> bool:
+        return self.disk + more <= self.disk_limit
+
+
+class _Body:
+    """One request body being read: chunks in memory, or a spool file once it grows."""
+
+    def __init__(self, budget: BodyBudget, expected: int | None) -> None:
+        self._budget = budget
+        self._chunks: list[bytes] = []
+        self._file: IO[bytes] | None = None
+        self.path: Path | None = None
+        self.size = 0
+        self._in_memory = 0
+        self._on_disk = 0
+        self._direct_to_disk = expected is not None and expected > budget.threshold
+        budget.touched = True
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False when the disk budget has no room for it."""
+        budget = self._budget
+        if self._file is None and not self._direct_to_disk and budget.fits_in_memory(self.size, len(chunk)):
+            self._chunks.append(chunk)
+            self._in_memory += len(chunk)
+            budget.memory += len(chunk)
+            self.size += len(chunk)
+            return True
+        if not budget.fits_on_disk(self._in_memory + len(chunk)):
+            return False
+        if self._file is None:
+            self._spill()
+        assert self._file is not None
+        self._file.write(chunk)
+        self._on_disk += len(chunk)
+        budget.disk += len(chunk)
+        self.size += len(chunk)
+        return True
+
+    def _spill(self) -> None:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 -- closed in source() or release()
+            prefix="body-", dir=self._budget.directory, delete=False
+        )
+        self._file, self.path = handle, Path(handle.name)
+        for chunk in self._chunks:
+            handle.write(chunk)
+        self._budget.memory -= self._in_memory
+        self._budget.disk += self._in_memory
+        self._on_disk, self._in_memory = self._in_memory, 0
+        self._chunks = []
+
+    def source(self) -> bytes | Path:
+        """What the parser reads: the body itself, or the spool file (closed, complete)."""
+        if self._file is not None:
+            self._file.close()
+            assert self.path is not None
+            return self.path
+        data = b"".join(self._chunks)
+        self._chunks = [data]
+        return data
+
+    def release(self) -> None:
+        """Free the memory or the file and give the budget back; safe to call twice."""
+        self._chunks = []
+        self._budget.memory -= self._in_memory
+        self._budget.disk -= self._on_disk
+        self._in_memory = self._on_disk = 0
+        if self._file is not None:
+            self._file.close()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self.path = None
+
+
+def _error(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request.scope.setdefault("state", {})[_CODE_KEY] = code
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -111,71 +368,379 @@ def make_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] | None = None,
-) -> Starlette:
-    """The endpoint as an ASGI app over an open ``store``."""
+    pool: ParsePool | None = None,
+    budget: BodyBudget | None = None,
+    tally: FailureTally | None = None,
+) -> ASGIApp:
+    """The endpoint as an ASGI app over an open ``store``, with its access log.
+
+    ``pool`` parses the bodies (default: worker threads, started on first use, for in-process
+    use; :class:`ReportServer` passes worker processes), ``budget`` bounds the bodies being read
+    and ``tally`` counts failures for the log's summaries.
+    """
     limiter = RateLimiter(settings.rate_per_minute, settings.burst)
     ticks = monotonic or time.monotonic
+    parser = pool or ParsePool(
+        settings.limits,
+        workers=settings.parse_workers,
+        queue=settings.parse_queue,
+        small_body=settings.parse_small_body,
+        per_client=settings.parses_per_client,
+        kind="thread",
+    )
+    bodies = budget or BodyBudget(
+        settings.memory_budget, settings.spool_budget, settings.spool_threshold, uploads=settings.max_uploads
+    )
+    failures = tally or FailureTally(settings.log_window)
+    retry = {"Retry-After": str(settings.retry_after)}
+    closing = {"Connection": "close"}
+    busy_message = "the server is busy; send the report again later"
 
     async def receive_report(request: Request) -> Response:
+        # Refusals before the body is read close the connection: reading (and discarding) a
+        # body nobody will use would only let the client hold the connection longer.
         if request.method != "POST":
-            return _error(405, "http.method", "send reports with POST (RFC 8460 §5.4)", {"Allow": "POST"})
+            return _error(
+                request, 405, "http.method", "send reports with POST (RFC 8460 §5.4)", {"Allow": "POST", **closing}
+            )
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type not in ACCEPTED_TYPES:
             return _error(
+                request,
                 415,
                 "http.content_type",
-                f"Content-Type {media_type or '(none)'!r} is not application/tlsrpt+gzip or application/tlsrpt+json",
+                f"Content-Type {sanitise(media_type, 60) or '(none)'!r} is not application/tlsrpt+gzip or "
+                "application/tlsrpt+json",
+                closing,
             )
         client = request.client.host if request.client else "unknown"
         wait = limiter.allow(client, ticks())
         if wait:
             return _error(
-                429, "http.rate_limited", "too many reports from this client", {"Retry-After": str(int(wait) + 1)}
+                request,
+                429,
+                "http.rate_limited",
+                "too many reports from this client",
+                {"Retry-After": str(int(wait) + 1), **closing},
             )
         declared = request.headers.get("content-length")
+        too_large = f"the body is larger than {settings.max_body} bytes"
         if declared is not None and (not declared.isdigit() or int(declared) > settings.max_body):
-            return _error(413, "http.too_large", f"the body is larger than {settings.max_body} bytes")
-        chunks: list[bytes] = []
-        size = 0
+            return _error(request, 413, "http.too_large", too_large, closing)
+        expected = int(declared) if declared is not None else None
+        if expected is not None and expected > bodies.threshold and not bodies.fits_on_disk(expected):
+            _note_busy(client, "no room to spool the body")
+            return _error(request, 503, "http.busy", busy_message, {**retry, **closing})
+        if expected is None or expected > bodies.threshold:
+            # a large upload costs about a MiB of TLS and HTTP buffers however it is stored:
+            # their number is capped, and a request that finds no slot soon is refused
+            try:
+                await asyncio.wait_for(bodies.uploads.acquire(), settings.upload_wait)
+            except TimeoutError:
+                _note_busy(client, f"{settings.max_uploads} large uploads are in progress")
+                return _error(request, 503, "http.busy", busy_message, {**retry, **closing})
+            try:
+                return await _read_and_store(request, client, bodies, expected)
+            finally:
+                bodies.uploads.release()
+        return await _read_and_store(request, client, bodies, expected)
+
+    async def _read_and_store(request: Request, client: str, bodies: BodyBudget, expected: int | None) -> Response:
+        too_large = f"the body is larger than {settings.max_body} bytes"
+        body = _Body(bodies, expected)
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > settings.max_body:
-                    return _error(413, "http.too_large", f"the body is larger than {settings.max_body} bytes")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        try:
-            report = parse_report(b"".join(chunks), settings.limits)
-        except ParseError as exc:
-            return _error(400, exc.code, exc.message)
+            # ASGI messages read here rather than through request.stream(), which keeps a
+            # reference to the previous chunk while it waits for the next: with 200 slow
+            # bodies that alone held 50 MB.
+            more = True
+            while more:
+                message = await request.receive()
+                if message["type"] != "http.request":
+                    request.scope.setdefault("state", {})[_CODE_KEY] = "http.disconnected"
+                    return Response(status_code=400)
+                chunk: bytes = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                del message
+                if body.size + len(chunk) > settings.max_body:
+                    return _error(request, 413, "http.too_large", too_large, closing)
+                if chunk and not body.add(chunk):
+                    _note_busy(client, "no room to spool the body")
+                    return _error(request, 503, "http.busy", busy_message, {**retry, **closing})
+                del chunk
+            try:
+                outcome = await parser.parse(client, body.source(), body.size)
+            except PoolBusy as exc:
+                _note_busy(client, exc.reason)
+                return _error(request, 503, "http.busy", busy_message, retry)
+        finally:
+            body.release()
+        if isinstance(outcome, ParseFailed):
+            return _error(request, 400, outcome.code, outcome.message)
+        if isinstance(outcome, Unexpected):
+            if outcome.kind == "BrokenProcessPool":
+                _note_busy(client, outcome.message)
+                return _error(request, 503, "http.busy", busy_message, retry)
+            log.warning("internal error reading a report from %s: %s: %s", client, outcome.kind, outcome.message)
+            if outcome.traceback:
+                log.debug("%s", outcome.traceback)
+            return _error(request, 500, "http.internal", "internal error")
+        return await _store(request, client, outcome)
+
+    async def _store(request: Request, client: str, report: TlsRptReport) -> Response:
         if settings.allowed_domains is not None:
             outside = sorted({p.policy_domain or "(none)" for p in report.policies} - settings.allowed_domains)
             if outside or not report.policies:
                 return _error(
+                    request,
                     403,
                     "report.domain.not_accepted",
                     f"this endpoint takes no reports for {', '.join(outside) or 'reports without a policy'}",
                 )
         try:
             (result,) = await asyncio.to_thread(store.add_reports, [report], source=f"https:{client}", now=clock())
-        except SQLAlchemyError:
-            log.exception("cannot store a report from %s", client)
-            return _error(503, "store.unavailable", "the report store is unavailable; send the report again later")
+        except (SQLAlchemyError, StoreError) as exc:
+            # anticipated (the database is down or stopped answering): the access line says
+            # 503 store.unavailable; the reason once per window; a summary when it repeats
+            if failures.note("store.unavailable", ticks()) == 1:
+                reason = exc.message if isinstance(exc, StoreError) else describe_store_error(exc, store.url)
+                log.warning("store unavailable: %s", reason)
+            return _error(
+                request, 503, "store.unavailable", "the report store is unavailable; send the report again later", retry
+            )
         return JSONResponse({"stored": result.stored, "id": result.key}, status_code=201)
 
-    async def on_error(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "http.internal", "internal error")
+    def _note_busy(client: str, reason: str) -> None:
+        if failures.note("http.busy", ticks()) == 1:
+            log.warning("busy, a request from %s is refused: %s", client, reason)
 
-    return Starlette(
+    async def on_error(request: Request, exc: Exception) -> Response:
+        failures.note("http.internal", ticks())
+        log.warning(
+            "internal error on %s %s: %s",
+            sanitise(request.method, 20),
+            sanitise(request.scope.get("raw_path", b""), 120),
+            type(exc).__name__,
+        )
+        log.debug("traceback of the internal error", exc_info=exc)
+        return _error(request, 500, "http.internal", "internal error")
+
+    starlette = Starlette(
         routes=[Route("/{path:path}", receive_report, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])],
         exception_handlers={Exception: on_error},
     )
+    return _AccessLog(starlette)
+
+
+class _AccessLog:
+    """ASGI middleware: one sanitised access line per request, after its response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        seen = {"in": 0, "out": 0, "status": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = int(message["status"])
+            elif message["type"] == "http.response.body":
+                seen["out"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            client = scope.get("client")
+            status = seen["status"]
+            access_log.log(
+                logging.WARNING if status >= 500 else logging.INFO,
+                '%s "%s %s" %s in=%d out=%d %.1fms %s',
+                sanitise(client[0] if client else "unknown", 60),
+                sanitise(scope.get("method", ""), 20),
+                sanitise(scope.get("raw_path", b""), 120),
+                status or "-",
+                seen["in"],
+                seen["out"],
+                (time.monotonic() - started) * 1000,
+                sanitise(str(state.get(_CODE_KEY, "-")), 60),
+            )
+
+
+class _ConnectionGuard:
+    """What the connections of one server share: the caps, the counts, the failure log."""
+
+    def __init__(self, settings: EndpointSettings, tally: FailureTally) -> None:
+        self.settings = settings
+        self.tally = tally
+        self.total = 0
+        self.per_client: Counter[str] = Counter()
+        self.tick = max(0.05, min(1.0, settings.header_timeout / 4, settings.body_timeout / 4))
+
+    def admit(self, client: str) -> str | None:
+        """None when ``client`` may open one more connection, else why not."""
+        if self.total >= self.settings.max_connections:
+            return f"the server has {self.total} connections open"
+        # behind a proxy every connection comes from the proxy: only the total cap applies
+        per_client = self.settings.max_connections_per_client
+        if not self.settings.trust_proxy_headers and self.per_client[client] >= per_client:
+            return f"this client has {self.per_client[client]} connections open"
+        self.total += 1
+        self.per_client[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.total -= 1
+        self.per_client[client] -= 1
+        if self.per_client[client] <= 0:
+            del self.per_client[client]
+
+    def failed(self, client: str, code: str, message: str, now: float) -> None:
+        """One line per failure, up to ten per code and window; the window's summary counts all."""
+        if self.tally.note(code, now) <= 10:
+            log.warning("connection from %s closed: %s [%s]", sanitise(client, 60), message, code)
+
+
+class _GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol plus what it lacks against slow clients: caps on
+    connections, a deadline for the request head, and an idle timeout and minimum rate for
+    the body. ``_guard`` is set on a subclass made per server."""
+
+    _guard: ClassVar[_ConnectionGuard]
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._peer = "unknown"
+        self._admitted = False
+        self._phase = "head"
+        self._since = 0.0
+        self._last = 0.0
+        self._received = 0
+        self._served = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._peer = self.client[0] if self.client else "unknown"
+        refusal = self._guard.admit(self._peer)
+        if refusal is not None:
+            # answered on the next loop turn: closing a TLS transport from inside the callback
+            # that completes its handshake does not reach the client
+            self.loop.call_soon(self._close_with, 503, "http.too_many_connections", f"too many connections: {refusal}")
+            return
+        self._admitted = True
+        limit_reads = getattr(transport, "set_read_buffer_limits", None)
+        if limit_reads is not None:
+            # TLS transports buffer up to 256 KiB of undelivered input per connection by
+            # default; 64 KiB is plenty for a report and keeps 200 slow uploads small
+            limit_reads(high=64 * KIB)
+        self._enter("head")
+        self._timer = self.loop.call_later(self._guard.tick, self._check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted:
+            self._admitted = False
+            self._guard.release(self._peer)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += len(data)
+        self._last = self.loop.time()
+        super().data_received(data)
+        self._sync()
+
+    def on_response_complete(self) -> None:
+        self._served += 1
+        unread = self.conn.their_state is h11.SEND_BODY
+        super().on_response_complete()
+        if unread:  # answered before the body ended (refused): do not wait for the rest
+            self._linger()
+        self._sync()
+
+    def _linger(self) -> None:
+        """Give a closing connection a moment to take the answer, then drop it: a TLS close
+        otherwise waits (up to 30 s) for a client that may still be sending a body."""
+        self.transport.close()
+        self.loop.call_later(1.0, self.transport.abort)
+
+    def _sync(self) -> None:
+        state = self.conn.their_state
+        phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "busy"
+        if phase != self._phase:
+            self._enter(phase)
+
+    def _enter(self, phase: str) -> None:
+        self._phase = phase
+        self._since = self._last = self.loop.time()
+        self._received = 0
+
+    def _check(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        settings, now = self._guard.settings, self.loop.time()
+        if self._phase == "head" and now - self._since > settings.header_timeout:
+            if self._received == 0 and self._served:
+                self.transport.close()  # an idle keep-alive connection: nothing is lost
+                return
+            self._close_with(
+                408, "http.header_timeout", f"the request head did not arrive within {settings.header_timeout:g} s"
+            )
+            return
+        if self._phase == "body":
+            elapsed = now - self._since
+            if self.flow.read_paused:
+                # the application is not reading: the wait is ours, not the client's
+                self._since += self._guard.tick
+                self._last = now
+            elif now - self._last > settings.body_timeout:
+                self._close_with(408, "http.body_timeout", f"no byte of the body for {settings.body_timeout:g} s")
+                return
+            elif now - self._since > settings.body_timeout and self._received < settings.min_body_rate * elapsed:
+                self._close_with(
+                    408,
+                    "http.body_timeout",
+                    f"the body came slower than {settings.min_body_rate:g} bytes/s",
+                )
+                return
+        self._timer = self.loop.call_later(self._guard.tick, self._check)
+
+    def _close_with(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` (unless a response has started) and close the connection."""
+        self._guard.failed(self._peer, code, message, time.monotonic())
+        if self.cycle is None or not self.cycle.response_started:
+            body = json.dumps({"error": {"code": code, "message": message}}).encode()
+            extra = f"retry-after: {self._guard.settings.retry_after}\r\n" if status == 503 else ""
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode("ascii") + body)
+        self._linger()
 
 
 class ReportServer:
-    """The endpoint served by uvicorn over TLS. Nothing happens until :meth:`start`."""
+    """The endpoint served over TLS (terminated at accept) with the limits of
+    :class:`EndpointSettings`. Nothing happens until :meth:`start`."""
 
     def __init__(
         self,
@@ -193,9 +758,14 @@ class ReportServer:
         self.certfile = certfile
         self.keyfile = keyfile
         self.settings = settings
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.tally = FailureTally(settings.log_window)
         self._socket: socket.socket | None = None
+        self._server: asyncio.Server | None = None
+        self._state: ServerState | None = None
+        self._pool: ParsePool | None = None
+        self._budget: BodyBudget | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -205,53 +775,127 @@ class ReportServer:
         return str(host), int(port)
 
     async def start(self) -> None:
-        """Open the store, bind, and serve in the background; returns when accepting connections."""
+        """Open the store, start the parse workers, bind, and accept connections."""
+        settings = self.settings
         await asyncio.to_thread(self.store.open)
+        pin_malloc_thresholds()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
+        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KIB)
         try:
             sock.bind((self.host, self.port))
         except OSError:
             sock.close()
             raise
         self._socket = sock
+        self._stopped = asyncio.Event()
+        spool = Path(tempfile.mkdtemp(prefix="mtasts-serve-", dir=settings.spool_dir))
+        self._budget = BodyBudget(
+            settings.memory_budget, settings.spool_budget, settings.spool_threshold, spool, uploads=settings.max_uploads
+        )
+        self._pool = ParsePool(
+            settings.limits,
+            workers=settings.parse_workers,
+            queue=settings.parse_queue,
+            small_body=settings.parse_small_body,
+            per_client=settings.parses_per_client,
+            kind=settings.parse_pool,
+            on_worker_lost=lambda lane: log.warning("a parse worker (%s reports) died; started a new one", lane),
+        )
+        await self._pool.start()
+        app = make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
+        guard = _ConnectionGuard(settings, self.tally)
+        protocol: type[_GuardedH11Protocol] = type("GuardedH11Protocol", (_GuardedH11Protocol,), {"_guard": guard})
         config = uvicorn.Config(
-            make_app(self.store, self.settings),
+            app,
+            http=protocol,
             ssl_certfile=self.certfile,
             ssl_keyfile=self.keyfile,
             ssl_version=ssl.PROTOCOL_TLS_SERVER,
-            proxy_headers=self.settings.trust_proxy_headers,
-            forwarded_allow_ips=list(self.settings.forwarded_allow_ips),
+            proxy_headers=settings.trust_proxy_headers,
+            forwarded_allow_ips=list(settings.forwarded_allow_ips),
             lifespan="off",
             log_config=None,
             access_log=False,
             server_header=False,
-            timeout_graceful_shutdown=5,
+            timeout_keep_alive=settings.keep_alive_timeout,
+            h11_max_incomplete_event_size=settings.max_head,
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                await self._task  # raises what stopped it
-                raise RuntimeError("the server stopped while starting")
-            await asyncio.sleep(0.01)
+        config.load()
+        state = self._state = ServerState()
+
+        def new_connection() -> asyncio.Protocol:
+            return protocol(config=config, server_state=state, app_state={})
+
+        loop = asyncio.get_running_loop()
+        # TLS is terminated by the server at accept (no byte is read before the handshake),
+        # with a deadline for the handshake itself: uvicorn would leave asyncio's 60 s.
+        self._server = await loop.create_server(
+            new_connection,
+            sock=sock,
+            ssl=config.ssl,
+            ssl_handshake_timeout=settings.handshake_timeout if config.ssl is not None else None,
+            backlog=min(2048, settings.max_connections),
+        )
+        self._ticker = asyncio.create_task(self._tick(state))
+
+    async def _tick(self, state: ServerState) -> None:
+        """Once a second: the Date header, the failure summaries, and memory handed back to the
+        system once no body is held any more."""
+        while True:
+            state.default_headers = [(b"date", formatdate(usegmt=True).encode("ascii"))]
+            for code, count in self.tally.due(time.monotonic()):
+                what = "requests failed" if code in _REQUEST_FAILURES else "connections closed"
+                log.warning("%s: %d %s in the last %g s", code, count, what, self.tally.window)
+            budget, pool = self._budget, self._pool
+            idle = budget is not None and pool is not None and not (budget.memory or budget.disk or pool.in_flight)
+            if idle and budget is not None and budget.touched:
+                budget.touched = False
+                trim_malloc()
+            await asyncio.sleep(1.0)
 
     async def serve_forever(self) -> None:
-        if self._task is None:
+        if self._server is None:
             await self.start()
-        assert self._task is not None
-        await self._task
+        assert self._stopped is not None
+        await self._stopped.wait()
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
+            self._server.close()
+        if self._state is not None:
+            for connection in list(self._state.connections):
+                connection.shutdown()
+            deadline = time.monotonic() + 5
+            while self._state.tasks and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            # still open (a slow upload, a client that does not answer the TLS close): drop
+            # the connections, which ends their requests the way a client disconnect does,
+            # without a cancelled task's traceback
+            for connection in list(self._state.connections):
+                with contextlib.suppress(AttributeError):
+                    connection.transport.abort()
+            deadline = time.monotonic() + 1
+            while self._state.tasks and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            for task in list(self._state.tasks):
+                task.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await self._ticker
+        if self._pool is not None:
+            self._pool.shutdown()
         if self._socket is not None:
             self._socket.close()
-        self._server = self._task = self._socket = None
+        if self._budget is not None and self._budget.directory is not None:
+            shutil.rmtree(self._budget.directory, ignore_errors=True)
+        if self._stopped is not None:
+            self._stopped.set()
+        self._server = self._state = self._pool = self._budget = self._ticker = self._socket = None
         await asyncio.to_thread(self.store.close)
 
     async def __aenter__(self) -> ReportServer:
