@@ -49,8 +49,8 @@ def test_policy_from_stdin_as_json(runner: CliRunner) -> None:
 
 def test_missing_file(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["lint", "policy", str(tmp_path / "nope.txt")])
-    assert result.exit_code == 2
-    assert "cannot read" in result.output
+    assert result.exit_code == 3  # could not run: a file that cannot be read
+    assert result.stderr == f"mtasts: error: cannot read {tmp_path / 'nope.txt'}: No such file or directory\n"
 
 
 def test_record(runner: CliRunner) -> None:

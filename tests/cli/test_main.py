@@ -29,3 +29,16 @@ def test_help_lists_commands() -> None:
     )
     for command in ("lint", "generate"):
         assert command in result.stdout
+
+
+def test_a_store_error_a_command_let_through_is_still_one_line_with_its_code() -> None:
+    """run()'s safety net: a StoreError is anticipated (a database problem, or a bad --db URL),
+    so it is never reported as an internal error, whichever command raised it."""
+    from mtasts.cli.exitcodes import ExitCode
+    from mtasts.cli.main import _store_error
+    from mtasts.store.errors import StoreMissing, StoreUnavailable, UnsupportedDatabase
+
+    assert _store_error(StoreUnavailable("database x: down")) == ("database x: down", ExitCode.CANNOT_RUN)
+    assert _store_error(StoreMissing("no report database at /x")) == ("no report database at /x", ExitCode.CANNOT_RUN)
+    assert _store_error(UnsupportedDatabase("unsupported")) == ("unsupported", ExitCode.USAGE)
+    assert _store_error(ValueError("a bug")) is None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
+from mtasts.core.tlsrpt_report import parse_report
 from tests.conftest import TLSRPT_SAMPLES, require_shared
-from tests.report.test_mail import BODY, message
+from tests.report.test_mail import BODY, REPORT, message
 
 runner = CliRunner()
 
@@ -48,7 +51,7 @@ def test_parse_a_bad_file_exits_1_with_the_error_code(tmp_path: Path) -> None:
 
 def test_parse_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "parse", str(tmp_path / "nope.json")])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # could not run: a file that cannot be read
     assert "cannot read" in result.stderr
 
 
@@ -94,8 +97,13 @@ def test_summary_after_ingesting_the_samples_names_failing_senders(tmp_path: Pat
 
 
 def test_summary_on_an_empty_store_says_what_to_do(tmp_path: Path) -> None:
+    from mtasts.store.store import ReportStore
+
+    with ReportStore(str(tmp_path / "db.sqlite3")):
+        pass  # a database with the schema and no report (what an ingest of nothing leaves)
     result = runner.invoke(app, ["report", "summary"], env={"MTASTS_DB": str(tmp_path / "db.sqlite3")})
     assert result.exit_code == 0
+    assert "No reports stored in sqlite:///" in result.stdout
     assert "mtasts report ingest" in result.stdout
 
 
@@ -140,7 +148,7 @@ def test_digest_is_printed_or_mailed(tmp_path: Path) -> None:
     env = {"MTASTS_DB": str(tmp_path / "db.sqlite3")}
     runner.invoke(app, ["report", "ingest", str(tmp_path / "a.json")], env=env)
     printed = runner.invoke(app, ["report", "digest", "--exit-status"], env=env)
-    assert printed.exit_code == 3  # a new failing sender is an alert
+    assert printed.exit_code == 1  # a new failing sender is an alert: problems found
     assert "Example Sender newly fails to deliver to example.com" in printed.stdout
     as_json = json.loads(runner.invoke(app, ["report", "digest", "--json"], env=env).stdout)
     assert as_json["alerts"][0]["kind"] == "new-failing-sender"
@@ -210,3 +218,38 @@ def test_serve_over_tls_until_interrupted(tmp_path: Path) -> None:
             server.stderr.close()
     listed = runner.invoke(app, ["report", "export", "--format", "json", "--db", str(tmp_path / "db.sqlite3")])
     assert [r["report_id"] for r in json.loads(listed.stdout)] == ["r-1"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL as given to --db: a SQLite file, or a fresh schema of the real PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "reports.sqlite3")
+    return str(request.getfixturevalue("pg")())
+
+
+def test_summary_over_days_survives_counts_that_add_past_64_bits(tmp_path: Path, db_url: str) -> None:
+    """Rows an older mtasts stored (it did not cap counts at parse time): three reports of one day
+    with 2^62 sessions each. SQLite's SUM() raised "integer overflow" out of 'summary --days'."""
+    from sqlalchemy import text
+
+    from mtasts.store.store import ReportStore
+
+    with ReportStore(db_url) as store:
+        store.add_reports(
+            [parse_report(json.dumps({**REPORT, "report-id": f"old-{n}"}).encode()) for n in range(3)],
+            source="old",
+            now=datetime(2026, 11, 29, tzinfo=UTC),
+        )
+        with store.engine.begin() as connection:
+            connection.execute(text("UPDATE tlsrpt_policy SET total_successful = :n, total_failure = :n"), {"n": 2**62})
+            connection.execute(text("UPDATE tlsrpt_failure SET failed_session_count = :n"), {"n": 2**62})
+    days = (datetime.now(UTC).date() - date(2026, 11, 28)).days + 1
+    result = runner.invoke(app, ["report", "summary", "--days", str(days), "--json", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    (domain,) = json.loads(result.stdout)["domains"]
+    assert (domain["total_successful"], domain["total_failure"]) == (2**63 - 1, 2**63 - 1)  # saturated
+    assert domain["by_result_type"] == {"starttls-not-supported": 2**63 - 1}
+    table = runner.invoke(app, ["report", "summary", "--days", str(days), "--db", db_url], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "9223372036854775807" in table.stdout

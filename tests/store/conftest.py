@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,16 +49,17 @@ def postgres_url() -> Iterator[Callable[[], tuple[str, dict[str, str]]]]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], ReportStore]]:
-    """Builds (unopened) stores on one fresh database: the same one for every call in a test."""
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ReportStore]]:
+    """Builds (unopened) stores on one fresh database: the same one for every call in a test
+    (keyword arguments go to :class:`ReportStore`, e.g. ``create=False``)."""
     if request.param == "sqlite":
         url, connect_args = f"sqlite:///{tmp_path / 'reports.sqlite3'}", {}
     else:
         url, connect_args = request.getfixturevalue("postgres_url")()
     made: list[ReportStore] = []
 
-    def make() -> ReportStore:
-        store = ReportStore(url, connect_args=connect_args)
+    def make(**options: Any) -> ReportStore:
+        store = ReportStore(url, connect_args=connect_args, **options)
         made.append(store)
         return store
 
@@ -67,6 +69,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 
 
 @pytest.fixture
-def store(store_factory: Callable[[], ReportStore]) -> Iterator[ReportStore]:
+def store(store_factory: Callable[..., ReportStore]) -> Iterator[ReportStore]:
     with store_factory() as opened:
         yield opened

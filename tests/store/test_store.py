@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from mtasts.core.tlsrpt_report import Rollup, TlsRptReport, parse_report, report_rows
 from mtasts.report.analysis import (
@@ -23,6 +26,7 @@ from mtasts.report.analysis import (
     summarise_rollup,
 )
 from mtasts.report.mail import parse_any
+from mtasts.store.errors import StoreMissing, StoreUnavailable, UnsupportedDatabase
 from mtasts.store.models import Base
 from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
 from tests.conftest import TLSRPT_SAMPLES, require_shared
@@ -50,7 +54,7 @@ def test_building_a_store_connects_to_nothing() -> None:
         _ = store.engine
 
 
-def test_reopening_is_harmless(store_factory: Callable[[], ReportStore]) -> None:
+def test_reopening_is_harmless(store_factory: Callable[..., ReportStore]) -> None:
     with store_factory() as first:
         first.add_reports([make_report()], source="a", now=NOW)
     with store_factory() as second:
@@ -124,7 +128,7 @@ def test_rows_filter_by_day_and_domain(store: ReportStore) -> None:
     assert [s.report.report_id for s in store.reports(since=date(2026, 11, 20))] == ["r-1"]
 
 
-def test_concurrent_writers_store_a_report_once(store_factory: Callable[[], ReportStore]) -> None:
+def test_concurrent_writers_store_a_report_once(store_factory: Callable[..., ReportStore]) -> None:
     stores = [store_factory() for _ in range(4)]
     for one in stores:
         one.open()
@@ -259,7 +263,7 @@ def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: Report
     ]
 
 
-def test_the_migration_fills_the_rollups_of_rows_stored_before_it(store_factory: Callable[[], ReportStore]) -> None:
+def test_the_migration_fills_the_rollups_of_rows_stored_before_it(store_factory: Callable[..., ReportStore]) -> None:
     with store_factory() as store:
         store.migrate("0001")
         store.add_reports(generated_reports(40, seed=3), source="g", now=NOW)
@@ -270,3 +274,138 @@ def test_the_migration_fills_the_rollups_of_rows_stored_before_it(store_factory:
         store.migrate()
         from_rows = rollup_rows(store.policy_rows(), store.failure_rows())
         assert analysed(store.rollup()) == analysed(from_rows)
+
+
+BIG: Final = 2**62  # two of these pass 2^63-1, where SQLite's SUM() raises "integer overflow"
+MAX_COUNT: Final = 2**63 - 1
+
+
+def store_huge_counts(store: ReportStore, *ids: str) -> None:
+    """Reports whose counts the database holds at 2^62, as versions that did not cap counts at
+    parse time accepted them: written in directly, since today's parser refuses such values."""
+    store.add_reports([make_report(**{"report-id": i}) for i in ids], source="old", now=NOW)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE tlsrpt_policy SET total_successful = :n, total_failure = :n"), {"n": BIG})
+        connection.execute(text("UPDATE tlsrpt_failure SET failed_session_count = :n"), {"n": BIG})
+
+
+def test_sums_over_a_period_saturate_instead_of_overflowing(store: ReportStore) -> None:
+    store_huge_counts(store, "old-1", "old-2", "old-3")
+    rollup = store.rollup(since=date(2026, 11, 1))  # grouped in the database: SUM over 3 x 2^62
+    ((_, _, _, ok, failed),) = rollup.days
+    assert (ok, failed) == (MAX_COUNT, MAX_COUNT)
+    ((_, _, ok, failed, _, _),) = rollup.senders
+    assert (ok, failed) == (MAX_COUNT, MAX_COUNT)
+    assert {f[4] for f in rollup.failures} == {MAX_COUNT}
+    (summary,) = summarise_rollup(rollup)
+    assert summary.totals.successful == MAX_COUNT
+
+
+def test_sums_over_a_period_stay_exact_below_the_limit(store: ReportStore) -> None:
+    store_huge_counts(store, "old-1")
+    store.add_reports([make_report(**{"report-id": "small"})], source="new", now=NOW)  # 7 ok, 1 failed
+    ((_, _, _, ok, failed),) = store.rollup(since=date(2026, 11, 1)).days
+    assert (ok, failed) == (BIG + 7, BIG + 1)  # exact: no detour through floating point
+
+
+# --- opening: writers create, readers never do ---------------------------------------------------
+
+
+def test_a_reader_finds_what_a_writer_stored(store_factory: Callable[..., ReportStore]) -> None:
+    with store_factory() as writer:
+        writer.add_reports([make_report()], source="a", now=NOW)
+    with store_factory(create=False) as reader:
+        assert reader.count() == 1
+        assert reader.rollup().days
+
+
+def test_a_reader_creates_no_schema(store_factory: Callable[..., ReportStore]) -> None:
+    for _ in range(2):  # had the first reader made anything, the second would find it
+        with pytest.raises(StoreMissing, match=r"no report database at|holds no mtasts reports"):
+            store_factory(create=False).open()
+    with store_factory() as writer:
+        assert writer.count() == 0
+    with store_factory(create=False) as reader:
+        assert reader.count() == 0
+
+
+def test_a_reader_creates_no_file_and_no_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "a" / "b" / "reports.sqlite3"
+    for url in (str(missing), f"sqlite:///{missing}"):
+        with pytest.raises(StoreMissing, match=f"no report database at {missing}.*folder does not exist"):
+            ReportStore(url, create=False).open()
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    with pytest.raises(StoreMissing, match="no report database at"):
+        ReportStore(str(missing), create=False).open()
+    assert [p.name for p in tmp_path.rglob("*")] == ["a", "b"]
+
+
+def test_a_reader_writes_nothing_into_a_foreign_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(StoreMissing, match="holds no mtasts reports"):
+        ReportStore(str(path), create=False).open()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root:hunter2@127.0.0.1/db",
+        "postgresql+psycopg2://u@h/db",
+        "oracle://u@h/db",
+        "postgresql://u:hunter2@h/",
+    ],
+)
+def test_unsupported_urls_are_refused_before_connecting(url: str) -> None:
+    with pytest.raises(UnsupportedDatabase) as caught:
+        ReportStore(url)
+    assert "hunter2" not in caught.value.message
+    assert "postgresql://" in caught.value.message
+
+
+def test_an_unreachable_server_is_one_redacted_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = ReportStore(f"postgresql://postgres:hunter2@127.0.0.1:{port}/test")
+    assert store.display_url == f"postgresql+psycopg://postgres:***@127.0.0.1:{port}/test"
+    with pytest.raises(StoreUnavailable) as caught:
+        store.open()
+    assert caught.value.message.startswith(f"database postgresql+psycopg://postgres:***@127.0.0.1:{port}/test: ")
+    assert "\n" not in caught.value.message
+    assert "hunter2" not in caught.value.message
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = store.engine  # nothing half-open is left behind
+
+
+def test_a_locked_database_is_unavailable_not_a_bug(tmp_path: Path) -> None:
+    path = tmp_path / "reports.sqlite3"
+    with ReportStore(str(path)) as store:
+        store.add_reports([make_report()], source="a", now=NOW)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("PRAGMA journal_mode=DELETE")  # a rollback journal: an exclusive lock stops readers
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable, match="database is locked"):
+            ReportStore(str(path), connect_args={"timeout": 0.1}, create=False).open()
+    finally:
+        locker.rollback()
+        locker.close()
+
+
+def test_a_broken_schema_is_not_mistaken_for_an_outage(tmp_path: Path) -> None:
+    """A query mtasts got wrong (here: a table someone dropped) is a bug to see, with --debug;
+    only a database that cannot be used becomes StoreUnavailable (exit status 3)."""
+    from sqlalchemy.exc import OperationalError
+
+    from mtasts.store.errors import translate_store_errors
+
+    with ReportStore(str(tmp_path / "r.db")) as store:
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE tlsrpt_day_total")
+        with pytest.raises(OperationalError, match="no such table"), translate_store_errors(store.url):
+            store.rollup()

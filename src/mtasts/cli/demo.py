@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mtasts.cli._run import run_async
+from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import console
 from mtasts.lab.scenarios import CATALOGUE
 
@@ -50,18 +51,21 @@ def demo(
 ) -> None:
     """Bring up the loopback lab and show what 'mtasts check' finds on correct and broken domains.
 
-    Exit status 1 if a domain did not come out as its scenario expects (a bug to report).
+    Exit status 1 (problems found) if a domain did not come out as its scenario expects (a bug
+    to report), 3 if the lab cannot start on this machine.
     """
     names = tuple(scenario or DEFAULT_SCENARIOS)
     unknown = [name for name in names if name not in CATALOGUE]
     if unknown:
-        console(stderr=True).print(f"[severity.error]error:[/] unknown scenario(s): {', '.join(unknown)}")
-        raise typer.Exit(2)
+        fail(f"unknown scenario(s): {', '.join(unknown)} (see 'mtasts lab list')", ExitCode.USAGE)
     out = console()
     out.print("[heading]mtasts demo[/]: a small mail internet on loopback (DNS, HTTPS policy hosts, SMTP MX hosts)")
     from mtasts.check.render import render_report
 
-    reports, options = run_async(_inspect(names))
+    try:
+        reports, options = run_async(_inspect(names))
+    except OSError as exc:  # the lab's servers could not bind (ports, addresses)
+        fail(f"cannot start the lab: {exc.strerror or exc}")
     out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
     table = Table(title="mtasts check on the lab's domains", title_justify="left")
     # long codes fold rather than being cut short, so a narrow terminal still shows everything
@@ -92,7 +96,7 @@ def demo(
     style = "ok" if as_expected == len(reports) else "severity.error"
     out.print(f"[{style}]{len(reports)} domains checked, {as_expected} as their scenarios expect[/]")
     if as_expected != len(reports):
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 def _codes(report: DomainReport) -> Text:

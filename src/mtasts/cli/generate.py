@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from mtasts.cli.exitcodes import ExitCode
 from mtasts.cli.output import console, print_json, print_problems
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode
 from mtasts.core.problems import ParseError
@@ -41,7 +42,8 @@ def generate(
     """Print the policy file and the DNS records to publish for DOMAIN.
 
     The policy id is the current UTC time; publish the policy first, then the _mta-sts record,
-    and change the id whenever the policy changes.
+    and change the id whenever the policy changes. Exit status 2 when an option's value is
+    invalid (each problem is printed, with its fix); warnings do not change the exit status.
     """
     try:
         plan = plan_deployment(
@@ -52,7 +54,7 @@ def generate(
             print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
         else:
             print_problems(console(stderr=True), exc.problems)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(int(ExitCode.USAGE)) from exc  # the values given on the command line
     if json_output:
         print_json(plan.to_dict())
     else:

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from mtasts.cli._run import run_async
+from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import console
 from mtasts.lab.scenarios import CATALOGUE
 
@@ -59,23 +60,24 @@ def up(
         str | None, typer.Option("--network", help="Loopback network for host addresses, e.g. 127.53.0.0/16.")
     ] = None,
 ) -> None:
-    """Run the lab in the foreground until SIGINT or SIGTERM."""
+    """Run the lab in the foreground until SIGINT or SIGTERM. Exit status 2 for an unknown
+    scenario or network, 3 when the lab cannot start (ports, addresses, the --info folder)."""
     unknown = [name for name in scenario or () if name not in CATALOGUE]
     if unknown:
-        console(stderr=True).print(f"[severity.error]error:[/] unknown scenario(s): {', '.join(unknown)}")
-        raise typer.Exit(2)
+        fail(f"unknown scenario(s): {', '.join(unknown)} (see 'mtasts lab list')", ExitCode.USAGE)
+    if info is not None and not info.parent.is_dir():  # found now, not after the lab is up
+        fail(f"cannot write --info {info}: the folder {info.parent} does not exist (create it first)")
     try:
         from mtasts.lab.world import Lab, Ports
 
         lab = Lab(scenario or None, network=network, ports=Ports.standard() if standard_ports else Ports())
     except ValueError as exc:
-        console(stderr=True).print(f"[severity.error]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc), ExitCode.USAGE)
     try:
         run_async(_run(lab, info))
     except OSError as exc:
-        console(stderr=True).print(f"[severity.error]error:[/] cannot start the lab: {exc}")
-        raise typer.Exit(1) from exc
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"cannot start the lab: {exc.strerror or exc}{where}")
 
 
 async def _run(lab: Lab, info_file: Path | None) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from mtasts.cli.exitcodes import FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json, print_problems
 from mtasts.core.policy import lint_policy
 from mtasts.core.problems import Problem, Severity
@@ -16,11 +17,20 @@ from mtasts.core.record import lint_sts_record
 from mtasts.core.tlsrpt_record import lint_tlsrpt_record
 
 app = typer.Typer(
-    help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when invalid.",
+    help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when "
+    "invalid (or, with --fail-on warning, when there is a warning), 3 when FILE cannot be read.",
     no_args_is_help=True,
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+FailOnOption = Annotated[
+    FailOn,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when a problem is at least this severe: error (default: the input is invalid), "
+        "warning (also a risky but valid input), never.",
+    ),
+]
 MAX_POLICY_FILE = 1024 * 1024  # lint reads files; a policy fetch caps bodies at 64 KiB anyway
 
 
@@ -28,6 +38,7 @@ MAX_POLICY_FILE = 1024 * 1024  # lint reads files; a policy fetch caps bodies at
 def lint_policy_command(
     file: Annotated[str, typer.Argument(help="Policy file to check, or '-' for standard input.", metavar="FILE|-")],
     json_output: JsonOption = False,
+    fail_on: FailOnOption = FailOn.ERROR,
 ) -> None:
     """Check an MTA-STS policy file (the body of /.well-known/mta-sts.txt)."""
     if file == "-":
@@ -39,36 +50,36 @@ def lint_policy_command(
             with path.open("rb") as handle:
                 data = handle.read(MAX_POLICY_FILE + 1)
         except OSError as exc:
-            console(stderr=True).print(f"[severity.error]error:[/] cannot read {file}: {exc.strerror or exc}")
-            raise typer.Exit(2) from exc
+            fail(f"cannot read {file}: {exc.strerror or exc}")
         subject = file
     if len(data) > MAX_POLICY_FILE:
-        console(stderr=True).print(f"[severity.error]error:[/] {subject} is larger than 1 MiB; it is not a policy file")
-        raise typer.Exit(2)
+        fail(f"{subject} is larger than 1 MiB: not read (a policy file is a few hundred bytes)")
     policy, problems = lint_policy(data)
-    _finish("policy", subject, policy.to_dict() if policy else None, problems, json_output)
+    _finish("policy", subject, policy.to_dict() if policy else None, problems, json_output, fail_on)
 
 
 @app.command("record")
 def lint_record_command(
     text: Annotated[str, typer.Argument(help="The _mta-sts TXT record, e.g. 'v=STSv1; id=20261129T081500'.")],
     json_output: JsonOption = False,
+    fail_on: FailOnOption = FailOn.ERROR,
 ) -> None:
     """Check an _mta-sts TXT record (its strings joined, without quotes)."""
     record, problems = lint_sts_record(text)
     parsed = None if record is None else {"id": record.id, "extensions": dict(record.extensions)}
-    _finish("record", None, parsed, problems, json_output)
+    _finish("record", None, parsed, problems, json_output, fail_on)
 
 
 @app.command("tlsrpt")
 def lint_tlsrpt_command(
     text: Annotated[str, typer.Argument(help="The _smtp._tls TXT record, e.g. 'v=TLSRPTv1; rua=mailto:...'.")],
     json_output: JsonOption = False,
+    fail_on: FailOnOption = FailOn.ERROR,
 ) -> None:
     """Check an _smtp._tls (TLS reporting) TXT record."""
     record, problems = lint_tlsrpt_record(text)
     parsed = None if record is None else {"rua": list(record.rua), "extensions": dict(record.extensions)}
-    _finish("tlsrpt", None, parsed, problems, json_output)
+    _finish("tlsrpt", None, parsed, problems, json_output, fail_on)
 
 
 def _finish(
@@ -77,6 +88,7 @@ def _finish(
     parsed: Mapping[str, object] | None,
     problems: tuple[Problem, ...],
     json_output: bool,
+    fail_on: FailOn,
 ) -> None:
     valid = parsed is not None
     if json_output:
@@ -99,4 +111,6 @@ def _finish(
             out.print(f"[ok]✓ valid {name}[/]{extra}")
         else:
             out.print(f"[severity.error]✗ invalid {name}[/]: {errors} error{'s' * (errors != 1)}")
-    raise typer.Exit(0 if valid else 1)
+    # an invalid input always carries an error; the check keeps "invalid" failing regardless
+    severities = [p.severity for p in problems] + ([] if valid else [Severity.ERROR])
+    raise typer.Exit(int(exit_for(severities, fail_on)))

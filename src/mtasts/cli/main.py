@@ -8,14 +8,14 @@ import traceback
 from typing import Annotated
 
 import typer
+from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
 from mtasts.cli import check, demo, generate, lab, lint, report
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
-    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, report, lab.\n\n"
-    + EXIT_CODES_HELP
+    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, report, lab.\n\n" + EXIT_CODES_HELP
 )
 
 app = typer.Typer(
@@ -34,6 +34,22 @@ app.command("demo")(demo.demo)
 app.add_typer(report.app, name="report")
 
 _DEBUG_ENV = "MTASTS_DEBUG"
+
+
+def _epilog_everywhere(group: typer.Typer, epilog: str) -> None:
+    """Give every command and group under ``group`` ``epilog`` (unless it has its own), so that
+    each ``--help`` ends with the exit-status scheme, including commands added later."""
+    for command in group.registered_commands:
+        if command.epilog is None:
+            command.epilog = epilog
+    for info in group.registered_groups:
+        if info.epilog is None or isinstance(info.epilog, DefaultPlaceholder):
+            info.epilog = epilog
+        if info.typer_instance is not None:
+            _epilog_everywhere(info.typer_instance, epilog)
+
+
+_epilog_everywhere(app, EXIT_CODES_HELP)
 
 
 def _version(value: bool) -> None:
@@ -66,6 +82,11 @@ def run(argv: list[str] | None = None) -> None:
         sys.stderr.write("mtasts: interrupted\n")
         sys.exit(130)
     except Exception as exc:  # a bug: one line, the traceback on request
+        store_error = _store_error(exc)
+        if store_error is not None:  # anticipated, but a command let it through: still one line
+            message, code = store_error
+            sys.stderr.write(f"mtasts: error: {message}\n")
+            sys.exit(int(code))
         if "--debug" in args or os.environ.get(_DEBUG_ENV) == "1":
             traceback.print_exc()
         sys.stderr.write(
@@ -73,3 +94,15 @@ def run(argv: list[str] | None = None) -> None:
             "  This is a bug in mtasts; rerun with --debug for the traceback and report it.\n"
         )
         sys.exit(int(ExitCode.INTERNAL))
+
+
+def _store_error(exc: BaseException) -> tuple[str, ExitCode] | None:
+    """The message and exit status of ``exc`` if it is a :class:`~mtasts.store.errors.StoreError`
+    (a bad URL is a usage error; the rest "could not run"). Looked up in ``sys.modules``: a
+    command that never loaded the store cannot raise one, and the commands that need no
+    database do not pay for importing SQLAlchemy."""
+    errors = sys.modules.get("mtasts.store.errors")
+    if errors is None or not isinstance(exc, errors.StoreError):
+        return None
+    code = ExitCode.USAGE if isinstance(exc, errors.UnsupportedDatabase) else ExitCode.CANNOT_RUN
+    return str(exc.message), code

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
 import os
 import smtplib
 import sys
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
@@ -17,8 +19,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import console, print_json, print_problems
 from mtasts.core.problems import ParseError, Severity
 from mtasts.core.tlsrpt_report import TlsRptReport
@@ -76,10 +80,32 @@ def _domain(domain: str | None) -> str | None:
     return None if domain is None else domain.strip().rstrip(".").lower()
 
 
-def _store(db: str | None) -> ReportStore:
+def _store(db: str | None, *, create: bool = True) -> ReportStore:
+    """The store named by ``--db`` (else ``$MTASTS_DB``, else the default file), not opened yet.
+    A URL mtasts cannot use is a usage error, said before anything is touched."""
+    from mtasts.store.errors import UnsupportedDatabase
     from mtasts.store.store import ReportStore, default_db_url
 
-    return ReportStore(db or default_db_url(os.environ))
+    try:
+        return ReportStore(db or default_db_url(os.environ), create=create)
+    except UnsupportedDatabase as exc:
+        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+
+
+@contextlib.contextmanager
+def _reading(db: str | None) -> Iterator[ReportStore]:
+    """The store opened for a read-only command (``summary``, ``export``, ``digest``): it creates
+    no database and no folder, and says so when there is none; a database that cannot be used
+    (unreachable, missing, locked, unreadable), now or while reading, ends the command with one
+    line and :attr:`ExitCode.CANNOT_RUN`."""
+    from mtasts.store.errors import StoreError, translate_store_errors
+
+    store = _store(db, create=False)
+    try:
+        with store, translate_store_errors(store.url):
+            yield store
+    except StoreError as exc:
+        fail(exc.message, ExitCode.CANNOT_RUN)
 
 
 def _cannot_read(err: Console, path: Path, exc: OSError) -> None:
@@ -91,10 +117,11 @@ def parse_command(
     files: Annotated[list[Path], typer.Argument(help="Report files: JSON, gzip, e-mails (.eml), mbox or Maildir.")],
     json_output: JsonOption = False,
 ) -> None:
-    """Read reports and print them normalised. Exit status 1 when any input is not a report."""
+    """Read reports and print them normalised. Exit status 1 when an input is not a report, 3 when
+    a FILE cannot be read (the others are still printed)."""
     out, err = console(), console(stderr=True)
     reports: list[tuple[str, TlsRptReport]] = []
-    failed = False
+    failed = unreadable = False
     for path in files:
         try:
             for source in iter_sources(path):
@@ -105,7 +132,7 @@ def parse_command(
                     print_problems(err, exc.problems, subject=source.label)
                     err.print(f"  in {source.label}", style="where")
         except OSError as exc:
-            failed = True
+            unreadable = True
             _cannot_read(err, path, exc)
     if json_output:
         print_json([{"source": label, **report.to_dict()} for label, report in reports])
@@ -115,8 +142,10 @@ def parse_command(
             warnings = [w for w in report.warnings if w.severity is not Severity.ERROR]
             if warnings:
                 print_problems(out, warnings)
+    if unreadable:
+        raise typer.Exit(int(ExitCode.CANNOT_RUN))
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 def _report_table(label: str, report: TlsRptReport) -> Table:
@@ -153,24 +182,43 @@ def _report_table(label: str, report: TlsRptReport) -> Table:
 
 
 def _ingest_path(
-    store: ReportStore, path: Path, outcomes: list[IngestOutcome], err: Console, json_output: bool
+    store: ReportStore, path: Path, outcomes: list[IngestOutcome], err: Console, json_output: bool, retry: bool
 ) -> bool:
-    """Ingest one PATH into ``outcomes``; True when something could not be ingested."""
+    """Ingest one PATH into ``outcomes`` (``StoreError`` escapes); False when PATH is unreadable."""
     from mtasts.report.ingest import ingest_paths
 
-    failed = False
     try:
-        for outcome in ingest_paths(store, [path]):
+        for outcome in ingest_paths(store, [path], retry_failed=retry):
             outcomes.append(outcome)
-            if outcome.error is not None:
-                failed = True
-                if not json_output:
-                    print_problems(err, outcome.error.errors[:1], subject=None)
-                    err.print(f"  in {outcome.label}", style="where")
+            if not json_output:
+                _print_outcome(err, outcome)
     except OSError as exc:
         _cannot_read(err, path, exc)
-        return True
-    return failed
+        return False
+    return True
+
+
+def _print_outcome(err: Console, outcome: IngestOutcome) -> None:
+    """A set-aside or skipped source on stderr: the problem, where it is, where it went."""
+    problem = outcome.error or outcome.warning
+    if problem is None:
+        return
+    print_problems(err, [problem], subject=None)
+    err.print(f"  in {outcome.label}", style="where")
+    if outcome.moved_to is not None and outcome.moved_to != outcome.label:
+        err.print(f"  set aside: {outcome.moved_to}", style="where")
+
+
+def _ingest_summary(outcomes: list[IngestOutcome], database: str, stopped: str | None) -> dict[str, object]:
+    return {
+        "stored": sum(o.stored for o in outcomes),
+        "duplicates": sum(o.duplicates for o in outcomes),
+        "set_aside": sum(1 for o in outcomes if o.set_aside),
+        "skipped": sum(1 for o in outcomes if o.skipped),
+        "database": database,
+        "stopped": stopped,
+        "sources": [o.to_dict() for o in outcomes],
+    }
 
 
 @app.command("ingest")
@@ -182,73 +230,89 @@ def ingest_command(
         str | None,
         typer.Option(
             "--imap",
-            help="Ingest from an IMAP mailbox: imaps://USER[:PASSWORD]@HOST[:PORT]/MAILBOX[?move=FOLDER] "
+            help="Ingest from an IMAP mailbox: imaps://USER[:PASSWORD]@HOST[:PORT]/MAILBOX[?move=FOLDER&timeout=S] "
             "(password also from $MTASTS_IMAP_PASSWORD). Messages are flagged (or moved) after commit.",
             metavar="URL",
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Read again the messages earlier runs set aside (Maildir folder .mtasts-failed, "
+            "IMAP keyword TLSRPT-Rejected).",
+        ),
+    ] = False,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Store reports; a report already stored is recognised and skipped. Exit status 1 when an
-    input is not a report (it is left unprocessed: a Maildir message stays in new/)."""
+    """Store reports; a report already stored is recognised and skipped. A message that fails is
+    set aside (Maildir: folder .mtasts-failed; IMAP: keyword TLSRPT-Rejected) and the run goes
+    on. Exit status 1 when a source was set aside, 3 when the database, the IMAP server or a PATH
+    could not be used (what was committed stays committed; the rest is left for the next run)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mtasts.cli.exitcodes import ExitCode, fail
+    from mtasts.store.errors import StoreError, describe_store_error, redact_url
+
     out, err = console(), console(stderr=True)
     if not paths and not imap:
-        err.print("[severity.error]error:[/] give at least one PATH, or --imap URL")
-        raise typer.Exit(2)
+        fail("give at least one PATH, or --imap URL", ExitCode.USAGE)
+    database = url = ""  # known once the store is open (``_store`` reads --db and $MTASTS_DB)
     outcomes: list[IngestOutcome] = []
-    failed = False
+    stopped: str | None = None
+    unreadable = opened = False
+    settings = None
     if imap:
-        from mtasts.report.imap import ImapError, ingest_imap, parse_imap_url
+        from mtasts.report.imap import parse_imap_url
 
         try:
             settings = parse_imap_url(imap, os.environ)
         except ValueError as exc:
-            err.print(f"[severity.error]error:[/] {exc}")
-            raise typer.Exit(2) from exc
-        with _store(db) as store:
-            try:
-                outcomes.extend(asyncio.run(ingest_imap(store, settings)))
-            except (OSError, ImapError, TimeoutError) as exc:
-                err.print(f"[severity.error]error:[/] IMAP {settings.host}:{settings.port}: {exc}")
-                raise typer.Exit(1) from exc
-        for outcome in outcomes:
-            if outcome.error is not None:
-                failed = True
-                if not json_output:
-                    print_problems(err, outcome.error.errors[:1], subject=None)
-                    err.print(f"  in {outcome.label}", style="where")
-    if paths:
-        with _store(db) as store:
-            for path in paths:
-                failed = _ingest_path(store, path, outcomes, err, json_output) or failed
-    stored = sum(o.stored for o in outcomes)
-    duplicates = sum(o.duplicates for o in outcomes)
-    rejected = sum(1 for o in outcomes if o.error is not None)
+            fail(str(exc), ExitCode.USAGE)
+    try:
+        store = _store(db)
+        url, database = store.url, redact_url(store.url)
+        with store:
+            opened = True
+            if settings is not None:
+                from mtasts.report.imap import ImapError, ingest_imap
+
+                def record(outcome: IngestOutcome) -> None:
+                    outcomes.append(outcome)
+                    if not json_output:
+                        _print_outcome(err, outcome)
+
+                try:
+                    asyncio.run(ingest_imap(store, settings, retry_failed=retry_failed, on_outcome=record))
+                except ImapError as exc:  # says what was processed and what is left
+                    stopped = str(exc)
+            if stopped is None:
+                for path in paths or []:
+                    unreadable = not _ingest_path(store, path, outcomes, err, json_output, retry_failed) or unreadable
+    except StoreError as exc:
+        if not opened:
+            fail(exc.message)
+        stopped = f"{exc.message}; stopped: what was stored is committed, the rest is left for the next run"
+    except SQLAlchemyError as exc:  # opening the store (the ingest itself raises StoreError)
+        fail(describe_store_error(exc, url))
+    summary = _ingest_summary(outcomes, database, stopped)
     if json_output:
-        print_json(
-            {
-                "stored": stored,
-                "duplicates": duplicates,
-                "rejected": rejected,
-                "sources": [
-                    {
-                        "source": o.label,
-                        "stored": o.stored,
-                        "duplicates": o.duplicates,
-                        "error": None if o.error is None else {"code": o.error.code, "message": o.error.message},
-                    }
-                    for o in outcomes
-                ],
-            }
-        )
+        print_json(summary)
     else:
+        set_aside = summary["set_aside"]
         out.print(
-            f"[ok]{stored}[/] report(s) stored, {duplicates} already stored, "
-            f"{'[severity.error]' if rejected else ''}{rejected}{'[/]' if rejected else ''} input(s) rejected"
+            f"[ok]{summary['stored']}[/] report(s) stored, {summary['duplicates']} already stored, "
+            f"{'[severity.error]' if set_aside else ''}{set_aside}{'[/]' if set_aside else ''} set aside, "
+            f"{summary['skipped']} skipped; database {database}",
+            soft_wrap=True,  # one line, whatever the terminal width: scripts and cron mails read it
         )
-    if failed:
-        raise typer.Exit(1)
+    if stopped is not None:
+        fail(stopped)
+    if unreadable:
+        raise typer.Exit(int(ExitCode.CANNOT_RUN))
+    if summary["set_aside"]:
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 _VERDICT_STYLE = {
@@ -274,7 +338,7 @@ def summary_command(
 ) -> None:
     """What the stored reports say: success per domain and day, who fails, how, and since when."""
     since, wanted = _since(days), _domain(domain)
-    with _store(db) as store:
+    with _reading(db) as store:
         rollup = store.rollup(since=since, domain=wanted)  # summed in the database
     summaries = summarise_rollup(rollup)
     senders = failing_senders_rollup(rollup)
@@ -291,7 +355,9 @@ def summary_command(
         return
     out = console()
     if not summaries:
-        out.print("No reports stored" + (" for this selection" if since or wanted else "") + ".")
+        where = escape(store.display_url)
+        selection = " for this selection" if since or wanted else ""
+        out.print(f"No reports stored{selection} in {where}.", soft_wrap=True)
         out.print("Store some with [heading]mtasts report ingest PATH[/] (files, e-mails, mbox, Maildir).")
         return
     out.print(_domains_table(summaries, verdicts))
@@ -411,7 +477,9 @@ def export_command(
 ) -> None:
     """Export the stored reports (normalised) as CSV or JSON."""
     since, wanted = _since(days), _domain(domain)
-    with _store(db) as store:
+    if output is not None:
+        _check_output(output)
+    with _reading(db) as store:
         stored = list(store.reports(since=since, domain=wanted))
     if format_ is ExportFormat.JSON:
         text = _json_text(
@@ -453,7 +521,24 @@ def export_command(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        output.write_text(text, encoding="utf-8")
+        _write_output(output, text)
+
+
+def _check_output(path: Path) -> None:
+    """Fail before any work when ``path`` cannot be written: its folder must exist (it is not
+    created: a typo in a path should not leave folders behind) and ``path`` must not be one."""
+    folder = path.parent
+    if not folder.is_dir():
+        fail(f"cannot write {path}: the folder {folder} does not exist (create it first)")
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a folder; give a file name")
+
+
+def _write_output(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _json_text(data: object) -> str:
@@ -465,35 +550,96 @@ def serve_command(
     cert: Annotated[Path | None, typer.Option("--cert", help="TLS certificate chain (PEM).", metavar="FILE")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="TLS private key (PEM).", metavar="FILE")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8443,
     allow_domain: Annotated[
         list[str] | None,
         typer.Option("--allow-domain", help="Accept reports only for these policy domains (repeatable).", metavar="D"),
     ] = None,
-    max_body: Annotated[int, typer.Option("--max-body", help="Largest request body, in bytes.")] = 4 * 1024 * 1024,
+    max_body: Annotated[int, typer.Option("--max-body", min=1, help="Largest request body, in bytes.")] = 4_194_304,
     rate: Annotated[float, typer.Option("--rate", help="Reports per minute per client (burst: --burst).")] = 60.0,
-    burst: Annotated[int, typer.Option("--burst", help="Reports a client may send at once.")] = 20,
+    burst: Annotated[int, typer.Option("--burst", min=1, help="Reports a client may send at once.")] = 20,
     no_tls: Annotated[
         bool, typer.Option("--no-tls", help="Serve plain HTTP (only behind a TLS-terminating reverse proxy).")
     ] = False,
     trust_proxy: Annotated[
         bool, typer.Option("--trust-proxy", help="Take the client address from X-Forwarded-For (from 127.0.0.1).")
     ] = False,
+    handshake_timeout: Annotated[
+        float, typer.Option("--handshake-timeout", min=0.1, help="Seconds a client has to finish the TLS handshake.")
+    ] = 10.0,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", min=0.1, help="Seconds a client has to send the request head.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", min=0.1, help="Close a request whose body sends no byte for this many seconds."),
+    ] = 10.0,
+    min_body_rate: Annotated[
+        float,
+        typer.Option("--min-body-rate", min=0, help="Close a request whose body arrives slower (bytes/s, averaged)."),
+    ] = 1024.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="Open connections, all clients together.")
+    ] = 256,
+    max_connections_per_client: Annotated[
+        int, typer.Option("--max-connections-per-client", min=1, help="Open connections per client address.")
+    ] = 32,
+    max_uploads: Annotated[
+        int, typer.Option("--max-uploads", min=1, help="Large or chunked bodies being received at once; more get 503.")
+    ] = 64,
+    memory_budget: Annotated[
+        int, typer.Option("--memory-budget", min=1, help="Bytes of request bodies kept in memory, all together.")
+    ] = 64 * 1024 * 1024,
+    spool_budget: Annotated[
+        int, typer.Option("--spool-budget", min=1, help="Bytes of request bodies spooled to disk, all together.")
+    ] = 1024 * 1024 * 1024,
+    spool_dir: Annotated[
+        Path | None, typer.Option("--spool-dir", help="Where bodies are spooled (default: the temp dir).")
+    ] = None,
+    parse_workers: Annotated[
+        int, typer.Option("--parse-workers", min=1, help="Worker processes per lane (small and large reports).")
+    ] = 1,
+    parse_queue: Annotated[
+        int, typer.Option("--parse-queue", min=0, help="Reports waiting for a worker, per lane; more get 503.")
+    ] = 8,
+    log_window: Annotated[
+        float, typer.Option("--log-window", min=0.1, help="Seconds over which repeated failures are summarised.")
+    ] = 60.0,
     db: DbOption = None,
 ) -> None:
-    """Receive reports over HTTPS (RFC 8460 §5.4): POST application/tlsrpt+gzip or +json, reply 201."""
-    err = console(stderr=True)
-    if not no_tls and (cert is None or key is None):
-        err.print("[severity.error]error:[/] give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls")
-        raise typer.Exit(2)
-    from mtasts.report.server import EndpointSettings, ReportServer, parse_domains
+    """Receive reports over HTTPS (RFC 8460 §5.4): POST application/tlsrpt+gzip or +json, reply 201.
 
+    Logs one access line per request on stderr; failures are one line each, repeated ones
+    summarised per --log-window (MTASTS_DEBUG=1 adds debug lines, with tracebacks of bugs)."""
+    import logging
+    import signal
+
+    from mtasts.cli._run import run_async
+    from mtasts.cli.exitcodes import ExitCode, fail
+    from mtasts.report.server import EndpointSettings, ReportServer, parse_domains
+    from mtasts.store.errors import StoreError
+
+    if not no_tls and (cert is None or key is None):
+        fail("give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls", ExitCode.USAGE)
     settings = EndpointSettings(
         max_body=max_body,
         rate_per_minute=rate,
         burst=burst,
         allowed_domains=parse_domains(allow_domain),
         trust_proxy_headers=trust_proxy,
+        handshake_timeout=handshake_timeout,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        min_body_rate=min_body_rate,
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        max_uploads=max_uploads,
+        memory_budget=memory_budget,
+        spool_budget=spool_budget,
+        spool_dir=spool_dir,
+        parse_workers=parse_workers,
+        parse_queue=parse_queue,
+        log_window=log_window,
     )
     server = ReportServer(
         _store(db),
@@ -503,21 +649,34 @@ def serve_command(
         keyfile=None if no_tls else key,
         settings=settings,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if os.environ.get("MTASTS_DEBUG") == "1" else level)
+        logger.propagate = False
+    err = console(stderr=True)
 
     async def run() -> None:
         await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         where = "{}://{}:{}/".format("http" if no_tls else "https", *server.address)
-        err.print(f"[ok]listening[/] on {where}; Ctrl-C stops")
+        err.print(f"[ok]listening[/] on {where}; Ctrl-C stops", soft_wrap=True)
         try:
-            await server.serve_forever()
+            await stop.wait()
         finally:
             await server.stop()
 
     try:
-        asyncio.run(run())
+        run_async(run())
+    except StoreError as exc:
+        fail(exc.message, ExitCode.CANNOT_RUN)
     except OSError as exc:
-        err.print(f"[severity.error]error:[/] cannot serve on {host}:{port}: {exc.strerror or exc}")
-        raise typer.Exit(1) from exc
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
 
 
 @app.command("digest")
@@ -535,46 +694,83 @@ def digest_command(
     mail_from: Annotated[
         str, typer.Option("--mail-from", help="Sender address of the digest mail.")
     ] = "mtasts@localhost",
-    smtp: Annotated[str, typer.Option("--smtp", help="SMTP server HOST[:PORT] to send through.")] = "localhost:25",
+    smtp: Annotated[
+        str, typer.Option("--smtp", help="SMTP server HOST[:PORT] to send through ([IPv6]:PORT for IPv6).")
+    ] = "localhost:25",
     starttls: Annotated[bool, typer.Option("--starttls", help="Use STARTTLS with the SMTP server.")] = False,
     alerts_exit: Annotated[
-        bool, typer.Option("--exit-status", help="Exit with status 3 when there is an alert (for monitoring).")
+        bool, typer.Option("--exit-status", help="Exit with status 1 when there is an alert (for monitoring).")
     ] = False,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """A summary for cron: the last day(s) against the week before, flagging a failure spike or a
     newly failing sender. Printed, or mailed with --mail-to."""
-    err = console(stderr=True)
+    # the command line first: a mistake in it is found before the database is opened
+    try:
+        last_day = date.fromisoformat(until) if until else None
+    except ValueError:
+        fail(f"--until {until!r} is not a date (YYYY-MM-DD)", ExitCode.USAGE)
+    server = parse_smtp_server(smtp) if mail_to else None
+    message = EmailMessage()
+    if mail_to:
+        try:
+            message["From"] = mail_from
+            message["To"] = ", ".join(mail_to)
+        except ValueError as exc:  # a line break in an address, or an address the header refuses
+            fail(f"--mail-from/--mail-to: {exc}", ExitCode.USAGE)
     wanted = _domain(domain)
-    with _store(db) as store:
+    with _reading(db) as store:
         policies = store.policy_rows(domain=wanted)
         failures = store.failure_rows(domain=wanted)
-    try:
-        last = date.fromisoformat(until) if until else max((r.day for r in policies), default=_today())
-    except ValueError as exc:
-        err.print(f"[severity.error]error:[/] --until {until!r} is not a date (YYYY-MM-DD)")
-        raise typer.Exit(2) from exc
+    last = last_day or max((r.day for r in policies), default=_today())
     result = digest(policies, failures, until=last, days=days, baseline_days=baseline_days)
     text = _json_text(result.to_dict()) if json_output else result.to_text()
-    if mail_to:
-        message = EmailMessage()
-        message["From"] = mail_from
-        message["To"] = ", ".join(mail_to)
+    if server is not None:
         flag = f"[{len(result.alerts)} alert(s)] " if result.alerts else ""
         message["Subject"] = f"{flag}TLSRPT digest {result.since} to {result.until}"
         message.set_content(text)
-        host, _, port = smtp.rpartition(":") if ":" in smtp else (smtp, "", "25")
+        host, port = server
         try:
-            with smtplib.SMTP(host, int(port), timeout=30) as client:
+            with smtplib.SMTP(host, port, timeout=30) as client:
                 if starttls:
                     client.starttls()
                 client.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
-            err.print(f"[severity.error]error:[/] cannot send the digest through {smtp}: {exc}")
-            raise typer.Exit(1) from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            fail(f"cannot send the digest through {smtp}: {reason}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     if alerts_exit and result.alerts:
-        raise typer.Exit(3)
+        raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def parse_smtp_server(text: str, default_port: int = 25) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` or a bare IPv6 address → (host, port);
+    anything else is a usage error (:attr:`ExitCode.USAGE`), said in one line."""
+    import ipaddress
+
+    value = text.strip()
+    host, port = value, str(default_port)
+    if value.startswith("["):
+        host, closed, rest = value[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            closed = ""
+        if not closed or (rest and not rest.startswith(":")):
+            fail(f"--smtp {text!r}: write an IPv6 address in brackets, e.g. [2001:db8::25]:587", ExitCode.USAGE)
+        port = rest[1:] if rest else port
+    elif value.count(":") > 1:  # a bare IPv6 address: no port can be told apart
+        try:
+            host = str(ipaddress.IPv6Address(value))
+        except ValueError:
+            fail(f"--smtp {text!r} is not HOST[:PORT] (IPv6: [ADDRESS]:PORT)", ExitCode.USAGE)
+    elif ":" in value:
+        host, _, port = value.partition(":")
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        fail(f"--smtp {text!r}: {host!r} is not a host name or address", ExitCode.USAGE)
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        fail(f"--smtp {text!r}: {port!r} is not a port number (1-65535)", ExitCode.USAGE)
+    return host, int(port)

@@ -25,10 +25,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, cast
+from urllib.parse import quote
 
 import orjson
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicError
 from platformdirs import user_data_path
 from sqlalchemy import (
     BigInteger,
@@ -53,8 +57,8 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -68,6 +72,15 @@ from mtasts.core.tlsrpt_report import (
     SenderTotal,
     TlsRptReport,
     parse_report,
+)
+from mtasts.store.errors import (
+    SUPPORTED_URLS,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+    UnsupportedDatabase,
+    redact_url,
+    translate_store_errors,
 )
 from mtasts.store.models import (
     Base,
@@ -105,6 +118,31 @@ def normalise_url(text: str) -> str:
     return text
 
 
+_CONNECT_TIMEOUT: Final = 10  # seconds for a PostgreSQL server to accept a connection
+_BACKENDS: Final = {"sqlite": (None, "pysqlite"), "postgresql": ("psycopg",)}
+
+
+def _supported_url(url: str) -> URL:
+    """``url`` parsed, when it names a database mtasts supports; else :class:`UnsupportedDatabase`."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise UnsupportedDatabase(f"{redact_url(url)!r} is not a database URL: give {SUPPORTED_URLS}") from exc
+    backend = parsed.get_backend_name()
+    driver = url.split("://", 1)[0].partition("+")[2] or None
+    if backend not in _BACKENDS or driver not in _BACKENDS[backend]:
+        raise UnsupportedDatabase(f"unsupported database URL scheme {parsed.drivername!r}: give {SUPPORTED_URLS}")
+    if backend == "postgresql" and not parsed.database:
+        raise UnsupportedDatabase(f"{redact_url(url)}: name the database, e.g. postgresql://USER@HOST/DATABASE")
+    return parsed
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 def dedup_key(report: TlsRptReport) -> str:
     """What makes two reports the same: organisation and report-id, else the JSON's SHA-256."""
     if report.report_id:
@@ -136,35 +174,106 @@ def _naive_utc(moment: datetime) -> datetime:
 
 
 class ReportStore:
-    """TLSRPT reports in a SQL database (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+    """TLSRPT reports in a SQL database (``sqlite:///...`` or ``postgresql+psycopg://...``).
 
-    def __init__(self, url: str, *, connect_args: Mapping[str, Any] | None = None, echo: bool = False) -> None:
+    ``create=True`` (the writers: ``ingest``, ``serve``): opening creates the SQLite file and its
+    folder, or the tables, when they do not exist yet. ``create=False`` (the readers: ``summary``,
+    ``export``, ``digest``): opening creates nothing and raises :class:`StoreMissing` when there
+    is no mtasts database there. A reader still brings an *older* mtasts schema up to date (the
+    new tables are computed from the stored rows), since the reading code needs them; it never
+    makes a schema where there was none.
+
+    The URL is checked here (no connection is made): anything but SQLite and PostgreSQL
+    raises :class:`UnsupportedDatabase`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+        echo: bool = False,
+        create: bool = True,
+    ) -> None:
         self.url = normalise_url(url)
+        self._parsed = _supported_url(self.url)
         self._connect_args = dict(connect_args or {})
         self._echo = echo
+        self._create = create
         self._engine: Engine | None = None
+
+    @property
+    def display_url(self) -> str:
+        """The database as a person should see it: the password (if any) replaced by ``***``."""
+        return redact_url(self.url)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or ``None`` (PostgreSQL, or SQLite in memory)."""
+        database = self._parsed.database
+        if self._parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the engine and migrate the schema to the newest revision."""
+        """Create the engine and bring the schema to the newest revision (see the class).
+
+        Raises :class:`StoreMissing` (read-only, nothing there), :class:`StoreUnavailable` (the
+        database cannot be reached or used) or :class:`StoreError`; never a driver's exception.
+        """
         if self._engine is not None:
             return
-        url = make_url(self.url)
+        url = self._parsed
         connect_args = dict(self._connect_args)
+        path = self.sqlite_path
         if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args.setdefault("timeout", 30)
+        elif "connect_timeout" not in url.query:  # a server that never answers: fail, not hang
+            connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+        if path is not None and self._create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
+        elif path is not None:
+            if not path.is_file():
+                raise StoreMissing(
+                    f"no report database at {path}"
+                    + ("" if path.parent.is_dir() else " (its folder does not exist either)")
+                    + ": store reports first with 'mtasts report ingest', or give --db"
+                )
+            # mode=rw: fail rather than create, should the file vanish after the check above
+            url = url.set(database=f"file:{quote(str(path))}", query={**url.query, "mode": "rw", "uri": "true"})
         engine = create_engine(url, connect_args=connect_args, echo=self._echo)
         if url.get_backend_name() == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", _sqlite_pragmas if self._create else _sqlite_reader_pragmas)
         self._engine = engine
         try:
-            self.migrate()
+            with translate_store_errors(self.url):
+                if self._create:
+                    self.migrate()
+                else:
+                    self._update_existing_schema()
+        except AlembicError as exc:  # a schema mtasts did not write, or one newer than this mtasts
+            self.close()
+            raise StoreError(f"database {self.display_url}: its schema cannot be used: {exc}") from exc
         except BaseException:
             self.close()
             raise
+
+    def _update_existing_schema(self) -> None:
+        """For a reader: refuse a database without mtasts' schema; upgrade an older one."""
+        with self.engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+        if revision is None:
+            raise StoreMissing(
+                f"database {self.display_url} holds no mtasts reports (no mtasts tables): "
+                "store reports first with 'mtasts report ingest', or give the right --db"
+            )
+        if revision != ScriptDirectory.from_config(_alembic_config()).get_current_head():
+            self.migrate()
 
     def close(self) -> None:
         if self._engine is not None:
@@ -186,8 +295,7 @@ class ReportStore:
 
     def migrate(self, revision: str = "head") -> None:
         """Run the packaged Alembic scripts up to ``revision``."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config = _alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
@@ -313,10 +421,16 @@ class ReportStore:
             else:
                 queries = _rollup_grouped(connection.dialect.name, since, domain, day_type)
                 grouped_days, grouped_senders, grouped_failures = (connection.execute(q).all() for q in queries)
-                rows = [  # PostgreSQL sums bigints as numeric: back to int
-                    [(d, w, k, int(ok), int(bad)) for d, w, k, ok, bad in grouped_days],
-                    [(d, o, int(ok), int(bad), f, la) for d, o, ok, bad, f, la in grouped_senders],
-                    [(d, o, k, v, int(bad), f, la, int(n)) for d, o, k, v, bad, f, la, n in grouped_failures],
+                rows = [  # each count comes as two partial sums (see _sum): joined here
+                    [(d, w, k, _count(*ok), _count(*bad)) for d, w, k, ok, bad in _pairs(grouped_days, 3, 2)],
+                    [
+                        (d, o, _count(*ok), _count(*bad), f, la)
+                        for d, o, ok, bad, f, la in _pairs(grouped_senders, 2, 2)
+                    ],
+                    [
+                        (d, o, k, v, _count(*bad), f, la, int(n))
+                        for d, o, k, v, bad, f, la, n in _pairs(grouped_failures, 4, 1)
+                    ],
                 ]
             days, senders, failures = rows
             # every distinct day value, read once (SQLite returns text; PostgreSQL dates)
@@ -625,14 +739,14 @@ def _rollup_grouped(
         domain_key,
         day,
         PolicyResultRow.policy_type,
-        _sum(PolicyResultRow.total_successful),
-        _sum(PolicyResultRow.total_failure),
+        *_sum(PolicyResultRow.total_successful),
+        *_sum(PolicyResultRow.total_failure),
     ).group_by(domain_key, day, PolicyResultRow.policy_type)
     senders = policies.add_columns(
         domain_key,
         ReportRow.organization_name,
-        _sum(PolicyResultRow.total_successful),
-        _sum(PolicyResultRow.total_failure),
+        *_sum(PolicyResultRow.total_successful),
+        *_sum(PolicyResultRow.total_failure),
         type_coerce(func.min(failed_day), day_type),
         type_coerce(func.max(failed_day), day_type),
     ).group_by(domain_key, ReportRow.organization_name)
@@ -655,7 +769,7 @@ def _rollup_grouped(
             ReportRow.organization_name,
             literal(kind, String),
             value,
-            _sum(FailureDetailRow.failed_session_count),
+            *_sum(FailureDetailRow.failed_session_count),
             type_coerce(func.min(day), day_type),
             type_coerce(func.max(day), day_type),
             type_coerce(first_seen, BigInteger),
@@ -667,8 +781,32 @@ def _rollup_grouped(
     return days, senders, union_all(*grouped)  # type: ignore[return-value]
 
 
-def _sum(column: Any) -> Any:
-    return type_coerce(func.sum(column), BigInteger)
+# Sums over a period cannot overflow. SQLite's SUM() raises "integer overflow" past 2^63-1 (and
+# TOTAL() is a float, inexact past 2^53); PostgreSQL's SUM(bigint) is numeric, but the roll-up
+# tables saturate at 2^63-1 and a period must read the same. So each count is summed in two
+# halves, its high bits (x >> 32, below 2^31) and its low 32 bits: each partial sum fits 64
+# bits for up to 2^32 rows, and Python joins them exactly and saturates like the roll-ups.
+_HALF: Final = 32
+
+
+def _sum(column: Any) -> tuple[Any, Any]:
+    """Two partial sums of a non-negative 64-bit ``column`` (high and low 32 bits); see above."""
+    high = func.sum(column.op(">>")(literal_column(str(_HALF))))
+    low = func.sum(column.op("&")(literal_column(str((1 << _HALF) - 1))))
+    return type_coerce(high, BigInteger), type_coerce(low, BigInteger)
+
+
+def _count(high: Any, low: Any) -> int:
+    """A count from the two partial sums of :func:`_sum`, saturated at 2^63-1 like the roll-ups
+    (PostgreSQL returns the sums as ``Decimal``, SQLite as ``int``; NULL for no rows)."""
+    return min((int(high or 0) << _HALF) + int(low or 0), _MAX_COUNT)
+
+
+def _pairs(rows: Iterable[Sequence[Any]], start: int, pairs: int) -> Iterator[tuple[Any, ...]]:
+    """Each row with its ``pairs`` partial-sum pairs from index ``start`` on made into 2-tuples."""
+    end = start + 2 * pairs
+    for row in rows:
+        yield (*row[:start], *zip(row[start:end:2], row[start + 1 : end : 2], strict=True), *row[end:])
 
 
 # How a value of each roll-up table merges into the stored one: counts add up (saturating at
@@ -768,6 +906,17 @@ def _upsert(dialect: str, model: type[Base]) -> Any:
             better = value < old if rule == "least" else value > old
             merged[column.name] = case((old.is_(None), value), (value.is_(None), old), (better, value), else_=old)
     return statement.on_conflict_do_update(index_elements=key, set_=merged)
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A reader's connection changes nothing in the file: the journal mode (WAL) is already
+    recorded in a database that mtasts created; the rest applies to this connection only."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
