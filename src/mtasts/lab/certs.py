@@ -150,40 +150,14 @@ def _issued_by(
     issuer: trustme.CA, host: str, not_before: dt.datetime, not_after: dt.datetime, ca_issuers_url: str
 ) -> tuple[bytes, bytes]:
     """A leaf for ``host`` signed by ``issuer``, with an AIA caIssuers URL; the chain is the leaf alone."""
-    issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem.bytes())
-    issuer_key = serialization.load_pem_private_key(issuer.private_key_pem.bytes(), password=None)
-    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(issuer_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(ca_issuers_url),
-                    )
-                ]
-            ),
-            critical=False,
-        )
-        .sign(issuer_key, hashes.SHA256())
+    aia = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers_url)
+            )
+        ]
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    return _signed_leaf(issuer, host, not_before, not_after, x509.SubjectAlternativeName([x509.DNSName(host)]), aia)
 
 
 def _der_length(length: int) -> bytes:
@@ -201,16 +175,30 @@ def _malformed_san(
     parsers (``cryptography``, Go) refuse the certificate, while OpenSSL validates it for
     ``host``. ``cryptography``'s builder will not write such a name, so the extension's DER is
     written here by hand: ``SEQUENCE { [2] IMPLICIT IA5String, [2] ... }``."""
-    issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem.bytes())
-    issuer_key = serialization.load_pem_private_key(issuer.private_key_pem.bytes(), password=None)
-    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
     names = b""
     for name in (host.encode("ascii"), b"caf\xe9." + host.encode("ascii")):
         names += b"\x82" + _der_length(len(name)) + name
     san_der = b"\x30" + _der_length(len(names)) + names
+    san = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san_der)
+    return _signed_leaf(issuer, host, not_before, not_after, san)
+
+
+def _signed_leaf(
+    issuer: trustme.CA,
+    host: str,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    san: x509.ExtensionType,
+    *extra: x509.ExtensionType,
+) -> tuple[bytes, bytes]:
+    """A server leaf for ``host`` signed by ``issuer`` with the given subjectAltName extension
+    (and any ``extra`` non-critical ones): (key PEM, certificate PEM)."""
+    issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem.bytes())
+    issuer_key = serialization.load_pem_private_key(issuer.private_key_pem.bytes(), password=None)
+    assert isinstance(issuer_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
         .issuer_name(issuer_cert.subject)
@@ -219,11 +207,13 @@ def _malformed_san(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san_der), critical=False)
+        .add_extension(san, critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(issuer_key, hashes.SHA256())
     )
+    for extension in extra:
+        builder = builder.add_extension(extension, critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
