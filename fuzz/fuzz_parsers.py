@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import gzip
 import sys
+from pathlib import Path
 
 import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shape builders live in tests/
+from tests.hostile import nested_mime
 
 with atheris.instrument_imports():
     from mtasts.core.policy import parse_policy
@@ -128,17 +132,8 @@ def _shapes(data: bytes) -> None:
     if kind == 2:  # deep nesting of containers, optionally with an RFC 2231 boundary
         depth, pattern = fdp.ConsumeIntInRange(0, 5000), fdp.ConsumeBytes(8) or b"\0"
         encoded, closed = fdp.ConsumeBool(), fdp.ConsumeBool()
-        heads, tails = [b"From: a@b\r\n"], []
-        for level in range(depth):
-            container = _CONTAINERS[pattern[level % len(pattern)] % len(_CONTAINERS)]
-            if container == b"message/rfc822":
-                heads.append(b"Content-Type: message/rfc822\r\n\r\nFrom: a@b\r\n")
-                continue
-            boundary = b"b%d" % level
-            param = (b"boundary*=''" if encoded and level == 0 else b"boundary=") + boundary
-            heads.append(b"Content-Type: " + container + b"; " + param + b"\r\n\r\n--" + boundary + b"\r\n")
-            tails.append(b"\r\n--" + boundary + b"--\r\n" if closed else b"")
-        _mail(b"".join([*heads, attachment, *reversed(tails)]))
+        kinds = [_CONTAINERS[byte % len(_CONTAINERS)] for byte in pattern]
+        _mail(nested_mime(kinds, depth, attachment, encoded=encoded, closed=closed))
         return
     # a header (of the message, or of the report part) folded over many lines
     fold = fdp.PickValueInList([b"\r\n y", b"\n\t", b"\r ", b"\r\n "])

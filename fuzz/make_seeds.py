@@ -17,18 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-REPORT = {
-    "organization-name": "Example Sender",
-    "date-range": {"start-datetime": "2026-11-28T00:00:00Z", "end-datetime": "2026-11-28T23:59:59Z"},
-    "report-id": "r-1",
-    "policies": [
-        {
-            "policy": {"policy-type": "sts", "policy-domain": "example.com"},
-            "summary": {"total-successful-session-count": 7, "total-failure-session-count": 1},
-            "failure-details": [{"result-type": "starttls-not-supported", "failed-session-count": 1}],
-        }
-    ],
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shape builders live in tests/
+from tests.hostile import REPORT, nested_mime
 
 
 def body(**changes: object) -> bytes:
@@ -68,16 +58,7 @@ def report_seeds() -> dict[str, bytes]:
 def nested(depth: int, *, encoded: bool = False, kind: bytes = b"multipart/mixed") -> bytes:
     attachment = b"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n"
     attachment += base64.encodebytes(gzip.compress(body(), mtime=0))
-    heads, tails = [b"From: r@sender.example\r\n"], []
-    for level in range(depth):
-        if kind == b"message/rfc822":
-            heads.append(b"Content-Type: message/rfc822\r\n\r\nFrom: f@sender.example\r\n")
-            continue
-        boundary = b"b%d" % level
-        parameter = (b"boundary*=''" if encoded and level == 0 else b"boundary=") + boundary
-        heads.append(b"Content-Type: " + kind + b"; " + parameter + b"\r\n\r\n--" + boundary + b"\r\n")
-        tails.append(b"\r\n--" + boundary + b"--\r\n")
-    return b"".join([*heads, attachment, *reversed(tails)])
+    return nested_mime([kind], depth, attachment, encoded=encoded)
 
 
 def folded(lines: int, *, in_part: bool = False) -> bytes:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode, Policy
 from mtasts.core.record import StsRecord
 from mtasts.core.tlsrpt_record import TlsRptRecord
+from tests.hostile import REPORT_BODY, nested_mime
 
 _LETTERS_DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -81,19 +82,6 @@ def tlsrpt_records(draw: st.DrawFn) -> TlsRptRecord:
 # (RecursionError), a header folded over very many lines (quadratic). The strategies make them
 # at the sizes that matter, so the property tests would have caught each.
 
-REPORT_TEMPLATE = {
-    "organization-name": "Example Sender",
-    "date-range": {"start-datetime": "2026-11-28T00:00:00Z", "end-datetime": "2026-11-28T23:59:59Z"},
-    "report-id": "r-1",
-    "policies": [
-        {
-            "policy": {"policy-type": "sts", "policy-domain": "example.com"},
-            "summary": {"total-successful-session-count": 7, "total-failure-session-count": 1},
-            "failure-details": [{"result-type": "starttls-not-supported", "failed-session-count": 1}],
-        }
-    ],
-}
-REPORT_BODY = json.dumps(REPORT_TEMPLATE).encode()
 
 _EDGE_MOMENTS = [
     "9999-12-31T23:59:59-23:59",
@@ -175,18 +163,7 @@ def nested_messages(draw: st.DrawFn) -> tuple[bytes, int]:
         b"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n"
         b'Content-Disposition: attachment; filename="r.json.gz"\r\n\r\n' + attachment
     )
-    heads: list[bytes] = [b"From: r@sender.example\r\nMIME-Version: 1.0\r\n"]
-    tails: list[bytes] = []
-    for level in range(depth):  # built as two lists and joined once: 3,000 levels stay cheap
-        kind = kinds[level % len(kinds)].encode()
-        if kind == b"message/rfc822":
-            heads.append(b"Content-Type: message/rfc822\r\n\r\nFrom: f@sender.example\r\n")
-            continue
-        boundary = b"b%d" % level
-        parameter = b"boundary*=''" + boundary if encoded and level == 0 else b"boundary=" + boundary
-        heads.append(b"Content-Type: " + kind + b"; " + parameter + b"\r\n\r\n--" + boundary + b"\r\n")
-        tails.append(b"\r\n--" + boundary + b"--\r\n")
-    return b"".join([*heads, inner, *reversed(tails)]), depth
+    return nested_mime([kind.encode() for kind in kinds], depth, inner, encoded=encoded), depth
 
 
 @st.composite

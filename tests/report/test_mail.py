@@ -25,6 +25,7 @@ from mtasts.report.mail import (
     parse_any,
 )
 from tests.conftest import TLSRPT_SAMPLES, require_shared
+from tests.hostile import nested_mime
 
 REPORT: dict[str, Any] = {
     "organization-name": "Example Sender",
@@ -224,16 +225,7 @@ def nested(depth: int, *, encoded: bool = False, kind: bytes = b"multipart/mixed
     """A report under ``depth`` levels of ``kind`` (the message itself is the first level).
     ``encoded`` writes the outer boundary as an RFC 2231 parameter, which sends the message to
     the standard library's reader."""
-    heads, tails = [b"From: r@sender.example\r\nMIME-Version: 1.0\r\n"], []
-    for level in range(depth):
-        if kind == b"message/rfc822":
-            heads.append(b"Content-Type: message/rfc822\r\n\r\nFrom: f@sender.example\r\n")
-            continue
-        boundary = b"b%d" % level
-        parameter = b"boundary*=''" + boundary if encoded and level == 0 else b"boundary=" + boundary
-        heads.append(b"Content-Type: " + kind + b"; " + parameter + b"\r\n\r\n--" + boundary + b"\r\n")
-        tails.append(b"\r\n--" + boundary + b"--\r\n")
-    return b"".join([*heads, ATTACHMENT, *reversed(tails)])
+    return nested_mime([kind], depth, ATTACHMENT, encoded=encoded)
 
 
 @pytest.mark.parametrize("encoded", [False, True], ids=["fast reader", "standard library"])
