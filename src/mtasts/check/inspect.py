@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -172,6 +172,19 @@ class _Gathered:
     errors: list[InternalError] = field(default_factory=list)
 
 
+async def _guarded(
+    query: Callable[[str], Awaitable[Lookup[T]]], name: str, rrtype: str, errors: list[InternalError]
+) -> Lookup[T]:
+    """``query(name)``; an unexpected error is recorded in ``errors`` (it becomes a finding) and
+    the lookup reads as failed, so the rest of the check goes on."""
+    try:
+        return await query(name)
+    except Exception as exc:
+        log.debug("%s lookup of %s failed", rrtype, name, exc_info=True)
+        errors.append(InternalError(name, None, _describe(exc)))
+        return Lookup(name, rrtype, LookupStatus.FAILED, detail=f"unexpected error: {_describe(exc)}")
+
+
 class Inspector:
     """Checks domains. Building one connects to nothing."""
 
@@ -229,8 +242,9 @@ class Inspector:
         budget = self.limits.budget(self.settings)
         gathered = _Gathered()
         errors = gathered.errors
-        sts = asyncio.create_task(self._txt(f"_mta-sts.{domain}", errors))
-        tlsrpt = asyncio.create_task(self._txt(f"_smtp._tls.{domain}", errors))
+        sts_name, tlsrpt_name = f"_mta-sts.{domain}", f"_smtp._tls.{domain}"
+        sts = asyncio.create_task(_guarded(self._dns.txt, sts_name, "TXT", errors))
+        tlsrpt = asyncio.create_task(_guarded(self._dns.txt, tlsrpt_name, "TXT", errors))
         fetch = asyncio.create_task(self._fetch(domain, now))
         mx_part = asyncio.create_task(self._observe_mx(domain, now, gathered))
         tasks: list[asyncio.Task[Any]] = [sts, tlsrpt, fetch, mx_part]
@@ -300,14 +314,6 @@ class Inspector:
             unprobed.append(Unprobed(host, None, why, budget=False))
         return tuple(probes), tuple(unprobed)
 
-    async def _txt(self, name: str, errors: list[InternalError]) -> Lookup[tuple[bytes, ...]]:
-        try:
-            return await self._dns.txt(name)
-        except Exception as exc:  # recorded as a finding; the lookup reads as failed
-            log.debug("TXT lookup of %s failed", name, exc_info=True)
-            errors.append(InternalError(name, None, _describe(exc)))
-            return Lookup(name, "TXT", LookupStatus.FAILED, detail=f"unexpected error: {_describe(exc)}")
-
     async def _fetch(self, domain: str, now: datetime) -> PolicyFetch:
         try:
             return await fetch_policy(domain, self._dns, self.settings, now=now)
@@ -325,13 +331,7 @@ class Inspector:
             )
 
     async def _observe_mx(self, domain: str, now: datetime, gathered: _Gathered) -> None:
-        try:
-            mx = await self._dns.mx(domain)
-        except Exception as exc:
-            log.debug("MX lookup of %s failed", domain, exc_info=True)
-            gathered.errors.append(InternalError(domain, None, _describe(exc)))
-            mx = Lookup(domain, "MX", LookupStatus.FAILED, detail=f"unexpected error: {_describe(exc)}")
-        gathered.mx = mx
+        mx = gathered.mx = await _guarded(self._dns.mx, domain, "MX", gathered.errors)
         hosts = [h for h in dict.fromkeys(m.host for m in mx.values) if h]
         gathered.chosen = hosts[: self.limits.max_mx_hosts]
         gathered.over_cap = hosts[self.limits.max_mx_hosts :]
@@ -348,13 +348,7 @@ class Inspector:
             gathered.errors.append(InternalError(host, None, _describe(exc)))
 
     async def _probe_host(self, host: str, now: datetime, gathered: _Gathered) -> None:
-        try:
-            lookup = await self._dns.addresses(host)
-        except Exception as exc:
-            log.debug("address lookup of %s failed", host, exc_info=True)
-            gathered.errors.append(InternalError(host, None, _describe(exc)))
-            lookup = Lookup(host, "A/AAAA", LookupStatus.FAILED, detail=f"unexpected error: {_describe(exc)}")
-        gathered.addresses[host] = lookup
+        lookup = gathered.addresses[host] = await _guarded(self._dns.addresses, host, "A/AAAA", gathered.errors)
         if not lookup.found:
             return
         chosen, rest = _pick_addresses(lookup.values, self.limits.max_addresses)
