@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from mtasts.check.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_MX_HOSTS, DOMAIN_TIMEOUT_FACTOR, CheckLimits
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json
@@ -18,7 +19,7 @@ from mtasts.core.problems import Severity
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:  # the inspector (dnspython, cryptography, h11) is imported when a check runs
-    from mtasts.check.inspect import CheckLimits, DomainReport
+    from mtasts.check.inspect import DomainReport
 
 
 _TESTING = "For testing (the lab)"
@@ -77,7 +78,8 @@ def check(
         typer.Option(
             "--domain-timeout",
             min=0.1,
-            help="Seconds allowed for one whole domain, however many MX hosts it has [default: 4 × --timeout].",
+            help="Seconds allowed for one whole domain, however many MX hosts it has "
+            f"[default: {DOMAIN_TIMEOUT_FACTOR} × --timeout].",
             rich_help_panel=_NETWORK,
             show_default=False,
         ),
@@ -91,7 +93,7 @@ def check(
             help="MX hosts probed per domain, most preferred first.",
             rich_help_panel=_NETWORK,
         ),
-    ] = 10,
+    ] = DEFAULT_MAX_MX_HOSTS,
     max_addresses: Annotated[
         int,
         typer.Option(
@@ -101,7 +103,7 @@ def check(
             help="Addresses probed per MX host (IPv4 and IPv6 in turn).",
             rich_help_panel=_NETWORK,
         ),
-    ] = 4,
+    ] = DEFAULT_MAX_ADDRESSES,
     refuse_private: Annotated[
         bool,
         typer.Option(
@@ -162,7 +164,6 @@ def check(
         )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
-    from mtasts.check.inspect import CheckLimits
 
     limits = CheckLimits(domain_timeout=domain_timeout, max_mx_hosts=max_mx, max_addresses=max_addresses)
     try:
