@@ -1,0 +1,55 @@
+"""``mtasts report parse``: read report files (JSON, gzip, e-mail, mbox, Maildir) and print them normalised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode
+from mtasts.cli.output import console, print_json, print_problems
+from mtasts.cli.report._common import (
+    JsonOption,
+    cannot_read,
+)
+from mtasts.cli.report.tables import report_table
+from mtasts.core.problems import ParseError, Severity
+from mtasts.core.tlsrpt_report import TlsRptReport
+from mtasts.report.mail import parse_any
+from mtasts.report.sources import iter_sources
+
+
+def parse_command(
+    files: Annotated[list[Path], typer.Argument(help="Report files: JSON, gzip, e-mails (.eml), mbox or Maildir.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Read reports and print them normalised. Exit status 1 when an input is not a report, 3 when
+    a FILE cannot be read (the others are still printed)."""
+    out, err = console(), console(stderr=True)
+    reports: list[tuple[str, TlsRptReport]] = []
+    failed = unreadable = False
+    for path in files:
+        try:
+            for source in iter_sources(path):
+                try:
+                    reports.extend((source.label, report) for report in parse_any(source.data))
+                except ParseError as exc:
+                    failed = True
+                    print_problems(err, exc.problems, subject=source.label)
+                    err.print(f"  in {source.label}", style="where")
+        except OSError as exc:
+            unreadable = True
+            cannot_read(err, path, exc)
+    if json_output:
+        print_json([{"source": label, **report.to_dict()} for label, report in reports])
+    else:
+        for label, report in reports:
+            out.print(report_table(label, report))
+            warnings = [w for w in report.warnings if w.severity is not Severity.ERROR]
+            if warnings:
+                print_problems(out, warnings)
+    if unreadable:
+        raise typer.Exit(int(ExitCode.CANNOT_RUN))
+    if failed:
+        raise typer.Exit(int(ExitCode.PROBLEMS))

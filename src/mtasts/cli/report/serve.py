@@ -1,0 +1,150 @@
+"""``mtasts report serve``: the RFC 8460 §5.4 HTTPS endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mtasts.cli.output import console
+from mtasts.cli.report._common import (
+    DbOption,
+    open_store,
+)
+
+
+def serve_command(
+    cert: Annotated[Path | None, typer.Option("--cert", help="TLS certificate chain (PEM).", metavar="FILE")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="TLS private key (PEM).", metavar="FILE")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8443,
+    allow_domain: Annotated[
+        list[str] | None,
+        typer.Option("--allow-domain", help="Accept reports only for these policy domains (repeatable).", metavar="D"),
+    ] = None,
+    max_body: Annotated[int, typer.Option("--max-body", min=1, help="Largest request body, in bytes.")] = 4_194_304,
+    rate: Annotated[float, typer.Option("--rate", help="Reports per minute per client (burst: --burst).")] = 60.0,
+    burst: Annotated[int, typer.Option("--burst", min=1, help="Reports a client may send at once.")] = 20,
+    no_tls: Annotated[
+        bool, typer.Option("--no-tls", help="Serve plain HTTP (only behind a TLS-terminating reverse proxy).")
+    ] = False,
+    trust_proxy: Annotated[
+        bool, typer.Option("--trust-proxy", help="Take the client address from X-Forwarded-For (from 127.0.0.1).")
+    ] = False,
+    handshake_timeout: Annotated[
+        float, typer.Option("--handshake-timeout", min=0.1, help="Seconds a client has to finish the TLS handshake.")
+    ] = 10.0,
+    header_timeout: Annotated[
+        float, typer.Option("--header-timeout", min=0.1, help="Seconds a client has to send the request head.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", min=0.1, help="Close a request whose body sends no byte for this many seconds."),
+    ] = 10.0,
+    min_body_rate: Annotated[
+        float,
+        typer.Option("--min-body-rate", min=0, help="Close a request whose body arrives slower (bytes/s, averaged)."),
+    ] = 1024.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", min=1, help="Open connections, all clients together.")
+    ] = 256,
+    max_connections_per_client: Annotated[
+        int, typer.Option("--max-connections-per-client", min=1, help="Open connections per client address.")
+    ] = 32,
+    max_uploads: Annotated[
+        int, typer.Option("--max-uploads", min=1, help="Large or chunked bodies being received at once; more get 503.")
+    ] = 64,
+    memory_budget: Annotated[
+        int, typer.Option("--memory-budget", min=1, help="Bytes of request bodies kept in memory, all together.")
+    ] = 64 * 1024 * 1024,
+    spool_budget: Annotated[
+        int, typer.Option("--spool-budget", min=1, help="Bytes of request bodies spooled to disk, all together.")
+    ] = 1024 * 1024 * 1024,
+    spool_dir: Annotated[
+        Path | None, typer.Option("--spool-dir", help="Where bodies are spooled (default: the temp dir).")
+    ] = None,
+    parse_workers: Annotated[
+        int, typer.Option("--parse-workers", min=1, help="Worker processes per lane (small and large reports).")
+    ] = 1,
+    parse_queue: Annotated[
+        int, typer.Option("--parse-queue", min=0, help="Reports waiting for a worker, per lane; more get 503.")
+    ] = 8,
+    log_window: Annotated[
+        float, typer.Option("--log-window", min=0.1, help="Seconds over which repeated failures are summarised.")
+    ] = 60.0,
+    db: DbOption = None,
+) -> None:
+    """Receive reports over HTTPS (RFC 8460 §5.4): POST application/tlsrpt+gzip or +json, reply 201.
+
+    Logs one access line per request on stderr; failures are one line each, repeated ones
+    summarised per --log-window (MTASTS_DEBUG=1 adds debug lines, with tracebacks of bugs)."""
+    import logging
+    import signal
+
+    from mtasts.cli._run import run_async
+    from mtasts.cli.exitcodes import ExitCode, fail
+    from mtasts.report.server import EndpointSettings, ReportServer, parse_domains
+    from mtasts.store.errors import StoreError
+
+    if not no_tls and (cert is None or key is None):
+        fail("give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls", ExitCode.USAGE)
+    settings = EndpointSettings(
+        max_body=max_body,
+        rate_per_minute=rate,
+        burst=burst,
+        allowed_domains=parse_domains(allow_domain),
+        trust_proxy_headers=trust_proxy,
+        handshake_timeout=handshake_timeout,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        min_body_rate=min_body_rate,
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        max_uploads=max_uploads,
+        memory_budget=memory_budget,
+        spool_budget=spool_budget,
+        spool_dir=spool_dir,
+        parse_workers=parse_workers,
+        parse_queue=parse_queue,
+        log_window=log_window,
+    )
+    server = ReportServer(
+        open_store(db),
+        host=host,
+        port=port,
+        certfile=None if no_tls else cert,
+        keyfile=None if no_tls else key,
+        settings=settings,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if os.environ.get("MTASTS_DEBUG") == "1" else level)
+        logger.propagate = False
+    err = console(stderr=True)
+
+    async def run() -> None:
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        where = "{}://{}:{}/".format("http" if no_tls else "https", *server.address)
+        err.print(f"[ok]listening[/] on {where}; Ctrl-C stops", soft_wrap=True)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    try:
+        run_async(run())
+    except StoreError as exc:
+        fail(exc.message, ExitCode.CANNOT_RUN)
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
