@@ -227,8 +227,10 @@ def _read(text: str, *, owner: bool) -> tuple[Policy | None, tuple[Problem, ...]
                 continue
         # not a valid field: say why (only runs on invalid input)
         problem = _line_problem(number, line)
-        if (name == "version" and version is not None) or (name == "mode" and mode is not None) or (
-            name == "max_age" and max_age is not None
+        if (
+            (name == "version" and version is not None)
+            or (name == "mode" and mode is not None)
+            or (name == "max_age" and max_age is not None)
         ):
             problems.append(ignored_repeat(problem, owner=owner))  # the first value stands
             continue
