@@ -11,10 +11,12 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from mtasts.check.domainlist import DomainList
 from mtasts.check.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_MX_HOSTS, DOMAIN_TIMEOUT_FACTOR, CheckLimits
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json
+from mtasts.cli.text import plural
 from mtasts.core.problems import Severity
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
@@ -247,7 +249,7 @@ async def _run(
     if output is not None and not json_output:
         counts = {s: sum(r.worst is s for r in reports) for s in (Severity.ERROR, Severity.WARNING, None)}
         out.print(
-            f"{len(reports)} domains: [ok]{counts[None]} ok[/], "
+            f"{plural(len(reports), 'domain')}: [ok]{counts[None]} ok[/], "
             f"[severity.warning]{counts[Severity.WARNING]} with warnings[/], "
             f"[severity.error]{counts[Severity.ERROR]} with errors[/]; results in {output}"
         )
@@ -255,7 +257,8 @@ async def _run(
 
 
 def _domain_names(arguments: list[str], file: Path | None) -> list[str]:
-    """The domains to check, in order, without repeats ('#' starts a comment)."""
+    """The domains to check, in order, each once however it is spelt (case, trailing dot,
+    U-labels or A-labels: :mod:`mtasts.check.domainlist`); '#' starts a comment."""
     texts: list[str] = []
     for argument in arguments:
         if argument == "-":
@@ -269,13 +272,8 @@ def _domain_names(arguments: list[str], file: Path | None) -> list[str]:
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror or exc}")
         texts.append(decode_text(data, str(file)))
-    seen: dict[str, None] = {}
-    for text in texts:
-        for line in text.splitlines():
-            name = line.split("#", 1)[0].strip()
-            if name:
-                seen.setdefault(name, None)
-    return list(seen)
+    domains = DomainList()
+    return [name for text in texts for name in domains.names(text.splitlines())]
 
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))

@@ -293,7 +293,8 @@ async def ingest_imap(
             await session.run("LOGOUT", client.logout(), timeout=min(settings.timeout, 5.0))
     except ImapError as exc:
         done = len(outcomes)
-        left = f"; {done} message(s) processed, {len(uids) - done} left for the next run" if uids else ""
+        processed = f"{done} {'message' if done == 1 else 'messages'} processed"
+        left = f"; {processed}, {len(uids) - done} left for the next run" if uids else ""
         raise type(exc)(exc.command, f"{exc.response} ({where}){left}") from exc
     finally:
         session.close()

@@ -17,6 +17,7 @@ from mtasts.cli.report._common import (
     cannot_read,
     open_store,
 )
+from mtasts.cli.text import plural
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
     from mtasts.report.ingest import IngestOutcome
@@ -142,8 +143,10 @@ def ingest_command(
         print_json(summary)
     else:
         set_aside = summary["set_aside"]
+        stored = summary["stored"]
+        assert isinstance(stored, int)
         out.print(
-            f"[ok]{summary['stored']}[/] report(s) stored, {summary['duplicates']} already stored, "
+            f"[ok]{plural(stored, 'report')}[/] stored, {summary['duplicates']} already stored, "
             f"{'[severity.error]' if set_aside else ''}{set_aside}{'[/]' if set_aside else ''} set aside, "
             f"{summary['skipped']} skipped; database {database}",
             soft_wrap=True,  # one line, whatever the terminal width: scripts and cron mails read it
