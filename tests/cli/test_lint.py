@@ -68,3 +68,53 @@ def test_tlsrpt(runner: CliRunner) -> None:
     assert result.exit_code == 1
     assert "must be percent-encoded" in result.output
     assert runner.invoke(app, ["lint", "tlsrpt", "v=TLSRPTv1; rua=https://r.example.com/v1"]).exit_code == 0
+
+
+ENFORCE_60 = "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 60\n"
+GENERATE_60 = ["generate", "-d", "example.com", "--mx", "mail.example.com", "--mode", "enforce", "--max-age", "60"]
+
+
+def test_risky_max_age_warns_with_generates_code_and_words(runner: CliRunner) -> None:
+    # the issue: lint accepted max_age 60 silently while generate warned
+    lint = runner.invoke(app, ["lint", "policy", "-", "--rua", "mailto:tlsrpt@example.com", "--json"], input=ENFORCE_60)
+    assert lint.exit_code == 0  # a warning, by default not a failure
+    document = json.loads(lint.output)
+    assert document["valid"] is True
+    generate = runner.invoke(
+        app,
+        [*GENERATE_60, "--rua", "mailto:tlsrpt@example.com", "--existing", "--json"],
+    )
+    # one rule table: the same code, severity, message and fix
+    assert document["problems"] == json.loads(generate.output)["warnings"]
+    [warning] = document["problems"]
+    assert warning["code"] == "policy.max_age.short"
+    assert warning["severity"] == "warning"
+    assert "under a week with mode 'enforce'" in warning["message"]
+    strict = runner.invoke(
+        app, ["lint", "policy", "-", "--rua", "mailto:tlsrpt@example.com", "--fail-on", "warning"], input=ENFORCE_60
+    )
+    assert strict.exit_code == 1
+    assert "valid policy (1 warning)" in strict.output
+
+
+def test_testing_mode_floor_is_a_day(runner: CliRunner) -> None:
+    text = "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: {}\n"
+    hour = runner.invoke(app, ["lint", "policy", "-", "--json"], input=text.format(3600))
+    assert "policy.max_age.short" in [p["code"] for p in json.loads(hour.output)["problems"]]
+    day = runner.invoke(app, ["lint", "policy", "-", "--json"], input=text.format(86400))
+    assert "policy.max_age.short" not in [p["code"] for p in json.loads(day.output)["problems"]]
+
+
+def test_tls_reporting_is_a_note_unless_rua_is_given(runner: CliRunner) -> None:
+    good = RFC_EXAMPLE.replace("\r\n", "\n")
+    unknown = runner.invoke(app, ["lint", "policy", "-", "--fail-on", "warning", "--json"], input=good)
+    assert unknown.exit_code == 0  # the file cannot say whether reporting exists: a note, not a warning
+    [note] = json.loads(unknown.output)["problems"]
+    assert (note["code"], note["severity"]) == ("policy.tlsrpt.missing", "info")
+    assert "--rua" in note["fix"]
+    told = runner.invoke(app, ["lint", "policy", "-", "--rua", "https://r.example.com/v1", "--json"], input=good)
+    assert json.loads(told.output)["problems"] == []
+    bad = runner.invoke(app, ["lint", "policy", "-", "--rua", "http://r.example.com/v1"], input=good)
+    assert bad.exit_code == 2  # a wrong value on the command line
+    assert bad.stderr.startswith("mtasts: error: --rua: ")
+    assert bad.stderr.count("\n") == 1

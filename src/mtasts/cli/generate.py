@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.panel import Panel
-from rich.syntax import Syntax
-from rich.table import Table
 
-from mtasts.cli.exitcodes import ExitCode
+from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import console, print_json, print_problems
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode
 from mtasts.core.problems import ParseError
-from mtasts.publish.plan import Deployment, plan_deployment
+from mtasts.publish.plan import POLICY_FILE, ZONE_FILE, Deployment, plan_deployment
 
 
 def generate(
@@ -37,13 +35,26 @@ def generate(
     existing: Annotated[
         bool, typer.Option("--existing", help="The domain already runs MTA-STS (no first-deployment warning).")
     ] = False,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help=f"Also write {POLICY_FILE} (the exact bytes to serve) and {ZONE_FILE} (zone-file lines) "
+            "into this existing folder.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
 ) -> None:
-    """Print the policy file and the DNS records to publish for DOMAIN.
+    """Print the policy file and the DNS records to publish for DOMAIN, as plain text to copy.
 
     The policy id is the current UTC time; publish the policy first, then the _mta-sts record,
-    and change the id whenever the policy changes. Exit status 2 when an option's value is
-    invalid (each problem is printed, with its fix); warnings do not change the exit status.
+    and change the id whenever the policy changes. With --output-dir, mta-sts.txt holds the
+    policy exactly as https://mta-sts.DOMAIN/.well-known/mta-sts.txt must serve it (CRLF line
+    ends) and zone.txt the records in zone-file syntax, with the mta-sts.DOMAIN address
+    line to fill in. Exit status 2 when an option's value is invalid (each problem is printed,
+    with its fix), 3 when the folder does not exist or cannot be written; warnings do not
+    change the exit status.
     """
     try:
         plan = plan_deployment(
@@ -55,33 +66,60 @@ def generate(
         else:
             print_problems(console(stderr=True), exc.problems)
         raise typer.Exit(int(ExitCode.USAGE)) from exc  # the values given on the command line
+    written = {} if output_dir is None else _write_files(plan, output_dir)
     if json_output:
-        print_json(plan.to_dict())
+        print_json({**plan.to_dict(), "written": [str(path) for path in written.values()]})
     else:
-        _render(plan)
+        _render(plan, written)
 
 
-def _render(plan: Deployment) -> None:
+def _write_files(plan: Deployment, folder: Path) -> dict[str, Path]:
+    """Write :meth:`Deployment.files` into ``folder``, which must exist: it is not created, as
+    for ``report export -o``, so a typo in the path leaves no folder behind. Files already
+    there are replaced (a new plan has a new policy id)."""
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist (create it first)"
+        fail(f"cannot write to {folder}: it {what}")
+    written: dict[str, Path] = {}
+    for name, data in plan.files().items():
+        path = folder / name
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            fail(f"cannot write {path}: {exc.strerror or exc}")
+        written[name] = path
+    return written
+
+
+def _render(plan: Deployment, written: dict[str, Path]) -> None:
+    """The plan as plain text: everything meant to be copied (the policy, the zone-file lines)
+    starts at column 0 with no box, border or indentation around it, since an indented policy
+    line is invalid and an indented zone-file line belongs to the previous owner name."""
     out = console()
-    out.print(f"[heading]MTA-STS for {plan.domain}[/]\n")
-    out.print(f"1. Serve this file at [where]{plan.policy_url}[/]")
-    out.print(
-        "   (HTTPS with a valid certificate for " + plan.policy_host + ", Content-Type: text/plain, no redirects)"
-    )
-    out.print(
-        Panel(Syntax(plan.policy.to_text().replace("\r\n", "\n").rstrip("\n"), "yaml", theme="ansi_dark"), expand=False)
-    )
-    out.print("2. Publish these DNS records (after the policy is reachable):")
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("name", style="where", no_wrap=True)
-    table.add_column("type")
-    table.add_column("value", overflow="fold")
+
+    def say(text: str = "", style: str | None = None) -> None:
+        out.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+    host = plan.policy_host
+    say(f"MTA-STS for {plan.domain}", style="heading")
+    say()
+    say(f"1. Point {host} at an HTTPS server: an A and/or AAAA record for its address, or a")
+    say(f"   CNAME to its name. That server needs a certificate valid for {host}.")
+    say()
+    say(f"2. Serve this file at {plan.policy_url}")
+    say("   (Content-Type: text/plain, no redirect; lines end in CRLF, as --output-dir writes it):")
+    say()
+    for line in plan.policy.to_text().split("\r\n")[:-1]:
+        say(line)
+    say()
+    say("3. Once the policy is reachable, publish these DNS records (zone-file lines, absolute names):")
+    say()
     for record in plan.records:
-        table.add_row(record.name, record.type, record.value)
-    out.print(table)
-    out.print("\n   Zone file:")
-    for record in plan.records:
-        out.print(f"   {record.to_zone_line()}", highlight=False, soft_wrap=True)
+        say(record.to_zone_line())
+    if written:
+        say()
+        say(f"Wrote {written[POLICY_FILE]}: serve it as it is.")
+        say(f"Wrote {written[ZONE_FILE]}: add it to the zone of {plan.domain}, with the {host} line filled in.")
     if plan.warnings:
         out.print()
         print_problems(out, plan.warnings)

@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 
-from mtasts.cli.exitcodes import FailOn, exit_for, fail
+from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json, print_problems
+from mtasts.cli.text import plural
+from mtasts.core.advice import policy_advice
 from mtasts.core.policy import lint_policy
-from mtasts.core.problems import Problem, Severity
+from mtasts.core.problems import ParseError, Problem, Severity
 from mtasts.core.record import lint_sts_record
-from mtasts.core.tlsrpt_record import lint_tlsrpt_record
+from mtasts.core.tlsrpt_record import TlsRptRecord, lint_tlsrpt_record
 
 app = typer.Typer(
     help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when "
@@ -37,10 +39,25 @@ MAX_POLICY_FILE = 1024 * 1024  # lint reads files; a policy fetch caps bodies at
 @app.command("policy")
 def lint_policy_command(
     file: Annotated[str, typer.Argument(help="Policy file to check, or '-' for standard input.", metavar="FILE|-")],
+    rua: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rua",
+            help="A report URI the domain's _smtp._tls record lists (as given to generate); repeat for several. "
+            "Without it, TLS reporting is unknown and only noted.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     fail_on: FailOnOption = FailOn.ERROR,
 ) -> None:
-    """Check an MTA-STS policy file (the body of /.well-known/mta-sts.txt)."""
+    """Check an MTA-STS policy file (the body of /.well-known/mta-sts.txt).
+
+    Besides the grammar, lint warns about valid but risky values with the rules and codes
+    generate uses (policy.max_age.short, policy.tlsrpt.missing). Whether the domain publishes
+    TLS reporting is not in the file: --rua says it does (and checks the URIs); without it the
+    policy.tlsrpt.missing advice is an info note, not a warning.
+    """
+    reporting = None if not rua else _check_rua(rua)
     if file == "-":
         data = sys.stdin.buffer.read(MAX_POLICY_FILE + 1)
         subject = "<stdin>"
@@ -55,7 +72,20 @@ def lint_policy_command(
     if len(data) > MAX_POLICY_FILE:
         fail(f"{subject} is larger than 1 MiB: not read (a policy file is a few hundred bytes)")
     policy, problems = lint_policy(data)
+    if policy is not None:
+        # the owner's advice, as generate gives it; first_deployment is unknown for a file
+        problems += policy_advice(policy, reporting=reporting)
     _finish("policy", subject, policy.to_dict() if policy else None, problems, json_output, fail_on)
+
+
+def _check_rua(rua: list[str]) -> bool:
+    """``--rua`` values must be report URIs a ``_smtp._tls`` record can hold (exit 2 if not):
+    lint vouches for the reporting they stand for."""
+    try:
+        TlsRptRecord(rua=tuple(rua))
+    except ParseError as exc:
+        fail(f"--rua: {exc.message} ({exc.fix})", ExitCode.USAGE)
+    return True
 
 
 @app.command("record")
@@ -107,10 +137,10 @@ def _finish(
         warnings = sum(p.severity is Severity.WARNING for p in problems)
         name = {"policy": "policy", "record": "_mta-sts record", "tlsrpt": "_smtp._tls record"}[kind]
         if valid:
-            extra = f" ({warnings} warning{'s' * (warnings != 1)})" if warnings else ""
+            extra = f" ({plural(warnings, 'warning')})" if warnings else ""
             out.print(f"[ok]✓ valid {name}[/]{extra}")
         else:
-            out.print(f"[severity.error]✗ invalid {name}[/]: {errors} error{'s' * (errors != 1)}")
+            out.print(f"[severity.error]✗ invalid {name}[/]: {plural(errors, 'error')}")
     # an invalid input always carries an error; the check keeps "invalid" failing regardless
     severities = [p.severity for p in problems] + ([] if valid else [Severity.ERROR])
     raise typer.Exit(int(exit_for(severities, fail_on)))

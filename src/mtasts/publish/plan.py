@@ -1,7 +1,9 @@
 """Plan a deployment: the policy file and the DNS records a domain must publish.
 
 Pure: the caller passes the current time (it becomes the policy id), so the same inputs give
-the same plan.
+the same plan. :meth:`Deployment.files` is what ``mtasts generate --output-dir`` writes:
+:data:`POLICY_FILE` (the exact bytes to serve) and :data:`ZONE_FILE` (zone-file lines to add to
+the domain's zone, loadable as they are by an authoritative server).
 """
 
 from __future__ import annotations
@@ -10,16 +12,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from mtasts.core.advice import ONE_WEEK, policy_advice
 from mtasts.core.hostname import check_host_name, to_alabel
 from mtasts.core.policy import Mode, Policy
-from mtasts.core.problems import ParseError, Problem, Severity
+from mtasts.core.problems import ParseError, Problem
 from mtasts.core.record import StsRecord
 from mtasts.core.tlsrpt_record import TlsRptRecord
 
-__all__ = ["ONE_WEEK", "Deployment", "DnsRecord", "PlanError", "plan_deployment", "policy_id_for"]
+__all__ = [
+    "ONE_WEEK",
+    "POLICY_FILE",
+    "ZONE_FILE",
+    "Deployment",
+    "DnsRecord",
+    "PlanError",
+    "plan_deployment",
+    "policy_id_for",
+    "zone_quote",
+]
 
-ONE_WEEK = 7 * 24 * 3600
 POLICY_PATH = "/.well-known/mta-sts.txt"
+POLICY_FILE = "mta-sts.txt"  # served as is at https://mta-sts.<domain>/.well-known/mta-sts.txt
+ZONE_FILE = "zone.txt"  # zone-file lines for the domain's zone (a fragment: no SOA, no $ORIGIN)
+RECORD_TTL = 3600
+_TXT_STRING_MAX = 255  # RFC 1035 §3.3: a <character-string> holds at most 255 bytes
 
 
 class PlanError(ParseError):
@@ -34,9 +50,10 @@ class DnsRecord:
     type: str
     value: str
 
-    def to_zone_line(self, ttl: int = 3600) -> str:
-        """The record in zone-file syntax (TXT values quoted)."""
-        value = f'"{self.value}"' if self.type == "TXT" else self.value
+    def to_zone_line(self, ttl: int = RECORD_TTL) -> str:
+        """The record in zone-file syntax (RFC 1035 §5.1): an absolute owner name (with its
+        trailing dot, so no ``$ORIGIN`` can change it) and, for TXT, :func:`zone_quote`."""
+        value = zone_quote(self.value) if self.type == "TXT" else self.value
         return f"{self.name}. {ttl} IN {self.type} {value}"
 
     def to_dict(self) -> dict[str, str]:
@@ -59,6 +76,46 @@ class Deployment:
     def records(self) -> tuple[DnsRecord, ...]:
         return (self.sts_record,) if self.tlsrpt_record is None else (self.sts_record, self.tlsrpt_record)
 
+    @property
+    def policy_bytes(self) -> bytes:
+        """The policy file exactly as it is served: UTF-8, CRLF line ends (RFC 8461 §3.2)."""
+        return self.policy.to_text().encode("utf-8")
+
+    def host_lines(self) -> tuple[str, ...]:
+        """The policy host's record, commented out: generate cannot know the web server's
+        address, so each form has a ``<...>`` placeholder (a zone that still holds one fails
+        to load, rather than pointing the host somewhere wrong)."""
+        name = f"{self.policy_host}. {RECORD_TTL} IN"
+        return (
+            f";{name} A <IPv4 address of the HTTPS server>",
+            f";{name} AAAA <IPv6 address of the HTTPS server>",
+            f";{name} CNAME <host name of the HTTPS server, ending in a dot>",
+        )
+
+    def zone_text(self) -> str:
+        """The zone-file fragment: the policy host's record (commented, to fill in), then the
+        ``_mta-sts`` and ``_smtp._tls`` TXT records, each line ending in LF."""
+        host = self.policy_host
+        lines = [
+            f"; MTA-STS (RFC 8461) for {self.domain}, written by mtasts generate.",
+            f"; Add these lines to the zone of {self.domain}: the names are absolute (they end in a dot).",
+            ";",
+            f"; {host} needs an A and/or AAAA record, or a CNAME, for the HTTPS server that",
+            f"; serves {self.policy_url}, and that server needs a",
+            f"; certificate valid for {host}. Unless {host} has one already, fill in",
+            "; one of these lines and remove its ';':",
+            *self.host_lines(),
+            ";",
+            f"; Publish the _mta-sts record once {self.policy_url} serves",
+            f"; {POLICY_FILE}; change its id whenever the policy changes.",
+            *(record.to_zone_line() for record in self.records),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def files(self) -> dict[str, bytes]:
+        """What to deploy, by file name: the policy file and the zone-file fragment."""
+        return {POLICY_FILE: self.policy_bytes, ZONE_FILE: self.zone_text().encode("utf-8")}
+
     def to_dict(self) -> dict[str, object]:
         """The JSON shape of a plan (keys are a public contract)."""
         return {
@@ -69,7 +126,28 @@ class Deployment:
             "policy_url": self.policy_url,
             "records": [r.to_dict() for r in self.records],
             "warnings": [w.to_dict() for w in self.warnings],
+            "zone_text": self.zone_text(),
         }
+
+
+def zone_quote(value: str) -> str:
+    """``value`` as the quoted character-strings of a TXT record in zone-file syntax.
+
+    Encoded as UTF-8 and cut every 255 bytes (one string holds no more; senders join a TXT
+    record's strings without spaces, RFC 8461 §3.1, RFC 8460 §3); inside the quotes ``"`` and
+    ``\\`` are escaped and any byte outside printable ASCII is written ``\\DDD`` (RFC 1035 §5.1).
+    """
+    raw = value.encode("utf-8")
+    chunks = [raw[i : i + _TXT_STRING_MAX] for i in range(0, len(raw), _TXT_STRING_MAX)] or [b""]
+    return " ".join('"' + "".join(_zone_char(byte) for byte in chunk) + '"' for chunk in chunks)
+
+
+def _zone_char(byte: int) -> str:
+    if byte in (0x22, 0x5C):  # '"' and '\\'
+        return "\\" + chr(byte)
+    if 0x20 <= byte < 0x7F:
+        return chr(byte)
+    return f"\\{byte:03d}"
 
 
 def policy_id_for(now: datetime) -> str:
@@ -90,8 +168,9 @@ def plan_deployment(
     """Build a deployment plan; raises :class:`PlanError` listing every invalid input.
 
     Unicode domain and MX names are converted to A-labels; the plan warns (without failing)
-    about choices that risk mail flow: ``max_age`` under a week, ``enforce`` for a first
-    deployment, no TLS reporting.
+    about choices that risk mail flow, with the rules ``mtasts lint policy`` uses
+    (:func:`~mtasts.core.advice.policy_advice`): ``max_age`` under a week with ``enforce`` or a
+    day with ``testing``, ``enforce`` for a first deployment, no TLS reporting.
     """
     problems: list[Problem] = []
     name = _domain(domain, problems)
@@ -122,7 +201,7 @@ def plan_deployment(
         tlsrpt_record=None if tlsrpt is None else DnsRecord(f"_smtp._tls.{name}", "TXT", tlsrpt.to_text()),
         policy_host=f"mta-sts.{name}",
         policy_url=f"https://mta-sts.{name}{POLICY_PATH}",
-        warnings=tuple(_warnings(policy, tlsrpt, first_deployment)),
+        warnings=policy_advice(policy, reporting=tlsrpt is not None, first_deployment=first_deployment),
     )
 
 
@@ -149,37 +228,3 @@ def _mx(host: str, problems: list[Problem]) -> str:
         problems.append(Problem("generate.mx", f"the MX {host!r} is not a valid host name", "Give the MX host names."))
         return host
     return "*." + name if wildcard else name
-
-
-def _warnings(policy: Policy, tlsrpt: TlsRptRecord | None, first_deployment: bool) -> list[Problem]:
-    warnings: list[Problem] = []
-    if policy.max_age < ONE_WEEK:
-        warnings.append(
-            Problem(
-                "generate.max_age.short",
-                f"max_age {policy.max_age} is under a week: senders re-fetch often and an attacker who "
-                "blocks the fetch for that long can downgrade delivery",
-                "Use at least 604800 (one week) once the policy is stable; 86400 is fine while testing.",
-                severity=Severity.WARNING,
-            )
-        )
-    if policy.mode is Mode.ENFORCE and first_deployment:
-        warnings.append(
-            Problem(
-                "generate.enforce.first",
-                "mode 'enforce' on a first deployment: a sender that cannot validate an MX will defer mail",
-                "Start with 'testing' and TLS reporting, read the reports for a few weeks, then switch to "
-                "'enforce' (pass --existing if this domain already runs MTA-STS).",
-                severity=Severity.WARNING,
-            )
-        )
-    if tlsrpt is None:
-        warnings.append(
-            Problem(
-                "generate.tlsrpt.missing",
-                "no --rua given: without TLS reports you cannot see which senders fail",
-                "Add --rua mailto:tlsrpt@<domain> (or an https:// endpoint).",
-                severity=Severity.WARNING,
-            )
-        )
-    return warnings
