@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mtasts.core.advice import policy_advice
 from mtasts.core.fetch import FetchFailureKind
 from mtasts.core.findings import Finding, mx_severity
 from mtasts.core.policy import Mode, Policy
@@ -366,6 +367,7 @@ def _policy_findings(
                 address=fetch.address,
             )
         )
+    findings.extend(_max_age_findings(policy, fetch.host))
     if policy.mode is Mode.TESTING:
         findings.append(
             Finding(
@@ -387,6 +389,17 @@ def _policy_findings(
             )
         )
     return policy
+
+
+def _max_age_findings(policy: Policy, host: str) -> list[Finding]:
+    """A ``max_age`` too short for the policy's mode, in the words ``mtasts lint policy`` and
+    ``mtasts generate`` use for it (:func:`mtasts.core.advice.policy_advice`: one rule table).
+    Only that advice: the inspector reports TLS reporting in its own findings (``tlsrpt-*``)."""
+    return [
+        Finding("policy-max-age-short", Severity.WARNING, advice.message, advice.fix, host=host)
+        for advice in policy_advice(policy, reporting=True)
+        if advice.code == "policy.max_age.short"
+    ]
 
 
 def _mx_findings(

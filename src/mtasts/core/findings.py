@@ -57,6 +57,7 @@ CATALOGUE: dict[str, tuple[Area, Severity | None, str]] = {
     "policy-lint": (Area.POLICY, None, "the policy is valid for senders, but its file has mistakes to fix"),
     "policy-mode-testing": (Area.POLICY, Severity.INFO, "the policy is in testing mode"),
     "policy-mode-none": (Area.POLICY, Severity.INFO, "the policy is in mode none"),
+    "policy-max-age-short": (Area.POLICY, Severity.WARNING, "the policy's max_age is short for its mode"),
     "policy-mx-unused": (Area.POLICY, Severity.INFO, "a policy mx pattern matches no MX"),
     "policy-cert-malformed": (Area.POLICY, Severity.ERROR, "the policy host's certificate is not valid X.509"),
     "policy-internal-error": (Area.POLICY, Severity.ERROR, "the policy fetch stopped on an unexpected error (a bug)"),

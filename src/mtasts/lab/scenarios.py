@@ -321,6 +321,12 @@ _SCENARIOS: tuple[Scenario, ...] = (
         _expect(_D.VALIDATED, "policy-lint"),
         policy_text="version: STSv1\r\nmode: enforce\r\nmx: mx1.{domain}\r\nmax_age: 604800\r\nmax_age: forever\r\n",
     ),
+    Scenario(
+        "policy-max-age-short",
+        "The enforce policy's max_age is an hour: valid, but senders keep it only that long.",
+        _expect(_D.VALIDATED, "policy-max-age-short"),
+        policy_text="version: STSv1\r\nmode: enforce\r\nmx: mx1.{domain}\r\nmax_age: 3600\r\n",
+    ),
     # --- the MX hosts -------------------------------------------------------------------------
     Scenario(
         "mx-not-in-policy",
