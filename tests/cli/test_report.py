@@ -6,7 +6,6 @@ import gzip
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -130,47 +129,6 @@ def test_export_csv_and_json(tmp_path: Path) -> None:
     (exported,) = json.loads((tmp_path / "out.json").read_text())
     assert exported["report_id"] == "r-1"
     assert exported["source"] == str(tmp_path / "a.json")
-
-
-def test_digest_is_printed_or_mailed(tmp_path: Path) -> None:
-    import socket
-
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message as MessageHandler
-
-    received: list[Any] = []
-
-    class Keep(MessageHandler):
-        def handle_message(self, message: Any) -> None:
-            received.append(message)
-
-    (tmp_path / "a.json").write_bytes(BODY)
-    env = {"MTASTS_DB": str(tmp_path / "db.sqlite3")}
-    runner.invoke(app, ["report", "ingest", str(tmp_path / "a.json")], env=env)
-    printed = runner.invoke(app, ["report", "digest", "--exit-status"], env=env)
-    assert printed.exit_code == 1  # a new failing sender is an alert: problems found
-    assert "Example Sender newly fails to deliver to example.com" in printed.stdout
-    as_json = json.loads(runner.invoke(app, ["report", "digest", "--json"], env=env).stdout)
-    assert as_json["alerts"][0]["kind"] == "new-failing-sender"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        mailed = runner.invoke(
-            app,
-            ["report", "digest", "--mail-to", "postmaster@example.com", "--smtp", f"127.0.0.1:{port}"],
-            env=env,
-        )
-    finally:
-        controller.stop()
-    assert mailed.exit_code == 0, mailed.output
-    (mail,) = received
-    assert mail["To"] == "postmaster@example.com"
-    assert mail["Subject"].startswith("[1 alert(s)] TLSRPT digest 2026-11-28")
-    assert "Example Sender newly fails" in mail.get_payload()
 
 
 def test_serve_over_tls_until_interrupted(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from mtasts.core.tlsrpt_report import (
 )
 
 __all__ = [
+    "DAILY_SHARE",
     "RESULT_TYPE_HELP",
     "Alert",
     "AlertKind",
@@ -39,10 +40,12 @@ __all__ = [
     "Digest",
     "DomainDigest",
     "DomainSummary",
+    "LastReport",
     "Readiness",
     "ReadinessVerdict",
     "SenderIssue",
     "Totals",
+    "daily_threshold",
     "digest",
     "failing_senders",
     "failing_senders_rollup",
@@ -487,10 +490,23 @@ def sparkline(points: Sequence[DayPoint], *, until: date | None = None, width: i
 
 # --- digest: what changed, for a daily cron job -----------------------------------------------
 
+DAILY_SHARE: Final = (5, 7)
+"""A reporter "used to send daily" when it reported on at least 5 of every 7 days (rounded up:
+5 of 7, 10 of 14, 3 of 3) of the ``baseline_days`` days that end on its last report: a few
+skipped days (a quiet weekend, a late report) still count as daily, a weekly reporter does not."""
+
+
+def daily_threshold(days: int) -> int:
+    """How many of ``days`` days a daily reporter reported on (:data:`DAILY_SHARE`, rounded up)."""
+    share, out_of = DAILY_SHARE
+    return max(1, -(-days * share // out_of))
+
 
 class AlertKind(StrEnum):
     FAILURE_SPIKE = "failure-spike"
     NEW_FAILING_SENDER = "new-failing-sender"
+    NO_REPORTS = "no-reports"
+    SILENT_REPORTER = "silent-reporter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +515,8 @@ class Alert:
     policy_domain: str | None
     message: str
     organization_name: str | None = None
+    last_report: date | None = None  # the silence alerts: the newest day reported
+    days_silent: int | None = None  # the silence alerts: days from that day to the end of the period
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -506,6 +524,8 @@ class Alert:
             "policy_domain": self.policy_domain,
             "organization_name": self.organization_name,
             "message": self.message,
+            "last_report": None if self.last_report is None else self.last_report.isoformat(),
+            "days_silent": self.days_silent,
         }
 
 
@@ -526,6 +546,22 @@ class DomainDigest:
 
 
 @dataclass(frozen=True, slots=True)
+class LastReport:
+    """The newest day a policy domain got a report for, up to the end of the period."""
+
+    policy_domain: str | None
+    day: date
+    days_silent: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_domain": self.policy_domain,
+            "last_report": self.day.isoformat(),
+            "days_silent": self.days_silent,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     """The last ``days`` days against the ``baseline_days`` before them."""
 
@@ -535,15 +571,19 @@ class Digest:
     domains: tuple[DomainDigest, ...]
     alerts: tuple[Alert, ...]
     senders: tuple[SenderIssue, ...]
+    silent_days: int = 0
+    last_reports: tuple[LastReport, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             "baseline_since": self.baseline_since.isoformat(),
+            "silent_days": self.silent_days,
             "domains": [d.to_dict() for d in self.domains],
             "alerts": [a.to_dict() for a in self.alerts],
             "failing_senders": [s.to_dict() for s in self.senders],
+            "last_reports": [r.to_dict() for r in self.last_reports],
         }
 
     def to_text(self) -> str:
@@ -556,17 +596,17 @@ class Digest:
         for domain in self.domains:
             rate, before = _pct(domain.recent.rate), _pct(domain.baseline.rate)
             lines.append(
-                f"{domain.policy_domain or '(none)'}: {domain.recent.successful} ok, {domain.recent.failed} failed, "
+                f"{domain.policy_domain or NO_DOMAIN}: {domain.recent.successful} ok, {domain.recent.failed} failed, "
                 f"{rate} success (before: {before})"
             )
         if not self.domains:
-            lines.append("No reports in this period.")
+            lines.append("No reports in this period." if self.last_reports else "No reports stored yet.")
         if self.senders:
             lines.extend(["", "Failing senders:"])
             for issue in self.senders:
                 kinds = ", ".join(f"{k} ×{n}" for k, n in issue.result_types.items()) or "no details"
                 lines.append(
-                    f"  {issue.organization_name} → {issue.policy_domain or '(none)'}: "
+                    f"  {issue.organization_name} → {issue.policy_domain or NO_DOMAIN}: "
                     f"{issue.failed_sessions} failed ({kinds}) since {issue.first_failure}; {issue.advice}"
                 )
         return "\n".join(lines) + "\n"
@@ -574,6 +614,11 @@ class Digest:
 
 def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _days(count: int) -> str:
+    """``1 day``, ``2 days``: the rule of ``mtasts.cli.text.plural``, which this layer does not import."""
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 def digest(
@@ -585,16 +630,28 @@ def digest(
     baseline_days: int = 7,
     spike_factor: float = 2.0,
     min_failures: int = 5,
+    silent_days: int = 3,
 ) -> Digest:
-    """Compare the last ``days`` days (to ``until``) with the ``baseline_days`` before them.
+    """Compare the last ``days`` days (to ``until``, today for a cron job) with the
+    ``baseline_days`` before them, and notice reports that stopped coming.
 
     A failure spike: the failure rate at least ``spike_factor`` times the baseline's (or any
     failure rate where the baseline had none) with at least ``min_failures`` failed sessions.
     A newly failing sender: failures now, none in the baseline.
+
+    Silence is measured in report days (a report's day is the day it covers, and it arrives the
+    day after), up to ``until``; reports of later days are ignored. A policy domain whose newest
+    report is ``silent_days`` or more days before ``until`` gets *no reports* (for as long as the
+    silence lasts). Otherwise, a reporter (an organisation, per policy domain) gets *silent
+    reporter* when it used to send daily (:data:`DAILY_SHARE` of the ``baseline_days`` days that
+    end on its last report) and that last report is ``silent_days`` or more days before
+    ``until``; once it has been silent for ``silent_days + baseline_days`` days it is taken as
+    gone (it no longer sends you mail) and no longer flagged.
     """
     since = until - timedelta(days=days - 1)
     baseline_since = since - timedelta(days=baseline_days)
-    recent_rows = [r for r in policies if baseline_since <= r.day <= until]
+    stored = [r for r in policies if r.day <= until]
+    recent_rows = [r for r in stored if baseline_since <= r.day]
     recent_failures = [f for f in failures if baseline_since <= f.day <= until]
     now_p = [r for r in recent_rows if r.day >= since]
     now_f = [f for f in recent_failures if f.day >= since]
@@ -603,10 +660,10 @@ def digest(
     recent = {s.policy_domain: s.totals for s in summarise(now_p, now_f)}
     baseline = {s.policy_domain: s.totals for s in summarise(before_p, before_f)}
     domains = tuple(
-        DomainDigest(key, recent[key], baseline.get(key, Totals()))
-        for key in sorted(recent, key=lambda k: (k is None, k or ""))
+        DomainDigest(key, recent[key], baseline.get(key, Totals())) for key in sorted(recent, key=_domain_order)
     )
-    alerts: list[Alert] = []
+    last_reports, silence = _silence(stored, until=until, silent_days=silent_days, baseline_days=baseline_days)
+    alerts: list[Alert] = list(silence)
     for item in domains:
         now_rate = 1 - (item.recent.rate if item.recent.rate is not None else 1)
         before_rate = 1 - (item.baseline.rate if item.baseline.rate is not None else 1)
@@ -615,7 +672,7 @@ def digest(
                 Alert(
                     AlertKind.FAILURE_SPIKE,
                     item.policy_domain,
-                    f"{item.policy_domain or '(none)'}: {item.recent.failed} failed sessions, "
+                    f"{item.policy_domain or NO_DOMAIN}: {item.recent.failed} failed sessions, "
                     f"{now_rate:.1%} of all (before: {before_rate:.1%})",
                 )
             )
@@ -628,9 +685,64 @@ def digest(
                 Alert(
                     AlertKind.NEW_FAILING_SENDER,
                     issue.policy_domain,
-                    f"{issue.organization_name} newly fails to deliver to {issue.policy_domain or '(none)'} over TLS: "
+                    f"{issue.organization_name} newly fails to deliver to {issue.policy_domain or NO_DOMAIN} over TLS: "
                     f"{issue.failed_sessions} sessions ({kinds})",
                     issue.organization_name,
                 )
             )
-    return Digest(since, until, baseline_since, domains, tuple(alerts), tuple(senders))
+    return Digest(
+        since, until, baseline_since, domains, tuple(alerts), tuple(senders), silent_days, tuple(last_reports)
+    )
+
+
+def _silence(
+    rows: Sequence[PolicyRow], *, until: date, silent_days: int, baseline_days: int
+) -> tuple[list[LastReport], list[Alert]]:
+    """The newest report day per policy domain, and the silence alerts of :func:`digest`
+    (no reports first, then silent reporters; each by domain, then organisation)."""
+    reported: dict[tuple[str | None, str], set[date]] = defaultdict(set)
+    for row in rows:
+        reported[(row.policy_domain, row.organization_name)].add(row.day)
+    newest: dict[str | None, date] = {}
+    for (domain, _), report_days in reported.items():
+        newest[domain] = max(newest.get(domain, date.min), *report_days)
+    last_reports = [
+        LastReport(domain, newest[domain], (until - newest[domain]).days)
+        for domain in sorted(newest, key=_domain_order)
+    ]
+    alerts = [
+        Alert(
+            AlertKind.NO_REPORTS,
+            last.policy_domain,
+            f"{last.policy_domain or NO_DOMAIN}: no report at all for {_days(last.days_silent)} "
+            f"(the newest covers {last.day})",
+            last_report=last.day,
+            days_silent=last.days_silent,
+        )
+        for last in last_reports
+        if last.days_silent >= silent_days
+    ]
+    quiet_domains = {alert.policy_domain for alert in alerts}
+    needed = daily_threshold(baseline_days)
+    for (domain, org), report_days in sorted(
+        reported.items(), key=lambda item: (_domain_order(item[0][0]), item[0][1])
+    ):
+        last = max(report_days)
+        silent = (until - last).days
+        if domain in quiet_domains or not silent_days <= silent < silent_days + baseline_days:
+            continue
+        window_start = last - timedelta(days=baseline_days - 1)
+        active = sum(1 for day in report_days if window_start <= day)
+        if active >= needed:
+            alerts.append(
+                Alert(
+                    AlertKind.SILENT_REPORTER,
+                    domain,
+                    f"{org} stopped reporting for {domain or NO_DOMAIN}: no report for {_days(silent)}; "
+                    f"it reported on {active} of the {baseline_days} days to {last}",
+                    org,
+                    last_report=last,
+                    days_silent=silent,
+                )
+            )
+    return last_reports, alerts

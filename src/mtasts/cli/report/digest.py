@@ -1,12 +1,19 @@
-"""``mtasts report digest``: a summary for cron, printed or mailed."""
+"""``mtasts report digest``: a summary for cron, printed or mailed.
+
+The period ends today (UTC) unless ``--until`` says otherwise, so a digest run every morning
+notices reports that stopped coming (the silence alerts of :func:`mtasts.report.analysis.digest`).
+Mail goes through :mod:`mtasts.net.mailer`: STARTTLS with a verified certificate by default,
+implicit TLS or (explicitly) none, AUTH with a password read from a file or the environment,
+never from the command line (where ``ps`` and the shell history would show it)."""
 
 from __future__ import annotations
 
-import smtplib
+import os
 import sys
-from datetime import date
-from email.message import EmailMessage
-from typing import Annotated
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Final
 
 import typer
 
@@ -18,19 +25,44 @@ from mtasts.cli.report._common import (
     json_text,
     normalise_domain,
     reading,
-    today,
 )
-from mtasts.report.analysis import (
-    digest,
-)
+from mtasts.cli.text import plural
+from mtasts.net.mailer import DEFAULT_PORTS, MailError, MailFailureKind, SmtpSecurity, SmtpSettings, compose, send
+from mtasts.report.analysis import digest
+
+PASSWORD_ENV: Final = "MTASTS_SMTP_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+DEFAULT_SMTP: Final = "localhost"
+
+# What to try next, after the mailer's own words, per kind of failure.
+HINTS: Final[Mapping[MailFailureKind, str]] = {
+    MailFailureKind.UNTRUSTED: "for a private CA pass --smtp-ca-file FILE",
+    MailFailureKind.NO_STARTTLS: "for implicit TLS use --smtp-security tls; "
+    "for a local relay without TLS, --smtp-security none",
+    MailFailureKind.NO_AUTH: "drop --smtp-user if this server takes mail without it",
+}
 
 
 def digest_command(
-    days: Annotated[int, typer.Option("--days", min=1, help="The period: the last N days of reports.")] = 1,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days",
+            min=1,
+            help="The period: the N days to --until (2: yesterday, whose reports came overnight, and today).",
+        ),
+    ] = 2,
     baseline_days: Annotated[int, typer.Option("--baseline-days", min=1, help="Compare with N days before it.")] = 7,
+    silent_days: Annotated[
+        int,
+        typer.Option(
+            "--silent-days",
+            min=1,
+            help="Alert when a domain, or a reporter that used to send daily, has no report for the N days to --until.",
+        ),
+    ] = 3,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="Last day of the period (YYYY-MM-DD); default: the newest report.", metavar="DAY"),
+        typer.Option("--until", help="Last day of the period (YYYY-MM-DD); default: today (UTC).", metavar="DAY"),
     ] = None,
     domain: DomainOption = None,
     mail_to: Annotated[
@@ -40,55 +72,157 @@ def digest_command(
         str, typer.Option("--mail-from", help="Sender address of the digest mail.")
     ] = "mtasts@localhost",
     smtp: Annotated[
-        str, typer.Option("--smtp", help="SMTP server HOST[:PORT] to send through ([IPv6]:PORT for IPv6).")
-    ] = "localhost:25",
-    starttls: Annotated[bool, typer.Option("--starttls", help="Use STARTTLS with the SMTP server.")] = False,
+        str,
+        typer.Option(
+            "--smtp",
+            help="SMTP server HOST[:PORT] ([IPv6]:PORT for IPv6); "
+            "the port defaults to 587 (starttls), 465 (tls) or 25 (none).",
+        ),
+    ] = DEFAULT_SMTP,
+    security: Annotated[
+        SmtpSecurity,
+        typer.Option(
+            "--smtp-security",
+            case_sensitive=False,
+            help="starttls: required, certificate verified; tls: implicit TLS (port 465); "
+            "none: plain text, for a local relay (no AUTH).",
+        ),
+    ] = SmtpSecurity.STARTTLS,
+    starttls: Annotated[
+        bool, typer.Option("--starttls", hidden=True, help="Same as --smtp-security starttls (the default).")
+    ] = False,
+    smtp_user: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp-user",
+            help=f"Log in as USER; the password: --smtp-password-file or ${PASSWORD_ENV}.",
+            metavar="USER",
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option("--smtp-password-file", help="Read the SMTP password from FILE (its first line).", metavar="FILE"),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--smtp-ca-file", help="Trust only the CA certificates in FILE (PEM) for the SMTP server.", metavar="FILE"
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--smtp-timeout", min=1, help="Seconds to wait for the SMTP server.", metavar="SECONDS")
+    ] = 30.0,
     alerts_exit: Annotated[
         bool, typer.Option("--exit-status", help="Exit with status 1 when there is an alert (for monitoring).")
     ] = False,
     db: DbOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """A summary for cron: the last day(s) against the week before, flagging a failure spike or a
-    newly failing sender. Printed, or mailed with --mail-to."""
+    """A summary for cron: the last day(s) to today against the week before, flagging a failure
+    spike, a newly failing sender, a reporter that stopped and a domain with no reports.
+    Printed, or mailed with --mail-to."""
     # the command line first: a mistake in it is found before the database is opened
     try:
         last_day = date.fromisoformat(until) if until else None
     except ValueError:
         fail(f"--until {until!r} is not a date (YYYY-MM-DD)", ExitCode.USAGE)
-    server = parse_smtp_server(smtp) if mail_to else None
-    message = EmailMessage()
+    settings = None
     if mail_to:
+        if starttls and security is not SmtpSecurity.STARTTLS:
+            fail(f"--starttls contradicts --smtp-security {security.value}", ExitCode.USAGE)
         try:
-            message["From"] = mail_from
-            message["To"] = ", ".join(mail_to)
+            compose(sender=mail_from, recipients=mail_to, subject="", body="", now=datetime.now(UTC))
         except ValueError as exc:  # a line break in an address, or an address the header refuses
             fail(f"--mail-from/--mail-to: {exc}", ExitCode.USAGE)
+        settings = smtp_settings(smtp, security, smtp_user, password_file, ca_file, timeout, os.environ)
     wanted = normalise_domain(domain)
     with reading(db) as store:
         policies = store.policy_rows(domain=wanted)
         failures = store.failure_rows(domain=wanted)
-    last = last_day or max((r.day for r in policies), default=today())
-    result = digest(policies, failures, until=last, days=days, baseline_days=baseline_days)
+    now = datetime.now(UTC)
+    result = digest(
+        policies,
+        failures,
+        until=last_day or now.date(),
+        days=days,
+        baseline_days=baseline_days,
+        silent_days=silent_days,
+    )
     text = json_text(result.to_dict()) if json_output else result.to_text()
-    if server is not None:
-        flag = f"[{len(result.alerts)} alert(s)] " if result.alerts else ""
-        message["Subject"] = f"{flag}TLSRPT digest {result.since} to {result.until}"
-        message.set_content(text)
-        host, port = server
+    if settings is not None:
+        flag = f"[{plural(len(result.alerts), 'alert')}] " if result.alerts else ""
+        message = compose(
+            sender=mail_from,
+            recipients=mail_to or [],
+            subject=f"{flag}TLSRPT digest {result.since} to {result.until}",
+            body=text,
+            now=now,
+        )
         try:
-            with smtplib.SMTP(host, port, timeout=30) as client:
-                if starttls:
-                    client.starttls()
-                client.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            fail(f"cannot send the digest through {smtp}: {reason}")
+            send(message, settings)
+        except MailError as exc:
+            hint = HINTS.get(exc.kind)
+            if exc.kind is MailFailureKind.UNREACHABLE and smtp == DEFAULT_SMTP:
+                hint = (
+                    f"the default is {settings.address} with {settings.security.value}: name your server with "
+                    "--smtp HOST[:PORT], or for a local relay without TLS: --smtp localhost:25 --smtp-security none"
+                )
+            fail(f"cannot send the digest: {exc.message}" + (f" ({hint})" if hint else ""))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     if alerts_exit and result.alerts:
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def smtp_settings(
+    smtp: str,
+    security: SmtpSecurity,
+    user: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    timeout: float,
+    environ: Mapping[str, str],
+) -> SmtpSettings:
+    """The submission settings from the options and ``environ``, or one line and its exit
+    status: a contradiction is a usage error, a file that cannot be read "could not run".
+
+    The password comes from ``--smtp-password-file`` (its first line, so a trailing newline
+    does not count), else from ``$MTASTS_SMTP_PASSWORD``; it is only read with ``--smtp-user``."""
+    host, port = parse_smtp_server(smtp, DEFAULT_PORTS[security])
+    if security is SmtpSecurity.NONE:
+        if user is not None:
+            fail(
+                "--smtp-user needs TLS: AUTH is never sent over an unencrypted connection (--smtp-security none)",
+                ExitCode.USAGE,
+            )
+        if ca_file is not None:
+            fail("--smtp-ca-file needs TLS; it means nothing with --smtp-security none", ExitCode.USAGE)
+    if password_file is not None and user is None:
+        fail("--smtp-password-file needs --smtp-user (the name to log in as)", ExitCode.USAGE)
+    password = None
+    if user is not None:
+        if password_file is not None:
+            password = _read_password(password_file)
+        elif environ.get(PASSWORD_ENV):
+            password = environ[PASSWORD_ENV]
+        else:
+            fail(f"--smtp-user needs a password: --smtp-password-file FILE or ${PASSWORD_ENV}", ExitCode.USAGE)
+    if ca_file is not None and not ca_file.is_file():
+        fail(f"cannot read the CA file {ca_file}: {'it is a folder' if ca_file.is_dir() else 'no such file'}")
+    return SmtpSettings(host, port, security, user, password, ca_file, timeout)
+
+
+def _read_password(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        fail(f"cannot read the password file {path}: {reason}")
+    password = text.splitlines()[0] if text else ""
+    if not password:
+        fail(f"the password file {path} is empty (its first line is the password)")
+    return password
 
 
 def parse_smtp_server(text: str, default_port: int = 25) -> tuple[str, int]:
