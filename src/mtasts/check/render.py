@@ -1,7 +1,9 @@
 """Renderers for inspection reports: Rich for terminals, JSON, JSON Lines and CSV.
 
 They all show the same data (``DomainReport.to_dict()`` / ``Finding``); the Rich one groups
-findings by area and prints the fix under each.
+findings by area and prints the fix under each. Its lines wrap at word boundaries under their
+own indentation on a terminal, names (domains, MX hosts) are never split, and where output is
+not a terminal each message stays on one line (the consoles of :mod:`mtasts.cli.output`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import io
 import json
 from collections.abc import Iterable
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -37,18 +40,23 @@ def render_report(report: DomainReport) -> RenderableType:
             continue
         parts.append(Text(f"  {area.value}", style="heading"))
         for finding in findings:
-            line = Text("    ")
+            line = Text()
             line.append(
                 f"{_SYMBOL[finding.severity]} {finding.severity.value} ", style=f"severity.{finding.severity.value}"
             )
             line.append(finding.code, style="code")
             line.append(f"  {finding.message}")
-            parts.append(line)
+            parts.append(_indented(line, 4))
             for detail in finding.details:
-                parts.append(Text(f"        {detail}", style="dim"))
-            parts.append(Text.assemble(("      fix: ", "fix"), finding.fix))
+                parts.append(_indented(Text(detail, style="dim"), 8))
+            parts.append(_indented(Text.assemble(("fix: ", "fix"), finding.fix), 6))
     parts.append(_verdict(report))
     return Group(*parts, Text(""))
+
+
+def _indented(renderable: RenderableType, left: int) -> Padding:
+    """``renderable`` indented by ``left`` columns, wrapped lines too (a hanging indent)."""
+    return Padding(renderable, (0, 0, 0, left), expand=False)
 
 
 def _headline(report: DomainReport) -> Text:
@@ -65,31 +73,29 @@ def _headline(report: DomainReport) -> Text:
     return text
 
 
-def _facts(report: DomainReport) -> Table | None:
+def _facts(report: DomainReport) -> RenderableType | None:
     analysis, observations = report.analysis, report.observations
     if analysis is None or observations is None:
         return None
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column(overflow="fold")
+    table = _Facts()
     record = analysis.sts_record.to_text() if analysis.sts_record else "—"
-    table.add_row("  _mta-sts", record)
+    table.add_row("_mta-sts", record)
     policy = analysis.policy
     if policy is not None:
         mx = ", ".join(policy.mx) or "no mx"
-        table.add_row("  policy", f"mode {policy.mode.value}, max_age {policy.max_age}, mx: {mx}")
+        table.add_row("policy", f"mode {policy.mode.value}, max_age {policy.max_age}, mx: {mx}")
     else:
-        table.add_row("  policy", "—")
+        table.add_row("policy", "—")
     for probe in observations.probes:
         tls = probe.tls
         if probe.ok and tls is not None and tls.certificate is not None:
             state = f"{tls.version}, certificate valid until {tls.certificate.not_after:%Y-%m-%d}"
         else:
             state = probe.detail or (probe.failure.value if probe.failure else "")
-        table.add_row(f"  MX {probe.host}", f"{probe.address}: {state}")
+        table.add_row(f"MX {probe.host}", f"{probe.address}: {state}")
     tlsrpt = ", ".join(analysis.tlsrpt.rua) if analysis.tlsrpt else "—"
-    table.add_row("  TLS reports", tlsrpt)
-    return table
+    table.add_row("TLS reports", tlsrpt)
+    return _indented(table, 2)
 
 
 def _verdict(report: DomainReport) -> Group:
@@ -97,12 +103,42 @@ def _verdict(report: DomainReport) -> Group:
     style = (
         "ok" if verdict.mail_flows else "severity.warning" if verdict.delivery.value == "unknown" else "severity.error"
     )
-    lines: list[RenderableType] = [Text.assemble(("  verdict: ", "heading"), (verdict.summary, style))]
+    lines: list[RenderableType] = [_indented(Text.assemble(("verdict: ", "heading"), (verdict.summary, style)), 2)]
     for mx in verdict.mx:
-        lines.append(Text(f"    {mx.host}: {mx.reason}", style="ok" if mx.deliver else "severity.error"))
+        lines.append(_indented(Text(f"{mx.host}: {mx.reason}", style="ok" if mx.deliver else "severity.error"), 4))
     if verdict.readiness:
-        lines.append(Text.assemble(("  enforce readiness: ", "heading"), verdict.readiness))
+        lines.append(_indented(Text.assemble(("enforce readiness: ", "heading"), verdict.readiness), 2))
     return Group(*lines)
+
+
+class _Facts:
+    """The facts under a domain's headline, "label  value": labels (names such as an MX host)
+    are never split and the values wrap at word boundaries beside them (a host name in a value is
+    a word: never split either); when a terminal is too narrow for that, each value goes under
+    its label instead."""
+
+    VALUE_FLOOR = 20  # narrower values would be a column of single words
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add_row(self, label: str, value: str) -> None:
+        self.rows.append((label, value))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        label_width = max((len(label) for label, _ in self.rows), default=0)
+        longest_word = max((len(word) for _, value in self.rows for word in value.split()), default=0)
+        if label_width + 2 + max(self.VALUE_FLOOR, longest_word) <= options.max_width:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column(overflow="fold")
+            for label, value in self.rows:
+                grid.add_row(label, value)
+            yield grid
+            return
+        for label, value in self.rows:
+            yield Text(label, style="dim")
+            yield _indented(Text(value), 2)
 
 
 def report_json_line(report: DomainReport) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.output import console
+from mtasts.cli.output import Column, Fit, FitTable, console
 from mtasts.lab.scenarios import CATALOGUE
 
 if TYPE_CHECKING:
@@ -67,13 +66,15 @@ def demo(
     except OSError as exc:  # the lab's servers could not bind (ports, addresses)
         fail(f"cannot start the lab: {exc.strerror or exc}")
     out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
-    table = Table(title="mtasts check on the lab's domains", title_justify="left")
-    # long codes fold rather than being cut short, so a narrow terminal still shows everything
-    table.add_column("domain", style="where", overflow="fold")
-    table.add_column("what is wrong (the lab's scenario)", ratio=2)
-    table.add_column("mtasts check finds", overflow="fold", ratio=1)
-    table.add_column("a compliant sender", overflow="fold", ratio=1)
-    table.add_column("as expected", justify="center")
+    # domains, codes and verdicts stay whole (codes wrap between them); the scenario wraps
+    table = FitTable(
+        Column("domain", Fit.DATA, style="where"),
+        Column("what is wrong (the lab's scenario)"),
+        Column("mtasts check finds"),
+        Column("a compliant sender", Fit.DATA),
+        Column("as expected", Fit.DATA, justify="center"),
+        title="mtasts check on the lab's domains",
+    )
     as_expected = 0
     for name, report in reports:
         expected = CATALOGUE[name].expect

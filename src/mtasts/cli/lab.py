@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.output import console
+from mtasts.cli.output import Column, Fit, FitTable, console
 from mtasts.lab.scenarios import CATALOGUE
 
 if TYPE_CHECKING:  # the servers (dnspython, cryptography, trustme) load when the lab starts
@@ -37,10 +36,7 @@ ScenarioOption = Annotated[
 @app.command("list")
 def list_scenarios() -> None:
     """List the built-in scenarios with what each one breaks."""
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("scenario", style="heading", no_wrap=True)
-    table.add_column("sender", no_wrap=True)
-    table.add_column("description")
+    table = FitTable(Column("scenario", Fit.DATA, style="heading"), Column("sender", Fit.DATA), Column("description"))
     for scenario in CATALOGUE.values():
         table.add_row(scenario.name, scenario.expect.delivery.value, scenario.description)
     console().print(table)
@@ -114,9 +110,7 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
     out.print(f"  CA file     {data['ca_file']}")
     out.print(f"  HTTPS port  {data['https_port']}    SMTP port  {data['smtp_port']}")
     out.print(f"  TLSRPT      {data['tlsrpt_url']}")
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("domain", style="heading", no_wrap=True)
-    table.add_column("scenario")
+    table = FitTable(Column("domain", Fit.DATA, style="heading"), Column("scenario", Fit.DATA))
     for domain in data["domains"]:
         table.add_row(domain["name"], domain["scenario"])
     out.print(table)

@@ -8,17 +8,33 @@ import traceback
 from typing import Annotated
 
 import typer
+from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
-from mtasts.cli import check, demo, generate, lab, lint, report
+from mtasts.cli import check, demo, generate, lab, lint, output, report
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
     "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, report, lab.\n\n" + EXIT_CODES_HELP
 )
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The root command. Its help and usage errors are drawn by Rich (panels, colour) on a
+    terminal and are click's plain text elsewhere: typer reads ``rich_markup_mode`` when it
+    builds the command for a run, so the choice is made then, from where output goes."""
+
+    @property
+    def rich_markup_mode(self) -> MarkupMode:
+        return self._markup_mode if output.help_for_terminal() else None
+
+    @rich_markup_mode.setter
+    def rich_markup_mode(self, value: MarkupMode) -> None:
+        self._markup_mode = value
+
+
+app = _App(
     name="mtasts",
     help=_HELP,
     no_args_is_help=True,
@@ -66,7 +82,20 @@ def main(
     debug: Annotated[
         bool, typer.Option("--debug", help=f"Print the traceback of an internal error (or set {_DEBUG_ENV}=1).")
     ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            min=output.MIN_WIDTH,
+            envvar="MTASTS_WIDTH",
+            metavar="N",
+            show_default=False,
+            help="Lay output out for N columns (default: the terminal's width, or COLUMNS; "
+            "output that is not a terminal is not wrapped).",
+        ),
+    ] = None,
 ) -> None:
+    output.configure(width=width)
     if debug:
         os.environ[_DEBUG_ENV] = "1"
 
