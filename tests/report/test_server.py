@@ -540,3 +540,14 @@ async def test_a_store_outage_is_one_log_line_per_503_and_a_summary_not_tracebac
     summaries = [line for line in lines if re.search(r"store\.unavailable: \d+ requests failed in the last 1 s", line)]
     assert summaries
     assert len(lines) <= 2 + 20 + len(reasons) + len(summaries) + 2  # nothing else worth a line
+
+
+def test_access_line_escapes_what_a_client_sends_and_marks_what_is_unknown() -> None:
+    from mtasts.report.server import AccessEntry, access_line
+
+    stored = AccessEntry("192.0.2.7", "POST", "/tlsrpt", 201, 455, 87, 0.0071, "stored", ('Org "A"\n', "r-1"))
+    assert access_line(stored) == '192.0.2.7 "POST /tlsrpt" 201 in=455 out=87 7.1ms stored "Org \\x22A\\x22\\x0a" "r-1"'
+    failed = AccessEntry("192.0.2.7", None, None, None, None, None, 0.0008, "tls.handshake", ("HTTP_REQUEST",))
+    assert access_line(failed) == '192.0.2.7 "- -" - in=- out=- 0.8ms tls.handshake "HTTP_REQUEST"'
+    odd = AccessEntry("192.0.2.7", "GE T", '/a"b\x00', 404, 0, 79, 0.0004, "http.not_found")
+    assert access_line(odd) == '192.0.2.7 "GE T /a\\x22b\\x00" 404 in=0 out=79 0.4ms http.not_found'

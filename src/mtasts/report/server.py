@@ -39,11 +39,15 @@ closed, a stalled head or body ``408`` and is closed.
 ========================================  ======  ==========================================
 request                                   status  error code
 ========================================  ======  ==========================================
+another path than ``path`` (when set)     404     ``http.not_found``
 not POST                                  405     ``http.method``
 Content-Type not tlsrpt+gzip / +json      415     ``http.content_type``
 more requests than the client's budget    429     ``http.rate_limited``
 body larger than the cap                  413     ``http.too_large``
 head or body too slow                     408     ``http.header_timeout``, ``http.body_timeout``
+not HTTP/1.1 (h11 cannot parse it)        400     ``http.bad_request``
+request head over ``max_head``            431     ``http.head_too_large``
+TLS handshake failed or too slow          —       ``tls.handshake``, ``tls.handshake_timeout``
 too many connections (total, per client)  503     ``http.too_many_connections``
 no memory, disk or parse slot free now    503     ``http.busy``
 unreadable report                         400     the parser's code (``report.gzip.too_large``...)
@@ -53,19 +57,23 @@ a bug                                     500     ``http.internal``
 stored, or already stored                 201     —
 ========================================  ======  ==========================================
 
-Logging: one access line per request (logger ``mtasts.report.access``: client, method, path,
-status, bytes in and out, duration, error code; client-supplied text is escaped and cut). A
-failure is that one line, never a traceback: the reason of a store outage is logged once per
-window, connections refused or closed by the guard one line each up to ten per window, and a
-summary per code closes each window in which failures repeated ("store.unavailable: 412
-requests failed in the last 60 s"). An unexpected exception is one line with its type; the
-traceback is logged at debug level.
+Logging: exactly one access line per request, and per connection that never got to one (a TLS
+handshake that failed, a head that never came, a connection over the caps), on logger
+``mtasts.report.access`` (:func:`access_line`: client, method and path, status, body bytes in and
+out, duration, then ``stored``/``duplicate`` with the organisation and report-id, or the error
+code; client-supplied text is escaped and cut). A failure is that one line, never a traceback:
+the reason of a store outage is logged once per window, and a summary per code closes each
+window in which failures repeated ("store.unavailable: 412 requests failed in the last 60 s").
+An unexpected exception is one line with its type; the traceback, and uvicorn's own messages,
+are logged at debug level. What keeps the server from starting (a certificate or key file, the
+address, the port, the spool folder) is a :class:`StartupError` naming the setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import shutil
@@ -84,6 +92,9 @@ from typing import IO, Any, ClassVar, Final
 
 import h11
 import uvicorn
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -109,14 +120,18 @@ from mtasts.store.store import ReportStore
 
 __all__ = [
     "ACCEPTED_TYPES",
+    "AccessEntry",
     "BodyBudget",
     "EndpointSettings",
     "FailureTally",
     "RateLimiter",
     "ReportServer",
+    "StartupError",
+    "access_line",
     "make_app",
     "parse_domains",
     "sanitise",
+    "server_tls_context",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,8 +141,126 @@ ACCEPTED_TYPES: Final = frozenset({"application/tlsrpt+gzip", "application/tlsrp
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
 
-_CODE_KEY: Final = "mtasts.error_code"
+# what a request's handling leaves in its ASGI scope's state for the access line
+_CODE_KEY: Final = "mtasts.error_code"  # the outcome: an error code, "stored" or "duplicate"
+_DETAILS_KEY: Final = "mtasts.details"  # more of it: the organisation and report-id of a report
+_ANSWER_KEY: Final = "mtasts.answer"  # (status, bytes) sent by the connection guard, not by the app
 _REQUEST_FAILURES: Final = frozenset({"store.unavailable", "http.busy", "http.internal"})
+_MAX_PEM: Final = 1 * MIB
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """What the access line of one request says. ``None`` is "none": no request line was read
+    (``method``, ``target``), no response was sent (``status``), not counted (``received``,
+    ``sent``). ``outcome`` is ``stored``, ``duplicate`` or the stable error code; ``details``
+    add to it (the organisation and report-id of a report, the reason a TLS handshake failed)."""
+
+    client: str
+    method: str | None
+    target: str | None
+    status: int | None
+    received: int | None
+    sent: int | None
+    seconds: float
+    outcome: str
+    details: tuple[str, ...] = ()
+
+
+def access_line(entry: AccessEntry) -> str:
+    """The access line of ``entry``, every client-supplied part escaped and cut (:func:`sanitise`)::
+
+    192.0.2.7 "POST /tlsrpt" 201 in=455 out=87 7.1ms stored "Example Sender" "r-1"
+    192.0.2.7 "POST /tlsrpt" 400 in=1 out=104 1.1ms report.json.syntax
+    192.0.2.7 "- -" - in=- out=- 0.8ms tls.handshake "HTTP_REQUEST"
+    """
+    request = "- -" if entry.method is None else f"{sanitise(entry.method, 20)} {sanitise(entry.target or '', 120)}"
+
+    def count(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    details = "".join(f' "{sanitise(detail, 120)}"' for detail in entry.details)
+    return (
+        f'{sanitise(entry.client, 60)} "{request}" {count(entry.status)} in={count(entry.received)} '
+        f"out={count(entry.sent)} {entry.seconds * 1000:.1f}ms {sanitise(entry.outcome, 60)}{details}"
+    )
+
+
+def _log_access(entry: AccessEntry) -> None:
+    level = logging.WARNING if entry.status is not None and entry.status >= 500 else logging.INFO
+    access_log.log(level, "%s", access_line(entry))
+
+
+class StartupError(Exception):
+    """The server cannot start, and whose fault it is: ``setting`` names it (``cert``, ``key``,
+    ``host``, ``port``, ``spool_dir``), ``value`` is what it was given and ``message`` says what
+    is wrong with it, so the caller can name its own option ("--cert /x/cert.pem: no such file")."""
+
+    def __init__(self, setting: str, value: object, message: str) -> None:
+        super().__init__(f"{setting} {value}: {message}")
+        self.setting = setting
+        self.value = str(value)
+        self.message = message
+
+
+def _os_reason(exc: OSError) -> str:
+    reasons = {
+        errno.ENOENT: "no such file",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EISDIR: "is a folder, not a file",
+        errno.ENOTDIR: "a part of the path is not a folder",
+    }
+    return reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+
+
+def _read_pem(setting: str, path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_PEM + 1)
+    except OSError as exc:
+        raise StartupError(setting, path, _os_reason(exc)) from exc
+    if len(data) > _MAX_PEM:
+        raise StartupError(setting, path, f"larger than {_MAX_PEM // MIB} MiB: not a PEM file")
+    return data
+
+
+def server_tls_context(certfile: Path, keyfile: Path) -> ssl.SSLContext:
+    """The server's TLS context (TLS 1.2 and later) for the certificate chain and key in these
+    PEM files; :class:`StartupError` names the file at fault and says what is wrong: missing or
+    unreadable, not a certificate, not a key, an encrypted key (the server cannot ask for its
+    passphrase), or a key that is not the certificate's."""
+    cert_data, key_data = _read_pem("cert", certfile), _read_pem("key", keyfile)
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_data)[0]
+    except ValueError:
+        hint = " (it holds a private key, not a certificate)" if b"PRIVATE KEY-----" in cert_data else ""
+        raise StartupError("cert", certfile, f"no PEM certificate in it{hint}") from None
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:
+        raise StartupError(
+            "key", keyfile, "the key is encrypted; give it unencrypted (openssl pkey -in KEY -out PLAIN)"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        hint = " (it holds a certificate, not a key)" if b"CERTIFICATE-----" in key_data else ""
+        raise StartupError("key", keyfile, f"no PEM private key in it{hint}") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise StartupError("key", keyfile, f"it is not the key of the certificate in {certfile}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def no_passphrase() -> str:
+        raise StartupError("key", keyfile, "the key is encrypted; give it unencrypted")
+
+    try:
+        context.load_cert_chain(certfile, keyfile, password=no_passphrase)
+    except ssl.SSLError as exc:
+        raise StartupError("cert", certfile, f"cannot be used with the key {keyfile}: {exc.reason or exc}") from exc
+    except OSError as exc:  # replaced or removed since it was read
+        raise StartupError("cert", certfile, _os_reason(exc)) from exc
+    return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +296,7 @@ class EndpointSettings:
     parse_pool: PoolKind = "process"
     retry_after: int = 5
     log_window: float = 60.0
+    path: str | None = None
 
     def __post_init__(self) -> None:
         positive = [
@@ -182,6 +316,8 @@ class EndpointSettings:
         wrong = [name for name in positive if not getattr(self, name) > 0]
         if wrong or self.min_body_rate < 0 or self.parse_queue < 0 or self.spool_threshold < 0:
             raise ValueError(f"must be positive: {', '.join(wrong) or 'min_body_rate, parse_queue, spool_threshold'}")
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"path must begin with /: {self.path!r}")
         if self.allowed_domains is not None:
             object.__setattr__(
                 self, "allowed_domains", frozenset(d.strip().rstrip(".").lower() for d in self.allowed_domains)
@@ -399,6 +535,8 @@ def make_app(
     async def receive_report(request: Request) -> Response:
         # Refusals before the body is read close the connection: reading (and discarding) a
         # body nobody will use would only let the client hold the connection longer.
+        if settings.path is not None and request.url.path != settings.path:
+            return _error(request, 404, "http.not_found", f"reports are received at {settings.path}", closing)
         if request.method != "POST":
             return _error(
                 request, 405, "http.method", "send reports with POST (RFC 8460 §5.4)", {"Allow": "POST", **closing}
@@ -456,7 +594,10 @@ def make_app(
             while more:
                 message = await request.receive()
                 if message["type"] != "http.request":
-                    request.scope.setdefault("state", {})[_CODE_KEY] = "http.disconnected"
+                    # the client left (or the guard closed the connection): nothing can be sent
+                    state = request.scope.setdefault("state", {})
+                    state.setdefault(_CODE_KEY, "http.disconnected")
+                    state.setdefault(_ANSWER_KEY, (None, None))
                     return Response(status_code=400)
                 chunk: bytes = message.get("body", b"")
                 more = bool(message.get("more_body", False))
@@ -507,6 +648,9 @@ def make_app(
             return _error(
                 request, 503, "store.unavailable", "the report store is unavailable; send the report again later", retry
             )
+        state = request.scope.setdefault("state", {})
+        state[_CODE_KEY] = "stored" if result.stored else "duplicate"
+        state[_DETAILS_KEY] = (result.organization_name, result.report_id)
         return JSONResponse({"stored": result.stored, "id": result.key}, status_code=201)
 
     def _note_busy(client: str, reason: str) -> None:
@@ -532,7 +676,11 @@ def make_app(
 
 
 class _AccessLog:
-    """ASGI middleware: one sanitised access line per request, after its response."""
+    """ASGI middleware: one access line per request (:func:`access_line`), after its response.
+
+    The status and bytes are those the app sent, unless the connection guard answered instead
+    (a body that stalled: ``_ANSWER_KEY``). An exception that escapes after its 500 was sent is
+    not passed on: the app's error handler logged it, and uvicorn would log its traceback."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -560,20 +708,24 @@ class _AccessLog:
 
         try:
             await self.app(scope, counting_receive, counting_send)
+        except Exception:
+            if not seen["status"]:
+                raise
         finally:
             client = scope.get("client")
-            status = seen["status"]
-            access_log.log(
-                logging.WARNING if status >= 500 else logging.INFO,
-                '%s "%s %s" %s in=%d out=%d %.1fms %s',
-                sanitise(client[0] if client else "unknown", 60),
-                sanitise(scope.get("method", ""), 20),
-                sanitise(scope.get("raw_path", b""), 120),
-                status or "-",
-                seen["in"],
-                seen["out"],
-                (time.monotonic() - started) * 1000,
-                sanitise(str(state.get(_CODE_KEY, "-")), 60),
+            status, sent = state.get(_ANSWER_KEY, (seen["status"] or None, seen["out"]))
+            _log_access(
+                AccessEntry(
+                    client=str(client[0]) if client else "unknown",
+                    method=str(scope.get("method", "")),
+                    target=scope.get("raw_path", b"").decode("utf-8", "surrogateescape"),
+                    status=status,
+                    received=seen["in"],
+                    sent=sent,
+                    seconds=time.monotonic() - started,
+                    outcome=str(state.get(_CODE_KEY, "-")),
+                    details=tuple(state.get(_DETAILS_KEY, ())),
+                )
             )
 
 
@@ -605,10 +757,27 @@ class _ConnectionGuard:
         if self.per_client[client] <= 0:
             del self.per_client[client]
 
-    def failed(self, client: str, code: str, message: str, now: float) -> None:
-        """One line per failure, up to ten per code and window; the window's summary counts all."""
-        if self.tally.note(code, now) <= 10:
-            log.warning("connection from %s closed: %s [%s]", sanitise(client, 60), message, code)
+    def failed(self, code: str, now: float) -> None:
+        """Count a connection the guard closed (its access line says why), for the summary of
+        the window when such closings repeat."""
+        self.tally.note(code, now)
+
+
+class _DebugLogger(logging.Logger):
+    """uvicorn's own messages, all at debug level: what they say of a request ("Invalid HTTP
+    request received.", an exception in the app) its access line already says, and a bug's
+    traceback belongs at debug level (``MTASTS_DEBUG=1``)."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return log.isEnabledFor(logging.DEBUG)
+
+    def handle(self, record: logging.LogRecord) -> None:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        super().handle(record)
+
+
+_UVICORN_LOG: Final = _DebugLogger("mtasts.report.http", logging.DEBUG)  # DEBUG: no TRACE lines
+_UVICORN_LOG.parent = log
 
 
 class _GuardedH11Protocol(H11Protocol):
@@ -626,6 +795,7 @@ class _GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.logger = _UVICORN_LOG
         self._peer = "unknown"
         self._admitted = False
         self._phase = "head"
@@ -638,6 +808,7 @@ class _GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._peer = self.client[0] if self.client else "unknown"
+        self._since = self._last = self.loop.time()
         refusal = self._guard.admit(self._peer)
         if refusal is not None:
             # answered on the next loop turn: closing a TLS transport from inside the callback
@@ -724,10 +895,23 @@ class _GuardedH11Protocol(H11Protocol):
                 return
         self._timer = self.loop.call_later(self._guard.tick, self._check)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what h11 cannot parse, as a JSON error with its code and an
+        access line like any other: 431 for a head over the size cap, else 400."""
+        max_head = self._guard.settings.max_head
+        if self._phase == "head" and self._received > max_head:
+            self._close_with(431, "http.head_too_large", f"the request head is larger than {max_head} bytes")
+        else:
+            self._close_with(400, "http.bad_request", "not a valid HTTP/1.1 request")
+
     def _close_with(self, status: int, code: str, message: str) -> None:
-        """Answer ``status`` (unless a response has started) and close the connection."""
-        self._guard.failed(self._peer, code, message, time.monotonic())
-        if self.cycle is None or not self.cycle.response_started:
+        """Answer ``status`` (unless a response has started) and close the connection. The
+        access line is the request's when one is under way (the app, which sees the
+        connection close, writes it), else this connection's own."""
+        self._guard.failed(code, time.monotonic())
+        cycle = None if self._phase == "head" else self.cycle
+        sent: int | None = None
+        if cycle is None or not cycle.response_started:
             body = json.dumps({"error": {"code": code, "message": message}}).encode()
             extra = f"retry-after: {self._guard.settings.retry_after}\r\n" if status == 503 else ""
             head = (
@@ -735,12 +919,35 @@ class _GuardedH11Protocol(H11Protocol):
                 f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
             )
             self.transport.write(head.encode("ascii") + body)
+            sent = len(body)
+        if cycle is not None:
+            if sent is not None:
+                state = cycle.scope.setdefault("state", {})
+                state[_CODE_KEY], state[_ANSWER_KEY] = code, (status, sent)
+        else:
+            _log_access(
+                AccessEntry(
+                    client=self._peer,
+                    method=None,
+                    target=None,
+                    status=status,
+                    received=self._received,
+                    sent=sent,
+                    seconds=self.loop.time() - self._since,
+                    outcome=code,
+                )
+            )
         self._linger()
 
 
 class ReportServer:
     """The endpoint served over TLS (terminated at accept) with the limits of
-    :class:`EndpointSettings`. Nothing happens until :meth:`start`."""
+    :class:`EndpointSettings`. Nothing happens until :meth:`start`.
+
+    ``tls`` is a ready server context (the CLI makes it with :func:`server_tls_context` first,
+    to name a bad file before anything starts); else one is made from ``certfile`` and
+    ``keyfile`` at start; with neither, plain HTTP is served (behind a TLS-terminating proxy).
+    """
 
     def __init__(
         self,
@@ -750,6 +957,7 @@ class ReportServer:
         port: int = 8443,
         certfile: Path | None = None,
         keyfile: Path | None = None,
+        tls: ssl.SSLContext | None = None,
         settings: EndpointSettings = EndpointSettings(),
     ) -> None:
         self.store = store
@@ -757,10 +965,12 @@ class ReportServer:
         self.port = port
         self.certfile = certfile
         self.keyfile = keyfile
+        self.tls = tls
         self.settings = settings
         self.tally = FailureTally(settings.log_window)
         self._socket: socket.socket | None = None
-        self._server: asyncio.Server | None = None
+        self._acceptor: asyncio.Task[None] | None = None
+        self._connecting: set[asyncio.Task[None]] = set()
         self._state: ServerState | None = None
         self._pool: ParsePool | None = None
         self._budget: BodyBudget | None = None
@@ -775,24 +985,28 @@ class ReportServer:
         return str(host), int(port)
 
     async def start(self) -> None:
-        """Open the store, start the parse workers, bind, and accept connections."""
+        """Check the TLS files and the spool folder, bind, open the store, start the parse
+        workers and accept connections. A setting at fault raises :class:`StartupError` (the
+        store's own failures :class:`StoreError`), with nothing left open or running."""
         settings = self.settings
-        await asyncio.to_thread(self.store.open)
-        pin_malloc_thresholds()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
-        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KIB)
+        tls = self.tls
+        if tls is None and self.certfile is not None:
+            tls = server_tls_context(self.certfile, self.keyfile or self.certfile)
+        spool = _make_spool(settings.spool_dir)
         try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
+            sock = _listen(self.host, self.port, backlog=min(2048, settings.max_connections))
+        except BaseException:
+            shutil.rmtree(spool, ignore_errors=True)
             raise
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            sock.close()
+            shutil.rmtree(spool, ignore_errors=True)
+            raise
+        pin_malloc_thresholds()
         self._socket = sock
         self._stopped = asyncio.Event()
-        spool = Path(tempfile.mkdtemp(prefix="mtasts-serve-", dir=settings.spool_dir))
         self._budget = BodyBudget(
             settings.memory_budget, settings.spool_budget, settings.spool_threshold, spool, uploads=settings.max_uploads
         )
@@ -812,9 +1026,6 @@ class ReportServer:
         config = uvicorn.Config(
             app,
             http=protocol,
-            ssl_certfile=self.certfile,
-            ssl_keyfile=self.keyfile,
-            ssl_version=ssl.PROTOCOL_TLS_SERVER,
             proxy_headers=settings.trust_proxy_headers,
             forwarded_allow_ips=list(settings.forwarded_allow_ips),
             lifespan="off",
@@ -830,17 +1041,57 @@ class ReportServer:
         def new_connection() -> asyncio.Protocol:
             return protocol(config=config, server_state=state, app_state={})
 
-        loop = asyncio.get_running_loop()
-        # TLS is terminated by the server at accept (no byte is read before the handshake),
-        # with a deadline for the handshake itself: uvicorn would leave asyncio's 60 s.
-        self._server = await loop.create_server(
-            new_connection,
-            sock=sock,
-            ssl=config.ssl,
-            ssl_handshake_timeout=settings.handshake_timeout if config.ssl is not None else None,
-            backlog=min(2048, settings.max_connections),
-        )
+        self._acceptor = asyncio.create_task(self._accept(sock, new_connection, tls))
         self._ticker = asyncio.create_task(self._tick(state))
+
+    async def _accept(
+        self, sock: socket.socket, new_connection: Callable[[], asyncio.Protocol], tls: ssl.SSLContext | None
+    ) -> None:
+        """Accept connections, each handed to its own task for the TLS handshake. The loop's
+        ``create_server(ssl=...)`` would do the handshake out of sight: a failed one would end
+        without a word, and the access log must say what became of every connection."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("cannot accept connections (%s); retrying", exc.strerror)
+                    await asyncio.sleep(0.5)
+                continue  # else the client gave up before the accept (ECONNABORTED): nothing to say
+            conn.setblocking(False)
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            handed_over: list[bool] = []
+            task = loop.create_task(self._connect(conn, client, new_connection, tls, handed_over))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+            # a task cancelled before its first step never ran: the socket is still ours to close
+            task.add_done_callback(_closing_unless(conn, handed_over))
+
+    async def _connect(
+        self,
+        conn: socket.socket,
+        client: str,
+        new_connection: Callable[[], asyncio.Protocol],
+        tls: ssl.SSLContext | None,
+        handed_over: list[bool],
+    ) -> None:
+        """The TLS handshake of one connection, then the HTTP protocol takes it over; a failed
+        handshake is that connection's access line."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        handed_over.append(True)  # from here the transport owns the socket and closes it
+        timeout = self.settings.handshake_timeout
+        try:
+            if tls is None:
+                await loop.connect_accepted_socket(new_connection, conn)
+            else:
+                await loop.connect_accepted_socket(new_connection, conn, ssl=tls, ssl_handshake_timeout=timeout)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
+            seconds = time.monotonic() - started
+            code, detail = _handshake_failure(exc, timed_out=seconds >= timeout * 0.99, timeout=timeout)
+            self.tally.note(code, time.monotonic())
+            _log_access(AccessEntry(client, None, None, None, None, None, seconds, code, (detail,)))
 
     async def _tick(self, state: ServerState) -> None:
         """Once a second: the Date header, the failure summaries, and memory handed back to the
@@ -858,14 +1109,22 @@ class ReportServer:
             await asyncio.sleep(1.0)
 
     async def serve_forever(self) -> None:
-        if self._server is None:
+        if self._socket is None:
             await self.start()
         assert self._stopped is not None
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._acceptor
+        if self._socket is not None:
+            self._socket.close()  # no new connections; handshakes in progress end below
+        for task in list(self._connecting):
+            task.cancel()
+        if self._connecting:
+            await asyncio.gather(*self._connecting, return_exceptions=True)
         if self._state is not None:
             for connection in list(self._state.connections):
                 connection.shutdown()
@@ -895,7 +1154,7 @@ class ReportServer:
             shutil.rmtree(self._budget.directory, ignore_errors=True)
         if self._stopped is not None:
             self._stopped.set()
-        self._server = self._state = self._pool = self._budget = self._ticker = self._socket = None
+        self._acceptor = self._state = self._pool = self._budget = self._ticker = self._socket = None
         await asyncio.to_thread(self.store.close)
 
     async def __aenter__(self) -> ReportServer:
@@ -904,6 +1163,80 @@ class ReportServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _closing_unless(conn: socket.socket, handed_over: list[bool]) -> Callable[[asyncio.Task[None]], None]:
+    def done(_: asyncio.Task[None]) -> None:
+        if not handed_over:
+            conn.close()
+
+    return done
+
+
+def _make_spool(folder: Path | None) -> Path:
+    """A private folder for the bodies spooled to disk, in ``folder`` (default: the temp dir)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="mtasts-serve-", dir=folder))
+    except OSError as exc:
+        reasons = {
+            errno.ENOENT: "no such folder",
+            errno.ENOTDIR: "not a folder",
+            errno.EACCES: "permission denied: cannot create files in it",
+            errno.EPERM: "permission denied: cannot create files in it",
+            errno.EROFS: "a read-only file system",
+            errno.ENOSPC: "no space left",
+        }
+        reason = reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+        raise StartupError("spool_dir", folder or tempfile.gettempdir(), reason) from exc
+
+
+def _listen(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A non-blocking listening socket on ``host``:``port``; :class:`StartupError` says which
+    of the two is at fault when the system refuses."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
+        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KIB)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OverflowError as exc:
+        sock.close()
+        raise StartupError("port", port, "not a port number (0 to 65535)") from exc
+    except OSError as exc:
+        sock.close()
+        raise _listen_error(host, port, exc) from exc
+    return sock
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> StartupError:
+    if isinstance(exc, socket.gaierror):
+        return StartupError("host", host, f"not an address of this machine nor a known host name ({exc.strerror})")
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError("port", port, f"{host}:{port} is in use by another program (--port 0 picks a free port)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if 0 < port < 1024:
+            return StartupError(
+                "port", port, "permission denied: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"
+            )
+        return StartupError("port", port, f"permission denied to listen on {host}:{port}")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return StartupError("host", host, "not an address of this machine")
+    return StartupError("host", host, f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}")
+
+
+def _handshake_failure(exc: BaseException, *, timed_out: bool, timeout: float) -> tuple[str, str]:
+    """The code and the detail of a TLS handshake that failed with ``exc``: the reason OpenSSL
+    gives (``HTTP_REQUEST``: plain HTTP on the TLS port; ``TLSV1_ALERT_UNKNOWN_CA``: the client
+    does not trust the certificate; ...), or a client that went away, or the deadline."""
+    if isinstance(exc, TimeoutError) or (timed_out and isinstance(exc, ConnectionAbortedError)):
+        return "tls.handshake_timeout", f"no TLS handshake within {timeout:g} s"
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
+        return "tls.handshake", str(exc.reason or exc.strerror or type(exc).__name__)
+    return "tls.handshake", "the client closed the connection"
 
 
 def parse_domains(values: Iterable[str] | None) -> frozenset[str] | None:

@@ -29,10 +29,11 @@ import logging
 import mailbox
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from mtasts.core.problems import Problem, Severity
 
@@ -40,12 +41,14 @@ __all__ = [
     "FAILED_FOLDER",
     "MARK",
     "MAX_SOURCE",
+    "STDIN_LABEL",
     "Skipped",
     "Source",
     "failed_folder",
     "is_maildir",
     "is_marked",
     "iter_sources",
+    "read_stream",
     "walk",
 ]
 
@@ -56,6 +59,8 @@ MARK: Final = "I"
 """The Maildir info flag meaning "committed by mtasts": ``cur/NAME:2,IS``. ``S`` alone is not
 enough: a mail client marks messages seen that were never ingested."""
 FAILED_FOLDER: Final = ".mtasts-failed"
+STDIN_LABEL: Final = "<stdin>"
+"""How standard input (given as ``-``) is named in messages and output."""
 _SKIP_SUFFIXES: Final = frozenset({".md", ".txt", ".html", ".pdf", ".py", ".toml", ".yaml", ".yml"})
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
@@ -355,3 +360,25 @@ def iter_sources(path: Path, *, limit: int = MAX_SOURCE) -> Iterator[Source]:
             log.warning("skipped %s: %s", item.label, item.problem.message)
         else:
             yield item
+
+
+def read_stream(stream: BinaryIO, label: str = STDIN_LABEL, *, limit: int = MAX_SOURCE) -> Iterator[Source]:
+    """The report body, e-mail or mbox on ``stream`` (standard input), bounded as a file is:
+    at most ``limit + 1`` bytes are read, so the parser sees when it is too large. An mbox (it
+    begins with ``From ``) yields one source per message, labelled ``<stdin>#1``...; it goes
+    through a private temporary file, since :mod:`mailbox` reads only files."""
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if not data.startswith(b"From "):
+        yield Source(label, bytes(data))
+        return
+    with tempfile.TemporaryDirectory(prefix="mtasts-stdin-") as folder:
+        path = Path(folder) / "mbox"
+        path.write_bytes(data)
+        del data
+        for source in _iter_mbox(path):
+            yield Source(label + source.label[len(str(path)) :], source.data)

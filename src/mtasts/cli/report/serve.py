@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final, NoReturn
 
 import typer
 
@@ -16,12 +16,23 @@ from mtasts.cli.report._common import (
     open_store,
 )
 
+_OPTIONS: Final = {"cert": "--cert", "key": "--key", "host": "--host", "port": "--port", "spool_dir": "--spool-dir"}
+"""The option of each setting :class:`mtasts.report.server.StartupError` can name."""
+
 
 def serve_command(
-    cert: Annotated[Path | None, typer.Option("--cert", help="TLS certificate chain (PEM).", metavar="FILE")] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="TLS private key (PEM).", metavar="FILE")] = None,
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="TLS certificate chain (PEM).", metavar="FILE", readable=False)
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="TLS private key (PEM, unencrypted).", metavar="FILE", readable=False)
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8443,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8443,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Receive reports only at this URL path (others get 404); default: any path."),
+    ] = None,
     allow_domain: Annotated[
         list[str] | None,
         typer.Option("--allow-domain", help="Accept reports only for these policy domains (repeatable).", metavar="D"),
@@ -65,7 +76,8 @@ def serve_command(
         int, typer.Option("--spool-budget", min=1, help="Bytes of request bodies spooled to disk, all together.")
     ] = 1024 * 1024 * 1024,
     spool_dir: Annotated[
-        Path | None, typer.Option("--spool-dir", help="Where bodies are spooled (default: the temp dir).")
+        Path | None,
+        typer.Option("--spool-dir", help="Where bodies are spooled (default: the temp dir).", readable=False),
     ] = None,
     parse_workers: Annotated[
         int, typer.Option("--parse-workers", min=1, help="Worker processes per lane (small and large reports).")
@@ -80,19 +92,33 @@ def serve_command(
 ) -> None:
     """Receive reports over HTTPS (RFC 8460 §5.4): POST application/tlsrpt+gzip or +json, reply 201.
 
-    Logs one access line per request on stderr; failures are one line each, repeated ones
-    summarised per --log-window (MTASTS_DEBUG=1 adds debug lines, with tracebacks of bugs)."""
+    Logs one access line per request (and per failed TLS handshake) on stderr: client,
+    "METHOD PATH", status, in=/out= body bytes, duration, then "stored" or "duplicate" with the
+    organisation and report-id, or the error code. Repeated failures are summarised per
+    --log-window (MTASTS_DEBUG=1 adds debug lines, with tracebacks of bugs). A file or setting
+    that keeps the server from starting is named in one line, exit status 3."""
     import logging
     import signal
 
+    from sqlalchemy.exc import DatabaseError
+
     from mtasts.cli._run import run_async
     from mtasts.cli.exitcodes import ExitCode, fail
-    from mtasts.report.server import EndpointSettings, ReportServer, parse_domains
-    from mtasts.store.errors import StoreError
+    from mtasts.report.server import EndpointSettings, ReportServer, StartupError, parse_domains, server_tls_context
+    from mtasts.store.errors import StoreError, describe_store_error
 
     if not no_tls and (cert is None or key is None):
         fail("give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls", ExitCode.USAGE)
+    if rate <= 0:
+        fail(f"--rate {rate:g}: must be above 0 (reports per minute per client)", ExitCode.USAGE)
+    if path is not None and not path.startswith("/"):
+        fail(f"--path {path}: must begin with / (e.g. /tlsrpt)", ExitCode.USAGE)
+
+    def cannot_start(exc: StartupError) -> NoReturn:
+        fail(f"{_OPTIONS.get(exc.setting, exc.setting)} {exc.value}: {exc.message}", ExitCode.CANNOT_RUN)
+
     settings = EndpointSettings(
+        path=path,
         max_body=max_body,
         rate_per_minute=rate,
         burst=burst,
@@ -112,14 +138,12 @@ def serve_command(
         parse_queue=parse_queue,
         log_window=log_window,
     )
-    server = ReportServer(
-        open_store(db),
-        host=host,
-        port=port,
-        certfile=None if no_tls else cert,
-        keyfile=None if no_tls else key,
-        settings=settings,
-    )
+    store = open_store(db)
+    try:
+        tls = None if no_tls or cert is None or key is None else server_tls_context(cert, key)
+    except StartupError as exc:
+        cannot_start(exc)
+    server = ReportServer(store, host=host, port=port, tls=tls, settings=settings)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
@@ -144,7 +168,12 @@ def serve_command(
 
     try:
         run_async(run())
-    except StoreError as exc:
-        fail(exc.message, ExitCode.CANNOT_RUN)
+    except StartupError as exc:
+        cannot_start(exc)
+    except (StoreError, DatabaseError) as exc:
+        # DatabaseError: the one thing that can fail so is opening the store (a file that is
+        # not a database); the store does not say it is unusable yet, but it is
+        where = "--db" if db else "$MTASTS_DB" if os.environ.get("MTASTS_DB") else "the default database"
+        fail(f"{where}: {describe_store_error(exc, store.url)}", ExitCode.CANNOT_RUN)
     except OSError as exc:
-        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        fail(f"cannot start the server on {host}:{port}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
