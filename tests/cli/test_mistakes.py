@@ -102,6 +102,18 @@ def test_a_reader_leaves_a_file_that_is_no_mtasts_database_untouched(tmp_path: P
     assert tree(tmp_path) == ["empty.db", "other.db"]
 
 
+@pytest.mark.parametrize("command", [*READERS, ["report", "ingest"]], ids=" ".join)
+def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path: Path, command: list[str]) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"these are notes, not a database\n" * 200)
+    before = junk.read_bytes()
+    (tmp_path / "a.json").write_bytes(BODY)
+    extra = [str(tmp_path / "a.json")] if command[-1] == "ingest" else []
+    result = cli(tmp_path).invoke(app, [*command, "--db", str(junk), *extra])
+    assert_one_line(result, ExitCode.CANNOT_RUN, "file is not a database")  # was: exit 4, "internal error"
+    assert junk.read_bytes() == before
+
+
 def test_a_reader_given_a_folder_says_there_is_no_database(tmp_path: Path) -> None:
     result = cli(tmp_path).invoke(app, ["report", "export", "--format", "json", "--db", str(tmp_path)])
     assert_one_line(result, ExitCode.CANNOT_RUN, f"no report database at {tmp_path}")

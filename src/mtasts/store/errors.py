@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from typing import Final
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    DisconnectionError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 __all__ = [
     "SUPPORTED_URLS",
@@ -81,6 +88,8 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, DatabaseError) and _NOT_A_DATABASE in str(exc.orig).lower():
+        return True  # SQLite: the path is a file, but not a database (or an encrypted one)
     if not isinstance(exc, OperationalError):
         return False
     # SQLite reports a wrong query ("no such table", a syntax error, an arithmetic overflow) as
@@ -89,6 +98,7 @@ def is_unavailable(exc: BaseException) -> bool:
     return not text.startswith(_SQLITE_QUERY_ERRORS)
 
 
+_NOT_A_DATABASE: Final = "file is not a database"
 _SQLITE_QUERY_ERRORS: Final = ("no such table", "no such column", "near ", "misuse", "integer overflow")
 
 
