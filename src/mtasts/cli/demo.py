@@ -39,6 +39,10 @@ DEFAULT_SCENARIOS = (
 )
 SHOWN_IN_FULL = ("testing-ok", "mx-cert-expired")
 TIMEOUT = 2.0
+# An SMTP probe is about five exchanges (greeting, EHLO, STARTTLS, EHLO, QUIT), each one delayed:
+# the timeout grows with the delay, so a slow lab shows slow domains, not timeouts.
+EXCHANGES_PER_STEP = 6
+MAX_DEMO_DELAY_MS = 2_000
 
 
 def demo(
@@ -47,6 +51,16 @@ def demo(
         typer.Option("--scenario", "-s", help="A scenario to show (repeat for several). See 'mtasts lab list'."),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Show the full report of every domain.")] = False,
+    delay_ms: Annotated[
+        int,
+        typer.Option(
+            "--delay-ms",
+            min=0,
+            max=MAX_DEMO_DELAY_MS,
+            metavar="MS",
+            help="Delay every answer of the lab by MS milliseconds, as a distant server would.",
+        ),
+    ] = 0,
 ) -> None:
     """Bring up the loopback lab and show what 'mtasts check' finds on correct and broken domains.
 
@@ -62,7 +76,7 @@ def demo(
     from mtasts.check.render import render_report
 
     try:
-        reports, options = run_async(_inspect(names))
+        reports, options = run_async(_inspect(names, delay_ms / 1000))
     except OSError as exc:  # the lab's servers could not bind (ports, addresses)
         fail(f"cannot start the lab: {exc.strerror or exc}")
     out.print(f"lab options, as you would pass them to 'mtasts check': [dim]{options}[/]\n")
@@ -109,16 +123,16 @@ def _codes(report: DomainReport) -> Text:
     return text if text else Text("no problems", style="ok")
 
 
-async def _inspect(names: tuple[str, ...]) -> tuple[list[tuple[str, DomainReport]], str]:
+async def _inspect(names: tuple[str, ...], delay: float = 0.0) -> tuple[list[tuple[str, DomainReport]], str]:
     from mtasts.check.inspect import Inspector
     from mtasts.lab.world import Lab
     from mtasts.net.settings import NetworkSettings
 
-    async with Lab(names) as lab:
+    async with Lab(names, delay=delay) as lab:
         settings = NetworkSettings(
             nameserver=lab.nameserver,
             ca_file=lab.ca_file,
-            timeout=TIMEOUT,
+            timeout=TIMEOUT + EXCHANGES_PER_STEP * delay,
             https_port=lab.https_port,
             smtp_port=lab.smtp_port,
             ehlo_name="demo.mtasts.test",

@@ -17,6 +17,8 @@ from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import Column, Fit, FitTable, console
 from mtasts.lab.scenarios import CATALOGUE
 
+MAX_DELAY_MS = 10_000  # the lab's own bound (mtasts.lab._net.MAX_DELAY), checked before it starts
+
 if TYPE_CHECKING:  # the servers (dnspython, cryptography, trustme) load when the lab starts
     from mtasts.lab.world import Lab
 
@@ -55,6 +57,16 @@ def up(
     network: Annotated[
         str | None, typer.Option("--network", help="Loopback network for host addresses, e.g. 127.53.0.0/16.")
     ] = None,
+    delay_ms: Annotated[
+        int,
+        typer.Option(
+            "--delay-ms",
+            min=0,
+            max=MAX_DELAY_MS,
+            metavar="MS",
+            help="Delay every DNS answer, HTTP response and SMTP reply by MS milliseconds (internet-like round trips).",
+        ),
+    ] = 0,
 ) -> None:
     """Run the lab in the foreground until SIGINT or SIGTERM. Exit status 2 for an unknown
     scenario or network, 3 when the lab cannot start (ports, addresses, the --info folder)."""
@@ -66,7 +78,12 @@ def up(
     try:
         from mtasts.lab.world import Lab, Ports
 
-        lab = Lab(scenario or None, network=network, ports=Ports.standard() if standard_ports else Ports())
+        lab = Lab(
+            scenario or None,
+            network=network,
+            ports=Ports.standard() if standard_ports else Ports(),
+            delay=delay_ms / 1000,
+        )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
     try:
@@ -110,6 +127,9 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
     out.print(f"  CA file     {data['ca_file']}")
     out.print(f"  HTTPS port  {data['https_port']}    SMTP port  {data['smtp_port']}")
     out.print(f"  TLSRPT      {data['tlsrpt_url']}")
+    if data["delay_ms"]:
+        delay = f"{data['delay_ms']:g} ms"
+        out.print(f"  delay       {delay} before every DNS answer, HTTP response and SMTP reply")
     table = FitTable(Column("domain", Fit.DATA, style="heading"), Column("scenario", Fit.DATA))
     for domain in data["domains"]:
         table.add_row(domain["name"], domain["scenario"])

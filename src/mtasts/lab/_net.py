@@ -4,11 +4,13 @@ The generic parts (listeners, TLS at accept, connection caps and tracking, a cle
 ``sanitize``) live in :mod:`mtasts.net.server`, shared with mtasts' other servers; this module
 keeps the lab's own: :class:`Limits` (the lab's bounds, including its protocol-specific ones) and
 :class:`SharedPortServer`, which gives every lab host its own loopback address on one shared
-port number, so DNS alone decides which host (and which certificate) a client reaches.
+port number, so DNS alone decides which host (and which certificate) a client reaches, and
+:func:`check_delay`, the one rule for the latency every lab server adds to its answers.
 """
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ __all__ = [
     "Handler",
     "Limits",
     "SharedPortServer",
+    "check_delay",
     "close_writer",
     "sanitize",
 ]
@@ -69,6 +72,21 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+MAX_DELAY = 10.0  # seconds; more is no round trip on this planet, and would outlast every timeout
+
+
+def check_delay(delay: float) -> float:
+    """``delay`` (seconds a lab server waits before each answer) if it is usable, else ``ValueError``.
+
+    The delay models the network between client and server, not server limits, which is why it
+    is not in :class:`Limits`: it is a property of the simulated world that every lab server
+    applies alike (DNS answers, HTTP responses, SMTP replies). 0 means no latency and costs
+    nothing: the servers then make no sleep call at all.
+    """
+    if not math.isfinite(delay) or not 0 <= delay <= MAX_DELAY:
+        raise ValueError(f"the lab delay must be between 0 and {MAX_DELAY:g} seconds, not {delay!r}")
+    return float(delay)
+
 
 class _HasAddress(Protocol):
     @property
@@ -85,13 +103,15 @@ class SharedPortServer(Generic[_H]):
     """One listener per host, each on its host's own address, all on one port number: the
     lifecycle the lab's HTTPS and SMTP servers share. Subclasses say how to serve a host
     (:meth:`_handler`), whether its listener terminates TLS (:meth:`_tls`), how long a line may
-    be (:meth:`_stream_limit`) and what a client refused by a cap is told (``busy_reply``)."""
+    be (:meth:`_stream_limit`) and what a client refused by a cap is told (``busy_reply``).
+    ``delay`` (seconds, see :func:`check_delay`) is what subclasses wait before each answer."""
 
     busy_reply: bytes | None = None
 
-    def __init__(self, kind: str, hosts: Sequence[_H], *, port: int, limits: Limits) -> None:
+    def __init__(self, kind: str, hosts: Sequence[_H], *, port: int, limits: Limits, delay: float = 0.0) -> None:
         self.hosts = tuple(hosts)
         self.limits = limits
+        self.delay = check_delay(delay)
         self._port = port
         self._server = StreamServer(
             f"lab {kind}",

@@ -5,6 +5,10 @@
 UDP answer larger than the client's payload size (512 bytes, or its EDNS size) goes back empty
 with TC set, so the client must ask again over TCP. :class:`DnsServer` is the thin asyncio
 layer. A name with :attr:`~mtasts.lab.scenarios.DnsFault.TIMEOUT` never gets an answer.
+
+With a ``delay`` every answer leaves that long after its query arrived, over UDP (a timer per
+datagram, so queries overlap as they would on a real network) and TCP (each connection waits on
+its own); a query that gets no answer still gets none.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from mtasts.lab._net import DEFAULT_LIMITS, Limits, sanitize
+from mtasts.lab._net import DEFAULT_LIMITS, Limits, check_delay, sanitize
 from mtasts.lab.plan import Record
 from mtasts.lab.scenarios import DnsFault
 from mtasts.net.server import Listener, StreamServer
@@ -168,10 +172,15 @@ def safe_handle_wire(zone: Zone, data: bytes, *, udp: bool) -> bytes | None:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    """One datagram in, at most one datagram out."""
+    """One datagram in, at most one datagram out (``delay`` seconds later, when there is one).
 
-    def __init__(self, zone: Zone) -> None:
+    A delayed answer is a timer, not a task: nothing waits in between, so a thousand queries in
+    flight cost a thousand timer entries; one that fires after the socket closed sends nothing.
+    """
+
+    def __init__(self, zone: Zone, delay: float = 0.0) -> None:
         self.zone = zone
+        self.delay = delay
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -179,7 +188,15 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         reply = safe_handle_wire(self.zone, data, udp=True)
-        if reply is not None and self.transport is not None:
+        if reply is None:
+            return
+        if self.delay:
+            asyncio.get_running_loop().call_later(self.delay, self._send, reply, addr)
+        else:
+            self._send(reply, addr)
+
+    def _send(self, reply: bytes, addr: tuple[str | object, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -187,13 +204,17 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class DnsServer:
-    """The zone served on ``address`` over UDP and TCP on the same port (0: any free one)."""
+    """The zone served on ``address`` over UDP and TCP on the same port (0: any free one), each
+    answer ``delay`` seconds after its query (see :func:`~mtasts.lab._net.check_delay`)."""
 
-    def __init__(self, zone: Zone, address: str, port: int = 0, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, zone: Zone, address: str, port: int = 0, *, limits: Limits = DEFAULT_LIMITS, delay: float = 0.0
+    ) -> None:
         self.zone = zone
         self.address = address
         self.port = port
         self.limits = limits
+        self.delay = check_delay(delay)
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp = StreamServer("lab dns", limits=limits.server_limits())
 
@@ -214,7 +235,9 @@ class DnsServer:
             except OSError:
                 udp.close()
                 raise
-            transport, _protocol = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self.zone), sock=udp)
+            transport, _protocol = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self.zone, self.delay), sock=udp
+            )
             port = transport.get_extra_info("sockname")[1]
             try:
                 await self._tcp.start([Listener(self.address, self._serve_tcp, name="lab dns")], port)
@@ -243,5 +266,7 @@ class DnsServer:
             data = await asyncio.wait_for(reader.readexactly(length), timeout)
             reply = safe_handle_wire(self.zone, data, udp=False)
             if reply is not None:
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await asyncio.wait_for(writer.drain(), timeout)

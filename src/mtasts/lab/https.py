@@ -6,7 +6,8 @@ bodies only by ``Content-Length``, every size and wait bounded by :class:`~mtast
 :class:`HttpsServer` terminates TLS at accept (:mod:`mtasts.net.server` says why: upgrading an
 accepted stream with ``start_tls`` loses ClientHellos), with the context of the host bound to
 that address, whose SNI callback picks the host's certificate or the default site's; so DNS
-alone selects host and certificate.
+alone selects host and certificate. With a ``delay``, every response is sent that long after
+its request was read (the handshake itself is not delayed: see :class:`HttpsServer`).
 """
 
 from __future__ import annotations
@@ -119,7 +120,11 @@ class HttpsServer(SharedPortServer[HttpsHost]):
     """HTTPS on one shared port for several hosts, each on its own address.
 
     ``contexts`` gives the server ``SSLContext`` for a host; ``responders`` overrides the
-    answer table of a host by name (the sink).
+    answer table of a host by name (the sink); ``delay`` (seconds) holds back every response,
+    one round trip per request. The TCP and TLS handshakes are not delayed: they happen at
+    accept, in :mod:`mtasts.net.server`, and on loopback they cost what they cost; so the lab at
+    ``delay`` models a fetch as one round trip of ``delay``, a lower bound on the three or so
+    (TCP, TLS 1.3, request) a real fetch over that RTT would take.
     """
 
     def __init__(
@@ -130,10 +135,11 @@ class HttpsServer(SharedPortServer[HttpsHost]):
         responders: dict[str, Responder] | None = None,
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
+        delay: float = 0.0,
     ) -> None:
         self.contexts = contexts
         self.responders = dict(responders or {})
-        super().__init__("https", hosts, port=port, limits=limits)
+        super().__init__("https", hosts, port=port, limits=limits, delay=delay)
 
     def _stream_limit(self) -> int:
         return self.limits.max_header_bytes
@@ -192,5 +198,7 @@ class HttpsServer(SharedPortServer[HttpsHost]):
             pass
 
     async def _send(self, writer: asyncio.StreamWriter, answer: HttpAnswer, *, head_only: bool = False) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         writer.write(render_answer(answer, head_only=head_only))
         await asyncio.wait_for(writer.drain(), self.limits.idle_timeout)

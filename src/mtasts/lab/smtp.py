@@ -7,6 +7,13 @@ MAIL, RCPT, DATA, RSET, NOOP, QUIT. Accepted mail is kept per MX host in a
 :class:`~mtasts.lab.scenarios.MxFault` changes what it offers (no STARTTLS, 454 to STARTTLS,
 TLS 1.0 only); its certificate comes from :class:`~mtasts.lab.certs.LabCertificates`. Line
 lengths, message sizes and every wait are bounded by :class:`~mtasts.lab._net.Limits`.
+
+With a ``delay``, every reply the client waits for (the greeting, each command's reply, a
+multi-line EHLO reply as one, the 220 to STARTTLS) leaves that long after the command was read:
+one round trip per exchange, as on a network with that RTT. The TLS handshake after STARTTLS is
+not delayed (one more round trip on a real network; the lab's figures are a lower bound). The
+421 sent to a client refused by a connection cap is not delayed either: it is written at accept,
+by :mod:`mtasts.net.server`.
 """
 
 from __future__ import annotations
@@ -87,10 +94,11 @@ class SmtpServer(SharedPortServer[SmtpHost]):
         *,
         port: int = 0,
         limits: Limits = DEFAULT_LIMITS,
+        delay: float = 0.0,
     ) -> None:
         self.contexts = contexts
         self.mailboxes = mailboxes
-        super().__init__("smtp", hosts, port=port, limits=limits)
+        super().__init__("smtp", hosts, port=port, limits=limits, delay=delay)
 
     def _stream_limit(self) -> int:
         return self.limits.max_smtp_line
@@ -111,12 +119,16 @@ class _Conversation:
         self.server = server
         self.host = host
         self.limits = server.limits
+        self.delay = server.delay
         self.reader = reader
         self.writer = writer
         self.session = _Session()
 
     async def reply(self, *lines: str) -> None:
+        """Send one reply (several lines: a multi-line reply), after the lab's delay if any."""
         out = [f"{line[:3]}-{line[4:]}" for line in lines[:-1]] + [lines[-1]]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.writer.write("".join(f"{line}\r\n" for line in out).encode("ascii"))
         await asyncio.wait_for(self.writer.drain(), self.limits.idle_timeout)
 
@@ -190,6 +202,10 @@ class _Conversation:
         # STARTTLS line was read (a client that pipelined past STARTTLS breaks RFC 3207 §4 and is
         # refused), then answer and upgrade, with no await in between (StreamWriter.start_tls's
         # own drain may wait, but reading stays paused until the TLS protocol is in place).
+        # The lab's delay is served before all that, so the check also covers what a client
+        # pipelined while it waited, and nothing awaits between the check and the upgrade.
+        if self.delay:
+            await asyncio.sleep(self.delay)
         cast(asyncio.ReadTransport, self.writer.transport).pause_reading()
         pending = _buffered(self.reader)
         if pending:

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mtasts.lab._net import DEFAULT_LIMITS, Limits
+from mtasts.lab._net import DEFAULT_LIMITS, Limits, check_delay
 from mtasts.lab.certs import LabCertificates
 from mtasts.lab.dns import DnsServer, Zone
 from mtasts.lab.https import HttpsServer
@@ -66,8 +66,10 @@ class Lab:
     """A running mail world for ``scenarios`` (names or :class:`Scenario` objects; ``None``: all).
 
     ``network`` is the loopback network hosts get addresses from (a random 127.x.0.0/16 by
-    default), ``ports`` the port numbers, ``limits`` the per-connection bounds, and ``now``
-    the time certificates are dated from (the clock at :meth:`start` by default).
+    default), ``ports`` the port numbers, ``limits`` the per-connection bounds, ``delay`` the
+    seconds every DNS answer, HTTP response and SMTP reply waits before it leaves (an
+    internet-like round trip for benchmarks and demos; 0, the default, adds nothing; at most
+    10), and ``now`` the time certificates are dated from (the clock at :meth:`start` by default).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class Lab:
         network: ipaddress.IPv4Network | str | None = None,
         ports: Ports = DEFAULT_PORTS,
         limits: Limits = DEFAULT_LIMITS,
+        delay: float = 0.0,
         now: dt.datetime | None = None,
     ) -> None:
         self.scenarios = select_scenarios(scenarios)
@@ -87,6 +90,7 @@ class Lab:
             raise ValueError(f"the lab network must be inside 127.0.0.0/8, not {self.network}")
         self.ports = ports
         self.limits = limits
+        self.delay = check_delay(delay)
         self.now = now
         self.plan: Plan = plan_lab(self.scenarios, zone=self.zone, network=self.network)
         self.mailboxes = Mailboxes()
@@ -112,16 +116,22 @@ class Lab:
         (self._directory / "ca.pem").write_bytes(self._certs.ca_pem)
         (self._directory / "intermediate.pem").write_bytes(self._certs.intermediate_pem)
         zone = Zone(self.zone, self.plan.records, self.plan.faults)
-        self._dns = DnsServer(zone, self.plan.nameserver_address, self.ports.dns, limits=self.limits)
+        self._dns = DnsServer(zone, self.plan.nameserver_address, self.ports.dns, limits=self.limits, delay=self.delay)
         self._https = HttpsServer(
             self.plan.https_hosts,
             self._https_context,
             responders={self.plan.sink_host: self.sink.handle},
             port=self.ports.https,
             limits=self.limits,
+            delay=self.delay,
         )
         self._smtp = SmtpServer(
-            self.plan.smtp_hosts, self._smtp_context, self.mailboxes, port=self.ports.smtp, limits=self.limits
+            self.plan.smtp_hosts,
+            self._smtp_context,
+            self.mailboxes,
+            port=self.ports.smtp,
+            limits=self.limits,
+            delay=self.delay,
         )
         try:
             await self._dns.start()
@@ -222,7 +232,8 @@ class Lab:
 
         Keys: ``nameserver`` ("IP:PORT"), ``nameserver_address``, ``dns_port``, ``ca_file``,
         ``intermediate_ca_file``, ``https_port``, ``smtp_port``, ``zone``, ``tlsrpt_url``,
-        ``domains`` (``{"name", "scenario"}``) and ``hosts`` (host name -> address).
+        ``domains`` (``{"name", "scenario"}``), ``hosts`` (host name -> address) and
+        ``delay_ms`` (the latency added to every answer, in milliseconds).
         """
         address, port = self.nameserver
         return {
@@ -237,6 +248,7 @@ class Lab:
             "tlsrpt_url": f"https://{self.plan.sink_host}/v1/report",
             "domains": [{"name": domain, "scenario": name} for domain, name in self.plan.domains],
             "hosts": dict(self.plan.addresses),
+            "delay_ms": round(self.delay * 1000, 3),
         }
 
     # --- internals ---------------------------------------------------------------------------
