@@ -42,3 +42,14 @@ def test_a_store_error_a_command_let_through_is_still_one_line_with_its_code() -
     assert _store_error(StoreMissing("no report database at /x")) == ("no report database at /x", ExitCode.CANNOT_RUN)
     assert _store_error(UnsupportedDatabase("unsupported")) == ("unsupported", ExitCode.USAGE)
     assert _store_error(ValueError("a bug")) is None
+
+
+def test_commands_that_need_no_database_do_not_load_it() -> None:
+    """``mtasts --help``, ``check``, ``lint`` start without SQLAlchemy (about 0.3 s of imports):
+    only the commands that open the store load it."""
+    import subprocess
+    import sys
+
+    code = "import sys, mtasts.cli.main; print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
@@ -30,7 +30,9 @@ from mtasts.cli.report._common import (
     since_days,
     write_output,
 )
-from mtasts.store.store import StoredReport
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command opens it
+    from mtasts.store.store import StoredReport
 
 __all__ = ["FAILURE_COLUMNS", "POLICY_COLUMNS", "ExportFormat", "export_command", "failure_rows", "policy_rows"]
 

@@ -1,0 +1,316 @@
+"""The resolver application object: socketmap requests in, replies out, the cache kept fresh.
+
+A thin asyncio driver around the pure rules of :mod:`mtasts.resolver.cache`: it keeps every
+entry in memory (the answer path never waits on a store or the network when a policy is
+cached), runs one discovery per domain at a time (a stampede of first lookups causes one
+fetch), writes changed entries to the :class:`~mtasts.resolver.store.PolicyStore`, and
+refreshes cached policies before they expire with bounded concurrency. The socketmap server
+(:mod:`mtasts.resolver.server`) only frames bytes and calls :meth:`PolicyResolver.reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from mtasts.resolver.answers import DEFAULT_ANSWER_SETTINGS, Answer, AnswerSettings, Profile, render_answer
+from mtasts.resolver.cache import (
+    DEFAULT_RULES,
+    CacheEntry,
+    CacheEvent,
+    CacheRules,
+    Next,
+    QueryPlan,
+    after_fetch,
+    after_mx,
+    after_txt,
+    on_query,
+    refresh_at,
+)
+from mtasts.resolver.keys import classify_key
+from mtasts.resolver.socketmap import Status, encode_reply
+from mtasts.resolver.sources import Sources
+from mtasts.resolver.store import PolicyStore, StoreError
+
+__all__ = ["Lookup", "PolicyResolver", "ResolverSettings", "Source"]
+
+log = logging.getLogger("mtasts.resolver")
+
+NOTFOUND = encode_reply(Status.NOTFOUND)
+_PROFILES = {profile.value: profile for profile in Profile}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSettings:
+    """How the resolver behaves beyond the cache rules.
+
+    ``fail_open_temp`` answers ``TEMP`` instead of ``NOTFOUND`` when nothing is cached and DNS
+    or HTTPS fail (mail then waits instead of going out without MTA-STS); ``answer_timeout``
+    is the longest a query waits for a first discovery before it is answered fail-open (the
+    discovery goes on); the refresh sweep runs every ``refresh_interval`` seconds with at most
+    ``refresh_concurrency`` refreshes at once.
+    """
+
+    rules: CacheRules = DEFAULT_RULES
+    answers: AnswerSettings = DEFAULT_ANSWER_SETTINGS
+    fail_open_temp: bool = False
+    answer_timeout: float = 5.0
+    refresh_interval: float = 60.0
+    refresh_concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.answer_timeout <= 0 or self.refresh_interval <= 0:
+            raise ValueError("answer_timeout and refresh_interval must be positive")
+        if self.refresh_concurrency < 1:
+            raise ValueError("refresh_concurrency must be at least 1")
+
+
+class Source(StrEnum):
+    """Where an answer came from (``mtasts resolver query``)."""
+
+    CACHE = "cache"
+    FETCHED = "fetched"
+    NEGATIVE = "negative"
+    FAIL_OPEN = "fail-open"
+    NOT_A_DOMAIN = "not-a-domain"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One resolution explained: the answer, where it came from, and the entry behind it."""
+
+    key: str
+    domain: str | None
+    profile: Profile
+    source: Source
+    answer: Answer
+    entry: CacheEntry | None = None
+    reply: bytes = field(default=b"", repr=False)
+
+
+class PolicyResolver:
+    """Answers socketmap lookups. Construction does no I/O; :meth:`start` loads the store."""
+
+    def __init__(
+        self,
+        sources: Sources,
+        store: PolicyStore,
+        settings: ResolverSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sources = sources
+        self.store = store
+        self.settings = settings or ResolverSettings()
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self._entries: dict[str, CacheEntry] = {}
+        self._rendered: dict[tuple[str, Profile], tuple[CacheEntry, bytes]] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        self._warned_names: set[str] = set()
+        fail_open = encode_reply(Status.TEMP, "MTA-STS policy not available yet")
+        self._fail_open = fail_open if self.settings.fail_open_temp else NOTFOUND
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, refresh: bool = True) -> None:
+        """Load the persisted entries into memory; start the refresh sweep."""
+        try:
+            for entry in await self.store.load_all():
+                self._entries[entry.domain] = entry
+        except StoreError as exc:
+            self.counters["store_errors"] += 1
+            log.warning("cannot load the persisted cache, starting empty: %s", exc)
+        if refresh and self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_loop(), name="mtasts resolver refresh")
+
+    async def stop(self) -> None:
+        """Stop refreshing, end discoveries in progress, close the store."""
+        tasks = [t for t in (self._refresher, *self._inflight.values(), *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._refresher = None
+        with contextlib.suppress(StoreError):
+            await self.store.close()
+
+    def entry(self, domain: str) -> CacheEntry | None:
+        """The in-memory entry of ``domain``."""
+        return self._entries.get(domain)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # --- the answer path ---------------------------------------------------------------------
+
+    async def reply(self, name: str, key: str) -> bytes:
+        """The socketmap reply to the lookup of ``key`` in map ``name``."""
+        profile = _PROFILES.get(name)
+        if profile is None:
+            self.counters["unknown_map_name"] += 1
+            if name not in self._warned_names and len(self._warned_names) < 100:
+                self._warned_names.add(name)
+                known = ", ".join(_PROFILES)
+                log.warning("unknown socketmap name %r: answering NOTFOUND (known: %s)", name[:40], known)
+            return NOTFOUND
+        domain = classify_key(key).domain
+        if domain is None:
+            self.counters["queries_not_a_domain"] += 1
+            return NOTFOUND
+        # the hot path: a valid policy whose reply is already rendered (what on_query's CACHED
+        # means, without building the explanation that lookup() returns)
+        entry = self._entries.get(domain)
+        if entry is not None:
+            cached = self._rendered.get((domain, profile))
+            now = self.clock()
+            if cached is not None and cached[0] is entry and entry.valid(now):
+                self.counters["queries_cache"] += 1
+                if now >= entry.txt_next_check or (now >= entry.mx_expires_at and entry.has_wildcard()):
+                    self._start(domain, refresh=False)
+                return cached[1]
+        return (await self.lookup(domain, profile, key=key)).reply
+
+    async def lookup(self, domain: str, profile: Profile, *, key: str | None = None) -> Lookup:
+        """Resolve ``domain`` (already canonical) for ``profile``, explained."""
+        now = self.clock()
+        entry = self._entries.get(domain)
+        decision = on_query(entry, now)
+        source = Source.CACHE
+        if decision.plan is QueryPlan.DISCOVER:
+            await self._wait_for_discovery(domain)
+            now = self.clock()
+            entry = self._entries.get(domain)
+            decision = on_query(entry, now)
+            if decision.plan is QueryPlan.DISCOVER:  # still nothing: the discovery is slow
+                decision = type(decision)(QueryPlan.FAIL_OPEN)
+            source = Source.FETCHED
+        elif decision.recheck or decision.refresh_mx:
+            self._start(domain, refresh=False)
+        plan = decision.plan
+        if plan is QueryPlan.CACHED and entry is not None and entry.policy is not None:
+            self.counters[f"queries_{source.value}"] += 1
+            cached = self._rendered.get((domain, profile))
+            if cached is not None and cached[0] is entry:
+                return Lookup(key or domain, domain, profile, source, _answer_of(cached[1]), entry, cached[1])
+            answer = render_answer(
+                domain, entry.policy, profile, mx_hosts=entry.mx_hosts, body=entry.body, settings=self.settings.answers
+            )
+            if answer.data is None:
+                self.counters[f"no_answer_{answer.reason}"] += 1
+                reply = NOTFOUND
+            else:
+                reply = encode_reply(Status.OK, answer.data)
+            self._rendered[(domain, profile)] = (entry, reply)
+            return Lookup(key or domain, domain, profile, source, answer, entry, reply)
+        if plan is QueryPlan.NEGATIVE:
+            self.counters["queries_negative"] += 1
+            return Lookup(key or domain, domain, profile, Source.NEGATIVE, Answer(None), entry, NOTFOUND)
+        self.counters["queries_fail_open"] += 1
+        return Lookup(key or domain, domain, profile, Source.FAIL_OPEN, Answer(None), entry, self._fail_open)
+
+    async def _wait_for_discovery(self, domain: str) -> None:
+        task = self._start(domain, refresh=False)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.settings.answer_timeout)
+        except TimeoutError:
+            self.counters["answer_timeouts"] += 1
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def _start(self, domain: str, *, refresh: bool) -> asyncio.Task[None]:
+        """The discovery of ``domain`` in progress, or a new one (one per domain at a time)."""
+        task = self._inflight.get(domain)
+        if task is None:
+            task = asyncio.create_task(self._discover(domain, refresh), name=f"mtasts resolver {domain}")
+            self._inflight[domain] = task
+            task.add_done_callback(lambda _: self._inflight.pop(domain, None))
+        return task
+
+    async def _discover(self, domain: str, refresh: bool) -> None:
+        try:
+            await self._discover_steps(domain, refresh)
+        except Exception:  # a bug: the cache keeps what it had, answers go on
+            self.counters["internal_errors"] += 1
+            log.exception("resolver: unexpected error resolving %s", domain)
+
+    async def _discover_steps(self, domain: str, refresh: bool) -> None:
+        rules = self.settings.rules
+        entry = self._entries.get(domain) or CacheEntry(domain)
+        now = self.clock()
+        events: tuple[CacheEvent, ...] = ()
+        if not entry.valid(now) or now >= entry.txt_next_check or refresh:
+            txt = await self.sources.txt(domain)
+            entry = self._entries.get(domain) or entry
+            entry, step, events = after_txt(entry, txt, self.clock(), rules, refresh=refresh)
+            if step is Next.FETCH and txt.record_id is not None:
+                self.counters["fetches"] += 1
+                fetched = await self.sources.fetch(domain)
+                entry, fetch_events = after_fetch(entry, txt.record_id, txt.ttl, fetched, self.clock(), rules)
+                events += fetch_events
+        now = self.clock()
+        if entry.valid(now) and entry.has_wildcard() and now >= entry.mx_expires_at:
+            hosts, ttl = await self.sources.mx(domain)
+            entry = after_mx(entry, hosts, ttl, self.clock(), rules)
+        self._record(domain, entry, events)
+        await self._persist(entry)
+
+    def _record(self, domain: str, entry: CacheEntry, events: tuple[CacheEvent, ...]) -> None:
+        self._entries[domain] = entry
+        for event in events:
+            self.counters[f"event_{event.value}"] += 1
+            if event in (CacheEvent.DRIFT_SAME_ID, CacheEvent.DRIFT_SAME_BODY):
+                log.warning("%s: policy drift (%s): id %s", domain, event.value, entry.policy_id)
+            elif event in (CacheEvent.FETCH_FAILED, CacheEvent.TXT_FAILED):
+                log.info("%s: %s: %s", domain, event.value, entry.last_error)
+            else:
+                log.debug("%s: %s", domain, event.value)
+
+    async def _persist(self, entry: CacheEntry) -> None:
+        try:
+            await self.store.put(entry)
+        except StoreError as exc:
+            self.counters["store_errors"] += 1
+            log.warning("cannot persist %s: %s", entry.domain, exc)
+
+    # --- proactive refresh -------------------------------------------------------------------
+
+    async def refresh_due(self) -> int:
+        """Refresh every cached policy whose refresh time has come (bounded concurrency); how
+        many were refreshed. The sweep calls this every ``refresh_interval``."""
+        now = self.clock()
+        due = [
+            domain
+            for domain, entry in self._entries.items()
+            if (when := refresh_at(entry, self.settings.rules)) is not None
+            and now >= when
+            and not (entry.failed_id == entry.policy_id and now < entry.retry_after)
+            and domain not in self._inflight
+        ]
+        slots = asyncio.Semaphore(self.settings.refresh_concurrency)
+
+        async def one(domain: str) -> None:
+            async with slots:
+                await self._start(domain, refresh=True)
+
+        await asyncio.gather(*(one(domain) for domain in due))
+        self.counters["refreshes"] += len(due)
+        return len(due)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.refresh_interval)
+            await self.refresh_due()
+
+
+def _answer_of(reply: bytes) -> Answer:
+    """The answer a cached reply carries (for :class:`Lookup`; not on the socketmap path)."""
+    payload = reply[reply.index(b":") + 1 : -1].decode()
+    return Answer(payload[3:]) if payload.startswith("OK ") else Answer(None)

@@ -1,0 +1,194 @@
+"""Postfix's socketmap protocol as a sans-I/O codec: bytes in, requests out, replies to bytes.
+
+Postfix (``src/util/dict_sockmap.c``) sends one netstring per lookup, ``<len>:<name> <key>,``,
+and reads one netstring back: ``OK <data>``, ``NOTFOUND ``, ``TEMP <reason>``,
+``TIMEOUT <reason>`` or ``PERM <reason>``. Its limits are the ones enforced here: a query of
+at most 10,000 bytes, a reply of at most 100,000. Nothing in this module reads a socket or
+the clock: :class:`SocketmapReader` is fed with :meth:`~SocketmapReader.receive_data` and
+hands out events from :meth:`~SocketmapReader.next_event`, :data:`NEED_DATA` when it cannot
+progress (as h11's ``Connection`` does).
+
+What the peer may get wrong, and what happens (each a row of the tests):
+
+=============================================  ================================================
+input                                          event
+=============================================  ================================================
+a well-framed request ``name key``             :class:`Request`
+well-framed, but no space, empty name or key,  :class:`Malformed` (``fatal=False``): answered
+  not UTF-8                                    ``NOTFOUND``, the connection stays usable
+a length above the query limit                 the data is skipped without being buffered;
+                                               :class:`Malformed` (``fatal=False``) when the
+                                               frame then ends with ``,``
+a length that is not digits, too many digits,  :class:`Malformed` (``fatal=True``): the stream
+  a frame not ending in ``,``                  cannot be resynchronised; answered ``PERM``,
+                                               then the server closes the connection
+=============================================  ================================================
+
+Junk *keys* are a NOTFOUND and never TEMP/PERM: Postfix turns TEMP, TIMEOUT and PERM alike into
+a deferral ("4.7.5 client TLS configuration problem"), so an error reply for a key this daemon
+cannot have a policy for would hold mail back for nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = [
+    "CLOSED",
+    "MAX_QUERY_BYTES",
+    "MAX_REPLY_BYTES",
+    "NEED_DATA",
+    "Malformed",
+    "Request",
+    "SocketmapReader",
+    "Status",
+    "encode_reply",
+]
+
+MAX_QUERY_BYTES: Final = 10_000  # Postfix: dict_sockmap's query limit
+MAX_REPLY_BYTES: Final = 100_000  # Postfix: socketmap replies longer than this are refused
+_MAX_LENGTH_DIGITS: Final = 9  # beyond this the "length" is junk, not a frame we could skip
+
+
+class _Sentinel(Enum):
+    NEED_DATA = "NEED_DATA"
+    CLOSED = "CLOSED"
+
+
+NEED_DATA: Final = _Sentinel.NEED_DATA
+"""No complete event in the buffer: feed more bytes."""
+CLOSED: Final = _Sentinel.CLOSED
+"""The stream is unusable after a fatal framing error: close the connection."""
+
+
+class Status(Enum):
+    """The reply kinds Postfix knows (its ``dict_sockmap.c``)."""
+
+    OK = "OK"
+    NOTFOUND = "NOTFOUND"
+    TEMP = "TEMP"
+    TIMEOUT = "TIMEOUT"
+    PERM = "PERM"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One lookup: ``name`` is the socketmap name (the answer profile), ``key`` verbatim."""
+
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request that cannot be answered with a lookup; ``fatal`` when the stream is lost."""
+
+    reason: str
+    fatal: bool = False
+
+    def reply(self) -> bytes:
+        """The well-formed answer: NOTFOUND for junk content, PERM before closing."""
+        if self.fatal:
+            return encode_reply(Status.PERM, self.reason)
+        return encode_reply(Status.NOTFOUND)
+
+
+def encode_reply(status: Status, data: str = "") -> bytes:
+    """One netstring reply. ``NOTFOUND`` carries nothing (Postfix sends ``NOTFOUND ``).
+
+    Raises :class:`ValueError` when the reply would exceed :data:`MAX_REPLY_BYTES`: the caller
+    must fall back to another answer, never send one Postfix refuses.
+    """
+    payload = (f"{status.value} {data}" if status is not Status.NOTFOUND else "NOTFOUND ").encode()
+    if len(payload) > MAX_REPLY_BYTES:
+        raise ValueError(f"a socketmap reply of {len(payload)} bytes is above {MAX_REPLY_BYTES}")
+    return b"%d:%s," % (len(payload), payload)
+
+
+class SocketmapReader:
+    """Netstring requests from a byte stream, one event at a time.
+
+    ``max_query`` is the largest request accepted (Postfix's own limit by default).
+    """
+
+    def __init__(self, max_query: int = MAX_QUERY_BYTES) -> None:
+        self.max_query = max_query
+        self._buffer = bytearray()
+        self._skip = 0  # bytes of an oversized frame still to drop
+        self._skipping = False  # dropping an oversized frame; its comma is still due
+        self._broken = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed (tests: trailing bytes are left untouched)."""
+        return len(self._buffer)
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the peer (``b""`` at end of stream is ignored)."""
+        if self._broken:
+            return
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+        self._buffer += data
+
+    def next_event(self) -> Request | Malformed | _Sentinel:
+        """The next request, a :class:`Malformed` one, :data:`NEED_DATA` or :data:`CLOSED`."""
+        if self._broken:
+            return CLOSED
+        buffer = self._buffer
+        if self._skipping:
+            if self._skip:
+                return NEED_DATA
+            if not buffer:
+                return NEED_DATA
+            self._skipping = False
+            if buffer[0] != 0x2C:  # ","
+                return self._fatal("the oversized request does not end with ','")
+            del buffer[:1]
+            return Malformed(f"the request is longer than {self.max_query} bytes")
+        colon = buffer.find(b":", 0, _MAX_LENGTH_DIGITS + 1)
+        if colon < 0:
+            if buffer and (len(buffer) > _MAX_LENGTH_DIGITS or not buffer.isdigit()):
+                return self._fatal("the request does not start with a netstring length")
+            return NEED_DATA
+        digits = bytes(buffer[:colon])
+        if not digits.isdigit():
+            return self._fatal("the request does not start with a netstring length")
+        length = int(digits)
+        start = colon + 1
+        if length > self.max_query:
+            available = len(buffer) - start
+            if available >= length:
+                del buffer[: start + length]
+            else:
+                self._skip = length - available
+                buffer.clear()
+            self._skipping = True
+            return self.next_event()
+        end = start + length
+        if len(buffer) <= end:
+            return NEED_DATA
+        if buffer[end] != 0x2C:
+            return self._fatal("the netstring does not end with ','")
+        data = bytes(buffer[start:end])
+        del buffer[: end + 1]
+        return _request(data)
+
+    def _fatal(self, reason: str) -> Malformed:
+        self._broken = True
+        self._buffer.clear()
+        return Malformed(reason, fatal=True)
+
+
+def _request(data: bytes) -> Request | Malformed:
+    name, space, key = data.partition(b" ")
+    if not space or not name or not key:
+        return Malformed("the request is not '<name> <key>'")
+    try:
+        return Request(name.decode("ascii"), key.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Malformed("the request is not UTF-8")

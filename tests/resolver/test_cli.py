@@ -1,0 +1,136 @@
+"""``mtasts resolver query`` and ``serve`` as a user runs them, against the lab."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mtasts.cli.resolver import app, default_db_path
+from tests.resolver.helpers import SocketmapClient
+
+pytestmark = pytest.mark.lab
+
+
+def test_query_json_for_an_enforce_domain(runner: CliRunner, lab: Any, resolver_options: list[str]) -> None:
+    domain = lab.domain("enforce-ok")
+    result = runner.invoke(app, ["query", domain.upper(), "--json", *resolver_options])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["domain"] == domain
+    assert document["answer"] == f"OK secure match=mx1.{domain} servername=hostname"
+    assert document["source"] == "fetched"
+    assert document["policy"] == {
+        "mode": "enforce",
+        "max_age": document["policy"]["max_age"],
+        "mx": [f"mx1.{domain}"],
+        "id": document["id"],
+    }
+    assert document["id"]
+    assert document["expires"].endswith("Z")
+
+
+def test_query_tlsrpt_profile_human_output(runner: CliRunner, lab: Any, resolver_options: list[str]) -> None:
+    domain = lab.domain("enforce-ok")
+    result = runner.invoke(app, ["query", domain, "--profile", "postfix-tlsrpt", *resolver_options])
+    assert result.exit_code == 0, result.output
+    first, *rest = result.output.splitlines()
+    assert first.startswith(f"{domain}: OK secure match=mx1.{domain} servername=hostname policy_type=sts")
+    assert "  source      fetched" in rest
+
+
+@pytest.mark.parametrize(("scenario", "reason"), [("testing-ok", "mode-testing"), ("no-sts-record", None)])
+def test_query_notfound_says_why(
+    runner: CliRunner, lab: Any, resolver_options: list[str], scenario: str, reason: str | None
+) -> None:
+    result = runner.invoke(app, ["query", lab.domain(scenario), "--json", *resolver_options])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["answer"] == "NOTFOUND"
+    assert document["reason"] == reason
+    if reason is None:
+        assert document["policy"] is None
+        assert document["source"] == "negative"
+
+
+def test_query_of_a_non_domain_key_needs_no_network(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["query", "[mx.example.com]:25", "--json", "--nameserver", "127.0.0.1:9"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["source"] == "not-a-domain"
+
+
+def test_query_with_dns_down_is_fail_open_exit_1(runner: CliRunner, lab: Any) -> None:
+    result = runner.invoke(
+        app, ["query", lab.domain("enforce-ok"), "--json", "--nameserver", "127.0.0.1:9", "--timeout", "0.5"]
+    )
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    assert document["source"] == "fail-open"
+    assert document["answer"] == "NOTFOUND"
+    assert document["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "example.com", "--profile", "exim"], "--profile: 'exim' is not one of postfix"),
+        (["query", "example.com", "--nameserver", "dns.example"], "--nameserver:"),
+        (["serve", "--listen", "tcp:1.2.3.4:5"], "--listen: 'tcp:1.2.3.4:5' is not inet:HOST:PORT or unix:PATH"),
+        (["serve", "--listen", "inet:localhost:8461"], "--listen: 'localhost' is not an IP address"),
+        (["serve", "--unix-mode", "rw"], "--unix-mode: 'rw' is not an octal mode"),
+    ],
+)
+def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert f"mtasts: error: {message}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_db_is_in_the_user_data_directory() -> None:
+    assert default_db_path({"XDG_DATA_HOME": "/data"}) == Path("/data/mtasts/resolver-cache.sqlite3")
+
+
+async def test_serve_answers_postfix_and_stops_on_sigterm(
+    lab: Any, resolver_options: list[str], tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.resolver import app; app()",
+        "serve",
+        "--listen",
+        "inet:127.0.0.1:0",
+        "--listen",
+        f"unix:{tmp_path / 'sock'}",
+        "--db",
+        str(tmp_path / "cache.sqlite3"),
+        *resolver_options,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+    )
+    assert process.stderr is not None
+    try:
+        line = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+        found = re.search(r"listening on inet:127\.0\.0\.1:(\d+), unix:(\S+) \(cache: (\S+), 0 cached domains\)", line)
+        assert found, line
+        client = await SocketmapClient.connect("127.0.0.1", int(found[1]))
+        domain = lab.domain("enforce-ok")
+        assert await client.query("postfix", domain) == f"OK secure match=mx1.{domain} servername=hostname"
+        await client.close()
+        unix = await SocketmapClient.connect_unix(Path(found[2]))
+        assert await unix.query("postfix", domain) == f"OK secure match=mx1.{domain} servername=hostname"
+        await unix.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 20)
+    assert process.returncode == 0
+    assert (tmp_path / "cache.sqlite3").is_file()
