@@ -9,12 +9,17 @@ as invalid instead of it disappearing from the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mtasts.core.hostname import to_alabel
 
-__all__ = ["DomainList", "domain_key"]
+__all__ = ["DomainList", "domain_key", "domain_text"]
+
+
+def domain_text(line: str) -> str:
+    """What a line of a list names: the text before any '#', stripped ("" for none)."""
+    return line.split("#", 1)[0].strip()
 
 
 def domain_key(text: str) -> str:
@@ -27,20 +32,39 @@ def domain_key(text: str) -> str:
 @dataclass(slots=True)
 class DomainList:
     """The domains of one run in input order, each once, fed line by line (so a caller can
-    stream a file through it). ``repeats`` counts the lines that named a domain already seen."""
+    stream a file through it). ``repeats`` counts the lines that named a domain already seen
+    (or already done: :meth:`mark_done`), ``elsewhere`` those another shard checks, ``lines``
+    every line that named a domain.
+
+    Only the keys of the domains this run checks are kept (one ``str`` each in a set: about
+    120 bytes per domain, ~120 MB for a million; measured in docs/check.md), so a shard of a
+    huge list costs its share of the memory."""
 
     _seen: set[str] = field(default_factory=set)
+    select: Callable[[str], bool] | None = None
     repeats: int = 0
+    elsewhere: int = 0
+    lines: int = 0
+
+    def mark_done(self, keys: Iterable[str]) -> None:
+        """Domains an earlier run has checked (``--resume``): met again, they are skipped."""
+        self._seen.update(keys)
 
     def names(self, lines: Iterable[str]) -> Iterator[str]:
-        """The new domains in ``lines`` ('#' starts a comment), each in its :func:`domain_key` form."""
+        """The new domains in ``lines`` ('#' starts a comment) that :attr:`select` keeps, each in
+        its :func:`domain_key` form."""
+        seen, select = self._seen, self.select
         for line in lines:
-            text = line.split("#", 1)[0].strip()
+            text = domain_text(line)
             if not text:
                 continue
+            self.lines += 1
             key = domain_key(text)
-            if key in self._seen:
+            if select is not None and not select(key):
+                self.elsewhere += 1
+                continue
+            if key in seen:
                 self.repeats += 1
                 continue
-            self._seen.add(key)
+            seen.add(key)
             yield key
