@@ -12,11 +12,11 @@ from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
-from mtasts.cli import check, demo, generate, lab, lint, output, report, resolver
+from mtasts.cli import check, demo, generate, lab, lint, output, publish, report, resolver
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
-    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, report, resolver, lab.\n\n" + EXIT_CODES_HELP
+    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, publish, report, resolver, lab.\n\n" + EXIT_CODES_HELP
 )
 
 
@@ -48,6 +48,7 @@ app.command("check")(check.check)
 app.add_typer(lab.app, name="lab")
 app.command("demo")(demo.demo)
 app.add_typer(report.app, name="report")
+app.add_typer(publish.app, name="publish")
 app.add_typer(resolver.app, name="resolver")
 
 _DEBUG_ENV = "MTASTS_DEBUG"

@@ -1,0 +1,718 @@
+"""The configuration of ``mtasts publish``: one TOML file, parsed once into frozen settings.
+
+Pure: :func:`parse_config` takes the file's text and its path (for messages and for resolving
+relative ``cert``/``key`` paths) and touches nothing else; reading the file and the
+certificates is :mod:`mtasts.publish.snapshot`'s job. Every problem is data
+(:class:`ConfigProblem`: file, line when known, key path, what is wrong, how to fix it), and
+:class:`ConfigError` carries all of them at once, so a user fixes a file in one pass.
+
+The file::
+
+    [server]                        # every key optional (defaults in ServerSettings)
+    listen = ["0.0.0.0:443", "[::]:443"]
+    admin = "127.0.0.1:8461"
+
+    [acme]                          # accepted and checked; issuing comes in a later version
+    contact = ["mailto:hostmaster@example.com"]
+
+    [[domain]]
+    name = "example.com"
+    mode = "testing"
+    mx = ["mx1.example.com", "*.backup.example.com"]   # or "from-dns" (resolved by a later `plan`)
+    max_age = 86400
+    rua = ["mailto:tlsrpt@example.com"]
+    cert = "/etc/letsencrypt/live/mta-sts.example.com/fullchain.pem"
+    key = "/etc/letsencrypt/live/mta-sts.example.com/privkey.pem"
+
+Names are normalised once (case, trailing dot, U-labels to A-labels), so ``Example.COM.`` and
+``example.com`` are one domain and naming it twice is an error that points at both entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from platformdirs import user_config_path, user_data_path
+
+from mtasts.core.hostname import check_host_name, check_mx_pattern, to_alabel
+from mtasts.core.policy import MAX_AGE_LIMIT, Mode, Policy, parse_policy
+from mtasts.core.problems import ParseError
+from mtasts.core.tlsrpt_record import TlsRptRecord
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "FROM_DNS",
+    "AcmeSettings",
+    "Challenge",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "DomainConfig",
+    "HostLimits",
+    "ListenAddress",
+    "ProblemKind",
+    "ServerSettings",
+    "default_config_path",
+    "parse_address",
+    "parse_config",
+]
+
+CONFIG_FILE_NAME = "publish.toml"
+FROM_DNS = "from-dns"  # mx = "from-dns": derive the list from live MX when planning, never when serving
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/mtasts/publish.toml`` on Linux (the platform's user config dir)."""
+    return user_config_path("mtasts") / CONFIG_FILE_NAME
+
+
+class ProblemKind(StrEnum):
+    """Whether the file says something wrong (``usage``, exit 2) or a file it names cannot be
+    read (``unreadable``, exit 3): the fix is in the file, or on the machine."""
+
+    USAGE = "usage"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a configuration: where (``file``, ``line`` when known, the dotted
+    ``key`` such as ``domain[2].max_age``), what (``message``) and what to do (``fix``)."""
+
+    file: str
+    key: str
+    message: str
+    fix: str
+    line: int | None = None
+    kind: ProblemKind = ProblemKind.USAGE
+
+    def to_text(self) -> str:
+        """One line: ``FILE:LINE: KEY: MESSAGE; FIX``."""
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}; {self.fix}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "key": self.key,
+            "message": self.message,
+            "fix": self.fix,
+            "kind": self.kind.value,
+        }
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; ``problems`` lists every reason (at least one)."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        if not problems:
+            raise TypeError("ConfigError needs at least one problem")
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.to_text() for p in self.problems))
+
+    @property
+    def unreadable(self) -> bool:
+        """True when a file the configuration names (or the configuration itself) cannot be read."""
+        return any(p.kind is ProblemKind.UNREADABLE for p in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """An IP address and a port to listen on (port 0: any free port, for tests)."""
+
+    host: str
+    port: int
+
+    def to_text(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.host).is_loopback
+
+
+def parse_address(text: str) -> ListenAddress:
+    """``IPv4:PORT`` or ``[IPv6]:PORT`` → :class:`ListenAddress`; raises ``ValueError`` saying why."""
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ValueError(f"{text!r} is not [IPv6]:PORT")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon or ":" in host:
+            raise ValueError(f"{text!r} is not HOST:PORT (write an IPv6 address in brackets: [::1]:8443)")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address (listen on addresses, e.g. 0.0.0.0:443 or [::]:443)") from None
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ValueError(f"{port_text!r} is not a port number (0 to 65535)")
+    if address.version == 6 and address.ipv4_mapped is not None:
+        raise ValueError(f"{host!r} is an IPv4-mapped address; write the IPv4 address itself")
+    return ListenAddress(str(address), int(port_text))
+
+
+@dataclass(frozen=True, slots=True)
+class HostLimits:
+    """What one client may make the policy host do; the defaults are documented in docs/publish.md.
+
+    Senders fetch a policy rarely (once per ``max_age``, or when the id changes), so the bounds
+    are far above any honest use and far below what lets one client tie the host up.
+    """
+
+    max_connections: int = 10_000
+    max_connections_per_client: int = 64
+    max_header_bytes: int = 8 * 1024
+    requests_per_second: float = 20.0
+    burst: int = 100
+    max_requests_per_connection: int = 1000
+    handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    idle_timeout: float = 30.0
+
+
+_LIMIT_KEYS: dict[str, tuple[type, float]] = {  # key -> (type, smallest value)
+    "max_connections": (int, 1),
+    "max_connections_per_client": (int, 1),
+    "max_header_bytes": (int, 256),
+    "requests_per_second": (float, 0.001),
+    "burst": (int, 1),
+    "max_requests_per_connection": (int, 1),
+    "handshake_timeout": (float, 0.01),
+    "header_timeout": (float, 0.01),
+    "idle_timeout": (float, 0.01),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``[server]``: where to listen, the admin listener, the ``Cache-Control`` hint, limits."""
+
+    # a public policy host: every address of both families, on the port senders use (RFC 8461 §3.3)
+    listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 443), ListenAddress("::", 443))  # noqa: S104
+    admin: ListenAddress | None = ListenAddress("127.0.0.1", 8461)
+    cache_max_age: int = 300
+    access_log: bool = True
+    certificate_cache: int = 1000
+    limits: HostLimits = HostLimits()
+
+
+class Challenge(StrEnum):
+    """How the ACME server checks that we control a name (RFC 8555 §8.3, RFC 8737)."""
+
+    HTTP_01 = "http-01"
+    TLS_ALPN_01 = "tls-alpn-01"
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeSettings:
+    """``[acme]``: checked now, used once built-in ACME exists (not yet available)."""
+
+    directory: str = LETS_ENCRYPT
+    contact: tuple[str, ...] = ()
+    challenge: Challenge = Challenge.HTTP_01
+    storage: Path = field(default_factory=lambda: user_data_path("mtasts") / "acme")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainConfig:
+    """One ``[[domain]]``: ``name`` in A-labels; ``mx`` ``None`` when it is ``"from-dns"`` (not
+    resolved yet); ``policy`` the policy it serves (``None`` until ``mx`` is known)."""
+
+    name: str
+    mode: Mode
+    max_age: int
+    mx: tuple[str, ...] | None
+    rua: tuple[str, ...] = ()
+    cert: Path | None = None
+    key: Path | None = None
+    line: int | None = None
+    policy: Policy | None = None
+
+    @property
+    def host(self) -> str:
+        """The policy host name (RFC 8461 §3.3)."""
+        return f"mta-sts.{self.name}"
+
+    @property
+    def body(self) -> bytes | None:
+        """The canonical policy file (UTF-8, CRLF), the bytes the host serves."""
+        return None if self.policy is None else self.policy.to_text().encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole configuration file."""
+
+    path: Path
+    domains: tuple[DomainConfig, ...]
+    server: ServerSettings = ServerSettings()
+    acme: AcmeSettings | None = None
+
+    def domain(self, name: str) -> DomainConfig | None:
+        """The entry of ``name`` (any spelling), or ``None``."""
+        wanted = to_alabel(name.strip())
+        return next((d for d in self.domains if d.name == wanted), None)
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+_TOML_POSITION_RE = re.compile(r"\(at line (\d+), column \d+\)")
+_TOP_KEYS = ("server", "acme", "domain")
+_DOMAIN_KEYS = ("name", "mode", "mx", "max_age", "rua", "cert", "key")
+_SERVER_KEYS = ("listen", "admin", "cache_max_age", "access_log", "certificate_cache", *_LIMIT_KEYS)
+_ACME_KEYS = ("directory", "contact", "challenge", "storage")
+
+
+class _Lines:
+    """Where keys sit in the file: tomllib gives values without positions, so the line of a
+    key is found by scanning the text for table headers and ``key =`` lines (good enough for
+    the files people write; ``None`` when a key cannot be placed)."""
+
+    _HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
+    _KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+    def __init__(self, text: str) -> None:
+        # (table, index of an array-of-tables entry or 0) -> {key: line}, and the header's line
+        self.keys: dict[tuple[str, int], dict[str, int]] = {}
+        self.headers: dict[tuple[str, int], int] = {}
+        counts: dict[str, int] = {}
+        current = ("", 0)
+        self.keys[current] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            header = self._HEADER_RE.match(line)
+            if header:
+                name = header.group(2)
+                index = counts.get(name, -1) + 1 if header.group(1) == "[[" else 0
+                counts[name] = index
+                current = (name, index)
+                self.headers.setdefault(current, number)
+                self.keys.setdefault(current, {})
+                continue
+            key = self._KEY_RE.match(line)
+            if key:
+                self.keys[current].setdefault(key.group(1), number)
+
+    def of(self, table: str, index: int = 0, key: str | None = None) -> int | None:
+        if key is not None and (found := self.keys.get((table, index), {}).get(key)) is not None:
+            return found
+        return self.headers.get((table, index))
+
+
+@dataclass(slots=True)
+class _Reader:
+    """Collects problems while the sections are read."""
+
+    file: str
+    lines: _Lines
+    problems: list[ConfigProblem] = field(default_factory=list)
+
+    def problem(
+        self,
+        key: str,
+        message: str,
+        fix: str,
+        line: int | None,
+        kind: ProblemKind = ProblemKind.USAGE,
+    ) -> None:
+        self.problems.append(ConfigProblem(self.file, key, message, fix, line, kind))
+
+
+def parse_config(text: str, path: Path | str) -> Config:
+    """Parse a configuration file's ``text`` (read from ``path``); raises :class:`ConfigError`
+    listing every problem. Relative ``cert``/``key``/``storage`` paths are relative to the
+    file's directory, as in most servers' configuration."""
+    path = Path(path)
+    file = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        position = _TOML_POSITION_RE.search(str(exc))
+        message = _TOML_POSITION_RE.sub("", str(exc)).strip()
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    "",
+                    f"not valid TOML: {message}",
+                    "fix the syntax (see https://toml.io)",
+                    int(position.group(1)) if position else None,
+                )
+            ]
+        ) from None
+    reader = _Reader(file, _Lines(text))
+    base = path.parent
+    for key in data:
+        if key not in _TOP_KEYS:
+            reader.problem(key, "unknown section or key", f"use {', '.join(_TOP_KEYS)}", reader.lines.of("", 0, key))
+    server = _server(reader, data.get("server", {}))
+    acme = _acme(reader, data["acme"], base) if "acme" in data else None
+    domains = _domains(reader, data.get("domain", []), base)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(path=path, domains=domains, server=server, acme=acme)
+
+
+def _unknown_keys(reader: _Reader, table: Mapping[str, Any], known: Sequence[str], prefix: str, index: int) -> None:
+    section = prefix.split("[", 1)[0]
+    for key in table:
+        if key not in known:
+            reader.problem(
+                f"{prefix}.{key}",
+                "unknown key",
+                f"the keys of [{section}] are {', '.join(known)}",
+                reader.lines.of(section, index, key),
+            )
+
+
+def _server(reader: _Reader, table: object) -> ServerSettings:
+    lines = reader.lines
+    if not isinstance(table, dict):
+        reader.problem("server", "must be a table", "write [server] and its keys below it", lines.of("", 0, "server"))
+        return ServerSettings()
+    _unknown_keys(reader, table, _SERVER_KEYS, "server", 0)
+    defaults = ServerSettings()
+    listen = defaults.listen
+    if "listen" in table:
+        value = table["listen"]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            reader.problem(
+                "server.listen",
+                "must be a list of HOST:PORT strings",
+                'e.g. listen = ["0.0.0.0:443", "[::]:443"]',
+                lines.of("server", 0, "listen"),
+            )
+        else:
+            addresses = []
+            for item in value:
+                try:
+                    addresses.append(parse_address(item))
+                except ValueError as exc:
+                    reader.problem(
+                        "server.listen", str(exc), 'e.g. "0.0.0.0:443" or "[::]:443"', lines.of("server", 0, "listen")
+                    )
+            if len(set(addresses)) != len(addresses):
+                reader.problem(
+                    "server.listen", "an address is listed twice", "list each once", lines.of("server", 0, "listen")
+                )
+            listen = tuple(dict.fromkeys(addresses))
+    admin = defaults.admin
+    if "admin" in table:
+        value = table["admin"]
+        if value in ("", "off", False):
+            admin = None
+        elif not isinstance(value, str):
+            reader.problem(
+                "server.admin",
+                "must be a HOST:PORT string",
+                'e.g. admin = "127.0.0.1:8461" (or "off")',
+                lines.of("server", 0, "admin"),
+            )
+        else:
+            try:
+                admin = parse_address(value)
+            except ValueError as exc:
+                reader.problem("server.admin", str(exc), 'e.g. "127.0.0.1:8461"', lines.of("server", 0, "admin"))
+    cache_max_age = _integer(reader, table, "cache_max_age", "server", 0, defaults.cache_max_age, 0, 86400)
+    certificate_cache = _integer(
+        reader, table, "certificate_cache", "server", 0, defaults.certificate_cache, 1, 1_000_000
+    )
+    access_log = defaults.access_log
+    if "access_log" in table:
+        if isinstance(table["access_log"], bool):
+            access_log = table["access_log"]
+        else:
+            reader.problem(
+                "server.access_log",
+                "must be true or false",
+                "write access_log = true",
+                lines.of("server", 0, "access_log"),
+            )
+    limits: dict[str, Any] = {}
+    for key, (kind, least) in _LIMIT_KEYS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        number_ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if (kind is int and not (isinstance(value, int) and not isinstance(value, bool))) or not number_ok:
+            word = "a whole number" if kind is int else "a number"
+            reader.problem(
+                f"server.{key}",
+                f"must be {word}",
+                f"e.g. {key} = {getattr(HostLimits(), key)}",
+                lines.of("server", 0, key),
+            )
+        elif value < least:
+            reader.problem(f"server.{key}", f"must be at least {least:g}", "raise it", lines.of("server", 0, key))
+        else:
+            limits[key] = kind(value)
+    return ServerSettings(
+        listen=listen,
+        admin=admin,
+        cache_max_age=cache_max_age,
+        access_log=access_log,
+        certificate_cache=certificate_cache,
+        limits=HostLimits(**limits),
+    )
+
+
+def _integer(
+    reader: _Reader, table: Mapping[str, Any], key: str, section: str, index: int, default: int, least: int, most: int
+) -> int:
+    if key not in table:
+        return default
+    value = table[key]
+    prefix = section if section != "domain" else f"domain[{index + 1}]"
+    if not isinstance(value, int) or isinstance(value, bool):
+        reader.problem(
+            f"{prefix}.{key}",
+            "must be a whole number",
+            f"e.g. {key} = {default}",
+            reader.lines.of(section, index, key),
+        )
+        return default
+    if not least <= value <= most:
+        reader.problem(
+            f"{prefix}.{key}",
+            f"{value} is out of range",
+            f"give {least} to {most}",
+            reader.lines.of(section, index, key),
+        )
+        return default
+    return value
+
+
+def _acme(reader: _Reader, table: object, base: Path) -> AcmeSettings | None:
+    lines = reader.lines
+    if not isinstance(table, dict):
+        reader.problem("acme", "must be a table", "write [acme] and its keys below it", lines.of("", 0, "acme"))
+        return None
+    _unknown_keys(reader, table, _ACME_KEYS, "acme", 0)
+    defaults = AcmeSettings()
+    directory = table.get("directory", defaults.directory)
+    if not isinstance(directory, str) or urlsplit(directory).scheme != "https" or not urlsplit(directory).hostname:
+        reader.problem(
+            "acme.directory",
+            f"{directory!r} is not an https:// URL",
+            f'give the ACME directory URL, e.g. "{LETS_ENCRYPT}"',
+            lines.of("acme", 0, "directory"),
+        )
+        directory = defaults.directory
+    contact_value = table.get("contact", [])
+    if isinstance(contact_value, str):
+        contact_value = [contact_value]
+    contact: list[str] = []
+    if not isinstance(contact_value, list) or not all(isinstance(c, str) for c in contact_value):
+        reader.problem(
+            "acme.contact",
+            "must be a list of mailto: URIs",
+            'e.g. contact = ["mailto:hostmaster@example.com"]',
+            lines.of("acme", 0, "contact"),
+        )
+    else:
+        for item in contact_value:
+            if not re.fullmatch(r"mailto:[^@\s]+@[^@\s]+\.[^@\s]+", item):
+                reader.problem(
+                    "acme.contact",
+                    f"{item!r} is not a mailto: URI",
+                    "write mailto:user@example.com (RFC 8555 §7.3)",
+                    lines.of("acme", 0, "contact"),
+                )
+            else:
+                contact.append(item)
+    challenge_value = table.get("challenge", defaults.challenge.value)
+    try:
+        challenge = Challenge(challenge_value)
+    except ValueError:
+        reader.problem(
+            "acme.challenge",
+            f"{challenge_value!r} is not a supported challenge",
+            f"use {' or '.join(repr(c.value) for c in Challenge)}",
+            lines.of("acme", 0, "challenge"),
+        )
+        challenge = defaults.challenge
+    storage = defaults.storage
+    if "storage" in table:
+        if isinstance(table["storage"], str) and table["storage"]:
+            storage = base / Path(table["storage"]).expanduser()
+        else:
+            reader.problem(
+                "acme.storage",
+                "must be a directory path",
+                'e.g. storage = "/var/lib/mtasts/acme"',
+                lines.of("acme", 0, "storage"),
+            )
+    return AcmeSettings(directory=directory, contact=tuple(contact), challenge=challenge, storage=storage)
+
+
+def _domains(reader: _Reader, value: object, base: Path) -> tuple[DomainConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        reader.problem(
+            "domain",
+            "must be an array of tables",
+            "write one [[domain]] section per domain",
+            reader.lines.of("", 0, "domain"),
+        )
+        return ()
+    domains: list[DomainConfig] = []
+    first_line: dict[str, int | None] = {}  # normalised name -> line of its first entry
+    for index, table in enumerate(value):
+        name, domain = _domain(reader, table, index, base)
+        if name is not None and name in first_line:
+            line = first_line[name]
+            reader.problem(
+                f"domain[{index + 1}].name",
+                f"{table.get('name')!r} is {name}, already configured at line {line}",
+                "configure each domain once (names ignore case, a trailing dot and U-/A-label spelling)",
+                reader.lines.of("domain", index, "name"),
+            )
+            continue
+        if name is not None:
+            first_line[name] = reader.lines.of("domain", index)
+        if domain is not None:
+            domains.append(domain)
+    return tuple(domains)
+
+
+def _domain(
+    reader: _Reader, table: Mapping[str, Any], index: int, base: Path
+) -> tuple[str | None, DomainConfig | None]:
+    """The normalised name (when valid, for the repeat check) and the entry (when all is valid)."""
+    lines = reader.lines
+    prefix = f"domain[{index + 1}]"
+    _unknown_keys(reader, table, _DOMAIN_KEYS, prefix, index)
+    before = len(reader.problems)
+
+    def bad(key: str, message: str, fix: str) -> None:
+        reader.problem(f"{prefix}.{key}", message, fix, lines.of("domain", index, key))
+
+    name_value = table.get("name")
+    name: str | None = None
+    if not isinstance(name_value, str) or not name_value.strip():
+        bad("name", "is missing" if name_value is None else "must be a domain name", 'e.g. name = "example.com"')
+    else:
+        name = to_alabel(name_value.strip())
+        issue = check_host_name(name) if name is not None else ("idna", "IDNA cannot convert it")
+        if name is None or issue is not None or "." not in name:
+            detail = issue[1] if issue else "it is not a fully qualified name"
+            bad(
+                "name", f"{name_value!r} is not a valid domain name: {detail}", "give the mail domain, e.g. example.com"
+            )
+            name = None
+    mode_value = table.get("mode")
+    mode: Mode | None = None
+    if mode_value is None:
+        bad("mode", "is missing", 'start with mode = "testing"')
+    elif mode_value not in Mode._value2member_map_:
+        bad("mode", f"{mode_value!r} is not a mode", 'use "testing", "enforce" or "none"')
+    else:
+        mode = Mode(mode_value)
+    max_age_value = table.get("max_age")
+    max_age: int | None = None
+    if max_age_value is None:
+        bad("max_age", "is missing", "e.g. max_age = 86400 while testing, 604800 or more once enforced")
+    elif not isinstance(max_age_value, int) or isinstance(max_age_value, bool):
+        bad("max_age", "must be a whole number of seconds", "e.g. max_age = 86400")
+    elif not 0 <= max_age_value <= MAX_AGE_LIMIT:
+        bad("max_age", f"{max_age_value} is out of range", f"give 0 to {MAX_AGE_LIMIT} seconds (RFC 8461 §3.2)")
+    else:
+        max_age = max_age_value
+    mx_value = table.get("mx")
+    mx: tuple[str, ...] | None = None
+    if mx_value is None:
+        bad("mx", "is missing", f'list the MX host names, e.g. mx = ["mx1.example.com"], or write mx = "{FROM_DNS}"')
+    elif mx_value == FROM_DNS:
+        mx = None
+    elif not isinstance(mx_value, list) or not all(isinstance(m, str) for m in mx_value):
+        bad(
+            "mx",
+            'must be a list of host names or the string "from-dns"',
+            'e.g. mx = ["mx1.example.com", "*.example.net"]',
+        )
+    elif not mx_value and mode is not Mode.NONE:
+        bad("mx", "is empty", 'list the MX host names (only mode = "none" may have none)')
+    else:
+        patterns = []
+        for item in mx_value:
+            wildcard = item.startswith("*.")
+            alabel = to_alabel(item[2:] if wildcard else item)
+            pattern = None if alabel is None else "*." + alabel if wildcard else alabel
+            issue = ("idna", "IDNA cannot convert it") if pattern is None else check_mx_pattern(pattern)
+            if pattern is None or issue is not None:
+                bad(
+                    "mx",
+                    f"{item!r} is not a valid MX host name or pattern: {issue[1] if issue else 'invalid'}",
+                    "list MX host names such as mx1.example.com, or patterns such as *.example.com",
+                )
+                continue
+            patterns.append(pattern)
+        mx = tuple(dict.fromkeys(patterns))
+    rua: tuple[str, ...] = ()
+    rua_value = table.get("rua", [])
+    if isinstance(rua_value, str):
+        rua_value = [rua_value]
+    if not isinstance(rua_value, list) or not all(isinstance(r, str) for r in rua_value):
+        bad("rua", "must be a list of mailto: or https: URIs", 'e.g. rua = ["mailto:tlsrpt@example.com"]')
+    elif rua_value:
+        try:
+            rua = TlsRptRecord(rua=tuple(rua_value)).rua
+        except ParseError as exc:
+            bad("rua", exc.message, exc.fix)
+    cert = _path(reader, table, "cert", prefix, index, base)
+    key = _path(reader, table, "key", prefix, index, base)
+    if (cert is None) != (key is None) and len(reader.problems) == before:
+        missing = "key" if key is None else "cert"
+        bad(missing, "is missing", "give both cert (the PEM chain) and key (its PEM private key), or neither")
+    policy: Policy | None = None
+    if mode is not None and max_age is not None and mx is not None and len(reader.problems) == before:
+        try:
+            policy = Policy(mode=mode, max_age=max_age, mx=mx)
+            body = policy.to_text()
+            if parse_policy(body) != policy:  # the host serves only what a sender reads back the same
+                raise AssertionError("the canonical body does not read back as the policy")
+        except ParseError as exc:
+            for problem in exc.errors:
+                bad("mx" if "mx" in problem.code else "policy", problem.message, problem.fix)
+    if len(reader.problems) != before or name is None or mode is None or max_age is None:
+        return name, None
+    return name, DomainConfig(
+        name=name,
+        mode=mode,
+        max_age=max_age,
+        mx=mx,
+        rua=rua,
+        cert=cert,
+        key=key,
+        line=lines.of("domain", index),
+        policy=policy,
+    )
+
+
+def _path(reader: _Reader, table: Mapping[str, Any], key: str, prefix: str, index: int, base: Path) -> Path | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        reader.problem(
+            f"{prefix}.{key}",
+            "must be a file path",
+            f'e.g. {key} = "/etc/mtasts/example.com.pem"',
+            reader.lines.of("domain", index, key),
+        )
+        return None
+    return base / Path(value).expanduser()

@@ -1,0 +1,464 @@
+"""The policy host: ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` for every configured domain.
+
+One process, shared listeners (any number of addresses, IPv4 and IPv6), the certificate chosen
+by SNI, over :mod:`mtasts.net.server` (TLS terminated at accept, connection caps, clean stop)
+and :mod:`mtasts.publish.http11` (keep-alive, bounded head, timeouts, per-client rate).
+
+Serving rules (docs/publish.md lists them for operators):
+
+=====================================================  =============================================
+request                                                answer
+=====================================================  =============================================
+no SNI, or an SNI name that is not a served host       the fallback certificate (self-signed, no DNS
+                                                       name: no client trusts it), then ``421``
+a served name whose certificate cannot be loaded       the same (logged once, in the metrics)
+``Host`` is not the SNI name                           ``421`` (RFC 9110 §15.5.20)
+the connection's name stopped being served (reload)    ``421`` and close: a new connection is told
+method other than ``GET`` / ``HEAD``                   ``405`` with ``Allow: GET, HEAD``
+any path but ``/.well-known/mta-sts.txt``              ``404``
+``GET`` / ``HEAD`` of the policy path                  ``200``, the canonical CRLF body (none for
+                                                       ``HEAD``), ``Content-Type: text/plain`` once,
+                                                       ``Content-Length``, ``Cache-Control:
+                                                       max-age=N`` (``[server] cache_max_age``)
+=====================================================  =============================================
+
+Never a redirect, and nothing depends on the ``User-Agent``. The ``Content-Type`` is exactly
+``text/plain`` without a ``charset``: RFC 8461 §3.3 names that media type, the body is ASCII
+(A-labels, RFC 8461 §3.2; the configuration has no free-text fields), for which text/plain's
+default charset (US-ASCII, RFC 2046 §4.1.2) is exact, and the bare value is the one no
+sender's comparison can trip over.
+
+The state (names, bodies, certificate files) is one immutable :class:`~mtasts.publish.snapshot.
+Snapshot`; :meth:`PolicyHost.reload` builds a new one off the event loop and swaps the
+reference only when it is valid, so a reload never drops a connection and a bad one changes
+nothing. Connections keep their TLS session; each request reads the current snapshot.
+
+The admin listener (plain HTTP, loopback by default) answers ``GET /metrics`` (Prometheus text),
+``GET /healthz`` and ``POST /reload`` (from a loopback client only), which is what
+``mtasts publish reload`` calls: its answer says whether the new state was taken and, if not,
+every problem, so the command can tell the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import ssl
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mtasts.core.fetch import POLICY_PATH
+from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer, sanitize
+from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
+from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, serve_http
+from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
+from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot
+
+__all__ = ["EXPIRY_WARNING_DAYS", "PolicyHost", "ReloadOutcome", "answer_policy"]
+
+log = logging.getLogger("mtasts.publish")
+access_log = logging.getLogger("mtasts.publish.access")
+
+EXPIRY_WARNING_DAYS = 14
+_WARM_UP_BATCH = 64  # certificates read between two yields to the event loop
+_ADMIN_LIMITS = ServerLimits(handshake_timeout=5.0, max_connections=64, max_connections_per_client=16)
+_ADMIN_HTTP = HttpLimits(max_header_bytes=8 * 1024, header_timeout=10.0, idle_timeout=30.0, max_requests=100)
+
+Loader = Callable[[int], Snapshot]
+"""Builds the snapshot of the given generation from the configuration (runs in a thread)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a reload did: ``ok`` and the generation now served, or the problems (one line each)
+    that made it keep the previous state."""
+
+    ok: bool
+    generation: int
+    served: int
+    problems: tuple[str, ...] = ()
+    unreadable: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "generation": self.generation,
+            "served": self.served,
+            "problems": list(self.problems),
+            "unreadable": self.unreadable,
+        }
+
+
+def _authority_name(host: str) -> str:
+    """The host part of a ``Host`` header, compared like a DNS name (case, trailing dot)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rpartition(":")[0].rstrip(".").lower() if ":" in host else host.rstrip(".").lower()
+
+
+def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: int) -> HttpResponse:
+    """The answer to one request on the TLS connection whose SNI name is ``request.server_name``
+    (pure: the serving rules of the module docstring)."""
+    name = request.server_name or ""
+    label = name.removeprefix("mta-sts.")
+    site = snapshot.site(name)
+    if site is None:
+        return HttpResponse(421, b"this name is not served now; open a new connection\n", close=True, label=label)
+    host = request.header("host")
+    if host is None or _authority_name(host) != site.host:
+        return HttpResponse(421, f"this connection serves {site.host} only\n".encode(), label=label)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(
+            405,
+            b"only GET and HEAD\n",
+            (("Content-Type", "text/plain"), ("Allow", "GET, HEAD")),
+            label=label,
+        )
+    if request.path != POLICY_PATH:
+        return HttpResponse(404, b"not found\n", label=label)
+    return HttpResponse(
+        200,
+        site.body,
+        (("Content-Type", "text/plain"), ("Cache-Control", f"max-age={cache_max_age}")),
+        label=label,
+    )
+
+
+class PolicyHost:
+    """Serves the current :class:`Snapshot` on the policy listeners, metrics on the admin one.
+
+    ``listen`` and ``admin`` override the configuration's ``[server]`` addresses (``None`` for
+    ``admin``: no admin listener); they, the limits and the cache hint are fixed at
+    :meth:`start` (a reload that changes them logs that a restart is needed). ``loader`` builds
+    the snapshot a reload swaps in. Construction binds nothing.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        *,
+        loader: Loader | None = None,
+        listen: Sequence[ListenAddress] | None = None,
+        admin: ListenAddress | bool | None = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._snapshot = snapshot
+        self._loader = loader
+        server = snapshot.config.server
+        self.listen = tuple(listen) if listen else server.listen
+        self.admin: ListenAddress | None = server.admin if admin is True else admin or None
+        self.limits: HostLimits = server.limits
+        self.cache_max_age = server.cache_max_age
+        self.log_requests = server.access_log
+        self._clock = clock
+        self.metrics = HostMetrics()
+        self._rate = RateLimiter(self.limits.requests_per_second, self.limits.burst)
+        self._http = HttpLimits(
+            max_header_bytes=self.limits.max_header_bytes,
+            header_timeout=self.limits.header_timeout,
+            idle_timeout=self.limits.idle_timeout,
+            max_requests=self.limits.max_requests_per_connection,
+        )
+        server_limits = ServerLimits(
+            handshake_timeout=self.limits.handshake_timeout,
+            max_connections=self.limits.max_connections,
+            max_connections_per_client=self.limits.max_connections_per_client,
+        )
+        self._connections = Connections(
+            max_connections=server_limits.max_connections, max_per_client=server_limits.max_connections_per_client
+        )
+        self._server_limits = server_limits
+        self._servers: list[StreamServer] = []
+        self._admin_server: StreamServer | None = None
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self.bound: tuple[ListenAddress, ...] = ()
+        self.admin_bound: ListenAddress | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The state served now."""
+        return self._snapshot
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The listening context: it holds only the fallback certificate; the SNI callback
+        hands each handshake for a served name the context of that name."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        _load_fallback_certificate(context, self._clock())
+        context.sni_callback = self._choose_certificate
+        return context
+
+    def _choose_certificate(self, connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        """A served name gets its certificate; anything else keeps the fallback certificate
+        (which no client trusts) and, if it goes on anyway, ``421`` for every request.
+
+        Not a handshake alert: asyncio's and uvloop's TLS layers drop the alert an SNI callback
+        asks for and just close, which a client reports as a bare "EOF in violation of
+        protocol"; the fallback certificate's subject says what happened instead."""
+        if not server_name:
+            self.metrics.handshake_failed("no_sni")
+            return
+        chosen = self._snapshot.certificates.context(server_name.rstrip(".").lower())
+        if chosen is None:
+            self.metrics.handshake_failed("unknown_name")
+        elif isinstance(chosen, CertificateFailure):
+            self.metrics.handshake_failed("certificate_unusable")
+        else:
+            connection.context = chosen
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every policy listener (one server per port number, all sharing the connection
+        caps) and the admin listener; then read every certificate's expiry in the background."""
+        by_port: dict[int, list[ListenAddress]] = {}
+        for address in self.listen:
+            by_port.setdefault(address.port, []).append(address)
+        context = self._tls_context()
+        bound: list[ListenAddress] = []
+        try:
+            for port, addresses in by_port.items():
+                server = StreamServer("publish", limits=self._server_limits, stream_limit=self.limits.max_header_bytes)
+                server.connections = self._connections  # one cap for the whole host, whatever the port
+                self._servers.append(server)
+                listeners = [Listener(a.host, self._serve_policy, context, f"publish {a.to_text()}") for a in addresses]
+                chosen = await server.start(listeners, port)
+                bound.extend(ListenAddress(a.host, chosen) for a in addresses)
+            if self.admin is not None:
+                self._admin_server = StreamServer("publish admin", limits=_ADMIN_LIMITS)
+                chosen = await self._admin_server.start([Listener(self.admin.host, self._serve_admin)], self.admin.port)
+                self.admin_bound = ListenAddress(self.admin.host, chosen)
+        except BaseException:
+            await self.stop()
+            raise
+        self.bound = tuple(bound)
+        self._warm_up(self._snapshot)
+
+    async def stop(self) -> None:
+        """Stop listening and end every connection."""
+        for task in list(self._background):
+            task.cancel()
+        servers = [*self._servers, *([] if self._admin_server is None else [self._admin_server])]
+        for server in servers:
+            await server.stop()
+        self._servers, self._admin_server = [], None
+
+    async def __aenter__(self) -> PolicyHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    @property
+    def refused(self) -> int:
+        return self._connections.refused
+
+    def _warm_up(self, snapshot: Snapshot) -> None:
+        task = asyncio.get_running_loop().create_task(self._read_expiries(snapshot), name="publish warm-up")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _read_expiries(self, snapshot: Snapshot) -> None:
+        """Read every certificate's expiry (for the metrics and the 14-day warning), a batch at a
+        time so that serving goes on; stops when a newer snapshot replaces this one."""
+        now = self._clock()
+        for count, name in enumerate(snapshot.sites, 1):
+            if snapshot is not self._snapshot:
+                return
+            expiry = snapshot.certificates.note_expiry(name)
+            if isinstance(expiry, CertificateFailure):
+                log.warning("certificate of %s cannot be read: %s", name, expiry.reason)
+            elif expiry is not None:
+                days = (expiry - now).total_seconds() / 86400
+                if days < 0:
+                    log.warning("certificate of %s expired %.0f days ago", name, -days)
+                elif days < EXPIRY_WARNING_DAYS:
+                    log.warning("certificate of %s expires in %.1f days: renew it", name, days)
+            if count % _WARM_UP_BATCH == 0:
+                await asyncio.sleep(0)
+
+    # --- reload -------------------------------------------------------------------------------
+
+    async def reload(self) -> ReloadOutcome:
+        """Re-read the configuration, bodies and certificate files; serve the new state when
+        it is valid, else keep the previous one and say why. One reload at a time."""
+        async with self._reload_lock:
+            current = self._snapshot
+            if self._loader is None:
+                return ReloadOutcome(False, current.generation, len(current.sites), ("no configuration to reload",))
+            try:
+                new = await asyncio.to_thread(self._loader, current.generation + 1)
+            except ConfigError as exc:
+                self.metrics.reloads["failed"] += 1
+                problems = tuple(p.to_text() for p in exc.problems)
+                for line in problems:
+                    log.error("reload refused, still serving generation %d: %s", current.generation, line)
+                return ReloadOutcome(False, current.generation, len(current.sites), problems, exc.unreadable)
+            except Exception as exc:  # a bug: keep serving, say so
+                self.metrics.reloads["failed"] += 1
+                log.exception("reload failed, still serving generation %d", current.generation)
+                return ReloadOutcome(False, current.generation, len(current.sites), (f"internal error: {exc!r}",))
+            self._snapshot = new  # the swap: every later handshake and request sees the new state
+            self.metrics.reloads["ok"] += 1
+            self._note_restart_only(current, new)
+            added = new.sites.keys() - current.sites.keys()
+            removed = current.sites.keys() - new.sites.keys()
+            changed = [n for n in new.sites.keys() & current.sites.keys() if new.sites[n] != current.sites[n]]
+            log.info(
+                "reloaded: generation %d, %d served (%d added, %d removed, %d changed)",
+                new.generation,
+                len(new.sites),
+                len(added),
+                len(removed),
+                len(changed),
+            )
+            self._warm_up(new)
+            return ReloadOutcome(True, new.generation, len(new.sites))
+
+    def _note_restart_only(self, old: Snapshot, new: Snapshot) -> None:
+        before, after = old.config.server, new.config.server
+        for what, a, b in (
+            ("listen", before.listen, after.listen),
+            ("admin", before.admin, after.admin),
+            ("limits", before.limits, after.limits),
+            ("cache_max_age", before.cache_max_age, after.cache_max_age),
+        ):
+            if a != b:
+                log.warning("[server] %s changed: it takes effect at the next restart", what)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def _serve_policy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        context = getattr(ssl_object, "context", None)
+        name = context.served_name if isinstance(context, ServedContext) else None
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+        async def app(request: HttpRequest) -> HttpResponse:
+            return answer_policy(self._snapshot, request, cache_max_age=self.cache_max_age)
+
+        await serve_http(
+            reader,
+            writer,
+            app,
+            limits=self._http,
+            client=client,
+            server_name=name,
+            rate=self._rate,
+            observe=self._observe,
+            label=(name or "").removeprefix("mta-sts."),
+        )
+
+    def _observe(self, request: HttpRequest | None, response: HttpResponse, sent: int) -> None:
+        self.metrics.request(response.label, response.status)
+        if not self.log_requests:
+            return
+        if request is None:
+            access_log.info('%s - - "-" %d %d', "-", response.status, sent)
+            return
+        access_log.info(
+            '%s %s %s "%s %s" %d %d',
+            request.client,
+            request.server_name or "-",
+            sanitize(request.header("host") or "-"),
+            sanitize(request.method, 16),
+            sanitize(request.target),
+            response.status,
+            sent,
+        )
+
+    async def _serve_admin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        await serve_http(reader, writer, self._admin_app, limits=_ADMIN_HTTP, client=client)
+
+    async def _admin_app(self, request: HttpRequest) -> HttpResponse:
+        routes = {"/metrics": ("GET", "HEAD"), "/healthz": ("GET", "HEAD"), "/reload": ("POST",)}
+        allowed = routes.get(request.path)
+        if allowed is None:
+            return HttpResponse(404, b"not found: /metrics, /healthz, POST /reload\n")
+        if request.method not in allowed:
+            return HttpResponse(
+                405, b"method not allowed\n", (("Content-Type", "text/plain"), ("Allow", ", ".join(allowed)))
+            )
+        if request.path == "/metrics":
+            return HttpResponse(200, self.render_metrics().encode(), (("Content-Type", CONTENT_TYPE),))
+        snapshot = self._snapshot
+        if request.path == "/healthz":
+            text = f"ok: generation {snapshot.generation}, {len(snapshot.sites)} served\n"
+            return HttpResponse(200, text.encode())
+        if not _is_loopback(request.client):
+            return HttpResponse(403, b"reload is accepted from loopback clients only\n")
+        outcome = await self.reload()
+        body = json.dumps(outcome.to_dict()).encode() + b"\n"
+        return HttpResponse(200 if outcome.ok else 409, body, (("Content-Type", "application/json"),))
+
+    def render_metrics(self) -> str:
+        snapshot = self._snapshot
+        cache = snapshot.certificates
+        gauges = Gauges(
+            generation=snapshot.generation,
+            served=len(snapshot.sites),
+            unserved=len(snapshot.unserved),
+            connections=len(self._connections),
+            refused=self._connections.refused,
+            certificates_loaded=len(cache),
+            expiry=dict(cache.expiry),
+            unusable=list(cache.failures),
+        )
+        return render_metrics(self.metrics, gauges, self._clock())
+
+
+FALLBACK_SUBJECT = "mtasts publish: no policy is served for this name"
+
+
+def _load_fallback_certificate(context: ssl.SSLContext, now: datetime) -> None:
+    """Give ``context`` a fresh self-signed certificate with no DNS name, whose subject says
+    why: what a client that asked for an unknown name (or for none) is shown."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, FALLBACK_SUBJECT)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    # load_cert_chain reads files only: a private temporary file, removed at once
+    with tempfile.TemporaryDirectory(prefix="mtasts-publish-") as directory:
+        path = Path(directory) / "fallback.pem"
+        path.write_bytes(pem)
+        context.load_cert_chain(path)
+
+
+def _is_loopback(client: str) -> bool:
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,221 @@
+"""``mtasts publish serve`` and ``reload`` as a user runs them: bad configurations refused with
+one line per problem and the exit-code scheme; a real process reloaded by SIGHUP and by
+``mtasts publish reload`` while clients hammer it, dropping no request."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mtasts.cli.publish import app
+from tests.publish.hosting import Client, Domains, canonical_body, config_text, fetch, make_domains
+
+COMMAND = [sys.executable, "-c", "from mtasts.cli.publish import app; app()"]
+_PATIENCE = 30.0
+_SERVING_RE = re.compile(
+    r"serving \d+ domains? on https://127\.0\.0\.1:(\d+), https://\[::1\]:\d+; admin http://127\.0\.0\.1:(\d+)"
+)
+
+
+@pytest.fixture(scope="module")
+def domains(tmp_path_factory: pytest.TempPathFactory) -> Domains:
+    return make_domains(tmp_path_factory.mktemp("certs"), 20)
+
+
+def test_a_bad_configuration_is_one_line_per_problem_and_exit_2(
+    runner: CliRunner, domains: Domains, tmp_path: Path
+) -> None:
+    path = tmp_path / "publish.toml"
+    text = config_text(domains, domains.names[:2]).replace('mode = "testing"', 'mode = "enforced"', 1)
+    path.write_text(text.replace("max_age = 86400", "max_age = 99999999999", 1))
+    result = runner.invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines == [
+        f'mtasts: error: {path}:8: domain[1].mode: \'enforced\' is not a mode; use "testing", "enforce" or "none"',
+        f"mtasts: error: {path}:10: domain[1].max_age: 99999999999 is out of range; give 0 to 31557600 seconds "
+        "(RFC 8461 §3.2)",
+    ]
+
+
+def test_from_dns_is_refused_at_serve_time(runner: CliRunner, domains: Domains, tmp_path: Path) -> None:
+    path = tmp_path / "publish.toml"
+    name = domains.names[0]
+    path.write_text(config_text(domains, [name]).replace(f'["mx1.{name}", "*.mx.{name}"]', '"from-dns"'))
+    result = runner.invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f'mtasts: error: {path}:6: domain[1].mx: {name}: mx = "from-dns" is not resolved')
+    assert "`mtasts publish plan`, not yet available" in line
+
+
+@pytest.mark.parametrize("what", ["config", "cert"])
+def test_a_file_that_cannot_be_read_is_exit_3(runner: CliRunner, domains: Domains, tmp_path: Path, what: str) -> None:
+    path = tmp_path / "publish.toml"
+    if what == "cert":
+        name = domains.names[0]
+        path.write_text(config_text(domains, [name]).replace(str(domains.cert(name)), str(tmp_path / "gone.pem")))
+    result = runner.invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 3
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mtasts: error: ")
+    assert ("cannot read the configuration" if what == "config" else f"cannot read {tmp_path / 'gone.pem'}") in line
+
+
+def test_a_bad_listen_option_is_a_usage_error(runner: CliRunner, domains: Domains, tmp_path: Path) -> None:
+    path = tmp_path / "publish.toml"
+    path.write_text(config_text(domains, domains.names[:1]))
+    result = runner.invoke(app, ["serve", "--config", str(path), "--listen", "::1:443"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mtasts: error: --listen ::1:443: ")
+
+
+def test_reload_without_a_running_host_is_exit_3(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["reload", "--admin", "127.0.0.1:9"])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("mtasts: error: cannot reach the admin listener at http://127.0.0.1:9: ")
+
+
+class Served:
+    """A running ``mtasts publish serve`` process; its stderr drained into ``lines``."""
+
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [*COMMAND, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True, env=_env()
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.port = self.admin = 0
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(_PATIENCE):
+            self.process.kill()
+            raise AssertionError("serve did not start: " + "\n".join(self.lines))
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            if match := _SERVING_RE.search(line):
+                self.port, self.admin = int(match.group(1)), int(match.group(2))
+                self._ready.set()
+        self._ready.set()
+
+    def close(self) -> None:
+        self._reader.join(_PATIENCE)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(_PATIENCE)
+        self._reader.join(_PATIENCE)
+        return code
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def served(domains: Domains, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
+    path = tmp_path / "publish.toml"
+    path.write_text(config_text(domains, server_extra="requests_per_second = 100000\nburst = 100000"))
+    process = Served(path)
+    try:
+        yield process, path
+    finally:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+        process.close()
+
+
+def _reload(admin: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: PLW1510 (the caller checks the exit status: it is the point)
+        [*COMMAND, "reload", "--admin", f"127.0.0.1:{admin}"],
+        capture_output=True,
+        text=True,
+        timeout=_PATIENCE,
+        env=_env(),
+    )
+
+
+def test_sighup_and_reload_swap_bodies_under_load_without_dropping_a_request(
+    served: tuple[Served, Path], domains: Domains
+) -> None:
+    process, path = served
+    names = domains.names
+    extra = "requests_per_second = 100000\nburst = 100000"
+    context = domains.client_context()
+    stop = threading.Event()
+    failures: list[str] = []
+    seen: dict[str, set[bytes]] = {name: set() for name in names}
+
+    def hammer(worker: int) -> int:
+        count = 0
+        while not stop.is_set():
+            name = names[(worker + count) % len(names)]
+            try:
+                with Client(process.port, f"mta-sts.{name}", context) as client:
+                    for _ in range(4):
+                        status, _, body = client.request()
+                        count += 1
+                        if status != 200:
+                            failures.append(f"{name}: HTTP {status}")
+                        seen[name].add(body)
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(f"{name}: {exc!r}")
+        return count
+
+    def newest(generation: int) -> bool:
+        return fetch(process.port, f"mta-sts.{names[0]}", context)[2] == canonical_body(names[0], generation)
+
+    with ThreadPoolExecutor(4) as pool:
+        workers = [pool.submit(hammer, i) for i in range(4)]
+        try:
+            path.write_text(config_text(domains, generation=2, server_extra=extra))
+            process.process.send_signal(signal.SIGHUP)
+            deadline = threading.Event()
+            for _ in range(int(_PATIENCE * 20)):
+                if newest(2):
+                    break
+                deadline.wait(0.05)
+            assert newest(2)
+            path.write_text(config_text(domains, generation=3, server_extra=extra))
+            reloaded = _reload(process.admin)
+            assert (reloaded.returncode, reloaded.stdout) == (0, "reloaded: generation 3, 20 domains served\n")
+            assert newest(3)
+            # a configuration with a problem: refused, generation 3 still served
+            path.write_text(
+                config_text(domains, generation=4, server_extra=extra).replace("max_age = ", "max_age = -", 1)
+            )
+            refused = _reload(process.admin)
+            assert refused.returncode == 2
+            assert refused.stderr.splitlines()[-1] == "mtasts: error: reload refused: still serving generation 3"
+            assert "domain[1].max_age: -" in refused.stderr
+            assert newest(3)
+        finally:
+            stop.set()
+            counts = [worker.result() for worker in workers]
+    assert failures == []
+    assert sum(counts) > 50
+    for name in names:
+        assert seen[name] <= {canonical_body(name, g) for g in (1, 2, 3)}, name
+    assert process.stop() == 0
+    access = "\n".join(line for line in process.lines if "mtasts.publish.access" in line)
+    host = re.escape(f"mta-sts.{names[0]}")
+    assert re.search(rf'127\.0\.0\.1 {host} {host}:\d+ "GET /\.well-known/mta-sts\.txt" 200 \d+$', access, re.MULTILINE)
+    assert any("reloaded: generation 2" in line for line in process.lines)
+    assert any("reload refused, still serving generation 3" in line for line in process.lines)
