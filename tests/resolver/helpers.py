@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mtasts.net.settings import NetworkSettings
 from mtasts.resolver.cache import FetchResult
+from mtasts.resolver.redis_store import RedisStore
 from mtasts.resolver.sources import NetworkSources
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@asynccontextmanager
+async def redis_store(url: str = REDIS_URL, *, clock: Callable[[], float] = lambda: 0.0) -> AsyncIterator[RedisStore]:
+    """A :class:`RedisStore` on the real server under a prefix of its own, emptied afterwards.
+
+    The default clock is 0 so that the contract's entries (dated from the epoch) are live;
+    tests about real expiry pass ``time.time``."""
+    import pytest
+
+    redis = pytest.importorskip("redis.asyncio", reason="the Redis store tests need redis-py (pip install redis)")
+    prefix = f"mtasts-test:{uuid.uuid4().hex}:"
+    store = RedisStore(url, prefix=prefix, clock=clock)
+    try:
+        yield store
+    finally:
+        await store.close()
+        client = redis.Redis.from_url(url)
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 class CountingSources(NetworkSources):

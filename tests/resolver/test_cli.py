@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.resolver import app, default_db_path
-from tests.resolver.helpers import SocketmapClient
+from tests.resolver.helpers import REDIS_URL, SocketmapClient
 
 pytestmark = pytest.mark.lab
 
@@ -86,6 +87,7 @@ def test_query_with_dns_down_is_fail_open_exit_1(runner: CliRunner, lab: Any) ->
         (["serve", "--listen", "tcp:1.2.3.4:5"], "--listen: 'tcp:1.2.3.4:5' is not inet:HOST:PORT or unix:PATH"),
         (["serve", "--listen", "inet:localhost:8461"], "--listen: 'localhost' is not an IP address"),
         (["serve", "--unix-mode", "rw"], "--unix-mode: 'rw' is not an octal mode"),
+        (["serve", "--redis", "redis://127.0.0.1", "--memory-only"], "--redis: choose one of --redis, --db"),
     ],
 )
 def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
@@ -134,3 +136,44 @@ async def test_serve_answers_postfix_and_stops_on_sigterm(
         await asyncio.wait_for(process.wait(), 20)
     assert process.returncode == 0
     assert (tmp_path / "cache.sqlite3").is_file()
+
+
+async def test_serve_with_redis_shares_what_it_fetched(lab: Any, resolver_options: list[str]) -> None:
+    redis = pytest.importorskip("redis.asyncio", reason="the Redis store tests need redis-py (pip install redis)")
+    prefix = f"mtasts-test:{uuid.uuid4().hex}:"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.resolver import app; app()",
+        "serve",
+        "--listen",
+        "inet:127.0.0.1:0",
+        "--redis",
+        REDIS_URL,
+        "--redis-prefix",
+        prefix,
+        *resolver_options,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    client = redis.Redis.from_url(REDIS_URL)
+    domain = lab.domain("enforce-ok")
+    try:
+        line = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+        found = re.search(r"listening on inet:127\.0\.0\.1:(\d+) \(cache: Redis (\S+), prefix (\S+), 0 cached", line)
+        assert found, line
+        assert found[3] == prefix
+        socketmap = await SocketmapClient.connect("127.0.0.1", int(found[1]))
+        assert await socketmap.query("postfix", domain) == f"OK secure match=mx1.{domain} servername=hostname"
+        await socketmap.close()
+        # what another daemon of the fleet would find: the entry, expiring with the policy (max_age 604800)
+        assert 604_000 < await client.ttl(prefix + domain) <= 604_800
+        assert json.loads(await client.get(prefix + domain))["policy_id"] == "20261129T081500"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 20)
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    assert process.returncode == 0

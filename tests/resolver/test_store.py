@@ -1,4 +1,5 @@
-"""The policy store contract, run on every store (Redis and PostgreSQL join it next)."""
+"""The policy store contract, run on every store: memory, SQLite and Redis (the real server at
+127.0.0.1:6379, a key prefix of its own per test, removed afterwards; PostgreSQL joins next)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from mtasts.core.policy import parse_policy
 from mtasts.resolver.cache import CacheEntry
 from mtasts.resolver.store import MemoryStore, PolicyStore, SqliteStore, StoreError, entry_from_json, entry_to_json
+from tests.resolver.helpers import redis_store
 
 BODY = "version: STSv1\r\nmode: enforce\r\nmx: *.mx.example.com\r\nmax_age: 86400\r\nnote: bücher\r\n".encode()
 ENTRY = CacheEntry(
@@ -30,8 +32,12 @@ ENTRY = CacheEntry(
 NEGATIVE = CacheEntry("nosts.example", negative_until=300.0, txt_next_check=300.0, last_error="NXDOMAIN")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PolicyStore]:
+    if request.param == "redis":
+        async with redis_store() as shared:
+            yield shared
+        return
     made: PolicyStore = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "sub" / "c.sqlite3")
     yield made
     await made.close()

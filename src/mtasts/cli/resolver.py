@@ -137,6 +137,17 @@ def serve(
     memory_only: Annotated[
         bool, typer.Option("--memory-only", help="Keep the cache in memory only (lost at exit).")
     ] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            help="Share the cache through Redis at this URL (redis://HOST:PORT/DB) instead of the SQLite file.",
+            show_default=False,
+        ),
+    ] = None,
+    redis_prefix: Annotated[
+        str, typer.Option("--redis-prefix", help="The prefix of the resolver's Redis keys.")
+    ] = "mtasts:resolver:",
     unix_mode: Annotated[str, typer.Option("--unix-mode", help="Mode of UNIX sockets, in octal.")] = "660",
     unix_owner: Annotated[str | None, typer.Option("--unix-owner", help="Owner of UNIX sockets.")] = None,
     unix_group: Annotated[
@@ -165,6 +176,7 @@ def serve(
 
     from mtasts.cli._run import run_async
     from mtasts.net.server import ServerLimits
+    from mtasts.resolver.redis_store import RedisStore
     from mtasts.resolver.server import SocketmapServer, parse_listen
     from mtasts.resolver.service import PolicyResolver
     from mtasts.resolver.sources import NetworkSources
@@ -184,8 +196,19 @@ def serve(
             spec = dataclasses.replace(spec, mode=mode, owner=unix_owner, group=unix_group)
         specs.append(spec)
     network = _network(nameserver, ca_file, timeout, https_port, refuse_private)
+    if redis_url is not None and (memory_only or db is not None):
+        fail("--redis: choose one of --redis, --db and --memory-only", ExitCode.USAGE)
+    if redis_url is not None and not redis_prefix:
+        fail("--redis-prefix: must not be empty", ExitCode.USAGE)
     path = db or default_db_path()
-    store: PolicyStore = MemoryStore() if memory_only else SqliteStore(path)
+    store: PolicyStore
+    if redis_url is not None:
+        store = RedisStore(redis_url, prefix=redis_prefix)
+        where = f"Redis {redis_url.rpartition('@')[2]}, prefix {redis_prefix}"
+    elif memory_only:
+        store, where = MemoryStore(), "memory only"
+    else:
+        store, where = SqliteStore(path), str(path)
     resolver = PolicyResolver(NetworkSources(network), store, _settings(strict_testing, fail_open_temp, timeout))
     limits = ServerLimits(max_connections=max_connections, max_connections_per_client=max_connections)
     server = SocketmapServer(resolver, specs, limits=limits)
@@ -202,7 +225,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        cache = "memory only" if memory_only else f"{path}, {plural(len(resolver), 'cached domain')}"
+        cache = where if memory_only else f"{where}, {plural(len(resolver), 'cached domain')}"
         sys.stderr.write(
             f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); pid {os.getpid()}\n"
         )

@@ -243,8 +243,11 @@ class PolicyResolver:
 
     async def _discover_steps(self, domain: str, refresh: bool) -> None:
         rules = self.settings.rules
-        entry = self._entries.get(domain) or CacheEntry(domain)
         now = self.clock()
+        entry = self._entries.get(domain)
+        if entry is None or not entry.valid(now):
+            entry = await self._shared(domain, entry, now) or entry
+        entry = entry or CacheEntry(domain)
         events: tuple[CacheEvent, ...] = ()
         if not entry.valid(now) or now >= entry.txt_next_check or refresh:
             txt = await self.sources.txt(domain)
@@ -261,6 +264,22 @@ class PolicyResolver:
             entry = after_mx(entry, hosts, ttl, self.clock(), rules)
         self._record(domain, entry, events)
         await self._persist(entry)
+
+    async def _shared(self, domain: str, mine: CacheEntry | None, now: float) -> CacheEntry | None:
+        """A valid entry another daemon put in the store (a fleet shares one Redis), or ``None``.
+
+        Asked only where memory has no valid policy, inside the single-flight discovery, so a
+        stampede costs one store read; a store error is counted and the discovery goes on."""
+        try:
+            shared = await self.store.get(domain)
+        except StoreError as exc:
+            self.counters["store_errors"] += 1
+            log.debug("cannot read %s from the store: %s", domain, exc)
+            return None
+        if shared is None or not shared.valid(now) or (mine is not None and shared.fetched_at < mine.fetched_at):
+            return None
+        self.counters["store_hits"] += 1
+        return shared
 
     def _record(self, domain: str, entry: CacheEntry, events: tuple[CacheEvent, ...]) -> None:
         self._entries[domain] = entry
