@@ -16,7 +16,8 @@ from mtasts.cli import check, demo, generate, lab, lint, output, publish, report
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
-    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, publish, report, resolver, lab.\n\n" + EXIT_CODES_HELP
+    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, publish, report, resolver, lab.\n\n"
+    + EXIT_CODES_HELP
 )
 
 

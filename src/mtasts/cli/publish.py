@@ -17,7 +17,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.text import plural
-from mtasts.publish.config import ConfigError, ListenAddress, default_config_path, parse_address
+from mtasts.publish.config import Challenge, ConfigError, ListenAddress, default_config_path, parse_address
 
 __all__ = ["app"]
 
@@ -90,7 +90,9 @@ def serve_command(
     alert (unrecognized_name), never a policy. SIGHUP or `mtasts publish reload` re-reads the
     configuration, bodies and certificates without dropping a connection; a configuration with
     any problem is refused and the previous state kept. One access-log line per request on
-    stderr; metrics on the admin listener (GET /metrics, /healthz)."""
+    stderr; metrics on the admin listener (GET /metrics, /healthz). With an [acme] section,
+    domains without cert and key get certificates from the ACME CA (HTTP-01 on [acme] listen,
+    port 80), renewed at two thirds of their lifetime and served without a restart."""
     import asyncio
     import signal
 
@@ -112,7 +114,10 @@ def serve_command(
         sys.stderr.write(f"mtasts: warning: {name}: not served ({why}): its policy host gets no policy\n")
     if len(unserved) > _SHOWN_UNSERVED:
         more = plural(len(unserved) - _SHOWN_UNSERVED, "more domain")
-        sys.stderr.write(f"mtasts: warning: and {more} not served (no cert and key)\n")
+        sys.stderr.write(f"mtasts: warning: and {more} not served (no certificate yet)\n")
+    acme = snapshot.config.acme
+    if acme is not None and acme.challenge is not Challenge.HTTP_01:
+        fail(f"[acme] challenge = {acme.challenge.value!r} is not available yet; use 'http-01'", ExitCode.USAGE)
     _log_to_stderr()
     host = PolicyHost(
         snapshot,
@@ -123,6 +128,21 @@ def serve_command(
 
     async def run() -> None:
         await host.start()
+        manager = None
+        if acme is not None:
+            from mtasts.publish.acme import AcmeManager, managed_hosts
+
+            manager = AcmeManager(host)
+            try:
+                await manager.start()
+            except BaseException:
+                await host.stop()
+                raise
+            challenge = ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+            sys.stderr.write(
+                f"mtasts: ACME: {plural(len(managed_hosts(host)), 'domain')} from {acme.directory}, "
+                f"http-01 on {challenge}; certificates in {acme.storage}\n"
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[object]] = set()
@@ -145,12 +165,14 @@ def serve_command(
         try:
             await stop.wait()
         finally:
+            if manager is not None:
+                await manager.stop()
             await host.stop()
 
     try:
         run_async(run())
     except OSError as exc:
-        wanted = ", ".join(a.to_text() for a in host.listen)
+        wanted = ", ".join(a.to_text() for a in (*host.listen, *(acme.listen if acme is not None else ())))
         hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == 13 else ""
         fail(f"cannot listen on {wanted}: {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
 

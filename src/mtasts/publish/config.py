@@ -12,7 +12,7 @@ The file::
     listen = ["0.0.0.0:443", "[::]:443"]
     admin = "127.0.0.1:8461"
 
-    [acme]                          # accepted and checked; issuing comes in a later version
+    [acme]                          # certificates for domains without cert/key (RFC 8555)
     contact = ["mailto:hostmaster@example.com"]
 
     [[domain]]
@@ -219,12 +219,17 @@ class Challenge(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AcmeSettings:
-    """``[acme]``: checked now, used once built-in ACME exists (not yet available)."""
+    """``[acme]``: the CA (``directory``, and ``ca_file`` to trust for its HTTPS when it is a
+    private or test CA), the account ``contact``, the challenge, where certificates are kept
+    (``storage``) and the HTTP-01 listeners (``listen``: port 80, which the CA connects to)."""
 
     directory: str = LETS_ENCRYPT
     contact: tuple[str, ...] = ()
     challenge: Challenge = Challenge.HTTP_01
     storage: Path = field(default_factory=lambda: user_data_path("mtasts") / "acme")
+    # the CA connects to port 80 of every address of mta-sts.<domain> (RFC 8555 §8.3)
+    listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 80), ListenAddress("::", 80))  # noqa: S104
+    ca_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +279,7 @@ _TOML_POSITION_RE = re.compile(r"\(at line (\d+), column \d+\)")
 _TOP_KEYS = ("server", "acme", "domain")
 _DOMAIN_KEYS = ("name", "mode", "mx", "max_age", "rua", "cert", "key")
 _SERVER_KEYS = ("listen", "admin", "cache_max_age", "access_log", "certificate_cache", *_LIMIT_KEYS)
-_ACME_KEYS = ("directory", "contact", "challenge", "storage")
+_ACME_KEYS = ("directory", "contact", "challenge", "storage", "listen", "ca_file")
 
 
 class _Lines:
@@ -557,7 +562,47 @@ def _acme(reader: _Reader, table: object, base: Path) -> AcmeSettings | None:
                 'e.g. storage = "/var/lib/mtasts/acme"',
                 lines.of("acme", 0, "storage"),
             )
-    return AcmeSettings(directory=directory, contact=tuple(contact), challenge=challenge, storage=storage)
+    listen = defaults.listen
+    if "listen" in table:
+        value = table["listen"]
+        if isinstance(value, str):
+            value = [value]
+        addresses: list[ListenAddress] = []
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            reader.problem(
+                "acme.listen",
+                "must be a list of HOST:PORT strings",
+                'e.g. listen = ["0.0.0.0:80", "[::]:80"] (the CA connects to port 80)',
+                lines.of("acme", 0, "listen"),
+            )
+        else:
+            for item in value:
+                try:
+                    addresses.append(parse_address(item))
+                except ValueError as exc:
+                    reader.problem(
+                        "acme.listen", str(exc), 'e.g. "0.0.0.0:80" or "[::]:80"', lines.of("acme", 0, "listen")
+                    )
+            listen = tuple(dict.fromkeys(addresses))
+    ca_file: Path | None = None
+    if "ca_file" in table:
+        if isinstance(table["ca_file"], str) and table["ca_file"]:
+            ca_file = base / Path(table["ca_file"]).expanduser()
+        else:
+            reader.problem(
+                "acme.ca_file",
+                "must be a file path",
+                'e.g. ca_file = "/etc/mtasts/test-ca.pem" (only for a private or test CA)',
+                lines.of("acme", 0, "ca_file"),
+            )
+    return AcmeSettings(
+        directory=directory,
+        contact=tuple(contact),
+        challenge=challenge,
+        storage=storage,
+        listen=listen,
+        ca_file=ca_file,
+    )
 
 
 def _domains(reader: _Reader, value: object, base: Path) -> tuple[DomainConfig, ...]:

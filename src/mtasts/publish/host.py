@@ -62,7 +62,7 @@ from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer,
 from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
 from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, serve_http
 from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
-from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot
+from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot, build_snapshot
 
 __all__ = ["EXPIRY_WARNING_DAYS", "PolicyHost", "ReloadOutcome", "answer_policy"]
 
@@ -184,6 +184,10 @@ class PolicyHost:
         self._background: set[asyncio.Task[None]] = set()
         self.bound: tuple[ListenAddress, ...] = ()
         self.admin_bound: ListenAddress | None = None
+        # more Prometheus families for /metrics (built-in ACME adds its own), given the time
+        self.metric_sources: list[Callable[[datetime], str]] = []
+        # told about every new snapshot once it is served (built-in ACME: new domains to order)
+        self.swap_listeners: list[Callable[[Snapshot], None]] = []
 
     # --- state --------------------------------------------------------------------------------
 
@@ -301,12 +305,22 @@ class PolicyHost:
     async def reload(self) -> ReloadOutcome:
         """Re-read the configuration, bodies and certificate files; serve the new state when
         it is valid, else keep the previous one and say why. One reload at a time."""
+        if self._loader is None:
+            current = self._snapshot
+            return ReloadOutcome(False, current.generation, len(current.sites), ("no configuration to reload",))
+        return await self._swap(self._loader)
+
+    async def refresh(self) -> ReloadOutcome:
+        """The reload path for new certificate files (built-in ACME after an issuance): rebuild
+        the snapshot from the configuration already served, without reading the file again, so
+        a half-edited configuration on disk cannot hold a renewed certificate back."""
+        return await self._swap(lambda generation: build_snapshot(self._snapshot.config, generation=generation))
+
+    async def _swap(self, loader: Loader) -> ReloadOutcome:
         async with self._reload_lock:
             current = self._snapshot
-            if self._loader is None:
-                return ReloadOutcome(False, current.generation, len(current.sites), ("no configuration to reload",))
             try:
-                new = await asyncio.to_thread(self._loader, current.generation + 1)
+                new = await asyncio.to_thread(loader, current.generation + 1)
             except ConfigError as exc:
                 self.metrics.reloads["failed"] += 1
                 problems = tuple(p.to_text() for p in exc.problems)
@@ -332,6 +346,8 @@ class PolicyHost:
                 len(changed),
             )
             self._warm_up(new)
+            for listener in list(self.swap_listeners):
+                listener(new)
             return ReloadOutcome(True, new.generation, len(new.sites))
 
     def _note_restart_only(self, old: Snapshot, new: Snapshot) -> None:
@@ -426,7 +442,8 @@ class PolicyHost:
             expiry=dict(cache.expiry),
             unusable=list(cache.failures),
         )
-        return render_metrics(self.metrics, gauges, self._clock())
+        now = self._clock()
+        return render_metrics(self.metrics, gauges, now) + "".join(source(now) for source in self.metric_sources)
 
 
 FALLBACK_SUBJECT = "mtasts publish: no policy is served for this name"

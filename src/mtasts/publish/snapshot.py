@@ -4,7 +4,11 @@ A :class:`Snapshot` holds, for every served name (``mta-sts.<domain>``), the exa
 the certificate files; the host reads the current snapshot once per handshake and once per
 request, and a reload swaps the reference (one assignment, atomic for the event loop), so a
 request sees the old state or the new one, never a mix. Later increments (the roll-out state
-machine, ACME) produce snapshots too; the host does not care where one came from.
+machine) produce snapshots too; the host does not care where one came from. A domain without
+``cert``/``key`` in a configuration with ``[acme]`` is served with the current certificate of
+the ACME storage directory (:mod:`mtasts.publish.certstore`) once one was issued; until then it
+is unserved, "waiting for its ACME certificate", and a configuration whose every domain waits
+is a normal first start, not an error.
 
 :func:`load_snapshot` does the file work: reads the configuration, checks every body with the
 core's strict parser (:func:`~mtasts.core.policy.parse_policy`: the host serves nothing a
@@ -33,9 +37,11 @@ from cryptography import x509
 
 from mtasts.core.policy import Mode, parse_policy
 from mtasts.core.problems import ParseError
+from mtasts.publish.certstore import CertificateStore
 from mtasts.publish.config import Config, ConfigError, ConfigProblem, ProblemKind, parse_config
 
 __all__ = [
+    "ACME_PENDING",
     "CertificateCache",
     "CertificateFailure",
     "ServedContext",
@@ -47,6 +53,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("mtasts.publish")
+
+ACME_PENDING = "waiting for its ACME certificate"  # the reason a domain is not served yet
 
 
 class ServedContext(ssl.SSLContext):
@@ -247,27 +255,37 @@ def build_snapshot(config: Config, *, generation: int = 1) -> Snapshot:
                 )
             )
             continue
-        if domain.cert is None or domain.key is None:
+        cert, key = domain.cert, domain.key
+        if (cert is None or key is None) and config.acme is not None:
+            # built-in ACME: the current certificate in the storage directory, if one was issued
+            stored = CertificateStore(config.acme.storage).current(domain.host)
+            if stored is None:
+                unserved.append((domain.name, ACME_PENDING))
+                continue
+            cert, key = stored.cert, stored.key
+        if cert is None or key is None:
             unserved.append((domain.name, "no cert and key configured"))
             continue
         missing = [
             ConfigProblem(
                 file,
-                f"{prefix}.{key}",
+                f"{prefix}.{what}",
                 f"{domain.name}: {why}",
                 "check the path (relative paths start at the configuration file's directory)",
                 domain.line,
                 ProblemKind.UNREADABLE,
             )
-            for key, path in (("cert", domain.cert), ("key", domain.key))
+            for what, path in (("cert", cert), ("key", key))
             if (why := _unreadable(path)) is not None
         ]
         if missing:
             problems.extend(missing)
             continue
         host = domain.host
-        sites[host] = Site(domain.name, host, body, domain.mode, domain.max_age, domain.cert, domain.key)
-    if not problems and not sites:
+        sites[host] = Site(domain.name, host, body, domain.mode, domain.max_age, cert, key)
+    # with ACME, starting before any certificate is issued is the normal first run
+    waiting = config.acme is not None and any(why == ACME_PENDING for _, why in unserved)
+    if not problems and not sites and not waiting:
         problems.append(
             ConfigProblem(
                 file,
