@@ -1,4 +1,6 @@
-"""The store under test: every contract test runs on SQLite and on the real PostgreSQL."""
+"""The store under test: every contract test runs on SQLite, on the real PostgreSQL and in memory
+(``store_factory``); what only a SQL database has (its schema, rows written behind the store's
+back) runs on the first two (``sql_store_factory``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from mtasts.store.interface import ReportStoreProtocol
+from mtasts.store.memory import MemoryDatabase, MemoryReportStore
 from mtasts.store.store import ReportStore
 
 PG_HOST = os.environ.get("MTASTS_TEST_PGHOST", "127.0.0.1")
@@ -48,11 +52,10 @@ def postgres_url() -> Iterator[Callable[[], tuple[str, dict[str, str]]]]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ReportStore]]:
-    """Builds (unopened) stores on one fresh database: the same one for every call in a test
-    (keyword arguments go to :class:`ReportStore`, e.g. ``create=False``)."""
-    if request.param == "sqlite":
+def _sql_factory(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> tuple[Callable[..., ReportStore], list[ReportStore]]:
+    if backend == "sqlite":
         url, connect_args = f"sqlite:///{tmp_path / 'reports.sqlite3'}", {}
     else:
         url, connect_args = request.getfixturevalue("postgres_url")()
@@ -63,12 +66,43 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         made.append(store)
         return store
 
+    return make, made
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ReportStoreProtocol]]:
+    """Builds (unopened) stores on one fresh database: the same one for every call in a test
+    (keyword arguments go to the store's constructor, e.g. ``create=False``)."""
+    if request.param == "memory":
+        database = MemoryDatabase()
+
+        def memory(**options: Any) -> ReportStoreProtocol:
+            return MemoryReportStore(database, **options)
+
+        yield memory
+        return
+    make, made = _sql_factory(request, request.param, tmp_path)
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ReportStore]]:
+    """:func:`store_factory` for the SQL stores only."""
+    make, made = _sql_factory(request, request.param, tmp_path)
     yield make
     for store in made:
         store.close()
 
 
 @pytest.fixture
-def store(store_factory: Callable[..., ReportStore]) -> Iterator[ReportStore]:
+def store(store_factory: Callable[..., ReportStoreProtocol]) -> Iterator[ReportStoreProtocol]:
     with store_factory() as opened:
+        yield opened
+
+
+@pytest.fixture
+def sql_store(sql_store_factory: Callable[..., ReportStore]) -> Iterator[ReportStore]:
+    with sql_store_factory() as opened:
         yield opened

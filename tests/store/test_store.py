@@ -1,4 +1,4 @@
-"""The store contract: the same tests on SQLite and PostgreSQL."""
+"""The store contract: the same tests on SQLite, PostgreSQL and the in-memory store."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from mtasts.report.analysis import (
 )
 from mtasts.report.mail import parse_any
 from mtasts.store.errors import StoreMissing, StoreUnavailable, UnsupportedDatabase
+from mtasts.store.interface import ReportStoreProtocol
 from mtasts.store.models import Base
 from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
 from tests.conftest import TLSRPT_SAMPLES, require_shared
@@ -39,7 +40,8 @@ def make_report(**changes: Any) -> TlsRptReport:
     return parse_report(json.dumps({**REPORT, **changes}).encode())
 
 
-def test_opening_migrates_to_the_schema_of_the_models(store: ReportStore) -> None:
+def test_opening_migrates_to_the_schema_of_the_models(sql_store: ReportStore) -> None:
+    store = sql_store
     tables = set(inspect(store.engine).get_table_names())
     assert {"tlsrpt_report", "tlsrpt_policy", "tlsrpt_failure", "alembic_version"} <= tables
     with store.engine.connect() as connection:
@@ -54,14 +56,14 @@ def test_building_a_store_connects_to_nothing() -> None:
         _ = store.engine
 
 
-def test_reopening_is_harmless(store_factory: Callable[..., ReportStore]) -> None:
+def test_reopening_is_harmless(store_factory: Callable[..., ReportStoreProtocol]) -> None:
     with store_factory() as first:
         first.add_reports([make_report()], source="a", now=NOW)
     with store_factory() as second:
         assert second.count() == 1
 
 
-def test_the_same_report_twice_is_stored_once(store: ReportStore) -> None:
+def test_the_same_report_twice_is_stored_once(store: ReportStoreProtocol) -> None:
     (first,) = store.add_reports([make_report()], source="a", now=NOW)
     (second,) = store.add_reports([make_report()], source="b", now=NOW)
     assert first.stored
@@ -72,7 +74,7 @@ def test_the_same_report_twice_is_stored_once(store: ReportStore) -> None:
     assert kept.source == "a"
 
 
-def test_identity_is_organisation_and_report_id(store: ReportStore) -> None:
+def test_identity_is_organisation_and_report_id(store: ReportStoreProtocol) -> None:
     results = store.add_reports(
         [make_report(), make_report(**{"organization-name": "Other"}), make_report(**{"report-id": "r-2"})],
         source="a",
@@ -82,7 +84,7 @@ def test_identity_is_organisation_and_report_id(store: ReportStore) -> None:
     assert store.count() == 3
 
 
-def test_without_report_id_the_content_decides(store: ReportStore) -> None:
+def test_without_report_id_the_content_decides(store: ReportStoreProtocol) -> None:
     one = make_report(**{"report-id": ""})
     other = make_report(**{"report-id": "", "contact-info": "someone@else.example"})
     assert dedup_key(one) == one.digest
@@ -91,7 +93,7 @@ def test_without_report_id_the_content_decides(store: ReportStore) -> None:
     assert store.count() == 2
 
 
-def test_a_failure_mid_ingest_leaves_nothing(store: ReportStore) -> None:
+def test_a_failure_mid_ingest_leaves_nothing(store: ReportStoreProtocol) -> None:
     def crashing() -> Iterator[TlsRptReport]:
         yield make_report(**{"report-id": "first"})
         raise RuntimeError("power cut")
@@ -102,7 +104,7 @@ def test_a_failure_mid_ingest_leaves_nothing(store: ReportStore) -> None:
     assert store.policy_rows() == []
 
 
-def test_stored_reports_read_back_exactly(store: ReportStore) -> None:
+def test_stored_reports_read_back_exactly(store: ReportStoreProtocol) -> None:
     report = make_report()
     store.add_reports([report], source="mail", now=NOW)
     (kept,) = store.reports()
@@ -114,7 +116,7 @@ def test_stored_reports_read_back_exactly(store: ReportStore) -> None:
     assert store.failure_rows() == failures
 
 
-def test_rows_filter_by_day_and_domain(store: ReportStore) -> None:
+def test_rows_filter_by_day_and_domain(store: ReportStoreProtocol) -> None:
     early = make_report(
         **{
             "report-id": "early",
@@ -128,14 +130,14 @@ def test_rows_filter_by_day_and_domain(store: ReportStore) -> None:
     assert [s.report.report_id for s in store.reports(since=date(2026, 11, 20))] == ["r-1"]
 
 
-def test_concurrent_writers_store_a_report_once(store_factory: Callable[..., ReportStore]) -> None:
+def test_concurrent_writers_store_a_report_once(store_factory: Callable[..., ReportStoreProtocol]) -> None:
     stores = [store_factory() for _ in range(4)]
     for one in stores:
         one.open()
     barrier = threading.Barrier(len(stores))
     outcomes: list[bool] = []
 
-    def write(one: ReportStore) -> None:
+    def write(one: ReportStoreProtocol) -> None:
         barrier.wait()
         outcomes.extend(r.stored for r in one.add_reports([make_report()], source="t", now=NOW))
 
@@ -148,7 +150,7 @@ def test_concurrent_writers_store_a_report_once(store_factory: Callable[..., Rep
     assert stores[0].count() == 1
 
 
-def test_every_sample_is_stored_with_its_totals(store: ReportStore) -> None:
+def test_every_sample_is_stored_with_its_totals(store: ReportStoreProtocol) -> None:
     require_shared(TLSRPT_SAMPLES)
     expected: dict[str, TlsRptReport] = {}
     for path in sorted(TLSRPT_SAMPLES.rglob("*")):
@@ -248,7 +250,7 @@ def test_the_database_rollup_equals_the_rollup_of_the_rows(store: ReportStore, b
     assert analysed(store.rollup(since=date(2026, 11, 1))) == analysed(store.rollup())
 
 
-def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: ReportStore) -> None:
+def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: ReportStoreProtocol) -> None:
     require_shared(TLSRPT_SAMPLES)
     for path in sorted(TLSRPT_SAMPLES.rglob("*")):
         if path.is_file() and path.suffix != ".md":
@@ -263,8 +265,10 @@ def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: Report
     ]
 
 
-def test_the_migration_fills_the_rollups_of_rows_stored_before_it(store_factory: Callable[..., ReportStore]) -> None:
-    with store_factory() as store:
+def test_the_migration_fills_the_rollups_of_rows_stored_before_it(
+    sql_store_factory: Callable[..., ReportStore],
+) -> None:
+    with sql_store_factory() as store:
         store.migrate("0001")
         store.add_reports(generated_reports(40, seed=3), source="g", now=NOW)
         with store.engine.begin() as connection:  # rows stored by a version without roll-ups
@@ -289,7 +293,8 @@ def store_huge_counts(store: ReportStore, *ids: str) -> None:
         connection.execute(text("UPDATE tlsrpt_failure SET failed_session_count = :n"), {"n": BIG})
 
 
-def test_sums_over_a_period_saturate_instead_of_overflowing(store: ReportStore) -> None:
+def test_sums_over_a_period_saturate_instead_of_overflowing(sql_store: ReportStore) -> None:
+    store = sql_store
     store_huge_counts(store, "old-1", "old-2", "old-3")
     rollup = store.rollup(since=date(2026, 11, 1))  # grouped in the database: SUM over 3 x 2^62
     ((_, _, _, ok, failed),) = rollup.days
@@ -301,7 +306,8 @@ def test_sums_over_a_period_saturate_instead_of_overflowing(store: ReportStore) 
     assert summary.totals.successful == MAX_COUNT
 
 
-def test_sums_over_a_period_stay_exact_below_the_limit(store: ReportStore) -> None:
+def test_sums_over_a_period_stay_exact_below_the_limit(sql_store: ReportStore) -> None:
+    store = sql_store
     store_huge_counts(store, "old-1")
     store.add_reports([make_report(**{"report-id": "small"})], source="new", now=NOW)  # 7 ok, 1 failed
     ((_, _, _, ok, failed),) = store.rollup(since=date(2026, 11, 1)).days
@@ -311,7 +317,7 @@ def test_sums_over_a_period_stay_exact_below_the_limit(store: ReportStore) -> No
 # --- opening: writers create, readers never do ---------------------------------------------------
 
 
-def test_a_reader_finds_what_a_writer_stored(store_factory: Callable[..., ReportStore]) -> None:
+def test_a_reader_finds_what_a_writer_stored(store_factory: Callable[..., ReportStoreProtocol]) -> None:
     with store_factory() as writer:
         writer.add_reports([make_report()], source="a", now=NOW)
     with store_factory(create=False) as reader:
@@ -319,7 +325,7 @@ def test_a_reader_finds_what_a_writer_stored(store_factory: Callable[..., Report
         assert reader.rollup().days
 
 
-def test_a_reader_creates_no_schema(store_factory: Callable[..., ReportStore]) -> None:
+def test_a_reader_creates_no_schema(store_factory: Callable[..., ReportStoreProtocol]) -> None:
     for _ in range(2):  # had the first reader made anything, the second would find it
         with pytest.raises(StoreMissing, match=r"no report database at|holds no mtasts reports"):
             store_factory(create=False).open()

@@ -2,7 +2,7 @@
 
 Every analysis works on a :class:`~mtasts.core.tlsrpt_report.Rollup`, the rows summed per the
 keys it reports on: :func:`rollup_rows` sums flat rows in memory, a store sums them in the
-database (``ReportStore.rollup``). The ``*_rollup`` functions take a roll-up; :func:`summarise`,
+database (``ReportStoreProtocol.rollup``). The ``*_rollup`` functions take a roll-up; :func:`summarise`,
 :func:`failing_senders` and :func:`readiness` take flat rows and roll them up first.
 
 Per policy domain and day: successful and failed sessions and the success rate; per sending

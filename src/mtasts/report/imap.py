@@ -35,7 +35,7 @@ from mtasts.core.problems import ParseError, Problem
 from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
 from mtasts.report.ingest import IngestOutcome, Parser, run_level_store_error, unexpected_problem, utc_now
 from mtasts.report.mail import parse_any
-from mtasts.store.store import ReportStore
+from mtasts.store.interface import ReportStoreProtocol
 
 __all__ = ["INGESTED", "REJECTED", "ImapError", "ImapSettings", "ImapUnavailable", "ingest_imap", "parse_imap_url"]
 
@@ -245,7 +245,7 @@ async def _check_move_target(session: _Session, settings: ImapSettings) -> None:
 
 
 async def ingest_imap(
-    store: ReportStore,
+    store: ReportStoreProtocol,
     settings: ImapSettings,
     *,
     ssl_context: ssl.SSLContext | None = None,
@@ -303,7 +303,7 @@ async def ingest_imap(
 
 async def _ingest_one(
     session: _Session,
-    store: ReportStore,
+    store: ReportStoreProtocol,
     uid: str,
     *,
     limits: ReportLimits,

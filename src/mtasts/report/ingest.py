@@ -16,7 +16,7 @@ being stored is neither marked nor set aside, and the next run takes it again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
 from mtasts.report.mail import parse_any
 from mtasts.report.sources import Skipped, Source, walk
 from mtasts.store.errors import StoreError, StoreUnavailable, describe_store_error
-from mtasts.store.store import AddResult, ReportStore
+from mtasts.store.interface import AddResult, Message, ReportStoreProtocol
 
 __all__ = [
     "UNEXPECTED",
@@ -154,36 +154,30 @@ def _set_aside(source: Source, problem: Problem) -> IngestOutcome:
     return IngestOutcome(source.label, error=problem, moved_to=moved_to)
 
 
-def ingest_source(
-    store: ReportStore,
-    source: Source,
-    *,
-    limits: ReportLimits = DEFAULT_LIMITS,
-    clock: Callable[[], datetime] = utc_now,
-    parse: Parser = parse_any,
-) -> IngestOutcome:
-    """Parse, commit, then mark ``source`` done; a source that fails is set aside.
+GROUP: Final = 200  # messages per commit in ingest_paths: a commit waits for the disk, once per group
 
-    Raises :class:`~mtasts.store.errors.StoreError` (the source untouched) when the database,
-    not the source, is at fault.
-    """
+
+def _parse_source(source: Source, limits: ReportLimits, parse: Parser) -> tuple[TlsRptReport, ...] | IngestOutcome:
+    """The reports of ``source``, or the outcome of setting it aside (it is not a report)."""
     try:
-        reports = parse(source.data, limits)
+        return parse(source.data, limits)
     except ParseError as exc:
         log.info("not ingested: %s: %s", source.label, exc)
         return _set_aside(source, exc.errors[0])
     except Exception as exc:  # a bug met on this message: record it, set it aside, go on
         log.debug("parsing %s failed", source.label, exc_info=True)
         return _set_aside(source, unexpected_problem(exc))
-    try:
-        results = store.add_reports(reports, source=source.label, now=clock())
-    except Exception as exc:
-        stop = run_level_store_error(exc, store.url)
-        if stop is not None:
-            raise stop from exc
-        log.debug("storing %s failed", source.label, exc_info=True)
-        problem = _not_stored(exc, store.url) if isinstance(exc, SQLAlchemyError) else unexpected_problem(exc)
-        return _set_aside(source, problem)
+
+
+def _refused(source: Source, exc: Exception, url: str) -> IngestOutcome:
+    """``source`` set aside because storing it raised ``exc`` (the message's fault, not the database's)."""
+    log.debug("storing %s failed", source.label, exc_info=exc)
+    problem = _not_stored(exc, url) if isinstance(exc, SQLAlchemyError) else unexpected_problem(exc)
+    return _set_aside(source, problem)
+
+
+def _mark_done(source: Source, results: Sequence[AddResult]) -> IngestOutcome:
+    """``source`` committed: mark it processed (a warning when that fails)."""
     try:
         source.done()
     except OSError as exc:
@@ -198,25 +192,99 @@ def ingest_source(
     return IngestOutcome(source.label, tuple(results))
 
 
+def ingest_source(
+    store: ReportStoreProtocol,
+    source: Source,
+    *,
+    limits: ReportLimits = DEFAULT_LIMITS,
+    clock: Callable[[], datetime] = utc_now,
+    parse: Parser = parse_any,
+) -> IngestOutcome:
+    """Parse, commit, then mark ``source`` done; a source that fails is set aside.
+
+    Raises :class:`~mtasts.store.errors.StoreError` (the source untouched) when the database,
+    not the source, is at fault.
+    """
+    parsed = _parse_source(source, limits, parse)
+    if isinstance(parsed, IngestOutcome):
+        return parsed
+    try:
+        results = store.add_reports(parsed, source=source.label, now=clock())
+    except Exception as exc:
+        stop = run_level_store_error(exc, store.url)
+        if stop is not None:
+            raise stop from exc
+        return _refused(source, exc, store.url)
+    return _mark_done(source, results)
+
+
+_Slot = IngestOutcome | tuple[Source, tuple[TlsRptReport, ...]]
+
+
+def _commit_group(store: ReportStoreProtocol, slots: list[_Slot], now: datetime) -> Iterator[IngestOutcome]:
+    """Store the parsed messages of ``slots`` with one commit, then mark each one done; the
+    outcomes in the order of ``slots``. Raises ``StoreError`` (nothing of the group marked)
+    when the database fails."""
+    parsed = [slot for slot in slots if not isinstance(slot, IngestOutcome)]
+    if not parsed:
+        yield from (slot for slot in slots if isinstance(slot, IngestOutcome))
+        return
+    try:
+        stored = store.add_messages([Message(source.label, reports) for source, reports in parsed], now=now)
+    except Exception as exc:
+        stop = run_level_store_error(exc, store.url)
+        raise (stop or StoreError(describe_store_error(exc, store.url))) from exc
+    outcomes = iter(stored)
+    for slot in slots:
+        if isinstance(slot, IngestOutcome):
+            yield slot
+            continue
+        source, _ = slot
+        outcome = next(outcomes)
+        if outcome.error is None:
+            yield _mark_done(source, outcome.results)
+            continue
+        stop = run_level_store_error(outcome.error, store.url)
+        if stop is not None:
+            raise stop from outcome.error
+        yield _refused(source, outcome.error, store.url)
+
+
 def ingest_paths(
-    store: ReportStore,
+    store: ReportStoreProtocol,
     paths: Iterable[Path],
     *,
     limits: ReportLimits = DEFAULT_LIMITS,
     clock: Callable[[], datetime] = utc_now,
     retry_failed: bool = False,
     parse: Parser = parse_any,
+    group: int = GROUP,
 ) -> Iterator[IngestOutcome]:
-    """Ingest every file, mbox message and Maildir message under ``paths``, one source at a time.
+    """Ingest every file, mbox message and Maildir message under ``paths``, in walk order.
 
-    Maildir messages committed by an earlier run are not read again; ``retry_failed`` reads the
-    messages set aside by earlier runs once more. Raises ``OSError`` when a path given cannot be
-    read at all, :class:`~mtasts.store.errors.StoreError` when the database fails.
+    Up to ``group`` messages are stored with one commit (each still all or none, see
+    :meth:`~mtasts.store.interface.ReportStoreProtocol.add_messages`) and marked processed only
+    after it, so the contract of the module holds for each message. Maildir messages committed
+    by an earlier run are not read again; ``retry_failed`` reads the messages set aside by
+    earlier runs once more. Raises ``OSError`` when a path given cannot be read at all,
+    :class:`~mtasts.store.errors.StoreError` when the database fails.
     """
+    slots: list[_Slot] = []
+    waiting = 0
     for path in paths:
         for item in walk(path, skip_marked=True, retry_failed=retry_failed):
             if isinstance(item, Skipped):
                 log.info("skipped %s: %s", item.label, item.problem.message)
-                yield IngestOutcome(item.label, warning=item.problem)
+                slots.append(IngestOutcome(item.label, warning=item.problem))
             else:
-                yield ingest_source(store, item, limits=limits, clock=clock, parse=parse)
+                parsed = _parse_source(item, limits, parse)
+                slots.append(parsed if isinstance(parsed, IngestOutcome) else (item, parsed))
+                waiting += not isinstance(parsed, IngestOutcome)
+            if waiting >= group:
+                yield from _commit_group(store, slots, clock())
+                slots, waiting = [], 0
+        # the group ends with each path given: a path that cannot be read raises OSError, and
+        # what came before it is then committed already
+        if slots:
+            yield from _commit_group(store, slots, clock())
+        slots, waiting = [], 0

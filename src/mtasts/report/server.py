@@ -116,7 +116,7 @@ from mtasts.report.parsepool import (
     trim_malloc,
 )
 from mtasts.store.errors import StoreError, describe_store_error
-from mtasts.store.store import ReportStore
+from mtasts.store.interface import ReportStoreProtocol
 
 __all__ = [
     "ACCEPTED_TYPES",
@@ -499,7 +499,7 @@ def _error(
 
 
 def make_app(
-    store: ReportStore,
+    store: ReportStoreProtocol,
     settings: EndpointSettings = EndpointSettings(),
     *,
     clock: Callable[[], datetime] = utc_now,
@@ -951,7 +951,7 @@ class ReportServer:
 
     def __init__(
         self,
-        store: ReportStore,
+        store: ReportStoreProtocol,
         *,
         host: str = "127.0.0.1",
         port: int = 8443,

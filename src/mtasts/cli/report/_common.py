@@ -16,7 +16,7 @@ from rich.console import Console
 from mtasts.cli.exitcodes import ExitCode, fail
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
-    from mtasts.store.store import ReportStore
+    from mtasts.store.interface import ReportStoreProtocol
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
@@ -49,7 +49,7 @@ def normalise_domain(domain: str | None) -> str | None:
     return None if domain is None else domain.strip().rstrip(".").lower()
 
 
-def open_store(db: str | None, *, create: bool = True) -> ReportStore:
+def open_store(db: str | None, *, create: bool = True) -> ReportStoreProtocol:
     """The store named by ``--db`` (else ``$MTASTS_DB``, else the default file), not opened yet.
     A URL mtasts cannot use is a usage error, said before anything is touched."""
     from mtasts.store.errors import UnsupportedDatabase
@@ -62,7 +62,7 @@ def open_store(db: str | None, *, create: bool = True) -> ReportStore:
 
 
 @contextlib.contextmanager
-def reading(db: str | None) -> Iterator[ReportStore]:
+def reading(db: str | None) -> Iterator[ReportStoreProtocol]:
     """The store opened for a read-only command (``summary``, ``export``, ``digest``): it creates
     no database and no folder, and says so when there is none; a database that cannot be used
     (unreachable, missing, locked, unreadable), now or while reading, ends the command with one

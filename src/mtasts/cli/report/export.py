@@ -32,7 +32,7 @@ from mtasts.cli.report._common import (
 )
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command opens it
-    from mtasts.store.store import StoredReport
+    from mtasts.store.interface import StoredReport
 
 __all__ = ["FAILURE_COLUMNS", "POLICY_COLUMNS", "ExportFormat", "export_command", "failure_rows", "policy_rows"]
 

@@ -21,11 +21,11 @@ from mtasts.cli.text import plural
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
     from mtasts.report.ingest import IngestOutcome
-    from mtasts.store.store import ReportStore
+    from mtasts.store.interface import ReportStoreProtocol
 
 
 def _ingest_path(
-    store: ReportStore, path: Path, outcomes: list[IngestOutcome], err: Console, json_output: bool, retry: bool
+    store: ReportStoreProtocol, path: Path, outcomes: list[IngestOutcome], err: Console, json_output: bool, retry: bool
 ) -> bool:
     """Ingest one PATH into ``outcomes`` (``StoreError`` escapes); False when PATH is unreadable."""
     from mtasts.report.ingest import ingest_paths
