@@ -12,11 +12,12 @@ from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
-from mtasts.cli import check, demo, generate, lab, lint, output, publish, report, resolver
+from mtasts.cli import check, demo, generate, lab, lint, output, publish, report, resolver, web
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
-    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): check, lint, generate, publish, report, resolver, lab.\n\n"
+    "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): "
+    "check, lint, generate, publish, report, resolver, web, lab.\n\n"
     + EXIT_CODES_HELP
 )
 
@@ -51,6 +52,7 @@ app.command("demo")(demo.demo)
 app.add_typer(report.app, name="report")
 app.add_typer(publish.app, name="publish")
 app.add_typer(resolver.app, name="resolver")
+app.add_typer(web.app, name="web")
 
 _DEBUG_ENV = "MTASTS_DEBUG"
 

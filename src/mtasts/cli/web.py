@@ -1,0 +1,202 @@
+"""``mtasts web``: the web inspector (``serve``): pages and their JSON API over HTTP.
+
+Mounted by :mod:`mtasts.cli.main` as ``mtasts web``; runnable alone for tests
+(``python -c "from mtasts.cli.web import app; app()" serve ...``). Plain HTTP: put it behind a
+TLS-terminating reverse proxy to face the internet (docs/web.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The web inspector: check a domain in the browser (English and Japanese), with a JSON API.",
+    no_args_is_help=True,
+)
+
+_NETWORK = "Network"
+_TESTING = "For testing (the lab)"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+_GRACE_SECONDS = 5  # open progress streams get this long to end when the server stops
+
+
+@app.callback()
+def web() -> None:
+    """The web inspector: check a domain in the browser (English and Japanese), with a JSON API."""
+
+
+class PageLanguage(StrEnum):
+    EN = "en"
+    JA = "ja"
+
+
+@app.command("serve")
+def serve(
+    listen: Annotated[
+        str, typer.Option("--listen", help="Listen on HOST:PORT ([IPv6]:PORT; port 0: any free port).")
+    ] = DEFAULT_LISTEN,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="An internet-facing inspector: never connect to non-global addresses (--refuse-private), "
+            "rate limits per client and in total, recent results reused for 5 minutes, nothing kept after an hour.",
+        ),
+    ] = False,
+    lang: Annotated[
+        PageLanguage,
+        typer.Option("--lang", help="The pages' language when the browser's Accept-Language names none we have."),
+    ] = PageLanguage.EN,
+    nameserver: Annotated[
+        str | None,
+        typer.Option(
+            "--nameserver",
+            help="Resolve through this server, IP[:PORT], instead of the system resolver.",
+            rich_help_panel=_NETWORK,
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file", help="Trust the CAs in this PEM file instead of the system store.", rich_help_panel=_NETWORK
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.1, help="Seconds allowed for each lookup, fetch and probe.", rich_help_panel=_NETWORK
+        ),
+    ] = DEFAULT_TIMEOUT,
+    https_port: Annotated[
+        int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).", rich_help_panel=_TESTING)
+    ] = 443,
+    smtp_port: Annotated[
+        int, typer.Option("--smtp-port", help="MX hosts' SMTP port (RFC 8461: 25).", rich_help_panel=_TESTING)
+    ] = 25,
+) -> None:
+    """Serve the inspector: / is the form, /check?domain=D runs the live check and shows every
+    finding with its fix, /result/ID is the permanent link, /api/check?domain=D the JSON of
+    'mtasts check --json'. Results are kept in memory only. Ctrl-C stops (exit 0)."""
+    from mtasts.publish.config import parse_address
+    from mtasts.web import PUBLIC_DEFAULTS, WebSettings, create_app
+
+    try:
+        address = parse_address(listen)
+    except ValueError as exc:
+        fail(f"--listen {listen}: {exc}", ExitCode.USAGE)
+    server = None
+    if nameserver is not None:
+        try:
+            server = parse_nameserver(nameserver)
+        except ValueError as exc:
+            fail(f"--nameserver {nameserver!r}: {exc}", ExitCode.USAGE)
+    if ca_file is not None:
+        _check_ca_file(ca_file)
+    try:
+        network = NetworkSettings(
+            nameserver=server,
+            ca_file=ca_file,
+            timeout=timeout,
+            https_port=https_port,
+            smtp_port=smtp_port,
+            allow_private=not public,
+            ehlo_name=_ehlo_name(),
+        )
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    extra = PUBLIC_DEFAULTS if public else {}
+    settings = WebSettings(network=network, public=public, language=lang.value, **extra)  # type: ignore[arg-type]
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    try:
+        sock = socket.create_server((address.host, address.port), family=family, reuse_port=False)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server appends the address
+        fail(f"cannot listen on {address.to_text()}: {why}", ExitCode.CANNOT_RUN)
+    _log_to_stderr()
+    host, port = sock.getsockname()[:2]
+    where = f"http://[{host}]:{port}/" if family == socket.AF_INET6 else f"http://{host}:{port}/"
+    mode = "public mode: private addresses refused, rate limited" if public else "private mode"
+    sys.stderr.write(f"mtasts web: listening on {where} ({mode}); Ctrl-C stops\n")
+    sys.stderr.flush()
+
+    from mtasts.cli._run import run_async
+
+    with contextlib.closing(sock):
+        run_async(_serve(create_app(settings), sock))
+
+
+async def _serve(web: Starlette, sock: socket.socket) -> None:
+    """uvicorn on this loop (uvloop, as every mtasts command), stopped by SIGINT or SIGTERM
+    through the loop, so that a stop is a clean exit 0 and not a re-raised signal."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # the loop's handlers below do it
+            yield
+
+    config = uvicorn.Config(
+        web,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=_GRACE_SECONDS,
+    )
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    await server.serve(sockets=[sock])
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    debug = os.environ.get("MTASTS_DEBUG") == "1"
+    for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if debug else level)
+        logger.propagate = False
+
+
+def _check_ca_file(path: Path) -> None:
+    """A CA file that cannot be used is said once at start, not as a finding on every check."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except OSError as exc:
+        fail(f"--ca-file {path}: cannot read it: {exc.strerror or exc}")
+    except (ssl.SSLError, ValueError) as exc:
+        fail(f"--ca-file {path}: not a PEM file of CA certificates that can be loaded: {exc}")
+
+
+def _ehlo_name() -> str:
+    """This host's name for EHLO, without a DNS lookup (getfqdn can block on reverse DNS)."""
+    name = socket.gethostname()
+    return name if "." in name else "mtasts.invalid"

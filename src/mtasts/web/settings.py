@@ -1,0 +1,57 @@
+"""The web app's settings, parsed once (by ``mtasts web serve`` or the embedding program)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
+from mtasts.net.settings import NetworkSettings
+from mtasts.web.i18n import LANGUAGES
+from mtasts.web.ratelimit import RateLimit
+
+__all__ = ["PUBLIC_DEFAULTS", "WebSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """How the inspector pages check domains and what they keep.
+
+    ``public``: an internet-facing inspector. Its checks never connect to an address that is
+    not globally reachable, whatever ``network`` says (:attr:`check_network`); each client and
+    all clients together are rate limited; a domain checked within ``reuse_seconds`` gets the
+    result already known. Results live only in memory, at most ``max_results`` of them for at
+    most ``keep_seconds``: nothing about anonymous checks is written anywhere.
+    ``max_checks`` checks run at once, ``max_waiting`` more may wait for a slot.
+    """
+
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    limits: CheckLimits = DEFAULT_LIMITS
+    expiry_warning_days: float = 14
+    public: bool = False
+    language: str = "en"
+    per_client: RateLimit = field(default_factory=lambda: RateLimit(per_minute=10, burst=5))
+    total: RateLimit = field(default_factory=lambda: RateLimit(per_minute=120, burst=30))
+    reuse_seconds: float = 0.0
+    keep_seconds: float = 24 * 3600.0
+    max_results: int = 1000
+    max_checks: int = 16
+    max_waiting: int = 64
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"no pages in language {self.language!r} (choose from {', '.join(LANGUAGES)})")
+        if self.max_results < 1 or self.max_checks < 1 or self.max_waiting < 0:
+            raise ValueError("max_results and max_checks must be at least 1, max_waiting at least 0")
+        if self.reuse_seconds < 0 or self.keep_seconds <= 0:
+            raise ValueError("reuse_seconds must be at least 0 and keep_seconds positive")
+
+    @property
+    def check_network(self) -> NetworkSettings:
+        """The network settings checks run with: a public inspector refuses private addresses
+        (the SSRF guard), so it cannot be turned against the network it runs in."""
+        return replace(self.network, allow_private=False) if self.public else self.network
+
+
+PUBLIC_DEFAULTS = {"reuse_seconds": 300.0, "keep_seconds": 3600.0, "max_checks": 8, "max_waiting": 32}
+"""What ``--public`` changes besides the SSRF guard and rate limits: a domain checked in the last
+5 minutes is answered from memory, and results are forgotten after an hour."""
