@@ -123,7 +123,7 @@ def test_a_reader_upgrades_an_older_mtasts_schema(tmp_path: Path) -> None:
     """Documented: a reader never makes a schema, but brings an older mtasts one up to date."""
     db = ingested(tmp_path)
     with ReportStore(str(db)) as store, store.engine.begin() as connection:
-        for table in ("tlsrpt_failure_total", "tlsrpt_sender_total", "tlsrpt_day_total"):
+        for table in ("tlsrpt_failure_total", "tlsrpt_sender_total", "tlsrpt_day_total", "publish_history"):
             connection.exec_driver_sql(f"DROP TABLE {table}")
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     result = cli(tmp_path).invoke(app, ["report", "summary", "--json", "--db", str(db)])

@@ -1,4 +1,5 @@
-"""``mtasts publish``: host MTA-STS policies (``serve``) and reload the running host (``reload``).
+"""``mtasts publish``: host MTA-STS policies (``serve``), reload the running host (``reload``),
+plan the roll-out of each domain (``plan``) and show where each stands (``status``).
 
 Mounted by :mod:`mtasts.cli.main` as ``mtasts publish``; runnable alone for tests
 (``python -c "from mtasts.cli.publish import app; app()" serve ...``).
@@ -10,19 +11,36 @@ import http.client
 import json
 import os
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.text import plural
-from mtasts.publish.config import Challenge, ConfigError, ListenAddress, default_config_path, parse_address
+from mtasts.core.policy import Mode
+from mtasts.publish.config import (
+    Challenge,
+    Config,
+    ConfigError,
+    DomainConfig,
+    ListenAddress,
+    default_config_path,
+    parse_address,
+)
+from mtasts.publish.rollout import Stage
+
+if TYPE_CHECKING:  # the network and the store load when a command needs them
+    from mtasts.net.settings import NetworkSettings
+    from mtasts.publish.history import Served
+    from mtasts.publish.rollout import DomainStatus, Evidence, LiveState, Plan, Rules
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Host MTA-STS policies for many domains: serve them, reload the running host.",
+    help="Host MTA-STS policies for many domains: serve them, reload the running host, plan their roll-out.",
     no_args_is_help=True,
 )
 
@@ -230,3 +248,291 @@ def reload_command(
     sys.stderr.write(f"mtasts: error: reload refused: still serving generation {generation}\n")
     sys.stderr.flush()
     raise typer.Exit(int(ExitCode.CANNOT_RUN if outcome.get("unreadable") else ExitCode.USAGE))
+
+
+# --- the roll-out: plan and status ---------------------------------------------------------------
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="The database holding the published history and the reports (sqlite:///path, postgresql://... "
+        "or a SQLite file). Default: $MTASTS_DB, else reports.sqlite3 in the user data directory.",
+        metavar="URL",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+TestingDaysOption = Annotated[
+    int, typer.Option("--testing-days", min=1, help="Days in testing before enforce is allowed.", metavar="N")
+]
+ReportersOption = Annotated[
+    int,
+    typer.Option("--reporters", min=0, help="Reporting organisations needed before enforce.", metavar="K"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What ``plan`` and ``status`` read from the configuration and the store."""
+
+    config: Config
+    histories: dict[str, list[Served]]
+    evidence: dict[str, Evidence]
+    store_found: bool
+
+
+def _read_known(config_path: Path | None, db: str | None, names: list[str], now: datetime, rules: Rules) -> _Known:
+    """The configuration, each domain's history and the report evidence for its guards; a
+    database that does not exist yet is an empty history (nothing was ever published by mtasts)."""
+    from mtasts.publish.history import SqlPublishHistory, history_domain
+    from mtasts.publish.rollout import evidence_from_rows, evidence_window, stage_of
+    from mtasts.publish.snapshot import read_config
+    from mtasts.store.errors import StoreError, StoreMissing, UnsupportedDatabase, translate_store_errors
+    from mtasts.store.store import ReportStore, default_db_url
+
+    try:
+        config = read_config(config_path or default_config_path())
+    except ConfigError as exc:
+        _config_failed(exc)
+    wanted = [history_domain(n) for n in names] or [d.name for d in config.domains]
+    try:  # read only: plan and status create no database
+        store = ReportStore(db or default_db_url(os.environ), create=False)
+    except UnsupportedDatabase as exc:
+        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+    histories: dict[str, list[Served]] = {}
+    evidence: dict[str, Evidence] = {}
+    try:
+        with SqlPublishHistory(store) as history, translate_store_errors(store.url):
+            for name in dict.fromkeys([*wanted, *([] if names else history.domains())]):
+                histories[name] = history.entries(name)
+                entry = config.domain(name)
+                known = histories[name]
+                if stage_of(known) is not Stage.TESTING and (entry is None or entry.mode is not Mode.ENFORCE):
+                    continue  # the guards read reports only for a domain in testing or asked to enforce
+                mx = _guard_mx(entry, known)
+                since, until = evidence_window(known, now, rules)
+                evidence[name] = evidence_from_rows(
+                    name,
+                    mx,
+                    store.policy_rows(since=since, domain=name),
+                    store.failure_rows(since=since, domain=name),
+                    since=since,
+                    until=until,
+                )
+    except StoreMissing:
+        return _Known(config, {name: [] for name in wanted}, {}, False)
+    except StoreError as exc:
+        fail(exc.message, ExitCode.CANNOT_RUN)
+    return _Known(config, histories, evidence, True)
+
+
+def _guard_mx(entry: DomainConfig | None, history: list[Served]) -> tuple[str, ...]:
+    """The MX patterns whose failures the guard counts: the configured policy's, else the served one's."""
+    from mtasts.core.policy import parse_policy
+
+    if entry is not None and entry.policy is not None:
+        return entry.policy.mx
+    if history:
+        return parse_policy(history[-1].body).mx
+    return ()
+
+
+def _network_settings(nameserver: str | None, ca_file: Path | None, https_port: int, timeout: float) -> NetworkSettings:
+    """The settings ``mtasts check`` builds from the same options, checked the same way."""
+    import ssl
+
+    from mtasts.net.settings import NetworkSettings, parse_nameserver
+
+    server = None
+    if nameserver is not None:
+        try:
+            server = parse_nameserver(nameserver)
+        except ValueError as exc:
+            fail(f"--nameserver {nameserver!r}: {exc}", ExitCode.USAGE)
+    if ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(ca_file))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            fail(f"--ca-file {ca_file}: the certificates in it cannot be loaded: {detail}")
+    try:
+        return NetworkSettings(nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port)
+    except ValueError as exc:
+        fail(str(exc), ExitCode.USAGE)
+
+
+async def _gather_live(names: list[str], settings: NetworkSettings, now: datetime) -> dict[str, LiveState]:
+    """What a sender sees for each domain, through the inspector's adapters: the policy fetched
+    as a sender fetches it (DNS, validated HTTPS, no redirect), the ``_mta-sts`` TXT, the MX."""
+    import asyncio
+
+    from mtasts.net.dns import DnsClient, LookupStatus
+    from mtasts.net.https import fetch_policy
+    from mtasts.publish.rollout import LiveState
+
+    dns = DnsClient(settings)
+
+    async def one(name: str) -> LiveState:
+        txt, mx, fetched = await asyncio.gather(
+            dns.txt(f"_mta-sts.{name}"), dns.mx(name), fetch_policy(name, dns, settings, now=now)
+        )
+        records: tuple[str, ...] | None = None
+        if txt.status is not LookupStatus.FAILED:
+            records = tuple(b"".join(strings).decode("utf-8", "replace") for strings in txt.values)
+        hosts: tuple[str, ...] | None = None
+        if mx.status is not LookupStatus.FAILED:
+            hosts = tuple(m.host for m in mx.values if m.host)
+        ok = fetched.failure is None and fetched.body is not None
+        return LiveState(
+            served_body=fetched.body if ok else None,
+            fetch_error="" if ok else (fetched.detail or str(fetched.failure)),
+            sts_records=records,
+            txt_error=txt.detail,
+            mx_hosts=hosts,
+        )
+
+    states = await asyncio.gather(*(one(name) for name in names))
+    return dict(zip(names, states, strict=True))
+
+
+@app.command("plan")
+def plan_command(
+    domains: Annotated[
+        list[str] | None, typer.Argument(help="Only these domains (default: every configured one).")
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    force: Annotated[bool, typer.Option("--force", help="Plan past a refusing guard (needs --reason).")] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the guard is overridden (recorded in the history).")
+    ] = None,
+    testing_days: TestingDaysOption = 14,
+    reporters: ReportersOption = 2,
+    nameserver: Annotated[
+        str | None, typer.Option("--nameserver", help="Resolve through this server, IP[:PORT].", metavar="IP")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="Trust the CAs in this PEM file instead of the system store.")
+    ] = None,
+    https_port: Annotated[int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).")] = 443,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each lookup and fetch.")] = 10.0,
+) -> None:
+    """Compare the configuration with what is live and print the ordered steps, with reasons.
+
+    For each domain: what its policy host serves (fetched as a sender fetches it), its _mta-sts
+    TXT record and MX records, against the configuration and the published history in --db.
+    The steps follow RFC 8461 §8: serve the new body, verify it from outside, only then publish
+    the new id in the TXT record, and confirm it. testing → enforce is refused before
+    --testing-days in testing with reports from --reporters organisations and no sts,
+    certificate or STARTTLS failures for the listed MX; max_age grows only after enforce has
+    been served for its old value. mode = "none" retires a domain. Nothing is changed
+    (`apply` comes next). Exit 0 planned, 1 a change is refused or cannot be planned, 2 usage,
+    3 the configuration or database cannot be read."""
+    from mtasts.cli._run import run_async
+    from mtasts.publish.rollout import Rules, plan_rollout
+
+    if force != (reason is not None):
+        fail("--force and --reason TEXT go together: say why the guard is overridden", ExitCode.USAGE)
+    if reason is not None and not reason.strip():
+        fail("--reason: give a reason", ExitCode.USAGE)
+    settings = _network_settings(nameserver, ca_file, https_port, timeout)
+    now = datetime.now(UTC)
+    rules = Rules(testing_days=testing_days, reporters=reporters)
+    known = _read_known(config, db, domains or [], now, rules)
+    names = list(known.histories)
+    unknown = [n for n in names if known.config.domain(n) is None and not known.histories[n]]
+    if unknown:
+        fail(f"{', '.join(unknown)}: not in the configuration and never published", ExitCode.USAGE)
+    live = run_async(_gather_live(names, settings, now))
+    plans = [
+        plan_rollout(
+            name,
+            known.config.domain(name),
+            known.histories[name],
+            live[name],
+            now=now,
+            evidence=known.evidence.get(name),
+            rules=rules,
+            force_reason=reason,
+        )
+        for name in names
+    ]
+    if json_output:
+        typer.echo(json.dumps([p.to_dict() for p in plans], indent=2, ensure_ascii=False))
+    else:
+        for plan in plans:
+            typer.echo(_plan_text(plan))
+    raise typer.Exit(int(ExitCode.PROBLEMS if any(p.refusals for p in plans) else ExitCode.OK))
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plan_text(plan: Plan) -> str:
+    head = f"{plan.domain}: {plan.stage.value}"
+    if plan.target is not None and plan.target is not plan.stage:
+        head += f" → {plan.target.value}"
+    lines = []
+    if plan.nothing_to_do:
+        lines.append(f"{head}: nothing to do" + (f" (id {plan.policy_id})" if plan.policy_id else ""))
+    else:
+        lines.append(f"{head}")
+    lines.extend(f"  {refusal}" for refusal in plan.refusals)
+    for number, step in enumerate(plan.steps, 1):
+        lines.append(f"  {number}. {step.text}")
+        lines.append(f"     why: {step.reason}")
+    lines.extend(f"  note: {note}" for note in plan.notes)
+    return "\n".join(lines)
+
+
+@app.command("status")
+def status_command(
+    domains: Annotated[list[str] | None, typer.Argument(help="Only these domains (default: all).")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    testing_days: TestingDaysOption = 14,
+    reporters: ReportersOption = 2,
+) -> None:
+    """Each domain's roll-out state, the guard values (days in testing, reporters, failures)
+    and what comes next and when, from the configuration, the history and the reports in --db
+    (no network: quick, and cron-able). Exit 0, 2 usage, 3 cannot read the configuration or
+    database."""
+    from mtasts.publish.rollout import Rules, domain_status
+
+    now = datetime.now(UTC)
+    rules = Rules(testing_days=testing_days, reporters=reporters)
+    known = _read_known(config, db, domains or [], now, rules)
+    statuses = [
+        domain_status(name, known.config.domain(name), history, now=now, evidence=known.evidence.get(name), rules=rules)
+        for name, history in known.histories.items()
+    ]
+    if json_output:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2, ensure_ascii=False))
+        return
+    for status in statuses:
+        typer.echo(_status_text(status))
+    stages: dict[str, int] = {}
+    for status in statuses:
+        stages[status.stage.value] = stages.get(status.stage.value, 0) + 1
+    counts = ", ".join(f"{n} {stage}" for stage, n in stages.items())
+    typer.echo(f"{plural(len(statuses), 'domain')}" + (f": {counts}" if counts else ""))
+
+
+def _status_text(status: DomainStatus) -> str:
+    current = status.current
+    head = f"{status.domain}: {status.stage.value}"
+    if current is not None:
+        head += f" since {_when(current.since)} (id {current.policy_id}, max_age {current.max_age})"
+    if status.configured is not None and status.configured is not status.stage:
+        head += f"; configured: {status.configured.value}"
+    lines = [head]
+    if status.guards:
+        values = ", ".join(
+            f"{g.guard.value} {g.value}/{g.required}" + ("" if g.passed else " (not yet)") for g in status.guards
+        )
+        lines.append(f"  guards: {values}")
+    lines.append(f"  next: {status.next}" + (f", from {_when(status.next_at)}" if status.next_at else ""))
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The tables: one row per report (with its raw JSON), per policy, per failure detail.
+"""The tables: one row per report (with its raw JSON), per policy, per failure detail; and the
+publish history (one row per policy body a domain's policy host served, :class:`PublishedPolicyRow`).
 
 The Alembic scripts in :mod:`mtasts.store.migrations` create exactly this schema; a test
 compares the two so they cannot drift.
@@ -8,7 +9,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -17,6 +29,7 @@ __all__ = [
     "FailureDetailRow",
     "FailureTotalRow",
     "PolicyResultRow",
+    "PublishedPolicyRow",
     "ReportRow",
     "SenderTotalRow",
 ]
@@ -130,3 +143,27 @@ class FailureTotalRow(Base):
     last_day: Mapped[date] = mapped_column(Date)
     # (days since 1970-01-01) * 2^40 + tlsrpt_failure.id of the first detail with this value
     first_seen: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- the publish history (mtasts.publish.history): every body a policy host served ------------
+
+
+class PublishedPolicyRow(Base):
+    """One policy body served for a domain, from ``served_from`` until ``served_until`` (NULL:
+    still served). A domain's id is never reused, so that a sender can never hold two bodies
+    under one id (RFC 8461 §3.1); the body is kept whole so that drift can be told apart from a
+    change later."""
+
+    __tablename__ = "publish_history"
+    __table_args__ = (UniqueConstraint("domain", "policy_id", name="uq_publish_history_domain_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(Text, index=True)  # A-labels, lower case, no trailing dot
+    policy_id: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(16))
+    max_age: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    served_from: Mapped[datetime] = mapped_column(DateTime())  # UTC, naive
+    served_until: Mapped[datetime | None] = mapped_column(DateTime())
+    forced_reason: Mapped[str | None] = mapped_column(Text)  # a guard overridden with --force --reason
