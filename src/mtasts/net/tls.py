@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -210,6 +210,15 @@ def _certificate_info(ssl_object: ssl.SSLObject) -> CertificateInfo | None:
     if get_chain is not None:
         chain = get_chain()
         chain_length = len(chain) if chain else 1
+    return _certificate_info_of_der(der, chain_length)
+
+
+@lru_cache(maxsize=1024)
+def _certificate_info_of_der(der: bytes, chain_length: int) -> CertificateInfo | None:
+    """:func:`certificate_info` of a DER certificate, remembered: parsing one with
+    ``cryptography`` costs more CPU than the rest of a probe's Python, and in a bulk run many
+    domains share the same MX hosts (and their certificates), and a failed handshake is
+    followed by a second one that sees the same certificate again. The result is immutable."""
     try:
         return certificate_info(x509.load_der_x509_certificate(der), chain_length)
     except ValueError:
@@ -244,13 +253,14 @@ def certificate_info(cert: x509.Certificate, chain_length: int = 1) -> Certifica
         has_ca_issuers = any(d.access_method == AuthorityInformationAccessOID.CA_ISSUERS for d in aia)  # type: ignore[attr-defined]
     except x509.ExtensionNotFound:
         pass
+    subject, issuer = cert.subject, cert.issuer  # each access parses the name again
     return CertificateInfo(
-        subject=_name(cert.subject),
-        issuer=_name(cert.issuer),
+        subject=_name(subject),
+        issuer=_name(issuer),
         dns_names=dns_names,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        self_signed=cert.subject == cert.issuer,
+        self_signed=subject == issuer,
         has_ca_issuers=has_ca_issuers,
         chain_length=chain_length,
         malformed=malformed,
