@@ -6,6 +6,7 @@ Mounted by :mod:`mtasts.cli.main` as ``mtasts resolver``; runnable alone for tes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -70,6 +71,31 @@ StrictTesting = Annotated[
     bool,
     typer.Option("--strict-testing", help="Enforce 'testing' policies too (RFC 8461 says not to)."),
 ]
+OverridesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--overrides",
+        help="Per-domain overrides (force-none, force-enforce, pin) from this TOML file; serve re-reads it on SIGHUP.",
+        show_default=False,
+    ),
+]
+Db = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="The SQLite cache file [default: resolver-cache.sqlite3 in the user data directory].",
+        show_default=False,
+    ),
+]
+RedisUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        help="Share the cache through Redis at this URL (redis://HOST:PORT/DB) instead of the SQLite file.",
+        show_default=False,
+    ),
+]
+RedisPrefix = Annotated[str, typer.Option("--redis-prefix", help="The prefix of the resolver's Redis keys.")]
 FailOpenTemp = Annotated[
     bool,
     typer.Option(
@@ -158,6 +184,7 @@ def serve(
     ] = 1000,
     strict_testing: StrictTesting = False,
     fail_open_temp: FailOpenTemp = False,
+    overrides: OverridesFile = None,
     nameserver: Nameserver = None,
     ca_file: CaFile = None,
     timeout: Timeout = 5.0,
@@ -176,11 +203,10 @@ def serve(
 
     from mtasts.cli._run import run_async
     from mtasts.net.server import ServerLimits
-    from mtasts.resolver.redis_store import RedisStore
     from mtasts.resolver.server import SocketmapServer, parse_listen
     from mtasts.resolver.service import PolicyResolver
     from mtasts.resolver.sources import NetworkSources
-    from mtasts.resolver.store import MemoryStore, SqliteStore
+    from mtasts.resolver.store import MemoryStore
 
     try:
         mode = int(unix_mode, 8)
@@ -200,16 +226,14 @@ def serve(
         fail("--redis: choose one of --redis, --db and --memory-only", ExitCode.USAGE)
     if redis_url is not None and not redis_prefix:
         fail("--redis-prefix: must not be empty", ExitCode.USAGE)
-    path = db or default_db_path()
     store: PolicyStore
-    if redis_url is not None:
-        store = RedisStore(redis_url, prefix=redis_prefix)
-        where = f"Redis {redis_url.rpartition('@')[2]}, prefix {redis_prefix}"
-    elif memory_only:
+    if memory_only:
         store, where = MemoryStore(), "memory only"
     else:
-        store, where = SqliteStore(path), str(path)
+        store, where = _store(db, redis_url, redis_prefix)
     resolver = PolicyResolver(NetworkSources(network), store, _settings(strict_testing, fail_open_temp, timeout))
+    if overrides is not None:
+        resolver.overrides = _load_overrides(overrides)
     limits = ServerLimits(max_connections=max_connections, max_connections_per_client=max_connections)
     server = SocketmapServer(resolver, specs, limits=limits)
     logging.basicConfig(level=logging.INFO, format="mtasts resolver: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -225,6 +249,8 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if overrides is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload_overrides, resolver, overrides)
         cache = where if memory_only else f"{where}, {plural(len(resolver), 'cached domain')}"
         sys.stderr.write(
             f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); pid {os.getpid()}\n"
@@ -249,6 +275,15 @@ def query(
         str, typer.Option("--profile", help="The answer profile: postfix, postfix-tlsrpt or postfix-legacy.")
     ] = "postfix",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="Ask the daemon running on inet:HOST:PORT or unix:PATH (a plain socketmap lookup, as Postfix makes).",
+            show_default=False,
+        ),
+    ] = None,
+    overrides: OverridesFile = None,
     strict_testing: StrictTesting = False,
     fail_open_temp: FailOpenTemp = False,
     nameserver: Nameserver = None,
@@ -257,9 +292,11 @@ def query(
     https_port: HttpsPort = 443,
     refuse_private: RefusePrivate = False,
 ) -> None:
-    """The answer Postfix would get for DOMAIN, and why (resolved directly, as a fresh daemon would).
+    """The answer Postfix would get for DOMAIN, and why (resolved directly, as a fresh daemon would;
+    with --listen, the running daemon's answer).
 
-    Exit status 0 with an answer (OK or NOTFOUND), 1 when the answer is fail-open because DNS or HTTPS failed."""
+    Exit status 0 with an answer (OK or NOTFOUND), 1 when the answer is fail-open because DNS or HTTPS failed
+    (with --listen: when the daemon answers TEMP, TIMEOUT or PERM, or cannot be reached: 3)."""
     from mtasts.cli._run import run_async
     from mtasts.resolver.answers import Profile
     from mtasts.resolver.keys import classify_key
@@ -271,9 +308,14 @@ def query(
         chosen = Profile(profile)
     except ValueError:
         fail(f"--profile: {profile!r} is not one of {', '.join(p.value for p in Profile)}", ExitCode.USAGE)
+    if listen is not None:
+        _query_daemon(listen, domain, chosen.value, json_output, timeout)
+        return
     network = _network(nameserver, ca_file, timeout, https_port, refuse_private)
     settings = _settings(strict_testing, fail_open_temp, timeout)
     resolver = PolicyResolver(NetworkSources(network), MemoryStore(), settings)
+    if overrides is not None:
+        resolver.overrides = _load_overrides(overrides)
 
     async def run() -> Lookup | None:
         name = classify_key(domain).domain
@@ -332,6 +374,7 @@ def _document(found: Lookup, resolver: PolicyResolver) -> dict[str, Any]:
         "expires": _time(entry.expires_at) if entry is not None and entry.policy is not None else None,
         "mx_hosts": [] if entry is None else list(entry.mx_hosts),
         "last_error": (entry.last_error or None) if entry is not None else None,
+        "override": None if found.override is None else found.override.to_dict(),
     }
 
 
@@ -356,4 +399,303 @@ def _print(document: dict[str, Any]) -> None:
         lines.append(f"  expires     {document['expires']}")
     if document.get("last_error"):
         lines.append(f"  last error  {document['last_error']}")
+    override = document.get("override")
+    if override:
+        lines.append(f"  override    {override['action']} until {override['expires']}: {override['reason']}")
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _load_overrides(path: Path) -> dict[str, Any]:
+    from mtasts.resolver.overrides import OverrideError, parse_overrides
+
+    try:
+        return dict(parse_overrides(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        fail(f"--overrides: cannot read {path}: {exc.strerror or exc}", ExitCode.USAGE)
+    except (OverrideError, UnicodeDecodeError) as exc:
+        fail(f"--overrides: {path}: {exc}", ExitCode.USAGE)
+
+
+def _reload_overrides(resolver: PolicyResolver, path: Path) -> None:
+    """SIGHUP: re-read the overrides file; a broken file keeps the overrides in force (logged)."""
+    import logging
+
+    from mtasts.resolver.overrides import OverrideError, parse_overrides
+
+    log = logging.getLogger("mtasts.resolver")
+    try:
+        resolver.overrides = parse_overrides(path.read_text(encoding="utf-8"))
+    except (OSError, OverrideError, UnicodeDecodeError) as exc:
+        log.error("overrides %s not reloaded, the previous ones stay in force: %s", path, exc)
+        return
+    log.info("overrides reloaded from %s: %s", path, plural(len(resolver.overrides), "domain"))
+
+
+def _store(db: Path | None, redis_url: str | None, redis_prefix: str) -> tuple[PolicyStore, str]:
+    """The persistent store the options name, and how to show it."""
+    from mtasts.resolver.redis_store import RedisStore
+    from mtasts.resolver.store import SqliteStore
+
+    if redis_url is not None and db is not None:
+        fail("--redis: choose one of --redis and --db", ExitCode.USAGE)
+    if redis_url is not None:
+        if not redis_prefix:
+            fail("--redis-prefix: must not be empty", ExitCode.USAGE)
+        where = f"Redis {redis_url.rpartition('@')[2]}, prefix {redis_prefix}"
+        return RedisStore(redis_url, prefix=redis_prefix), where
+    path = db or default_db_path()
+    return SqliteStore(path), str(path)
+
+
+def _query_daemon(listen: str, domain: str, profile: str, json_output: bool, timeout: float) -> None:
+    """Ask a running daemon, as Postfix does: one socketmap request, one reply."""
+    import asyncio
+
+    from mtasts.cli._run import run_async
+    from mtasts.resolver.server import parse_listen
+
+    try:
+        spec = parse_listen(listen)
+    except ValueError as exc:
+        fail(f"--listen: {exc}", ExitCode.USAGE)
+    payload = f"{profile} {domain}".encode()
+
+    async def ask() -> str:
+        if spec.path is not None:
+            reader, writer = await asyncio.open_unix_connection(str(spec.path))
+        else:
+            reader, writer = await asyncio.open_connection(spec.host, spec.port)
+        try:
+            writer.write(b"%d:%s," % (len(payload), payload))
+            await writer.drain()
+            length = await reader.readuntil(b":")
+            data = await reader.readexactly(int(length[:-1]))
+            if await reader.readexactly(1) != b",":
+                raise ValueError("the reply is not a netstring")
+            return data.decode("utf-8", "replace")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    try:
+        reply = run_async(asyncio.wait_for(ask(), timeout))
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        fail(f"cannot ask the daemon on {listen}: {getattr(exc, 'strerror', None) or exc or type(exc).__name__}")
+    answer = reply.rstrip()
+    status = answer.partition(" ")[0]
+    if json_output:
+        print_json({"domain": domain, "profile": profile, "answer": answer, "source": "daemon", "policy": None})
+    else:
+        sys.stdout.write(f"{domain}: {answer}\n  profile     {profile}\n  source      daemon on {listen}\n")
+    if status not in ("OK", "NOTFOUND"):
+        raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+cache_app = typer.Typer(
+    help="The persistent cache (--db or --redis): list, show, flush, export for a warm standby.",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+
+
+def _with_store(db: Path | None, redis_url: str | None, redis_prefix: str, work: Any) -> Any:
+    """Run ``work(store)`` on the named store; a store failure is one line, exit 3."""
+    from mtasts.cli._run import run_async
+    from mtasts.resolver.store import StoreError
+
+    if redis_url is None:
+        path = db or default_db_path()
+        if not path.is_file():
+            fail(f"--db: {path} does not exist (no daemon has used it)")
+    store, _ = _store(db, redis_url, redis_prefix)
+
+    async def run() -> Any:
+        try:
+            return await work(store)
+        finally:
+            with contextlib.suppress(StoreError):
+                await store.close()
+
+    try:
+        return run_async(run())
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _entry_row(entry: Any, now: float) -> dict[str, Any]:
+    """One cache entry as the JSON of ``cache list``/``show`` (keys are a public contract)."""
+    policy = entry.policy
+    if entry.valid(now):
+        state = "policy"
+    elif now < entry.negative_until:
+        state = "no-policy"
+    elif now < entry.fail_open_until:
+        state = "failing"
+    else:
+        state = "expired"
+    return {
+        "domain": entry.domain,
+        "state": state,
+        "mode": None if policy is None else policy.mode.value,
+        "id": entry.policy_id,
+        "mx": [] if policy is None else list(policy.mx),
+        "fetched": _time(entry.fetched_at) if policy is not None else None,
+        "expires": _time(entry.expires_at) if policy is not None else None,
+        "next_txt_check": _time(entry.txt_next_check) if entry.txt_next_check else None,
+        "mx_hosts": list(entry.mx_hosts),
+        "last_error": entry.last_error or None,
+    }
+
+
+@cache_app.command("list")
+def cache_list(
+    db: Db = None,
+    redis_url: RedisUrl = None,
+    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Every cached domain: state (policy, no-policy, failing, expired), mode, id, expiry."""
+    import time
+
+    async def work(store: PolicyStore) -> list[Any]:
+        return sorted(await store.load_all(), key=lambda e: e.domain)
+
+    entries = _with_store(db, redis_url, redis_prefix, work)
+    now = time.time()
+    rows = [_entry_row(entry, now) for entry in entries]
+    if json_output:
+        print_json({"domains": rows})
+        return
+    width = max((len(r["domain"]) for r in rows), default=6)
+    lines = [f"{'domain':<{width}}  {'state':<9}  {'mode':<7}  {'id':<20}  expires"]
+    for r in rows:
+        mode, record_id, expires = r["mode"] or "-", r["id"] or "-", r["expires"] or "-"
+        lines.append(f"{r['domain']:<{width}}  {r['state']:<9}  {mode:<7}  {record_id:<20}  {expires}")
+    lines.append(plural(len(rows), "cached domain"))
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@cache_app.command("show")
+def cache_show(
+    domain: Annotated[str, typer.Argument(help="The mail domain.", show_default=False)],
+    db: Db = None,
+    redis_url: RedisUrl = None,
+    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """One cached domain in full. Exit status 1 when it is not cached."""
+    import time
+
+    from mtasts.resolver.keys import classify_key
+
+    name = classify_key(domain).domain
+    if name is None:
+        fail(f"{domain!r} is not a mail domain", ExitCode.USAGE)
+
+    async def work(store: PolicyStore) -> Any:
+        return await store.get(name)
+
+    entry = _with_store(db, redis_url, redis_prefix, work)
+    if entry is None:
+        fail(f"{name} is not cached", ExitCode.PROBLEMS)
+    row = _entry_row(entry, time.time())
+    if json_output:
+        print_json(row)
+        return
+    lines = [f"{row['domain']}: {row['state']}"]
+    for key, label in (
+        ("mode", "mode"),
+        ("id", "id"),
+        ("mx", "mx"),
+        ("fetched", "fetched"),
+        ("expires", "expires"),
+        ("next_txt_check", "next check"),
+        ("mx_hosts", "mx hosts"),
+        ("last_error", "last error"),
+    ):
+        value = row[key]
+        if value:
+            lines.append(f"  {label:<11} {', '.join(value) if isinstance(value, list) else value}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@cache_app.command("flush")
+def cache_flush(
+    domain: Annotated[
+        str | None, typer.Argument(help="The mail domain [default: every domain].", show_default=False)
+    ] = None,
+    db: Db = None,
+    redis_url: RedisUrl = None,
+    redis_prefix: RedisPrefix = "mtasts:resolver:",
+) -> None:
+    """Forget DOMAIN (or every domain) in the persistent store.
+
+    A running daemon keeps its in-memory copy until it expires or the daemon restarts; a restarted
+    daemon, and every daemon of a fleet on a miss, then fetches afresh."""
+    from mtasts.resolver.keys import classify_key
+
+    name = None
+    if domain is not None:
+        name = classify_key(domain).domain
+        if name is None:
+            fail(f"{domain!r} is not a mail domain", ExitCode.USAGE)
+
+    async def work(store: PolicyStore) -> int:
+        if name is not None:
+            if await store.get(name) is None:
+                return 0
+            await store.delete(name)
+            return 1
+        entries = await store.load_all()
+        for entry in entries:
+            await store.delete(entry.domain)
+        return len(entries)
+
+    count = _with_store(db, redis_url, redis_prefix, work)
+    sys.stdout.write(f"flushed {plural(count, 'cached domain')}\n")
+
+
+@cache_app.command("export")
+def cache_export(
+    postfix: Annotated[
+        bool,
+        typer.Option("--postfix", help="A Postfix hash: map text (domain, TAB, answer), for postmap. Required."),
+    ] = False,
+    profile: Annotated[
+        str, typer.Option("--profile", help="The answer profile: postfix, postfix-tlsrpt or postfix-legacy.")
+    ] = "postfix",
+    strict_testing: StrictTesting = False,
+    db: Db = None,
+    redis_url: RedisUrl = None,
+    redis_prefix: RedisPrefix = "mtasts:resolver:",
+) -> None:
+    """The answers the daemon gives now, as a static map for a warm standby (postmap hash:FILE).
+
+    Only domains with a valid cached policy and an answer (enforce; testing with --strict-testing)."""
+    import time
+
+    from mtasts.resolver.answers import AnswerSettings, Profile, render_answer
+
+    if not postfix:
+        fail("export: choose the format: --postfix", ExitCode.USAGE)
+    try:
+        chosen = Profile(profile)
+    except ValueError:
+        fail(f"--profile: {profile!r} is not one of {', '.join(p.value for p in Profile)}", ExitCode.USAGE)
+
+    async def work(store: PolicyStore) -> list[Any]:
+        return sorted(await store.load_all(), key=lambda e: e.domain)
+
+    now = time.time()
+    settings = AnswerSettings(strict_testing=strict_testing)
+    lines = []
+    for entry in _with_store(db, redis_url, redis_prefix, work):
+        if entry.policy is None or not entry.valid(now):
+            continue
+        answer = render_answer(
+            entry.domain, entry.policy, chosen, mx_hosts=entry.mx_hosts, body=entry.body, settings=settings
+        )
+        if answer.data is not None:
+            lines.append(f"{entry.domain}\t{answer.data}\n")
+    sys.stdout.write("".join(lines))

@@ -34,6 +34,7 @@ from mtasts.resolver.cache import (
     refresh_at,
 )
 from mtasts.resolver.keys import classify_key
+from mtasts.resolver.overrides import Override, active
 from mtasts.resolver.socketmap import Status, encode_reply
 from mtasts.resolver.sources import Sources
 from mtasts.resolver.store import PolicyStore, StoreError
@@ -79,6 +80,7 @@ class Source(StrEnum):
     NEGATIVE = "negative"
     FAIL_OPEN = "fail-open"
     NOT_A_DOMAIN = "not-a-domain"
+    OVERRIDE = "override"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class Lookup:
     answer: Answer
     entry: CacheEntry | None = None
     reply: bytes = field(default=b"", repr=False)
+    override: Override | None = None
 
 
 class PolicyResolver:
@@ -110,6 +113,9 @@ class PolicyResolver:
         self.settings = settings or ResolverSettings()
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        # per-domain operator decisions (mtasts.resolver.overrides), applied before the cache;
+        # replaced whole (serve loads them at start and on SIGHUP)
+        self.overrides: dict[str, Override] = {}
         self._entries: dict[str, CacheEntry] = {}
         self._rendered: dict[tuple[str, Profile], tuple[CacheEntry, bytes]] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -165,6 +171,10 @@ class PolicyResolver:
         if domain is None:
             self.counters["queries_not_a_domain"] += 1
             return NOTFOUND
+        if self.overrides:
+            override = active(self.overrides, domain, self.clock())
+            if override is not None:
+                return self._by_override(domain, profile, override, key).reply
         # the hot path: a valid policy whose reply is already rendered (what on_query's CACHED
         # means, without building the explanation that lookup() returns)
         entry = self._entries.get(domain)
@@ -181,6 +191,9 @@ class PolicyResolver:
     async def lookup(self, domain: str, profile: Profile, *, key: str | None = None) -> Lookup:
         """Resolve ``domain`` (already canonical) for ``profile``, explained."""
         now = self.clock()
+        override = active(self.overrides, domain, now)
+        if override is not None:
+            return self._by_override(domain, profile, override, key)
         entry = self._entries.get(domain)
         decision = on_query(entry, now)
         source = Source.CACHE
@@ -215,6 +228,26 @@ class PolicyResolver:
             return Lookup(key or domain, domain, profile, Source.NEGATIVE, Answer(None), entry, NOTFOUND)
         self.counters["queries_fail_open"] += 1
         return Lookup(key or domain, domain, profile, Source.FAIL_OPEN, Answer(None), entry, self._fail_open)
+
+    def _by_override(self, domain: str, profile: Profile, override: Override, key: str | None) -> Lookup:
+        """The answer an operator's override gives: no network, no cache (a wildcard in its
+        patterns expands against the MX hosts already cached for the domain, if any)."""
+        self.counters["queries_override"] += 1
+        self.counters[f"override_{override.kind.value}"] += 1
+        entry = self._entries.get(domain)
+        if override.policy is None:
+            answer = Answer(None)
+        else:
+            answer = render_answer(
+                domain,
+                override.policy,
+                profile,
+                mx_hosts=entry.mx_hosts if entry is not None else (),
+                body=override.body,
+                settings=self.settings.answers,
+            )
+        reply = NOTFOUND if answer.data is None else encode_reply(Status.OK, answer.data)
+        return Lookup(key or domain, domain, profile, Source.OVERRIDE, answer, entry, reply, override)
 
     async def _wait_for_discovery(self, domain: str) -> None:
         task = self._start(domain, refresh=False)
