@@ -15,6 +15,12 @@ The file::
     [acme]                          # certificates for domains without cert/key (RFC 8555)
     contact = ["mailto:hostmaster@example.com"]
 
+    [dns]                           # optional: set _mta-sts by RFC 2136 update with TSIG (apply)
+    server = "192.0.2.53:53"
+    zone = "example.com"
+    key_name = "mtasts."
+    secret_file = "/etc/mtasts/tsig.secret"
+
     [[domain]]
     name = "example.com"
     mode = "testing"
@@ -55,6 +61,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigProblem",
+    "DnsSettings",
     "DomainConfig",
     "HostLimits",
     "ListenAddress",
@@ -232,6 +239,26 @@ class AcmeSettings:
     ca_file: Path | None = None
 
 
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """``[dns]``: where ``publish apply`` sends RFC 2136 updates of the ``_mta-sts`` TXT record
+    (the primary authoritative ``server``, port 53 unless given), the ``zone`` they update, and
+    the TSIG key (RFC 8945) that signs them: its name, algorithm and a file holding the base64
+    secret (as ``tsig-keygen``/``keymgr`` print it), so the secret itself is never in the
+    configuration. ``ttl`` is the record's TTL; ``timeout`` seconds per update or query."""
+
+    server: ListenAddress
+    zone: str
+    key_name: str
+    secret_file: Path
+    algorithm: str = "hmac-sha256"
+    ttl: int = 3600
+    timeout: float = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class DomainConfig:
     """One ``[[domain]]``: ``name`` in A-labels; ``mx`` ``None`` when it is ``"from-dns"`` (not
@@ -266,6 +293,7 @@ class Config:
     domains: tuple[DomainConfig, ...]
     server: ServerSettings = ServerSettings()
     acme: AcmeSettings | None = None
+    dns: DnsSettings | None = None
 
     def domain(self, name: str) -> DomainConfig | None:
         """The entry of ``name`` (any spelling), or ``None``."""
@@ -276,10 +304,11 @@ class Config:
 # --- parsing ----------------------------------------------------------------------------------
 
 _TOML_POSITION_RE = re.compile(r"\(at line (\d+), column \d+\)")
-_TOP_KEYS = ("server", "acme", "domain")
+_TOP_KEYS = ("server", "acme", "dns", "domain")
 _DOMAIN_KEYS = ("name", "mode", "mx", "max_age", "rua", "cert", "key")
 _SERVER_KEYS = ("listen", "admin", "cache_max_age", "access_log", "certificate_cache", *_LIMIT_KEYS)
 _ACME_KEYS = ("directory", "contact", "challenge", "storage", "listen", "ca_file")
+_DNS_KEYS = ("server", "zone", "key_name", "algorithm", "secret_file", "ttl", "timeout")
 
 
 class _Lines:
@@ -365,10 +394,11 @@ def parse_config(text: str, path: Path | str) -> Config:
             reader.problem(key, "unknown section or key", f"use {', '.join(_TOP_KEYS)}", reader.lines.of("", 0, key))
     server = _server(reader, data.get("server", {}))
     acme = _acme(reader, data["acme"], base) if "acme" in data else None
+    dns = _dns(reader, data["dns"], base) if "dns" in data else None
     domains = _domains(reader, data.get("domain", []), base)
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(path=path, domains=domains, server=server, acme=acme)
+    return Config(path=path, domains=domains, server=server, acme=acme, dns=dns)
 
 
 def _unknown_keys(reader: _Reader, table: Mapping[str, Any], known: Sequence[str], prefix: str, index: int) -> None:
@@ -603,6 +633,66 @@ def _acme(reader: _Reader, table: object, base: Path) -> AcmeSettings | None:
         listen=listen,
         ca_file=ca_file,
     )
+
+
+def _dns(reader: _Reader, table: object, base: Path) -> DnsSettings | None:
+    """``[dns]``: every key checked, all problems reported; ``None`` when any is wrong."""
+    lines = reader.lines
+    if not isinstance(table, dict):
+        reader.problem("dns", "must be a table", "write [dns] and its keys below it", lines.of("", 0, "dns"))
+        return None
+    _unknown_keys(reader, table, _DNS_KEYS, "dns", 0)
+    before = len(reader.problems)
+
+    def bad(key: str, message: str, fix: str) -> None:
+        reader.problem(f"dns.{key}", message, fix, lines.of("dns", 0, key))
+
+    server: ListenAddress | None = None
+    value = table.get("server")
+    if not isinstance(value, str) or not value.strip():
+        bad("server", "is missing" if value is None else "must be a string", 'e.g. server = "192.0.2.53:53"')
+    else:
+        text = value.strip()
+        try:
+            server = parse_address(text if text.startswith("[") or text.count(":") == 1 else _with_port(text))
+        except ValueError as exc:
+            bad("server", str(exc), "give the primary server's IP address, e.g. 192.0.2.53 or [2001:db8::53]:53")
+    names: dict[str, str] = {}
+    for key, example in (("zone", "example.com"), ("key_name", "mtasts.")):
+        value = table.get(key)
+        alabel = to_alabel(value.strip()) if isinstance(value, str) and value.strip() else None
+        if alabel is None or check_host_name(alabel) is not None:
+            bad(key, "is missing" if value is None else f"{value!r} is not a domain name", f'e.g. {key} = "{example}"')
+        else:
+            names[key] = alabel
+    algorithm = table.get("algorithm", "hmac-sha256")
+    if algorithm not in TSIG_ALGORITHMS:
+        bad("algorithm", f"{algorithm!r} is not a TSIG algorithm", f"use one of {', '.join(TSIG_ALGORITHMS)}")
+    secret = table.get("secret_file")
+    if not isinstance(secret, str) or not secret:
+        bad(
+            "secret_file", "is missing" if secret is None else "must be a file path", 'e.g. secret_file = "tsig.secret"'
+        )
+    ttl = _integer(reader, table, "ttl", "dns", 0, 3600, 0, 2**31 - 1)
+    timeout = table.get("timeout", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
+        bad("timeout", f"{timeout!r} is not a number of seconds", "give 0.1 to 600, e.g. timeout = 10")
+    if len(reader.problems) != before or server is None or not isinstance(secret, str):
+        return None
+    return DnsSettings(
+        server=server,
+        zone=names["zone"],
+        key_name=names["key_name"],
+        secret_file=base / Path(secret).expanduser(),
+        algorithm=str(algorithm),
+        ttl=ttl,
+        timeout=float(timeout),
+    )
+
+
+def _with_port(host: str) -> str:
+    """A bare address gets the DNS port: ``192.0.2.53`` → ``192.0.2.53:53``, ``::1`` → ``[::1]:53``."""
+    return f"[{host}]:53" if ":" in host else f"{host}:53"
 
 
 def _domains(reader: _Reader, value: object, base: Path) -> tuple[DomainConfig, ...]:
