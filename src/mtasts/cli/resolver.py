@@ -182,6 +182,15 @@ def serve(
     max_connections: Annotated[
         int, typer.Option("--max-connections", min=1, help="Connections served at once.")
     ] = 1000,
+    admin: Annotated[
+        str | None,
+        typer.Option(
+            "--admin",
+            help="Serve Prometheus metrics (GET /metrics) and GET /healthz over plain HTTP on HOST:PORT "
+            "(a bare PORT: 127.0.0.1) [default: off].",
+            show_default=False,
+        ),
+    ] = None,
     strict_testing: StrictTesting = False,
     fail_open_temp: FailOpenTemp = False,
     overrides: OverridesFile = None,
@@ -203,6 +212,7 @@ def serve(
 
     from mtasts.cli._run import run_async
     from mtasts.net.server import ServerLimits
+    from mtasts.resolver.metrics import AdminServer, parse_admin
     from mtasts.resolver.server import SocketmapServer, parse_listen
     from mtasts.resolver.service import PolicyResolver
     from mtasts.resolver.sources import NetworkSources
@@ -221,6 +231,12 @@ def serve(
         if spec.path is not None:
             spec = dataclasses.replace(spec, mode=mode, owner=unix_owner, group=unix_group)
         specs.append(spec)
+    admin_address = None
+    if admin is not None:
+        try:
+            admin_address = parse_admin(admin)
+        except ValueError as exc:
+            fail(f"--admin: {exc}", ExitCode.USAGE)
     network = _network(nameserver, ca_file, timeout, https_port, refuse_private)
     if redis_url is not None and (memory_only or db is not None):
         fail("--redis: choose one of --redis, --db and --memory-only", ExitCode.USAGE)
@@ -236,13 +252,17 @@ def serve(
         resolver.overrides = _load_overrides(overrides)
     limits = ServerLimits(max_connections=max_connections, max_connections_per_client=max_connections)
     server = SocketmapServer(resolver, specs, limits=limits)
+    admin_server = None if admin_address is None else AdminServer(resolver, *admin_address)
     logging.basicConfig(level=logging.INFO, format="mtasts resolver: %(levelname)s: %(message)s", stream=sys.stderr)
 
     async def run() -> None:
         await resolver.start()
         try:
             await server.start()
+            if admin_server is not None:
+                await admin_server.start()
         except BaseException:
+            await server.stop()
             await resolver.stop()
             raise
         stop = asyncio.Event()
@@ -255,10 +275,14 @@ def serve(
         sys.stderr.write(
             f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); pid {os.getpid()}\n"
         )
+        if admin_server is not None:
+            sys.stderr.write(f"mtasts: resolver metrics on http://{admin_server.address}/metrics\n")
         sys.stderr.flush()
         try:
             await stop.wait()
         finally:
+            if admin_server is not None:
+                await admin_server.stop()
             await server.stop()
             await resolver.stop()
 

@@ -231,7 +231,7 @@ async def serve_http(
         if must_close and not response.close:
             response = HttpResponse(response.status, response.body, response.headers, True, response.label)
         await send(request, response, head_only=request.method == "HEAD")
-        if response.close:
+        if response.close or connection.our_state is h11.MUST_CLOSE:  # we, or the client, said close
             return
         # the request had no body: its EndOfMessage comes next, then the next cycle
 

@@ -113,6 +113,9 @@ class PolicyResolver:
         self.settings = settings or ResolverSettings()
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        # socketmap replies by (result, profile): result is the reply's status in lower case
+        # (ok, notfound, temp, ...), profile the map name ("unknown" for a name we do not serve)
+        self.results: Counter[tuple[str, str]] = Counter()
         # per-domain operator decisions (mtasts.resolver.overrides), applied before the cache;
         # replaced whole (serve loads them at start and on SIGHUP)
         self.overrides: dict[str, Override] = {}
@@ -158,7 +161,13 @@ class PolicyResolver:
     # --- the answer path ---------------------------------------------------------------------
 
     async def reply(self, name: str, key: str) -> bytes:
-        """The socketmap reply to the lookup of ``key`` in map ``name``."""
+        """The socketmap reply to the lookup of ``key`` in map ``name`` (counted by result and
+        profile for the metrics)."""
+        reply = await self._reply(name, key)
+        self.results[(_result_of(reply), name if name in _PROFILES else "unknown")] += 1
+        return reply
+
+    async def _reply(self, name: str, key: str) -> bytes:
         profile = _PROFILES.get(name)
         if profile is None:
             self.counters["unknown_map_name"] += 1
@@ -183,6 +192,7 @@ class PolicyResolver:
             now = self.clock()
             if cached is not None and cached[0] is entry and entry.valid(now):
                 self.counters["queries_cache"] += 1
+                self.counters["cache_hits"] += 1
                 if now >= entry.txt_next_check or (now >= entry.mx_expires_at and entry.has_wildcard()):
                     self._start(domain, refresh=False)
                 return cached[1]
@@ -198,6 +208,7 @@ class PolicyResolver:
         decision = on_query(entry, now)
         source = Source.CACHE
         if decision.plan is QueryPlan.DISCOVER:
+            self.counters["cache_misses"] += 1
             await self._wait_for_discovery(domain)
             now = self.clock()
             entry = self._entries.get(domain)
@@ -205,8 +216,11 @@ class PolicyResolver:
             if decision.plan is QueryPlan.DISCOVER:  # still nothing: the discovery is slow
                 decision = type(decision)(QueryPlan.FAIL_OPEN)
             source = Source.FETCHED
-        elif decision.recheck or decision.refresh_mx:
-            self._start(domain, refresh=False)
+        else:
+            if decision.plan is QueryPlan.CACHED or decision.plan is QueryPlan.NEGATIVE:
+                self.counters["cache_hits"] += 1
+            if decision.recheck or decision.refresh_mx:
+                self._start(domain, refresh=False)
         plan = decision.plan
         if plan is QueryPlan.CACHED and entry is not None and entry.policy is not None:
             self.counters[f"queries_{source.value}"] += 1
@@ -337,15 +351,7 @@ class PolicyResolver:
     async def refresh_due(self) -> int:
         """Refresh every cached policy whose refresh time has come (bounded concurrency); how
         many were refreshed. The sweep calls this every ``refresh_interval``."""
-        now = self.clock()
-        due = [
-            domain
-            for domain, entry in self._entries.items()
-            if (when := refresh_at(entry, self.settings.rules)) is not None
-            and now >= when
-            and not (entry.failed_id == entry.policy_id and now < entry.retry_after)
-            and domain not in self._inflight
-        ]
+        due = self._due(self.clock())
         slots = asyncio.Semaphore(self.settings.refresh_concurrency)
 
         async def one(domain: str) -> None:
@@ -356,10 +362,47 @@ class PolicyResolver:
         self.counters["refreshes"] += len(due)
         return len(due)
 
+    def _due(self, now: float) -> list[str]:
+        """The domains whose proactive refresh is due now and not already running."""
+        return [
+            domain
+            for domain, entry in self._entries.items()
+            if (when := refresh_at(entry, self.settings.rules)) is not None
+            and now >= when
+            and not (entry.failed_id == entry.policy_id and now < entry.retry_after)
+            and domain not in self._inflight
+        ]
+
+    def refresh_backlog(self) -> int:
+        """How many cached policies are due for refresh and not yet being refreshed (a gauge: it
+        grows when the sweep cannot keep up or the policy hosts keep failing)."""
+        return len(self._due(self.clock()))
+
+    def discoveries_in_progress(self) -> int:
+        """How many domains are being discovered now (one discovery per domain at most)."""
+        return len(self._inflight)
+
+    def cached_policies(self) -> int:
+        """How many domains have a valid (non-expired) policy in memory."""
+        now = self.clock()
+        return sum(1 for entry in self._entries.values() if entry.policy is not None and entry.valid(now))
+
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.refresh_interval)
             await self.refresh_due()
+
+
+_RESULTS = {encode_reply(Status.NOTFOUND): "notfound"}
+
+
+def _result_of(reply: bytes) -> str:
+    """``ok``, ``notfound``, ``temp``, ``timeout`` or ``perm``: the status of a socketmap reply."""
+    known = _RESULTS.get(reply)
+    if known is not None:
+        return known
+    payload = reply[reply.index(b":") + 1 : -1]
+    return payload.split(b" ", 1)[0].decode("ascii", "replace").lower()
 
 
 def _answer_of(reply: bytes) -> Answer:
