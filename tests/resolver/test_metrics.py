@@ -228,7 +228,8 @@ async def test_a_client_that_says_close_gets_the_connection_closed(running: Runn
     await writer.drain()
     answer = await asyncio.wait_for(reader.read(), 5)  # to the end: the server must close
     writer.close()
-    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"ok\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"ok\n")
 
 
 def test_label_values_are_escaped() -> None:
