@@ -269,6 +269,17 @@ ReportersOption = Annotated[
     int,
     typer.Option("--reporters", min=0, help="Reporting organisations needed before enforce.", metavar="K"),
 ]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why the guard is overridden (recorded in the history).")
+]
+NameserverOption = Annotated[
+    str | None, typer.Option("--nameserver", help="Resolve through this server, IP[:PORT].", metavar="IP")
+]
+CaFileOption = Annotated[
+    Path | None, typer.Option("--ca-file", help="Trust the CAs in this PEM file instead of the system store.")
+]
+HttpsPortOption = Annotated[int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each lookup and fetch.")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,10 +348,27 @@ def _guard_mx(entry: DomainConfig | None, history: list[Served]) -> tuple[str, .
     return ()
 
 
+def _check_force(force: bool, reason: str | None) -> None:
+    """``--force`` and ``--reason`` of ``plan`` and ``apply``: together, and a reason that says something."""
+    if force != (reason is not None):
+        fail("--force and --reason TEXT go together: say why the guard is overridden", ExitCode.USAGE)
+    if reason is not None and not reason.strip():
+        fail("--reason: give a reason", ExitCode.USAGE)
+
+
+def _planned_names(known: _Known) -> list[str]:
+    """The domains ``plan`` and ``apply`` work on; a name neither configured nor ever published
+    is a usage error (a typo would otherwise plan the removal of nothing)."""
+    names = list(known.histories)
+    unknown = [n for n in names if known.config.domain(n) is None and not known.histories[n]]
+    if unknown:
+        fail(f"{', '.join(unknown)}: not in the configuration and never published", ExitCode.USAGE)
+    return names
+
+
 def _network_settings(nameserver: str | None, ca_file: Path | None, https_port: int, timeout: float) -> NetworkSettings:
     """The settings ``mtasts check`` builds from the same options, checked the same way."""
-    import ssl
-
+    from mtasts.cli.cafile import check_ca_file
     from mtasts.net.settings import NetworkSettings, parse_nameserver
 
     server = None
@@ -350,11 +378,7 @@ def _network_settings(nameserver: str | None, ca_file: Path | None, https_port: 
         except ValueError as exc:
             fail(f"--nameserver {nameserver!r}: {exc}", ExitCode.USAGE)
     if ca_file is not None:
-        try:
-            ssl.create_default_context(cafile=str(ca_file))
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            detail = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
-            fail(f"--ca-file {ca_file}: the certificates in it cannot be loaded: {detail}")
+        check_ca_file(ca_file)
     try:
         return NetworkSettings(nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port)
     except ValueError as exc:
@@ -404,19 +428,13 @@ def plan_command(
     db: DbOption = None,
     json_output: JsonOption = False,
     force: Annotated[bool, typer.Option("--force", help="Plan past a refusing guard (needs --reason).")] = False,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why the guard is overridden (recorded in the history).")
-    ] = None,
+    reason: ReasonOption = None,
     testing_days: TestingDaysOption = 14,
     reporters: ReportersOption = 2,
-    nameserver: Annotated[
-        str | None, typer.Option("--nameserver", help="Resolve through this server, IP[:PORT].", metavar="IP")
-    ] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option("--ca-file", help="Trust the CAs in this PEM file instead of the system store.")
-    ] = None,
-    https_port: Annotated[int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).")] = 443,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each lookup and fetch.")] = 10.0,
+    nameserver: NameserverOption = None,
+    ca_file: CaFileOption = None,
+    https_port: HttpsPortOption = 443,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
     """Compare the configuration with what is live and print the ordered steps, with reasons.
 
@@ -432,18 +450,12 @@ def plan_command(
     from mtasts.cli._run import run_async
     from mtasts.publish.rollout import Rules, plan_rollout
 
-    if force != (reason is not None):
-        fail("--force and --reason TEXT go together: say why the guard is overridden", ExitCode.USAGE)
-    if reason is not None and not reason.strip():
-        fail("--reason: give a reason", ExitCode.USAGE)
+    _check_force(force, reason)
     settings = _network_settings(nameserver, ca_file, https_port, timeout)
     now = datetime.now(UTC)
     rules = Rules(testing_days=testing_days, reporters=reporters)
     known = _read_known(config, db, domains or [], now, rules)
-    names = list(known.histories)
-    unknown = [n for n in names if known.config.domain(n) is None and not known.histories[n]]
-    if unknown:
-        fail(f"{', '.join(unknown)}: not in the configuration and never published", ExitCode.USAGE)
+    names = _planned_names(known)
     live = run_async(_gather_live(names, settings, now))
     plans = [
         plan_rollout(
@@ -577,19 +589,13 @@ def apply_command(
     db: DbOption = None,
     admin: AdminOption = None,
     force: Annotated[bool, typer.Option("--force", help="Apply past a refusing guard (needs --reason).")] = False,
-    reason: Annotated[
-        str | None, typer.Option("--reason", help="Why the guard is overridden (recorded in the history).")
-    ] = None,
+    reason: ReasonOption = None,
     testing_days: TestingDaysOption = 14,
     reporters: ReportersOption = 2,
-    nameserver: Annotated[
-        str | None, typer.Option("--nameserver", help="Resolve through this server, IP[:PORT].", metavar="IP")
-    ] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option("--ca-file", help="Trust the CAs in this PEM file instead of the system store.")
-    ] = None,
-    https_port: Annotated[int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).")] = 443,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each lookup and fetch.")] = 10.0,
+    nameserver: NameserverOption = None,
+    ca_file: CaFileOption = None,
+    https_port: HttpsPortOption = 443,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
     """Carry out the steps `plan` prints, in RFC 8461 §8 order, stopping at the first that fails.
 
@@ -613,10 +619,7 @@ def apply_command(
     from mtasts.store.errors import StoreError, UnsupportedDatabase
     from mtasts.store.store import ReportStore, default_db_url
 
-    if force != (reason is not None):
-        fail("--force and --reason TEXT go together: say why the guard is overridden", ExitCode.USAGE)
-    if reason is not None and not reason.strip():
-        fail("--reason: give a reason", ExitCode.USAGE)
+    _check_force(force, reason)
     settings = _network_settings(nameserver, ca_file, https_port, timeout)
     admin_address: ListenAddress | None = None
     if admin is not None and admin != "off":
@@ -624,10 +627,7 @@ def apply_command(
     now = datetime.now(UTC)
     rules = Rules(testing_days=testing_days, reporters=reporters)
     known = _read_known(config, db, domains or [], now, rules)
-    names = list(known.histories)
-    unknown = [n for n in names if known.config.domain(n) is None and not known.histories[n]]
-    if unknown:
-        fail(f"{', '.join(unknown)}: not in the configuration and never published", ExitCode.USAGE)
+    names = _planned_names(known)
     if admin_address is None and admin != "off":
         admin_address = known.config.server.admin
     dns_settings = known.config.dns
