@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ from mtasts.check.bulk import (
 from mtasts.check.domainlist import DomainList
 from mtasts.check.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_MX_HOSTS, DOMAIN_TIMEOUT_FACTOR, CheckLimits
 from mtasts.cli._run import run_async
+from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import THEME, console, print_json
 from mtasts.cli.text import plural
@@ -254,7 +254,7 @@ def check(
     if output is not None and not output.parent.is_dir():
         fail(f"cannot write {output}: the folder {output.parent} does not exist")
     if ca_file is not None:
-        _check_ca_file(ca_file)
+        check_ca_file(ca_file)
     server = None
     if nameserver is not None:
         try:
@@ -626,21 +626,6 @@ class _Run:
             f"[severity.warning]{counts[Severity.WARNING]} with warnings[/], "
             f"[severity.error]{counts[Severity.ERROR]} with errors[/]; results in {self.output}{skipped}"
         )
-
-
-def _check_ca_file(path: Path) -> None:
-    """A CA file that cannot be used is the user's setting, said once before anything is
-    checked: otherwise every policy host and MX would get a certificate finding for it."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        fail(f"--ca-file {path}: cannot read it: {exc.strerror or exc}")
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        fail(f"--ca-file {path}: not a PEM file of CA certificates (no '-----BEGIN CERTIFICATE-----' line)")
-    try:
-        ssl.create_default_context(cafile=str(path))
-    except (ssl.SSLError, ValueError) as exc:
-        fail(f"--ca-file {path}: the certificates in it cannot be loaded: {getattr(exc, 'reason', None) or exc}")
 
 
 def _ehlo_name() -> str:

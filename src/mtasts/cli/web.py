@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
@@ -112,7 +112,7 @@ def serve(
         except ValueError as exc:
             fail(f"--nameserver {nameserver!r}: {exc}", ExitCode.USAGE)
     if ca_file is not None:
-        _check_ca_file(ca_file)
+        check_ca_file(ca_file)
     try:
         network = NetworkSettings(
             nameserver=server,
@@ -184,16 +184,6 @@ def _log_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if debug else level)
         logger.propagate = False
-
-
-def _check_ca_file(path: Path) -> None:
-    """A CA file that cannot be used is said once at start, not as a finding on every check."""
-    try:
-        ssl.create_default_context(cafile=str(path))
-    except OSError as exc:
-        fail(f"--ca-file {path}: cannot read it: {exc.strerror or exc}")
-    except (ssl.SSLError, ValueError) as exc:
-        fail(f"--ca-file {path}: not a PEM file of CA certificates that can be loaded: {exc}")
 
 
 def _ehlo_name() -> str:
