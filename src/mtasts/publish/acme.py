@@ -56,7 +56,7 @@ from mtasts import __version__
 from mtasts.net.server import Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.certstore import CertificateDates, CertificateStore, write_private
 from mtasts.publish.config import AcmeSettings, Challenge, ListenAddress
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, serve_http
+from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
 from mtasts.publish.renewal import Backoff, RenewalDecision, decide
 
 if TYPE_CHECKING:
@@ -116,12 +116,6 @@ class ChallengeTokens:
             return len(self._tokens)
 
 
-def _host_name(header: str | None) -> str:
-    if not header:
-        return ""
-    return (header.rpartition(":")[0] if ":" in header and not header.startswith("[") else header).rstrip(".").lower()
-
-
 def answer_challenge(tokens: ChallengeTokens, request: HttpRequest) -> HttpResponse:
     """The port-80 listener's answer (pure apart from reading ``tokens``): the key authorization
     for a pending token asked for under the name it was issued for, ``404`` for anything else."""
@@ -130,7 +124,7 @@ def answer_challenge(tokens: ChallengeTokens, request: HttpRequest) -> HttpRespo
         return not_found
     token = request.path[len(CHALLENGE_PREFIX) :]
     pending = tokens.get(token) if token and "/" not in token else None
-    if pending is None or _host_name(request.header("host")) != pending[0]:
+    if pending is None or authority_name(request.header("host") or "") != pending[0]:
         return not_found
     return HttpResponse(
         200, pending[1].encode("ascii"), (("Content-Type", "application/octet-stream"),), label="acme-challenge"

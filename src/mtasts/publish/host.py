@@ -60,7 +60,7 @@ from cryptography.x509.oid import NameOID
 from mtasts.core.fetch import POLICY_PATH
 from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, serve_http
+from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
 from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
 from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot, build_snapshot
 
@@ -99,13 +99,6 @@ class ReloadOutcome:
         }
 
 
-def _authority_name(host: str) -> str:
-    """The host part of a ``Host`` header, compared like a DNS name (case, trailing dot)."""
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rpartition(":")[0].rstrip(".").lower() if ":" in host else host.rstrip(".").lower()
-
-
 def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: int) -> HttpResponse:
     """The answer to one request on the TLS connection whose SNI name is ``request.server_name``
     (pure: the serving rules of the module docstring)."""
@@ -115,7 +108,7 @@ def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: in
     if site is None:
         return HttpResponse(421, b"this name is not served now; open a new connection\n", close=True, label=label)
     host = request.header("host")
-    if host is None or _authority_name(host) != site.host:
+    if host is None or authority_name(host) != site.host:
         return HttpResponse(421, f"this connection serves {site.host} only\n".encode(), label=label)
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(

@@ -30,7 +30,16 @@ import h11
 
 from mtasts._version import __version__
 
-__all__ = ["App", "HttpLimits", "HttpRequest", "HttpResponse", "Observer", "RateLimiter", "serve_http"]
+__all__ = [
+    "App",
+    "HttpLimits",
+    "HttpRequest",
+    "HttpResponse",
+    "Observer",
+    "RateLimiter",
+    "authority_name",
+    "serve_http",
+]
 
 _READ_CHUNK = 16 * 1024
 _SERVER = f"mtasts/{__version__}"
@@ -242,3 +251,11 @@ def _next_cycle(connection: h11.Connection) -> bool:
         return False
     connection.start_next_cycle()
     return True
+
+
+def authority_name(host: str) -> str:
+    """The host part of a ``Host`` header, compared like a DNS name (case, trailing dot): the
+    policy host and the ACME challenge listener match names by it."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rpartition(":")[0].rstrip(".").lower() if ":" in host else host.rstrip(".").lower()
