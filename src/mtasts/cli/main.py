@@ -17,8 +17,7 @@ from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
     "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): "
-    "check, lint, generate, publish, report, resolver, web, lab.\n\n"
-    + EXIT_CODES_HELP
+    "check, lint, generate, publish, report, resolver, web, lab.\n\n" + EXIT_CODES_HELP
 )
 
 
