@@ -36,7 +36,6 @@ Names are normalised once (case, trailing dot, U-labels to A-labels), so ``Examp
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -52,6 +51,7 @@ from mtasts.core.hostname import check_host_name, check_mx_pattern, to_alabel
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode, Policy, parse_policy
 from mtasts.core.problems import ParseError
 from mtasts.core.tlsrpt_record import TlsRptRecord
+from mtasts.net.listen import ListenAddress, parse_address
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -135,44 +135,6 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class ListenAddress:
-    """An IP address and a port to listen on (port 0: any free port, for tests)."""
-
-    host: str
-    port: int
-
-    def to_text(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def is_loopback(self) -> bool:
-        return ipaddress.ip_address(self.host).is_loopback
-
-
-def parse_address(text: str) -> ListenAddress:
-    """``IPv4:PORT`` or ``[IPv6]:PORT`` → :class:`ListenAddress`; raises ``ValueError`` saying why."""
-    text = text.strip()
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            raise ValueError(f"{text!r} is not [IPv6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon or ":" in host:
-            raise ValueError(f"{text!r} is not HOST:PORT (write an IPv6 address in brackets: [::1]:8443)")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address (listen on addresses, e.g. 0.0.0.0:443 or [::]:443)") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise ValueError(f"{port_text!r} is not a port number (0 to 65535)")
-    if address.version == 6 and address.ipv4_mapped is not None:
-        raise ValueError(f"{host!r} is an IPv4-mapped address; write the IPv4 address itself")
-    return ListenAddress(str(address), int(port_text))
-
-
-@dataclass(frozen=True, slots=True)
 class HostLimits:
     """What one client may make the policy host do; the defaults are documented in docs/publish.md.
 
@@ -210,7 +172,7 @@ class ServerSettings:
 
     # a public policy host: every address of both families, on the port senders use (RFC 8461 §3.3)
     listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 443), ListenAddress("::", 443))  # noqa: S104
-    admin: ListenAddress | None = ListenAddress("127.0.0.1", 8461)
+    admin: ListenAddress | None = ListenAddress("127.0.0.1", 8461)  # noqa: RUF009 (frozen, so a shared default is safe)
     cache_max_age: int = 300
     access_log: bool = True
     certificate_cache: int = 1000

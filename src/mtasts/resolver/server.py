@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import shutil
@@ -24,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtasts.net.listen import parse_address
 from mtasts.net.server import DEFAULT_SERVER_LIMITS, Connections, Listener, ServerLimits, StreamServer, sanitize
 from mtasts.resolver.service import PolicyResolver
 from mtasts.resolver.socketmap import CLOSED, NEED_DATA, Malformed, SocketmapReader, Status, encode_reply
@@ -62,22 +62,8 @@ def parse_listen(text: str) -> ListenSpec:
         raise ValueError(f"{text!r} is not inet:HOST:PORT or unix:PATH")
     if kind == "unix":
         return ListenSpec(path=Path(rest))
-    if rest.startswith("["):
-        host, bracket, tail = rest[1:].partition("]")
-        if not bracket or not tail.startswith(":"):
-            raise ValueError(f"{text!r} is not inet:[IPv6]:PORT")
-        port_text = tail[1:]
-    else:
-        host, _, port_text = rest.rpartition(":")
-        if not host or ":" in host:
-            raise ValueError(f"{text!r} is not inet:HOST:PORT (an IPv6 address goes in brackets)")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{host!r} is not an IP address (e.g. inet:127.0.0.1:8461)") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
-        raise ValueError(f"{port_text!r} is not a port number (0 to 65535)")
-    return ListenSpec(host=str(address), port=int(port_text))
+    address = parse_address(rest)  # the policy host's reading of IPv4:PORT and [IPv6]:PORT
+    return ListenSpec(host=address.host, port=address.port)
 
 
 class SocketmapServer:
