@@ -1,0 +1,159 @@
+"""``mtasts publish plan`` and ``mtasts publish status``: the ordered steps of each domain's
+roll-out with their reasons, and where each domain stands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode
+from mtasts.cli.publish._common import (
+    CaFileOption,
+    ConfigOption,
+    DbOption,
+    HttpsPortOption,
+    JsonOption,
+    NameserverOption,
+    ReasonOption,
+    ReportersOption,
+    TestingDaysOption,
+    TimeoutOption,
+    check_force,
+    gather_live,
+    network_settings,
+    planned_names,
+    read_known,
+    when,
+)
+from mtasts.cli.text import plural
+
+if TYPE_CHECKING:
+    from mtasts.publish.rollout import DomainStatus, Plan
+
+
+def plan_command(
+    domains: Annotated[
+        list[str] | None, typer.Argument(help="Only these domains (default: every configured one).")
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    force: Annotated[bool, typer.Option("--force", help="Plan past a refusing guard (needs --reason).")] = False,
+    reason: ReasonOption = None,
+    testing_days: TestingDaysOption = 14,
+    reporters: ReportersOption = 2,
+    nameserver: NameserverOption = None,
+    ca_file: CaFileOption = None,
+    https_port: HttpsPortOption = 443,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Compare the configuration with what is live and print the ordered steps, with reasons.
+
+    For each domain: what its policy host serves (fetched as a sender fetches it), its _mta-sts
+    TXT record and MX records, against the configuration and the published history in --db.
+    The steps follow RFC 8461 §8: serve the new body, verify it from outside, only then publish
+    the new id in the TXT record, and confirm it. testing → enforce is refused before
+    --testing-days in testing with reports from --reporters organisations and no sts,
+    certificate or STARTTLS failures for the listed MX; max_age grows only after enforce has
+    been served for its old value. mode = "none" retires a domain. Nothing is changed
+    (`apply` comes next). Exit 0 planned, 1 a change is refused or cannot be planned, 2 usage,
+    3 the configuration or database cannot be read."""
+    from mtasts.cli._run import run_async
+    from mtasts.publish.rollout import Rules, plan_rollout
+
+    check_force(force, reason)
+    settings = network_settings(nameserver, ca_file, https_port, timeout)
+    now = datetime.now(UTC)
+    rules = Rules(testing_days=testing_days, reporters=reporters)
+    known = read_known(config, db, domains or [], now, rules)
+    names = planned_names(known)
+    live = run_async(gather_live(names, settings, now))
+    plans = [
+        plan_rollout(
+            name,
+            known.config.domain(name),
+            known.histories[name],
+            live[name],
+            now=now,
+            evidence=known.evidence.get(name),
+            rules=rules,
+            force_reason=reason,
+        )
+        for name in names
+    ]
+    if json_output:
+        typer.echo(json.dumps([p.to_dict() for p in plans], indent=2, ensure_ascii=False))
+    else:
+        for plan in plans:
+            typer.echo(_plan_text(plan))
+    raise typer.Exit(int(ExitCode.PROBLEMS if any(p.refusals for p in plans) else ExitCode.OK))
+
+
+def _plan_text(plan: Plan) -> str:
+    head = f"{plan.domain}: {plan.stage.value}"
+    if plan.target is not None and plan.target is not plan.stage:
+        head += f" → {plan.target.value}"
+    lines = []
+    if plan.nothing_to_do:
+        lines.append(f"{head}: nothing to do" + (f" (id {plan.policy_id})" if plan.policy_id else ""))
+    else:
+        lines.append(f"{head}")
+    lines.extend(f"  {refusal}" for refusal in plan.refusals)
+    for number, step in enumerate(plan.steps, 1):
+        lines.append(f"  {number}. {step.text}")
+        lines.append(f"     why: {step.reason}")
+    lines.extend(f"  note: {note}" for note in plan.notes)
+    return "\n".join(lines)
+
+
+def status_command(
+    domains: Annotated[list[str] | None, typer.Argument(help="Only these domains (default: all).")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    testing_days: TestingDaysOption = 14,
+    reporters: ReportersOption = 2,
+) -> None:
+    """Each domain's roll-out state, the guard values (days in testing, reporters, failures)
+    and what comes next and when, from the configuration, the history and the reports in --db
+    (no network: quick, and cron-able). Exit 0, 2 usage, 3 cannot read the configuration or
+    database."""
+    from mtasts.publish.rollout import Rules, domain_status
+
+    now = datetime.now(UTC)
+    rules = Rules(testing_days=testing_days, reporters=reporters)
+    known = read_known(config, db, domains or [], now, rules)
+    statuses = [
+        domain_status(name, known.config.domain(name), history, now=now, evidence=known.evidence.get(name), rules=rules)
+        for name, history in known.histories.items()
+    ]
+    if json_output:
+        typer.echo(json.dumps([s.to_dict() for s in statuses], indent=2, ensure_ascii=False))
+        return
+    for status in statuses:
+        typer.echo(_status_text(status))
+    stages: dict[str, int] = {}
+    for status in statuses:
+        stages[status.stage.value] = stages.get(status.stage.value, 0) + 1
+    counts = ", ".join(f"{n} {stage}" for stage, n in stages.items())
+    typer.echo(f"{plural(len(statuses), 'domain')}" + (f": {counts}" if counts else ""))
+
+
+def _status_text(status: DomainStatus) -> str:
+    current = status.current
+    head = f"{status.domain}: {status.stage.value}"
+    if current is not None:
+        head += f" since {when(current.since)} (id {current.policy_id}, max_age {current.max_age})"
+    if status.configured is not None and status.configured is not status.stage:
+        head += f"; configured: {status.configured.value}"
+    lines = [head]
+    if status.guards:
+        values = ", ".join(
+            f"{g.guard.value} {g.value}/{g.required}" + ("" if g.passed else " (not yet)") for g in status.guards
+        )
+        lines.append(f"  guards: {values}")
+    lines.append(f"  next: {status.next}" + (f", from {when(status.next_at)}" if status.next_at else ""))
+    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""``mtasts publish serve`` and ``mtasts publish reload``: the policy host and its reload."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.publish._common import (
+    AdminOption,
+    ConfigOption,
+    config_failed,
+    listen_address,
+    log_to_stderr,
+)
+from mtasts.cli.text import plural
+from mtasts.publish.config import Challenge, ConfigError, ListenAddress, default_config_path
+
+_SHOWN_UNSERVED = 10  # unserved domains named at start; the rest are counted
+
+
+def serve_command(
+    config: ConfigOption = None,
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--listen",
+            help="Listen on HOST:PORT ([IPv6]:PORT); repeatable; replaces [server] listen.",
+            metavar="ADDR",
+        ),
+    ] = None,
+    admin: AdminOption = None,
+) -> None:
+    """Serve https://mta-sts.<domain>/.well-known/mta-sts.txt for every configured domain.
+
+    The certificate is chosen by SNI; a name that is not configured with cert and key gets a TLS
+    alert (unrecognized_name), never a policy. SIGHUP or `mtasts publish reload` re-reads the
+    configuration, bodies and certificates without dropping a connection; a configuration with
+    any problem is refused and the previous state kept. One access-log line per request on
+    stderr; metrics on the admin listener (GET /metrics, /healthz). With an [acme] section,
+    domains without cert and key get certificates from the ACME CA (HTTP-01 on [acme] listen,
+    port 80), renewed at two thirds of their lifetime and served without a restart."""
+    import asyncio
+    import signal
+
+    from mtasts.cli._run import run_async
+    from mtasts.publish.host import PolicyHost
+    from mtasts.publish.snapshot import load_snapshot
+
+    path = config or default_config_path()
+    addresses = [listen_address(text, "--listen") for text in listen or []]
+    admin_address: ListenAddress | bool | None = True
+    if admin is not None:
+        admin_address = None if admin == "off" else listen_address(admin, "--admin")
+    try:
+        snapshot = load_snapshot(path)
+    except ConfigError as exc:
+        config_failed(exc)
+    unserved = snapshot.unserved
+    for name, why in unserved[:_SHOWN_UNSERVED]:
+        sys.stderr.write(f"mtasts: warning: {name}: not served ({why}): its policy host gets no policy\n")
+    if len(unserved) > _SHOWN_UNSERVED:
+        more = plural(len(unserved) - _SHOWN_UNSERVED, "more domain")
+        sys.stderr.write(f"mtasts: warning: and {more} not served (no certificate yet)\n")
+    acme = snapshot.config.acme
+    if acme is not None and acme.challenge is not Challenge.HTTP_01:
+        fail(f"[acme] challenge = {acme.challenge.value!r} is not available yet; use 'http-01'", ExitCode.USAGE)
+    log_to_stderr()
+    host = PolicyHost(
+        snapshot,
+        loader=lambda generation: load_snapshot(path, generation=generation),
+        listen=addresses or None,
+        admin=admin_address,
+    )
+
+    async def run() -> None:
+        await host.start()
+        manager = None
+        if acme is not None:
+            from mtasts.publish.acme import AcmeManager, managed_hosts
+
+            manager = AcmeManager(host)
+            try:
+                await manager.start()
+            except BaseException:
+                await host.stop()
+                raise
+            challenge = ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+            sys.stderr.write(
+                f"mtasts: ACME: {plural(len(managed_hosts(host)), 'domain')} from {acme.directory}, "
+                f"http-01 on {challenge}; certificates in {acme.storage}\n"
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[object]] = set()
+
+        def reload() -> None:
+            task: asyncio.Task[object] = loop.create_task(host.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        where = ", ".join(f"https://{a.to_text()}" for a in host.bound)
+        admin_text = f"admin http://{host.admin_bound.to_text()}" if host.admin_bound else "no admin listener"
+        sys.stderr.write(
+            f"mtasts: serving {plural(len(host.snapshot.sites), 'domain')} on {where}; {admin_text}; "
+            f"pid {os.getpid()} (reload: SIGHUP or mtasts publish reload; stop: Ctrl-C)\n"
+        )
+        sys.stderr.flush()
+        try:
+            await stop.wait()
+        finally:
+            if manager is not None:
+                await manager.stop()
+            await host.stop()
+
+    try:
+        run_async(run())
+    except OSError as exc:
+        wanted = ", ".join(a.to_text() for a in (*host.listen, *(acme.listen if acme is not None else ())))
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == 13 else ""
+        fail(f"cannot listen on {wanted}: {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
+
+
+def reload_command(
+    config: ConfigOption = None,
+    admin: AdminOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for the answer.")] = 60.0,
+) -> None:
+    """Make the running `mtasts publish serve` re-read its configuration, bodies and certificates.
+
+    Asks its admin listener (POST /reload; the address comes from --admin or the configuration's
+    [server] admin) and says whether the new state is served or, if not, every problem (the
+    host then keeps serving the previous state). Exit 0 reloaded, 2 the configuration has
+    problems, 3 a file cannot be read or the host cannot be reached."""
+    from mtasts.publish.snapshot import read_config
+
+    if admin is not None:
+        if admin == "off":
+            fail("--admin off: reload needs the admin listener's address", ExitCode.USAGE)
+        address = listen_address(admin, "--admin")
+    else:
+        try:
+            settings = read_config(config or default_config_path())
+        except ConfigError as exc:
+            config_failed(exc)
+        if settings.server.admin is None:
+            fail("[server] admin is off: send SIGHUP to the serve process instead", ExitCode.USAGE)
+        address = settings.server.admin
+    connection = http.client.HTTPConnection(address.host, address.port, timeout=timeout)
+    try:
+        connection.request("POST", "/reload", headers={"Content-Length": "0"})
+        response = connection.getresponse()
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        fail(
+            f"cannot reach the admin listener at http://{address.to_text()}: {detail}; "
+            "is `mtasts publish serve` running?",
+            ExitCode.CANNOT_RUN,
+        )
+    finally:
+        connection.close()
+    try:
+        outcome = json.loads(raw)
+        ok, generation, served = bool(outcome["ok"]), int(outcome["generation"]), int(outcome["served"])
+    except (ValueError, KeyError, TypeError):
+        fail(f"unexpected answer from http://{address.to_text()}/reload: HTTP {response.status}", ExitCode.CANNOT_RUN)
+    if ok:
+        typer.echo(f"reloaded: generation {generation}, {plural(served, 'domain')} served")
+        return
+    for line in outcome.get("problems", []):
+        sys.stderr.write(f"mtasts: error: {line}\n")
+    sys.stderr.write(f"mtasts: error: reload refused: still serving generation {generation}\n")
+    sys.stderr.flush()
+    raise typer.Exit(int(ExitCode.CANNOT_RUN if outcome.get("unreadable") else ExitCode.USAGE))

@@ -1,0 +1,226 @@
+"""What the ``mtasts resolver`` commands share: their options, the network and resolver settings,
+the overrides file and the cache store."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.text import plural
+from mtasts.net.settings import NetworkSettings, parse_nameserver
+
+if TYPE_CHECKING:
+    from mtasts.resolver.service import PolicyResolver, ResolverSettings
+    from mtasts.resolver.store import PolicyStore
+
+
+_NETWORK = "Network"
+_TESTING = "For testing (the lab)"
+DEFAULT_LISTEN = "inet:127.0.0.1:8461"
+
+Nameserver = Annotated[
+    str | None,
+    typer.Option(
+        "--nameserver",
+        help="Resolve through this server, IP[:PORT], instead of the system resolver.",
+        rich_help_panel=_NETWORK,
+    ),
+]
+CaFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file", help="Trust the CAs in this PEM file instead of the system store.", rich_help_panel=_NETWORK
+    ),
+]
+Timeout = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, help="Seconds allowed for each lookup and fetch.", rich_help_panel=_NETWORK),
+]
+RefusePrivate = Annotated[
+    bool,
+    typer.Option(
+        "--refuse-private",
+        help="Never fetch a policy from an address that is not globally reachable.",
+        rich_help_panel=_NETWORK,
+    ),
+]
+HttpsPort = Annotated[
+    int,
+    typer.Option(
+        "--https-port", min=1, max=65535, help="Fetch policies on this port (RFC 8461: 443).", rich_help_panel=_TESTING
+    ),
+]
+StrictTesting = Annotated[
+    bool,
+    typer.Option("--strict-testing", help="Enforce 'testing' policies too (RFC 8461 says not to)."),
+]
+OverridesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--overrides",
+        help="Per-domain overrides (force-none, force-enforce, pin) from this TOML file; serve re-reads it on SIGHUP.",
+        show_default=False,
+    ),
+]
+Db = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="The SQLite cache file [default: resolver-cache.sqlite3 in the user data directory].",
+        show_default=False,
+    ),
+]
+RedisUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        help="Share the cache through Redis at this URL (redis://HOST:PORT/DB) instead of the SQLite file.",
+        show_default=False,
+    ),
+]
+RedisPrefix = Annotated[str, typer.Option("--redis-prefix", help="The prefix of the resolver's Redis keys.")]
+FailOpenTemp = Annotated[
+    bool,
+    typer.Option(
+        "--fail-open-temp",
+        help="Answer TEMP (the mail waits) instead of NOTFOUND when nothing is cached and DNS or HTTPS fail.",
+    ),
+]
+
+
+def default_db_path(environ: dict[str, str] | None = None) -> Path:
+    """``resolver-cache.sqlite3`` in the user data directory (``$XDG_DATA_HOME/mtasts`` on Linux)."""
+    from platformdirs import user_data_path
+
+    environ = dict(os.environ) if environ is None else environ
+    xdg = environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) / "mtasts" if xdg else user_data_path("mtasts", appauthor=False)
+    return base / "resolver-cache.sqlite3"
+
+
+def network_settings(
+    nameserver: str | None, ca_file: Path | None, timeout: float, https_port: int, refuse_private: bool
+) -> NetworkSettings:
+    server = None
+    if nameserver is not None:
+        try:
+            server = parse_nameserver(nameserver)
+        except ValueError as exc:
+            fail(f"--nameserver: {exc}", ExitCode.USAGE)
+    if ca_file is not None and not ca_file.is_file():
+        fail(f"--ca-file: {ca_file} is not a file", ExitCode.USAGE)
+    return NetworkSettings(
+        nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port, allow_private=not refuse_private
+    )
+
+
+def resolver_settings(strict_testing: bool, fail_open_temp: bool, timeout: float) -> ResolverSettings:
+    from mtasts.resolver.answers import AnswerSettings
+    from mtasts.resolver.service import ResolverSettings
+
+    return ResolverSettings(
+        answers=AnswerSettings(strict_testing=strict_testing),
+        fail_open_temp=fail_open_temp,
+        answer_timeout=max(1.0, timeout * 1.5),
+    )
+
+
+def load_overrides(path: Path) -> dict[str, Any]:
+    from mtasts.resolver.overrides import OverrideError, parse_overrides
+
+    try:
+        return dict(parse_overrides(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        fail(f"--overrides: cannot read {path}: {exc.strerror or exc}", ExitCode.USAGE)
+    except (OverrideError, UnicodeDecodeError) as exc:
+        fail(f"--overrides: {path}: {exc}", ExitCode.USAGE)
+
+
+def reload_overrides(resolver: PolicyResolver, path: Path) -> None:
+    """SIGHUP: re-read the overrides file; a broken file keeps the overrides in force (logged)."""
+    import logging
+
+    from mtasts.resolver.overrides import OverrideError, parse_overrides
+
+    log = logging.getLogger("mtasts.resolver")
+    try:
+        resolver.overrides = parse_overrides(path.read_text(encoding="utf-8"))
+    except (OSError, OverrideError, UnicodeDecodeError) as exc:
+        log.error("overrides %s not reloaded, the previous ones stay in force: %s", path, exc)
+        return
+    log.info("overrides reloaded from %s: %s", path, plural(len(resolver.overrides), "domain"))
+
+
+def open_store(db: Path | None, redis_url: str | None, redis_prefix: str) -> tuple[PolicyStore, str]:
+    """The persistent store the options name, and how to show it."""
+    from mtasts.resolver.redis_store import RedisStore
+    from mtasts.resolver.store import SqliteStore
+
+    if redis_url is not None and db is not None:
+        fail("--redis: choose one of --redis and --db", ExitCode.USAGE)
+    if redis_url is not None:
+        if not redis_prefix:
+            fail("--redis-prefix: must not be empty", ExitCode.USAGE)
+        where = f"Redis {redis_url.rpartition('@')[2]}, prefix {redis_prefix}"
+        return RedisStore(redis_url, prefix=redis_prefix), where
+    path = db or default_db_path()
+    return SqliteStore(path), str(path)
+
+
+def with_store(db: Path | None, redis_url: str | None, redis_prefix: str, work: Any) -> Any:
+    """Run ``work(store)`` on the named store; a store failure is one line, exit 3."""
+    from mtasts.cli._run import run_async
+    from mtasts.resolver.store import StoreError
+
+    if redis_url is None:
+        path = db or default_db_path()
+        if not path.is_file():
+            fail(f"--db: {path} does not exist (no daemon has used it)")
+    store, _ = open_store(db, redis_url, redis_prefix)
+
+    async def run() -> Any:
+        try:
+            return await work(store)
+        finally:
+            with contextlib.suppress(StoreError):
+                await store.close()
+
+    try:
+        return run_async(run())
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def entry_row(entry: Any, now: float) -> dict[str, Any]:
+    """One cache entry as the JSON of ``cache list``/``show`` (keys are a public contract)."""
+    policy = entry.policy
+    if entry.valid(now):
+        state = "policy"
+    elif now < entry.negative_until:
+        state = "no-policy"
+    elif now < entry.fail_open_until:
+        state = "failing"
+    else:
+        state = "expired"
+    return {
+        "domain": entry.domain,
+        "state": state,
+        "mode": None if policy is None else policy.mode.value,
+        "id": entry.policy_id,
+        "mx": [] if policy is None else list(policy.mx),
+        "fetched": fmt_time(entry.fetched_at) if policy is not None else None,
+        "expires": fmt_time(entry.expires_at) if policy is not None else None,
+        "next_txt_check": fmt_time(entry.txt_next_check) if entry.txt_next_check else None,
+        "mx_hosts": list(entry.mx_hosts),
+        "last_error": entry.last_error or None,
+    }
+
+
+def fmt_time(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
