@@ -85,7 +85,9 @@ class Pebble:
                 self.process.wait(10)
 
 
-def start_pebble(directory: Path, *, http_port: int, dns_server: str, validity: int) -> Pebble:
+def start_pebble(
+    directory: Path, *, http_port: int, dns_server: str, validity: int, tls_port: int | None = None
+) -> Pebble:
     """Start Pebble with its files under ``directory``; wait until its directory answers."""
     binary = require_pebble()
     directory.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ def start_pebble(directory: Path, *, http_port: int, dns_server: str, validity: 
                     "certificate": str(cert),
                     "privateKey": str(key),
                     "httpPort": http_port,
-                    "tlsPort": free_port(),
+                    "tlsPort": free_port() if tls_port is None else tls_port,  # where tls-alpn-01 is validated
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
                     "certificateValidityPeriod": validity,

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from typer.testing import CliRunner
 
-from mtasts.cli.main import app
 from mtasts.publish.acme import AcmeManager
 from mtasts.publish.certstore import CertificateStore
 from mtasts.publish.config import ConfigError, ListenAddress, parse_config
@@ -136,12 +134,3 @@ def test_acme_listen_and_ca_file_are_read_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config('[acme]\nlisten = ["example.com:80"]\nca_file = 3\n', tmp_path / "publish.toml")
     assert [(p.key, p.line) for p in caught.value.problems] == [("acme.listen", 2), ("acme.ca_file", 3)]
-
-
-def test_tls_alpn_01_is_refused_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
-    config = acme_config(tmp_path, challenge="tls-alpn-01")
-    result = runner.invoke(app, ["publish", "serve", "--config", str(config)])
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
-        "mtasts: error: [acme] challenge = 'tls-alpn-01' is not available yet; use 'http-01'"
-    )

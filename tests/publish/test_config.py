@@ -127,6 +127,17 @@ def test_from_dns_is_recorded_not_resolved() -> None:
         ),
         ('[acme]\nchallenge = "dns-01"\n' + DOMAIN, "acme.challenge", 2, "'dns-01' is not a supported challenge"),
         ("[sever]\n" + DOMAIN, "sever", None, "unknown section or key"),
+        (
+            '[report]\npath = "/.well-known/mta-sts.txt"\n' + DOMAIN,
+            "report.path",
+            2,
+            "/.well-known/mta-sts.txt is the policy's or the ACME challenges' path",
+        ),
+        ('[report]\npath = "v1/report"\n' + DOMAIN, "report.path", 2, "'v1/report' is not a URL path"),
+        ('[report]\naccept = "all"\n' + DOMAIN, "report.accept", 2, "'all' is not a choice"),
+        ("[report]\nmax_body = 10\n" + DOMAIN, "report.max_body", 2, "10 is out of range"),
+        ('[report]\nbody_timeout = "slow"\n' + DOMAIN, "report.body_timeout", 2, None),
+        ("[report]\nstore = 5\n" + DOMAIN, "report.store", 2, "must be a database URL or a SQLite file path"),
     ],
 )
 def test_each_problem_names_its_key_and_line(text: str, key: str, line: int | None, message: str | None) -> None:
@@ -198,3 +209,19 @@ def test_listen_addresses(text: str, expected: ListenAddress) -> None:
 def test_bad_listen_addresses(text: str) -> None:
     with pytest.raises(ValueError, match=r"is not|IPv4-mapped"):
         parse_address(text)
+
+
+def test_report_section_defaults_and_a_store_relative_to_the_file() -> None:
+    from mtasts.publish.config import ReportAccept, ReportSettings
+
+    assert parse_config(DOMAIN, FILE).report is None
+    report = parse_config("[report]\n" + DOMAIN, FILE).report
+    assert report == ReportSettings()
+    assert (report.path, report.store, report.accept) == ("/v1/report", None, ReportAccept.CONFIGURED)
+    report = parse_config('[report]\nstore = "db/mtasts.sqlite3"\naccept = "any"\nburst = 5\n' + DOMAIN, FILE).report
+    assert report is not None
+    assert report.store == "/etc/mtasts/db/mtasts.sqlite3"
+    assert (report.accept, report.burst) == (ReportAccept.ANY, 5)
+    url = parse_config('[report]\nstore = "postgresql://mtasts@db/mtasts"\n' + DOMAIN, FILE).report
+    assert url is not None
+    assert url.store == "postgresql://mtasts@db/mtasts"

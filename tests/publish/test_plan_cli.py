@@ -219,3 +219,93 @@ def test_status_without_a_database_is_every_domain_in_draft(runner: CliRunner, t
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == f"{DOMAIN}: draft; configured: testing"
     assert not (tmp_path / "none.db").exists()  # a read creates no database
+
+
+@pytest.mark.lab
+async def test_enforce_is_refused_when_the_live_inspection_finds_an_mx_enforce_would_block(tmp_path: Path) -> None:
+    """Twenty clean days, two reporters: every report guard passes, but the MX now presents an
+    expired certificate; the inspector, probing it as a sender would under the enforce body,
+    predicts that mail to it would be refused, and plan says so with the finding's code."""
+    import datetime as dt
+
+    from mtasts.lab.certs import LabCertificates
+    from mtasts.lab.plan import SmtpHost
+    from mtasts.lab.scenarios import CertKind
+    from mtasts.lab.smtp import Mailboxes, SmtpServer
+
+    certs = LabCertificates(now=dt.datetime.now(UTC))
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_bytes(certs.ca_pem)
+    private_key, chain = certs.leaf(CertKind.GOOD, f"mta-sts.{DOMAIN}")
+    (tmp_path / "key.pem").write_bytes(private_key)
+    (tmp_path / "cert.pem").write_bytes(chain)
+    hosts = iter(random_network().hosts())
+    ns_address, web_address, mx_address = (str(next(hosts)) for _ in range(3))
+    config = tmp_path / "publish.toml"
+    config.write_text(config_text(web_address, 86400))
+    db = tmp_path / "mtasts.sqlite3"
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+    record_history(db, Served(DOMAIN, LIVE_ID, body(86400), Mode.TESTING, 86400, since))
+    reports = [
+        {
+            "organization-name": org,
+            "date-range": {
+                "start-datetime": (since + timedelta(days=n)).strftime("%Y-%m-%dT00:00:00Z"),
+                "end-datetime": (since + timedelta(days=n)).strftime("%Y-%m-%dT23:59:59Z"),
+            },
+            "contact-info": "tlsrpt@reporter.example",
+            "report-id": f"{org}-{n}",
+            "policies": [
+                {
+                    "policy": {"policy-type": "sts", "policy-domain": DOMAIN, "policy-string": [], "mx-host": [MX]},
+                    "summary": {"total-successful-session-count": 10, "total-failure-session-count": 0},
+                }
+            ],
+        }
+        for n in range(1, 20)
+        for org in ("Reporter One", "Reporter Two")
+    ]
+    with ReportStore(f"sqlite:///{db}") as store:
+        store.add_reports([parse_report(json.dumps(r).encode()) for r in reports], source="test", now=since)
+    records = [
+        Record(f"{DOMAIN}.", "SOA", f"ns.{DOMAIN}. hostmaster.{DOMAIN}. 1 3600 600 86400 60"),
+        Record(f"{DOMAIN}.", "NS", f"ns.{DOMAIN}."),
+        Record(f"ns.{DOMAIN}.", "A", ns_address),
+        Record(f"{DOMAIN}.", "MX", f"10 {MX}."),
+        Record(f"{MX}.", "A", mx_address),
+        Record(f"mta-sts.{DOMAIN}.", "A", web_address),
+        Record(f"_mta-sts.{DOMAIN}.", "TXT", f'"v=STSv1; id={LIVE_ID}"'),
+    ]
+    dns = DnsServer(Zone(DOMAIN, records), ns_address)
+    smtp = SmtpServer(
+        [SmtpHost(MX, mx_address)], lambda host: certs.server_context(CertKind.EXPIRED, host.name), Mailboxes()
+    )
+    host = PolicyHost(load_snapshot(config), loader=lambda generation: load_snapshot(config, generation=generation))
+    try:
+        await dns.start()
+        await smtp.start()
+        await host.start()
+        port = host.bound[0].port
+        config.write_text(config_text(web_address, 86400, mode="enforce"))
+        code, out = await run_plan(tmp_path, config, db, dns, port, "--smtp-port", str(smtp.port))
+        assert code == 1, out
+        assert out.splitlines() == [
+            f"{DOMAIN}: testing → enforce",
+            "  testing → enforce refused: the live inspection predicts that enforce would block mail to "
+            f"{MX} (would skip it: {out.split('(would skip it: ', 1)[1].split(')')[0]}) [mx-cert-expired]",
+        ]
+        assert "expired" in out.splitlines()[1]
+        code, data = await run_plan(tmp_path, config, db, dns, port, "--smtp-port", str(smtp.port), "--json")
+        (plan,) = json.loads(data)
+        assert {g["guard"]: g["passed"] for g in plan["guards"]} == {
+            "testing-days": True,
+            "reporters": True,
+            "failures": True,
+            "live-mx": True,
+            "live-check": False,
+        }
+        assert plan["steps"] == []
+    finally:
+        await host.stop()
+        await smtp.stop()
+        await dns.stop()

@@ -11,14 +11,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from mtasts.core.findings import Finding
 from mtasts.core.policy import Mode, Policy
+from mtasts.core.problems import Severity
 from mtasts.core.tlsrpt_report import FailureRow, PolicyRow
+from mtasts.core.verdict import MxState, sender_verdict, unknown_verdict
 from mtasts.publish.config import DomainConfig
 from mtasts.publish.history import MemoryPublishHistory, Served
 from mtasts.publish.rollout import (
     Action,
     Evidence,
     Guard,
+    LiveInspection,
     LiveState,
     Rules,
     Stage,
@@ -27,6 +31,7 @@ from mtasts.publish.rollout import (
     evidence_window,
     mint_id,
     plan_rollout,
+    retire_entry,
     retire_safe_at,
     stage_of,
 )
@@ -58,13 +63,28 @@ def history_of(*entries: Served) -> list[Served]:
     return history.entries(DOMAIN)
 
 
-def live(served_body: bytes | None, policy_id: str | None, mx: tuple[str, ...] | None = MX) -> LiveState:
+def inspection(*states: MxState, blocking: tuple[Finding, ...] = ()) -> LiveInspection:
+    """The inspector's prediction as the CLI builds it: the core's sender verdict under enforce."""
+    enforced = Policy(mode=Mode.ENFORCE, max_age=86400, mx=MX)
+    return LiveInspection(sender_verdict(enforced, states), blocking)
+
+
+CLEAN = inspection(*(MxState(host, reachable=True, tls_valid=True) for host in MX))
+
+
+def live(
+    served_body: bytes | None,
+    policy_id: str | None,
+    mx: tuple[str, ...] | None = MX,
+    inspected: LiveInspection | None = CLEAN,
+) -> LiveState:
     records = () if policy_id is None else (f"v=STSv1; id={policy_id}",)
     return LiveState(
         served_body=served_body,
         fetch_error="" if served_body is not None else "connection refused",
         sts_records=records,
         mx_hosts=mx,
+        inspection=inspected,
     )
 
 
@@ -260,6 +280,68 @@ def test_a_live_mx_missing_from_the_policy_blocks_enforce() -> None:
     assert "mx3.example.com" in plan.refusals[0]
 
 
+def enforce_ready(inspected: LiveInspection | None) -> list[object]:
+    """The guards that refuse enforce on day 20 with clean reports, given the live inspection."""
+    history = history_of(served("20261201T120000", T0))
+    now = T0 + 20 * DAY
+    evidence = clean_evidence(now, history, "Google", "Microsoft")
+    state = live(body(), "20261201T120000", inspected=inspected)
+    plan = plan_rollout(DOMAIN, entry("enforce"), history, state, now=now, evidence=evidence)
+    failed = [g for g in plan.guards if not g.passed]
+    assert bool(failed) == bool(plan.refusals)
+    assert (plan.steps == ()) == bool(failed)
+    return failed
+
+
+def test_the_live_inspection_passes_enforce_when_every_listed_mx_validates() -> None:
+    assert enforce_ready(CLEAN) == []
+
+
+def test_an_mx_with_a_bad_certificate_in_the_live_inspection_blocks_enforce() -> None:
+    expired = Finding(
+        "mx-cert-expired",
+        Severity.ERROR,
+        "mx2.example.com (192.0.2.2): the certificate expired",
+        "Renew the certificate of mx2.example.com.",
+        "mx2.example.com",
+    )
+    states = (MxState(MX[0], True, True), MxState(MX[1], True, False, "the certificate expired"))
+    (guard,) = enforce_ready(inspection(*states, blocking=(expired,)))
+    assert guard.guard is Guard.LIVE_CHECK  # type: ignore[attr-defined]
+    assert guard.value == 1  # type: ignore[attr-defined]
+    assert guard.message == (  # type: ignore[attr-defined]
+        "the live inspection predicts that enforce would block mail to "
+        "mx2.example.com (would skip it: the certificate expired) [mx-cert-expired]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("inspected", "message"),
+    [
+        (None, "the live inspection of the MX did not run"),
+        (
+            LiveInspection(unknown_verdict("not known: the nameserver this check uses does not answer")),
+            "the live inspection could not tell: not known: the nameserver this check uses does not answer",
+        ),
+        (
+            inspection(MxState(MX[0], True, True)),  # mx2 was never probed (time budget)
+            "the live inspection predicts that enforce would block mail to mx2.example.com (not probed)",
+        ),
+        (
+            inspection(MxState(MX[0], True, True), MxState(MX[1], False, False, "no address")),
+            "the live inspection predicts that enforce would block mail to "
+            "mx2.example.com (would skip it: unreachable)",
+        ),
+    ],
+)
+def test_what_the_live_inspection_does_not_know_holds_enforce_back(
+    inspected: LiveInspection | None, message: str
+) -> None:
+    (guard,) = enforce_ready(inspected)
+    assert guard.guard is Guard.LIVE_CHECK  # type: ignore[attr-defined]
+    assert guard.message == message  # type: ignore[attr-defined]
+
+
 def test_force_with_a_reason_overrides_and_is_carried_into_the_record_step() -> None:
     history = history_of(served("20261201T120000", T0))
     plan = plan_rollout(
@@ -340,8 +422,40 @@ def test_retiring_serves_none_then_waits_out_the_longest_max_age_then_deletes() 
 
     done = plan_rollout(DOMAIN, retire, history, live(body("none"), none.policy_id), now=T0 + 7 * DAY)
     assert actions(done) == [Action.DELETE_RECORDS, Action.STOP_SERVING]
+    assert done.target is Stage.REMOVED
+    delete = done.steps[0]
+    assert delete.record is not None
+    assert delete.record.to_zone_line() == f'_mta-sts.{DOMAIN}. 3600 IN TXT "v=STSv1; id={none.policy_id}"'
+    assert delete.text == f"delete the TXT record at _mta-sts.{DOMAIN}: {delete.record.to_zone_line()}"
+    assert f"_smtp._tls.{DOMAIN} is not mtasts's" in done.steps[1].reason
     deleted = plan_rollout(DOMAIN, retire, history, live(body("none"), None), now=T0 + 7 * DAY)
     assert actions(deleted) == [Action.STOP_SERVING]
+
+    # taken out of the configuration once the wait is over: the removal goes on
+    out = plan_rollout(DOMAIN, None, history, live(body("none"), none.policy_id), now=T0 + 7 * DAY)
+    assert actions(out) == [Action.DELETE_RECORDS, Action.STOP_SERVING]
+    # taken out too early: nothing is planned, and the plan says to put it back
+    early = plan_rollout(DOMAIN, None, history, live(body("none"), none.policy_id), now=T0 + 6 * DAY)
+    assert early.steps == ()
+    assert 'may hold an earlier policy until 2026-12-08 12:00 UTC; put it back with mode = "none"' in early.notes[0]
+
+    # removed: the history's last body has ended; a leftover entry is only a note
+    removed = MemoryPublishHistory()
+    for item in history:
+        removed.record(item)
+    removed.end(DOMAIN, T0 + 7 * DAY)
+    after = plan_rollout(DOMAIN, retire, removed.entries(DOMAIN), live(None, None), now=T0 + 8 * DAY)
+    assert after.stage is Stage.REMOVED
+    assert after.steps == ()
+    assert after.notes == (f"{DOMAIN} was removed on 2026-12-08 12:00 UTC: remove it from the configuration",)
+
+
+def test_the_retiring_entry_is_mode_none_with_a_short_max_age_and_the_same_mx() -> None:
+    retiring = retire_entry(entry("enforce", max_age=604800))
+    assert (retiring.mode, retiring.max_age, retiring.mx) == (Mode.NONE, 86400, MX)
+    assert retiring.body == body("none", 86400)
+    assert retire_entry(entry("testing", max_age=3600)).max_age == 3600  # already shorter: kept
+    assert retire_entry(entry(), Rules(retire_max_age=600)).max_age == 600
 
 
 def test_retiring_a_domain_never_published_has_nothing_to_wait_for() -> None:

@@ -140,6 +140,9 @@ class Listener:
     handler: Handler
     tls: ssl.SSLContext | None = None
     name: str = ""
+    # asked with the accepted socket, before any byte is read, for another context than ``tls``
+    # (None: ``tls``); it may peek (MSG_PEEK) but not read: TLS-ALPN-01 (mtasts.publish.alpn)
+    choose_tls: Callable[[socket.socket], Awaitable[ssl.SSLContext | None]] | None = None
 
 
 class Connections:
@@ -346,6 +349,9 @@ class StreamServer:
         # The callback only hands the writer back: the handler runs in this task. It must not
         # be None, or StreamWriter.start_tls would think this is the client side.
         protocol = asyncio.StreamReaderProtocol(reader, lambda _reader, writer: opened.append(writer))
+        tls = listener.tls
+        if tls is not None and listener.choose_tls is not None:
+            tls = await listener.choose_tls(conn) or tls
         # From here the transport owns the socket (both asyncio and uvloop take it before
         # their first await) and closes it, whatever happens next.
         handed_over.append(True)
@@ -354,7 +360,7 @@ class StreamServer:
                 await loop.connect_accepted_socket(lambda: protocol, conn)
             else:
                 await loop.connect_accepted_socket(
-                    lambda: protocol, conn, ssl=listener.tls, ssl_handshake_timeout=self.limits.handshake_timeout
+                    lambda: protocol, conn, ssl=tls, ssl_handshake_timeout=self.limits.handshake_timeout
                 )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
             step = "TLS handshake" if listener.tls is not None else "connection set-up"

@@ -1,4 +1,5 @@
-"""Built-in ACME (RFC 8555) for the policy host: a certificate per ``mta-sts.<domain>``, by HTTP-01.
+"""Built-in ACME (RFC 8555) for the policy host: a certificate per ``mta-sts.<domain>``, by HTTP-01
+or TLS-ALPN-01 (RFC 8737: answered on the policy listeners, see :mod:`mtasts.publish.alpn`).
 
 Three parts, each small:
 
@@ -54,6 +55,7 @@ from josepy import jwa, jwk
 
 from mtasts import __version__
 from mtasts.net.server import Listener, ServerLimits, StreamServer, sanitize
+from mtasts.publish.alpn import AlpnChallenges
 from mtasts.publish.certstore import CertificateDates, CertificateStore, write_private
 from mtasts.publish.config import AcmeSettings, Challenge, ListenAddress
 from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
@@ -72,6 +74,7 @@ __all__ = [
     "ChallengeTokens",
     "Issuer",
     "TickReport",
+    "TlsAlpn01",
     "answer_challenge",
     "managed_hosts",
 ]
@@ -134,6 +137,26 @@ def answer_challenge(tokens: ChallengeTokens, request: HttpRequest) -> HttpRespo
 # --- the ACME adapter (runs in the worker thread) ----------------------------------------------
 
 
+@challenges.ChallengeResponse.register
+class TlsAlpn01Response(challenges.KeyAuthorizationChallengeResponse):
+    """The answer to a tls-alpn-01 challenge (RFC 8737 §3): an empty object, as for http-01.
+    Registered here because certbot's ``acme`` library no longer ships the type."""
+
+    typ = "tls-alpn-01"
+
+
+@challenges.Challenge.register
+class TlsAlpn01(challenges.KeyAuthorizationChallenge):
+    """The tls-alpn-01 challenge (RFC 8737 §3); its validation is the key authorization, from
+    which :mod:`mtasts.publish.alpn` makes the challenge certificate."""
+
+    response_cls = TlsAlpn01Response
+    typ = response_cls.typ
+
+    def validation(self, account_key: jwk.JWK, **unused_kwargs: object) -> str:
+        return self.key_authorization(account_key)
+
+
 class AcmeError(Exception):
     """An ACME attempt failed; the message says why, in one line."""
 
@@ -188,12 +211,22 @@ class AcmeIssuer(Issuer):
     to be remembered. Each certificate gets a new ECDSA P-256 key. Not thread-safe: one worker
     thread calls it."""
 
-    def __init__(self, settings: AcmeSettings, store: CertificateStore, tokens: ChallengeTokens) -> None:
-        if settings.challenge is not Challenge.HTTP_01:
-            raise ValueError(f"challenge {settings.challenge.value} is not available yet; use http-01")
+    def __init__(
+        self,
+        settings: AcmeSettings,
+        store: CertificateStore,
+        tokens: ChallengeTokens,
+        alpn: AlpnChallenges | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if settings.challenge is Challenge.TLS_ALPN_01 and alpn is None:
+            raise ValueError("tls-alpn-01 needs the policy host's AlpnChallenges")
         self.settings = settings
         self.store = store
         self.tokens = tokens
+        self.alpn = alpn
+        self._clock = clock
         self._client: client.ClientV2 | None = None
 
     def _account_key(self) -> jwk.JWKEC:
@@ -250,19 +283,25 @@ class AcmeIssuer(Issuer):
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         pending: list[str] = []
+        alpn_pending = False
+        kind = challenges.HTTP01 if self.settings.challenge is Challenge.HTTP_01 else TlsAlpn01
         try:
             order = acme_client.new_order(crypto_util.make_csr(key_pem, [host]))
             for authorization in order.authorizations:
                 if authorization.body.status == messages.STATUS_VALID:
                     continue  # the CA remembers an earlier validation
-                offered = [c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01)]
+                offered = [c for c in authorization.body.challenges if isinstance(c.chall, kind)]
                 if not offered:
-                    raise AcmeRefused(f"{host}: the CA offers no http-01 challenge")
+                    raise AcmeRefused(f"{host}: the CA offers no {self.settings.challenge.value} challenge")
                 challenge = offered[0]
                 response, validation = challenge.response_and_validation(acme_client.net.key)
-                token = challenge.chall.encode("token")
-                self.tokens.put(token, host, str(validation))
-                pending.append(token)
+                if self.alpn is not None and kind is TlsAlpn01:
+                    self.alpn.put(host, str(validation), self._clock())
+                    alpn_pending = True
+                else:
+                    token = challenge.chall.encode("token")
+                    self.tokens.put(token, host, str(validation))
+                    pending.append(token)
                 acme_client.answer_challenge(challenge, response)
             order = acme_client.poll_and_finalize(
                 order, datetime.now() + _ORDER_DEADLINE
@@ -289,6 +328,8 @@ class AcmeIssuer(Issuer):
         finally:
             for token in pending:
                 self.tokens.remove(token)
+            if alpn_pending and self.alpn is not None:
+                self.alpn.remove(host)
         if not order.fullchain_pem:
             raise AcmeRefused(f"{host}: the CA sent no certificate")
         return order.fullchain_pem.encode("ascii"), key_pem
@@ -359,8 +400,13 @@ class AcmeManager:
         self.settings = settings
         self.store = CertificateStore(settings.storage)
         self.tokens = ChallengeTokens()
-        self.issuer = issuer if issuer is not None else AcmeIssuer(settings, self.store, self.tokens)
-        self.listen = tuple(settings.listen if listen is None else listen)
+        # tls-alpn-01 is answered on the policy listeners (port 443): no port-80 listener then
+        self.alpn = AlpnChallenges() if settings.challenge is Challenge.TLS_ALPN_01 else None
+        if issuer is None:
+            issuer = AcmeIssuer(settings, self.store, self.tokens, self.alpn, clock=clock)
+        self.issuer = issuer
+        default_listen = settings.listen if self.alpn is None else ()
+        self.listen = tuple(default_listen if listen is None else listen)
         self._clock = clock
         self._check_every = check_every
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-acme")
@@ -387,6 +433,8 @@ class AcmeManager:
             self.bound = tuple(ListenAddress(a.host, chosen) for a in self.listen)
         self.host.metric_sources.append(self.render_metrics)
         self.host.swap_listeners.append(self._swapped)
+        if self.alpn is not None:
+            self.host.alpn_challenges = self.alpn
         self._known = set(managed_hosts(self.host))
         if run:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="publish acme")
@@ -406,6 +454,8 @@ class AcmeManager:
             self.host.metric_sources.remove(self.render_metrics)
         if self._swapped in self.host.swap_listeners:
             self.host.swap_listeners.remove(self._swapped)
+        if self.alpn is not None and self.host.alpn_challenges is self.alpn:
+            self.host.alpn_challenges = None
         loop = asyncio.get_running_loop()
         with contextlib.suppress(RuntimeError):
             await loop.run_in_executor(self._executor, self.issuer.close)
@@ -501,9 +551,10 @@ class AcmeManager:
             new_dates = await loop.run_in_executor(self._executor, self.store.dates, name)
             if new_dates is not None:
                 state.decisions[name] = decide(now, new_dates.not_before, new_dates.not_after)
-            log.info("certificate for %s issued (%s), serving it from the next handshake", name, stored.cert.parent)
-            outcome = await self.host.refresh()
-            if not outcome.ok:
+            outcome = await self.host.refresh()  # said only once served: a reader of the log may fetch at once
+            if outcome.ok:
+                log.info("certificate for %s issued (%s), serving it from the next handshake", name, stored.cert.parent)
+            else:
                 log.error("the new certificate of %s is stored but not served: %s", name, "; ".join(outcome.problems))
         return TickReport(tuple(issued), tuple(failed), unavailable, self._next_pass(names, now))
 

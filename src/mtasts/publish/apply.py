@@ -7,6 +7,14 @@ failed step happens: a body that does not verify is never recorded and its id ne
 DNS. Where the TXT record cannot be set here (no ``[dns]`` section), the run stops after
 printing the exact record: the user sets it and runs ``apply`` again, which then finds the body
 served and recorded and only the id left to confirm.
+
+Retiring (``mtasts publish retire``) adds two steps once no sender can hold an earlier policy:
+**delete** the ``_mta-sts`` record (by RFC 2136 where ``[dns]`` is configured, then read back
+until no ``v=STSv1`` record is left; else the exact record is printed and the run stops), then
+**stop serving** (the driver's caller takes the domain out of the host and checks from outside
+that no policy is served any more) and end the domain's last body in the history, which makes
+it ``removed``. Without a way to stop serving (``apply``), the run stops there and says which
+command does it.
 """
 
 from __future__ import annotations
@@ -73,6 +81,23 @@ class Effects(Protocol):
         """The TXT records at the record's name, from the authoritative server."""
         ...
 
+    async def delete_txt(self, record: DnsRecord) -> None:
+        """Delete every TXT record at the record's name (only when :attr:`can_publish`)."""
+        ...
+
+    @property
+    def can_stop_serving(self) -> bool:
+        """Whether :meth:`stop_serving` can take the domain out of the host (else the run stops)."""
+        ...
+
+    async def stop_serving(self, domain: str) -> str:
+        """Make the host stop serving ``domain`` and check it from outside; a line saying so."""
+        ...
+
+    def end(self, domain: str, at: datetime) -> Served | None:
+        """The domain's last body stops being served at ``at`` (the history: ``removed``)."""
+        ...
+
 
 async def apply_plan(plan: Plan, effects: Effects, *, now: datetime, zone_line: Callable[[DnsRecord], str]) -> Applied:
     """Run ``plan``'s steps in order; stop at the first that does not succeed."""
@@ -128,7 +153,26 @@ async def apply_plan(plan: Plan, effects: Effects, *, now: datetime, zone_line: 
                     seen = ", ".join(repr(a) for a in sts) or "no v=STSv1 record"
                     return stop(Outcome.FAILED, f"confirm failed: _mta-sts.{name} answers {seen}")
                 done.append(f"confirmed: _mta-sts.{name} answers id={step.policy_id}")
-            else:  # wait, delete-records, stop-serving: not carried out by this increment
+            elif step.action is Action.DELETE_RECORDS:
+                owner = step.record.name if step.record is not None else f"_mta-sts.{name}"
+                if not effects.can_publish:
+                    what = zone_line(step.record) if step.record is not None else f"every TXT record at {owner}"
+                    return stop(Outcome.SET_RECORD, f"delete this record, then run the command again: {what}")
+                target = step.record or DnsRecord(owner, "TXT", "")
+                await effects.delete_txt(target)
+                left = [a for a in await effects.confirm_txt(target) if a.lower().startswith("v=stsv1")]
+                if left:
+                    return stop(Outcome.FAILED, f"delete failed: {owner} still answers {', '.join(map(repr, left))}")
+                done.append(f"deleted: the TXT record at {owner} (RFC 2136 update); no v=STSv1 record is left")
+            elif step.action is Action.STOP_SERVING:
+                if not effects.can_stop_serving:
+                    return stop(Outcome.WAITING, f"{step.text} (mtasts publish retire {name} carries this out)")
+                done.append(f"stopped: {await effects.stop_serving(name)}")
+                ended = effects.end(name, now)
+                if ended is not None:
+                    until = f"{ended.until:%Y-%m-%d %H:%M} UTC"
+                    done.append(f"recorded: {name} removed (id {ended.policy_id} served until {until})")
+            else:  # wait: nothing to do before its time
                 return stop(Outcome.WAITING, step.text)
         except StepFailed as exc:
             return stop(Outcome.FAILED, f"{step.action.value} failed: {exc}")
@@ -147,6 +191,8 @@ class HostEffects:
         history: PublishHistory,
         publish: Callable[[DnsRecord], Awaitable[None]] | None,
         confirm: Callable[[DnsRecord], Awaitable[tuple[str, ...]]] | None,
+        delete: Callable[[DnsRecord], Awaitable[None]] | None = None,
+        stop_serving: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
         self._reload = reload
         self._reloaded: str | None = None
@@ -154,6 +200,8 @@ class HostEffects:
         self._history = history
         self._publish = publish
         self._confirm = confirm
+        self._delete = delete
+        self._stop_serving = stop_serving
 
     async def serve(self) -> str:
         if self._reloaded is None:
@@ -178,3 +226,19 @@ class HostEffects:
         if self._confirm is None:
             raise StepFailed("no [dns] server to confirm the record with")
         return await self._confirm(record)
+
+    async def delete_txt(self, record: DnsRecord) -> None:
+        if self._delete is None:
+            raise StepFailed("no [dns] server to delete the record on")
+        await self._delete(record)
+
+    @property
+    def can_stop_serving(self) -> bool:
+        return self._stop_serving is not None
+
+    async def stop_serving(self, domain: str) -> str:
+        assert self._stop_serving is not None
+        return await self._stop_serving(domain)
+
+    def end(self, domain: str, at: datetime) -> Served | None:
+        return self._history.end(domain, at)

@@ -21,6 +21,10 @@ The file::
     key_name = "mtasts."
     secret_file = "/etc/mtasts/tsig.secret"
 
+    [report]                        # optional: the RFC 8460 endpoint on every served name
+    path = "/v1/report"
+    store = "/var/lib/mtasts/mtasts.sqlite3"
+
     [[domain]]
     name = "example.com"
     mode = "testing"
@@ -47,6 +51,7 @@ from urllib.parse import urlsplit
 
 from platformdirs import user_config_path, user_data_path
 
+from mtasts.core.fetch import POLICY_PATH
 from mtasts.core.hostname import check_host_name, check_mx_pattern, to_alabel
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode, Policy, parse_policy
 from mtasts.core.problems import ParseError
@@ -66,6 +71,8 @@ __all__ = [
     "HostLimits",
     "ListenAddress",
     "ProblemKind",
+    "ReportAccept",
+    "ReportSettings",
     "ServerSettings",
     "default_config_path",
     "parse_address",
@@ -247,6 +254,34 @@ class DomainConfig:
         return None if self.policy is None else self.policy.to_text().encode("utf-8")
 
 
+class ReportAccept(StrEnum):
+    """Whose TLS reports the endpoint of ``[report]`` stores."""
+
+    CONFIGURED = "configured"  # the configured domains only (the rest get 403)
+    ANY = "any"
+
+
+DEFAULT_REPORT_PATH = "/v1/report"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """``[report]``: the RFC 8460 §5.4 HTTPS endpoint served by the policy host on every served
+    ``mta-sts.<domain>`` name (the host has each name's certificate already), at ``path``,
+    into the database ``store`` (``None``: ``$MTASTS_DB``, else the default database); the
+    limits are :class:`mtasts.report.server.EndpointSettings`'s."""
+
+    path: str = DEFAULT_REPORT_PATH
+    store: str | None = None
+    accept: ReportAccept = ReportAccept.CONFIGURED
+    max_body: int = 4 * 1024 * 1024
+    rate_per_minute: float = 60.0
+    burst: int = 20
+    body_timeout: float = 10.0
+    min_body_rate: float = 1024.0
+    parse_workers: int = 1
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """A whole configuration file."""
@@ -256,6 +291,7 @@ class Config:
     server: ServerSettings = ServerSettings()
     acme: AcmeSettings | None = None
     dns: DnsSettings | None = None
+    report: ReportSettings | None = None
 
     def domain(self, name: str) -> DomainConfig | None:
         """The entry of ``name`` (any spelling), or ``None``."""
@@ -266,11 +302,22 @@ class Config:
 # --- parsing ----------------------------------------------------------------------------------
 
 _TOML_POSITION_RE = re.compile(r"\(at line (\d+), column \d+\)")
-_TOP_KEYS = ("server", "acme", "dns", "domain")
+_TOP_KEYS = ("server", "acme", "dns", "report", "domain")
 _DOMAIN_KEYS = ("name", "mode", "mx", "max_age", "rua", "cert", "key")
 _SERVER_KEYS = ("listen", "admin", "cache_max_age", "access_log", "certificate_cache", *_LIMIT_KEYS)
 _ACME_KEYS = ("directory", "contact", "challenge", "storage", "listen", "ca_file")
 _DNS_KEYS = ("server", "zone", "key_name", "algorithm", "secret_file", "ttl", "timeout")
+_REPORT_KEYS = (
+    "path",
+    "store",
+    "accept",
+    "max_body",
+    "rate_per_minute",
+    "burst",
+    "body_timeout",
+    "min_body_rate",
+    "parse_workers",
+)
 
 
 class _Lines:
@@ -357,10 +404,11 @@ def parse_config(text: str, path: Path | str) -> Config:
     server = _server(reader, data.get("server", {}))
     acme = _acme(reader, data["acme"], base) if "acme" in data else None
     dns = _dns(reader, data["dns"], base) if "dns" in data else None
+    report = _report(reader, data["report"], base) if "report" in data else None
     domains = _domains(reader, data.get("domain", []), base)
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(path=path, domains=domains, server=server, acme=acme, dns=dns)
+    return Config(path=path, domains=domains, server=server, acme=acme, dns=dns, report=report)
 
 
 def _unknown_keys(reader: _Reader, table: Mapping[str, Any], known: Sequence[str], prefix: str, index: int) -> None:
@@ -649,6 +697,78 @@ def _dns(reader: _Reader, table: object, base: Path) -> DnsSettings | None:
         algorithm=str(algorithm),
         ttl=ttl,
         timeout=float(timeout),
+    )
+
+
+_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,199}")
+
+
+def _report(reader: _Reader, table: object, base: Path) -> ReportSettings | None:
+    """``[report]``: every key checked, all problems reported; ``None`` when any is wrong."""
+    lines = reader.lines
+    if not isinstance(table, dict):
+        reader.problem("report", "must be a table", "write [report] and its keys below it", lines.of("", 0, "report"))
+        return None
+    _unknown_keys(reader, table, _REPORT_KEYS, "report", 0)
+    before = len(reader.problems)
+    defaults = ReportSettings()
+
+    def bad(key: str, message: str, fix: str) -> None:
+        reader.problem(f"report.{key}", message, fix, lines.of("report", 0, key))
+
+    path = table.get("path", defaults.path)
+    if not isinstance(path, str) or not _PATH_RE.fullmatch(path):
+        bad(
+            "path",
+            f"{path!r} is not a URL path",
+            f'begin with / and use no spaces, "?" or "#", e.g. "{DEFAULT_REPORT_PATH}"',
+        )
+    elif path.startswith((POLICY_PATH, "/.well-known/acme-challenge/")):
+        bad(
+            "path", f"{path} is the policy's or the ACME challenges' path", f'use another, e.g. "{DEFAULT_REPORT_PATH}"'
+        )
+    store: str | None = None
+    if "store" in table:
+        value = table["store"]
+        if not isinstance(value, str) or not value.strip():
+            bad(
+                "store", "must be a database URL or a SQLite file path", 'e.g. store = "/var/lib/mtasts/mtasts.sqlite3"'
+            )
+        else:
+            value = value.strip()
+            store = value if "://" in value else str(base / Path(value).expanduser())
+    accept_value = table.get("accept", defaults.accept.value)
+    try:
+        accept = ReportAccept(accept_value)
+    except ValueError:
+        bad("accept", f"{accept_value!r} is not a choice", 'use "configured" (the configured domains) or "any"')
+        accept = defaults.accept
+    max_body = _integer(reader, table, "max_body", "report", 0, defaults.max_body, 1024, 64 * 1024 * 1024)
+    burst = _integer(reader, table, "burst", "report", 0, defaults.burst, 1, 100_000)
+    parse_workers = _integer(reader, table, "parse_workers", "report", 0, defaults.parse_workers, 1, 64)
+    numbers: dict[str, float] = {}
+    for key, least, most in (
+        ("rate_per_minute", 0.001, 1e6),
+        ("body_timeout", 0.1, 600.0),
+        ("min_body_rate", 0.0, 1e9),
+    ):
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not least <= value <= most:
+            bad(
+                key, f"{value!r} is not a number from {least:g} to {most:g}", f"e.g. {key} = {getattr(defaults, key):g}"
+            )
+        else:
+            numbers[key] = float(value)
+    if len(reader.problems) != before or not isinstance(path, str):
+        return None
+    return ReportSettings(
+        path=path,
+        store=store,
+        accept=accept,
+        max_body=max_body,
+        burst=burst,
+        parse_workers=parse_workers,
+        **numbers,
     )
 
 

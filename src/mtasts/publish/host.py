@@ -14,6 +14,8 @@ no SNI, or an SNI name that is not a served host       the fallback certificate 
 a served name whose certificate cannot be loaded       the same (logged once, in the metrics)
 ``Host`` is not the SNI name                           ``421`` (RFC 9110 §15.5.20)
 the connection's name stopped being served (reload)    ``421`` and close: a new connection is told
+``[report] path`` on a served name                     the RFC 8460 report endpoint
+                                                       (:mod:`mtasts.publish.reports`)
 method other than ``GET`` / ``HEAD``                   ``405`` with ``Allow: GET, HEAD``
 any path but ``/.well-known/mta-sts.txt``              ``404``
 ``GET`` / ``HEAD`` of the policy path                  ``200``, the canonical CRLF body (none for
@@ -45,12 +47,14 @@ import asyncio
 import ipaddress
 import json
 import logging
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -59,12 +63,16 @@ from cryptography.x509.oid import NameOID
 
 from mtasts.core.fetch import POLICY_PATH
 from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer, sanitize
+from mtasts.publish.alpn import AlpnChallenges, peek_client_hello
 from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
 from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
 from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
 from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot, build_snapshot
 
-__all__ = ["EXPIRY_WARNING_DAYS", "PolicyHost", "ReloadOutcome", "answer_policy"]
+if TYPE_CHECKING:
+    from mtasts.publish.reports import ReportRoute
+
+__all__ = ["EXPIRY_WARNING_DAYS", "PolicyHost", "ReloadOutcome", "answer_policy", "refuse_name"]
 
 log = logging.getLogger("mtasts.publish")
 access_log = logging.getLogger("mtasts.publish.access")
@@ -99,9 +107,9 @@ class ReloadOutcome:
         }
 
 
-def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: int) -> HttpResponse:
-    """The answer to one request on the TLS connection whose SNI name is ``request.server_name``
-    (pure: the serving rules of the module docstring)."""
+def refuse_name(snapshot: Snapshot, request: HttpRequest) -> HttpResponse | None:
+    """``421`` when the connection's name is not served (any more) or ``Host`` names another;
+    else ``None``. Every answer of the policy host, the report endpoint's too, passes here."""
     name = request.server_name or ""
     label = name.removeprefix("mta-sts.")
     site = snapshot.site(name)
@@ -110,6 +118,18 @@ def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: in
     host = request.header("host")
     if host is None or authority_name(host) != site.host:
         return HttpResponse(421, f"this connection serves {site.host} only\n".encode(), label=label)
+    return None
+
+
+def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: int) -> HttpResponse:
+    """The answer to one request on the TLS connection whose SNI name is ``request.server_name``
+    (pure: the serving rules of the module docstring)."""
+    refused = refuse_name(snapshot, request)
+    if refused is not None:
+        return refused
+    label = (request.server_name or "").removeprefix("mta-sts.")
+    site = snapshot.site(request.server_name or "")
+    assert site is not None  # refuse_name said so
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(
             405,
@@ -144,8 +164,13 @@ class PolicyHost:
         listen: Sequence[ListenAddress] | None = None,
         admin: ListenAddress | bool | None = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reports: ReportRoute | None = None,
     ) -> None:
         self._snapshot = snapshot
+        # the RFC 8460 report endpoint at its path on every served name ([report]), or none
+        self.reports: ReportRoute | None = None
+        if reports is not None:
+            self.mount_reports(reports)
         self._loader = loader
         server = snapshot.config.server
         self.listen = tuple(listen) if listen else server.listen
@@ -181,6 +206,14 @@ class PolicyHost:
         self.metric_sources: list[Callable[[datetime], str]] = []
         # told about every new snapshot once it is served (built-in ACME: new domains to order)
         self.swap_listeners: list[Callable[[Snapshot], None]] = []
+        # the TLS-ALPN-01 challenges being validated (built-in ACME sets it), or none
+        self.alpn_challenges: AlpnChallenges | None = None
+
+    def mount_reports(self, route: ReportRoute) -> None:
+        """Serve the report endpoint of ``route`` at its path on every served name, accepting
+        reports for the configured domains (kept up to date by every reload)."""
+        self.reports = route
+        route.allow(frozenset(d.name for d in self._snapshot.config.domains))
 
     # --- state --------------------------------------------------------------------------------
 
@@ -217,6 +250,19 @@ class PolicyHost:
         else:
             connection.context = chosen
 
+    async def _choose_tls(self, conn: socket.socket) -> ssl.SSLContext | None:
+        """The TLS-ALPN-01 challenge context for the CA's validation handshake of a pending
+        name (built-in ACME with ``challenge = "tls-alpn-01"``), else ``None``: the listening
+        context. Peeks at the ClientHello only while a challenge is pending."""
+        challenges = self.alpn_challenges
+        if not challenges:
+            return None
+        hello = await peek_client_hello(conn, self.limits.handshake_timeout)
+        chosen = None if hello is None else challenges.context_for(hello)
+        if chosen is not None and hello is not None:
+            log.info("tls-alpn-01: the validation handshake for %s gets its challenge certificate", hello.server_name)
+        return chosen
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -232,7 +278,10 @@ class PolicyHost:
                 server = StreamServer("publish", limits=self._server_limits, stream_limit=self.limits.max_header_bytes)
                 server.connections = self._connections  # one cap for the whole host, whatever the port
                 self._servers.append(server)
-                listeners = [Listener(a.host, self._serve_policy, context, f"publish {a.to_text()}") for a in addresses]
+                listeners = [
+                    Listener(a.host, self._serve_policy, context, f"publish {a.to_text()}", self._choose_tls)
+                    for a in addresses
+                ]
                 chosen = await server.start(listeners, port)
                 bound.extend(ListenAddress(a.host, chosen) for a in addresses)
             if self.admin is not None:
@@ -339,6 +388,8 @@ class PolicyHost:
                 len(changed),
             )
             self._warm_up(new)
+            if self.reports is not None:
+                self.reports.allow(frozenset(d.name for d in new.config.domains))
             for listener in list(self.swap_listeners):
                 listener(new)
             return ReloadOutcome(True, new.generation, len(new.sites))
@@ -353,6 +404,8 @@ class PolicyHost:
         ):
             if a != b:
                 log.warning("[server] %s changed: it takes effect at the next restart", what)
+        if old.config.report != new.config.report:
+            log.warning("[report] changed: it takes effect at the next restart")
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -364,7 +417,10 @@ class PolicyHost:
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
         async def app(request: HttpRequest) -> HttpResponse:
-            return answer_policy(self._snapshot, request, cache_max_age=self.cache_max_age)
+            snapshot, reports = self._snapshot, self.reports
+            if reports is not None and request.path == reports.path:
+                return refuse_name(snapshot, request) or await reports.answer(request)
+            return answer_policy(snapshot, request, cache_max_age=self.cache_max_age)
 
         await serve_http(
             reader,

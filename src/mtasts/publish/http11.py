@@ -11,9 +11,11 @@ Bounds, per connection: the request head (request line and headers) is at most
 byte (else ``408``); between requests a connection may sit idle for ``idle_timeout`` (then it
 is closed without a word); at most ``max_requests`` requests, the last answered with
 ``Connection: close``. Per client address, over all its connections: a token bucket of
-``requests_per_second`` with ``burst`` (over it: ``429`` with ``Retry-After``). Nothing this
-server answers takes a request body, so a request that announces one is answered and the
-connection closed instead of reading the body.
+``requests_per_second`` with ``burst`` (over it: ``429`` with ``Retry-After``). A request
+that announces a body is answered and the connection closed after it; the body is read only
+when the application asks for it (:attr:`HttpRequest.receive`: the report endpoint of
+``[report]``), chunk by chunk, each read within the deadline the application gives, so what
+it keeps and how long it waits is the application's bound; otherwise it is never read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -32,6 +34,8 @@ from mtasts._version import __version__
 
 __all__ = [
     "App",
+    "BodyIncomplete",
+    "BodyReader",
     "HttpLimits",
     "HttpRequest",
     "HttpResponse",
@@ -56,6 +60,16 @@ class HttpLimits:
     max_requests: int = 1000
 
 
+BodyReader = Callable[[float], Awaitable[bytes]]
+"""The next chunk of a request's body (``b""``: the body is complete), waiting at most the
+given seconds (then :class:`TimeoutError`); :class:`BodyIncomplete` when the client ended the
+body early or broke the framing. Valid only while the application answers the request."""
+
+
+class BodyIncomplete(ConnectionError):
+    """The client closed the connection or broke the HTTP framing before the end of the body."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """One request head. ``headers`` have lower-case names, in order; ``server_name`` is the
@@ -67,6 +81,7 @@ class HttpRequest:
     client: str
     server_name: str | None = None
     has_body: bool = False
+    receive: BodyReader | None = field(default=None, compare=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -216,15 +231,15 @@ async def serve_http(
                 head_started = loop.time() if connection.trailing_data[0] else None
             continue
         served += 1
+        has_body = any(k.lower() in (b"content-length", b"transfer-encoding") and v != b"0" for k, v in event.headers)
         request = HttpRequest(
             method=event.method.decode("ascii", "replace"),
             target=event.target.decode("ascii", "replace"),
             headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers),
             client=client,
             server_name=server_name,
-            has_body=any(
-                k.lower() in (b"content-length", b"transfer-encoding") and v != b"0" for k, v in event.headers
-            ),
+            has_body=has_body,
+            receive=_body_reader(connection, reader, writer) if has_body else None,
         )
         wait = rate.allow(client, loop.time()) if rate is not None else 0.0
         if wait > 0:
@@ -243,6 +258,38 @@ async def serve_http(
         if response.close or connection.our_state is h11.MUST_CLOSE:  # we, or the client, said close
             return
         # the request had no body: its EndOfMessage comes next, then the next cycle
+
+
+def _body_reader(connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> BodyReader:
+    """The :data:`BodyReader` of the request ``connection`` has just parsed the head of."""
+    ended = False
+
+    async def receive(timeout: float) -> bytes:
+        nonlocal ended
+        if ended:
+            return b""
+        if connection.client_is_waiting_for_100_continue:  # RFC 9110 §10.1.1: the client waits for it
+            writer.write(connection.send(h11.InformationalResponse(status_code=100, headers=[])))
+        while True:
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise BodyIncomplete(f"the body is not valid HTTP/1.1: {exc}") from exc
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(_READ_CHUNK), max(timeout, 0.0))
+                try:
+                    connection.receive_data(data)
+                except h11.RemoteProtocolError as exc:
+                    raise BodyIncomplete(str(exc)) from exc
+                continue
+            if isinstance(event, h11.Data):
+                return bytes(event.data)
+            if isinstance(event, h11.EndOfMessage):
+                ended = True
+                return b""
+            raise BodyIncomplete("the client closed the connection before the end of the body")
+
+    return receive
 
 
 def _next_cycle(connection: h11.Connection) -> bool:

@@ -26,7 +26,7 @@ import dns.update
 
 from mtasts.publish.config import DnsSettings
 
-__all__ = ["UpdateFailed", "query_txt", "read_secret", "replace_txt"]
+__all__ = ["UpdateFailed", "delete_txt", "query_txt", "read_secret", "replace_txt"]
 
 
 class UpdateFailed(Exception):
@@ -57,10 +57,14 @@ def _where(settings: DnsSettings) -> str:
     return settings.server.to_text()
 
 
-def _replace(settings: DnsSettings, secret: bytes, name: str, text: str) -> None:
+def _replace(settings: DnsSettings, secret: bytes, name: str, text: str | None) -> None:
+    """One signed update: every TXT at ``name`` replaced by ``text`` (``None``: deleted)."""
     keyring = {dns.name.from_text(settings.key_name): dns.tsig.Key(settings.key_name, secret, settings.algorithm)}
     update = dns.update.UpdateMessage(settings.zone, keyring=keyring)
-    update.replace(_relative(settings, name), settings.ttl, dns.rdatatype.TXT, _quoted(text))
+    if text is None:
+        update.delete(_relative(settings, name), dns.rdatatype.TXT)
+    else:
+        update.replace(_relative(settings, name), settings.ttl, dns.rdatatype.TXT, _quoted(text))
     try:
         response = dns.query.tcp(update, settings.server.host, port=settings.server.port, timeout=settings.timeout)
     except dns.tsig.PeerError as exc:
@@ -100,6 +104,11 @@ def _query(settings: DnsSettings, name: str) -> tuple[str, ...]:
 async def replace_txt(settings: DnsSettings, secret: bytes, name: str, text: str) -> None:
     """Make ``text`` the only TXT record at ``name`` (absolute, inside ``settings.zone``)."""
     await asyncio.to_thread(_replace, settings, secret, name, text)
+
+
+async def delete_txt(settings: DnsSettings, secret: bytes, name: str) -> None:
+    """Delete every TXT record at ``name`` (retiring: the ``_mta-sts`` record goes last)."""
+    await asyncio.to_thread(_replace, settings, secret, name, None)
 
 
 async def query_txt(settings: DnsSettings, name: str) -> tuple[str, ...]:

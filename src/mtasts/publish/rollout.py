@@ -6,7 +6,7 @@ the ``_mta-sts`` TXT record, the MX hosts: plain data gathered by the caller), t
 evidence (plain data, see :func:`evidence_from_rows`) and ``now``, :func:`plan_rollout` says the
 ordered next steps with their reasons, and :func:`domain_status` where the domain stands and
 what comes next and when. ``mtasts publish plan`` and ``status`` are thin drivers around them;
-``apply`` (the next increment) will carry the steps out.
+``apply`` and ``retire`` carry the steps out (:mod:`mtasts.publish.apply`).
 
 The order is RFC 8461 §8's, because each other order leaves senders with a wrong policy:
 
@@ -20,15 +20,21 @@ The order is RFC 8461 §8's, because each other order leaves senders with a wron
 Guards (:data:`GUARDS`, each a :class:`GuardCheck` with the value seen, the value required and
 when time alone would make it pass): ``testing → enforce`` needs :attr:`Rules.testing_days` in
 ``testing``, reports from :attr:`Rules.reporters` organisations and no ``sts-*``, certificate or
-STARTTLS failures for the listed MX in those days, and every live MX listed; ``max_age`` may
+STARTTLS failures for the listed MX in those days, every live MX listed, and the live inspector
+predicting that a sender would deliver to every listed MX under the ``enforce`` body
+(:class:`LiveInspection`: its sender verdict, gathered by the caller); ``max_age`` may
 grow only once ``enforce`` has been served for its old value (so a mistake found in the first
 days of enforce is still undone within the old, short, ``max_age``). ``force_reason`` overrides
 a refusal and is carried into the step that records the body, so the history says why.
 
-Removal: ``mode = "none"`` in the configuration retires a domain: a ``none`` body with a short
-``max_age`` and a new id is served and announced, and kept until the longest ``max_age`` any
-sender may still hold has passed (every earlier body's end of serving plus its ``max_age``),
-then the records are deleted and the name stops being served.
+Removal: ``mode = "none"`` in the configuration retires a domain (``mtasts publish retire``
+writes it, see :func:`retire_entry`): a ``none`` body with a short ``max_age`` and a new id is
+served and announced, and kept until the longest ``max_age`` any sender may still hold has
+passed (every earlier body's end of serving plus its ``max_age``), then the ``_mta-sts`` record
+is deleted (the step carries the exact records) and the name stops being served (the history's
+last body ends: the domain is ``removed``). A retiring domain taken out of the configuration
+before then is the one dangerous shortcut: a sender holding the old ``enforce`` policy keeps it
+when the host stops answering (RFC 8461 §5.1), so the plan says to put it back.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
 
+from mtasts.core.findings import Finding
 from mtasts.core.mx import matching_pattern
 from mtasts.core.policy import Mode, Policy, parse_policy
 from mtasts.core.problems import ParseError
 from mtasts.core.record import select_sts_record
 from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, ResultType
+from mtasts.core.verdict import Delivery, Verdict
 from mtasts.publish.config import DomainConfig
 from mtasts.publish.history import Served, body_sha256, history_domain
 from mtasts.publish.plan import DnsRecord, policy_id_for
@@ -57,6 +65,7 @@ __all__ = [
     "Evidence",
     "Guard",
     "GuardCheck",
+    "LiveInspection",
     "LiveState",
     "Plan",
     "Rules",
@@ -67,6 +76,7 @@ __all__ = [
     "evidence_window",
     "mint_id",
     "plan_rollout",
+    "retire_entry",
     "retire_safe_at",
     "stage_of",
     "testing_since",
@@ -119,13 +129,26 @@ class Rules:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveInspection:
+    """What the inspector predicts for the ``enforce`` body about to be served: its sender
+    verdict (:func:`~mtasts.core.verdict.sender_verdict`) on the live MX probes, computed as if
+    that body were served and announced now, and the inspector's findings that would then block
+    mail (errors about the MX hosts), with their codes and fixes. Gathered by the caller."""
+
+    verdict: Verdict
+    blocking: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LiveState:
     """What a sender sees now, gathered by the caller (the inspector's DNS and HTTPS adapters).
 
     ``served_body``: the bytes fetched as a sender fetches them (``None``: the fetch failed,
     ``fetch_error`` says how). ``sts_records``: every TXT string at ``_mta-sts.<domain>``, each
     record's strings joined (``()``: none; ``None``: the lookup failed, ``txt_error`` says how).
-    ``mx_hosts``: the live MX host names (``None``: unknown).
+    ``mx_hosts``: the live MX host names (``None``: unknown). ``inspection``: the inspector's
+    prediction for the ``enforce`` body, gathered only when ``testing → enforce`` is planned
+    (``None`` there: the guard refuses, since nothing is known).
     """
 
     served_body: bytes | None = None
@@ -133,6 +156,7 @@ class LiveState:
     sts_records: tuple[str, ...] | None = ()
     txt_error: str = ""
     mx_hosts: tuple[str, ...] | None = None
+    inspection: LiveInspection | None = None
 
     @property
     def live_id(self) -> str | None:
@@ -346,6 +370,7 @@ class Guard(StrEnum):
     REPORTERS = "reporters"
     FAILURES = "failures"
     LIVE_MX = "live-mx"
+    LIVE_CHECK = "live-check"
     MAX_AGE = "max-age"
 
 
@@ -506,7 +531,50 @@ def enforce_guards(
     )
     if live is not None:
         checks.append(_live_mx_guard(policy, live))
+        checks.append(_live_check_guard(policy, live))
     return tuple(checks)
+
+
+def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
+    """The inspector's prediction: a sender would deliver to every listed live MX under the
+    ``enforce`` body. An MX it could not probe, or could not reach, counts against enforce:
+    nothing is known of its TLS, and enforce is decided on knowledge (``--force`` overrides)."""
+    inspection = live.inspection
+    required = "no listed MX blocked"
+    if inspection is None or policy is None:
+        return GuardCheck(Guard.LIVE_CHECK, False, "unknown", required, "the live inspection of the MX did not run")
+    verdict = inspection.verdict
+    if verdict.delivery is Delivery.UNKNOWN or verdict.mode is not Mode.ENFORCE:
+        return GuardCheck(
+            Guard.LIVE_CHECK, False, "unknown", required, f"the live inspection could not tell: {verdict.summary}"
+        )
+    by_host = {mx.host: mx for mx in verdict.mx}
+    hosts = live.mx_hosts if live.mx_hosts is not None else tuple(by_host)
+    listed = [host for host in dict.fromkeys(hosts) if policy.matches(host)]
+    trouble = [
+        f"{host} ({by_host[host].reason})" if host in by_host else f"{host} (not probed)"
+        for host in listed
+        if host not in by_host or not by_host[host].deliver
+    ]
+    if not listed:
+        return GuardCheck(Guard.LIVE_CHECK, False, 0, required, "no listed MX was inspected")
+    if trouble:
+        codes = sorted({f.code for f in inspection.blocking})
+        return GuardCheck(
+            Guard.LIVE_CHECK,
+            False,
+            len(trouble),
+            required,
+            f"the live inspection predicts that enforce would block mail to {', '.join(trouble)}"
+            + (f" [{', '.join(codes)}]" if codes else ""),
+        )
+    return GuardCheck(
+        Guard.LIVE_CHECK,
+        True,
+        0,
+        required,
+        f"the live inspection predicts delivery over validated TLS to every listed MX ({len(listed)})",
+    )
 
 
 def _live_mx_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
@@ -594,10 +662,20 @@ def plan_rollout(
     stage = stage_of(known)
     current = known[-1] if known and known[-1].current else None
     if entry is None:
-        if current is not None:
+        if current is not None and stage is Stage.RETIRING:
+            safe_at = retire_safe_at(known)
+            if safe_at is None or now >= safe_at:  # taken out after the wait: finish the removal
+                steps = _retire_steps(name, known, live, now)
+                return Plan(name, stage, Stage.REMOVED, current.policy_id, current.body, tuple(steps))
+            notes.append(
+                f"{name} is retiring but no longer in the configuration: a sender may hold an earlier policy "
+                f'until {safe_at:%Y-%m-%d %H:%M} UTC; put it back with mode = "none" until then (a sender whose '
+                "refetch fails keeps its cached policy, RFC 8461 §5.1)"
+            )
+        elif current is not None:
             notes.append(
                 f"{name} is not in the configuration, but its history says it is served ({current.mode.value}, "
-                f'id {current.policy_id}): senders may hold it; retire it with mode = "none" instead'
+                f"id {current.policy_id}): senders may hold it; retire it (mtasts publish retire {name})"
             )
         return Plan(name, stage, None, notes=tuple(notes))
     target = STAGE_OF_MODE[entry.mode]
@@ -611,7 +689,11 @@ def plan_rollout(
         )
     body = policy.to_text().encode("utf-8")
     if target is Stage.RETIRING and current is None:
-        notes.append(f"{name} was never published: nothing to retire; remove it from the configuration")
+        if stage is Stage.REMOVED:
+            removed = f"{known[-1].until:%Y-%m-%d %H:%M} UTC"
+            notes.append(f"{name} was removed on {removed}: remove it from the configuration")
+        else:
+            notes.append(f"{name} was never published: nothing to retire; remove it from the configuration")
         return Plan(name, stage, target, body=body, notes=tuple(notes))
     if live.mx_hosts is not None and target is not Stage.RETIRING:
         unlisted = [h for h in live.mx_hosts if not policy.matches(h)]
@@ -659,6 +741,8 @@ def plan_rollout(
         steps = _steps(name, body, policy_id, live, changing=changing, adopted=adopted, forced=forced)
         if not steps and target is Stage.RETIRING:
             steps = _retire_steps(name, known, live, now)
+    if any(step.action is Action.STOP_SERVING for step in steps):
+        target = Stage.REMOVED
     return Plan(
         name,
         stage,
@@ -781,22 +865,51 @@ def _retire_steps(name: str, history: Sequence[Served], live: LiveState, now: da
             )
         ]
     steps = []
+    owner = f"_mta-sts.{name}"
     if live.sts_records or live.sts_records is None:
+        # the record to delete, as it is live (the first v=STSv1 one; the deletion takes every TXT
+        # at the name, which holds nothing else: RFC 8461 §3.1)
+        values = [v for v in live.sts_records or () if v.lower().startswith("v=stsv1")] or list(live.sts_records or ())
+        record = DnsRecord(owner, "TXT", values[0]) if values else None
+        shown = ", ".join(DnsRecord(owner, "TXT", v).to_zone_line() for v in values) or f"every TXT at {owner}"
         steps.append(
             Step(
                 Action.DELETE_RECORDS,
-                f"delete the TXT record at _mta-sts.{name} (and _smtp._tls.{name} if reports are no longer wanted)",
-                "no sender can hold an earlier policy any more",
+                f"delete the TXT record at {owner}: {shown}",
+                "no sender can hold an earlier policy any more"
+                + ("" if live.sts_records is not None else f" (the lookup failed: {live.txt_error or 'no answer'})"),
+                record=record,
             )
         )
     steps.append(
         Step(
             Action.STOP_SERVING,
-            f"remove {name} from the configuration and reload: mta-sts.{name} is no longer needed",
-            "the records are gone: no sender looks for the policy",
+            f"stop serving mta-sts.{name}: take {name} out of the configuration, reload, record it removed",
+            "the _mta-sts record is gone: no sender looks for the policy"
+            + f" (_smtp._tls.{name} is not mtasts's: keep it for TLS reports, or delete it yourself)",
         )
     )
     return steps
+
+
+def retire_entry(entry: DomainConfig, rules: Rules = Rules()) -> DomainConfig:
+    """The entry retiring asks for: ``mode = "none"`` and a short ``max_age`` (the shorter of
+    the entry's and :attr:`Rules.retire_max_age`; a sender holding a ``none`` policy is
+    harmless, but a short one is gone soon should the domain come back), the MX kept."""
+    max_age = min(entry.max_age, rules.retire_max_age)
+    mx = entry.mx if entry.mx is not None else (entry.policy.mx if entry.policy is not None else ())
+    policy = Policy(mode=Mode.NONE, max_age=max_age, mx=mx)
+    return DomainConfig(
+        name=entry.name,
+        mode=Mode.NONE,
+        max_age=max_age,
+        mx=mx,
+        rua=entry.rua,
+        cert=entry.cert,
+        key=entry.key,
+        line=entry.line,
+        policy=policy,
+    )
 
 
 # --- the status ------------------------------------------------------------------------------------
@@ -813,6 +926,7 @@ class DomainStatus:
     guards: tuple[GuardCheck, ...]
     next: str
     next_at: datetime | None = None
+    removed_at: datetime | None = None  # when the last body stopped being served (stage removed)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape of a status line (keys are a public contract)."""
@@ -824,6 +938,7 @@ class DomainStatus:
             "guards": [g.to_dict() for g in self.guards],
             "next": self.next,
             "next_at": None if self.next_at is None else self.next_at.isoformat(),
+            "removed_at": None if self.removed_at is None else self.removed_at.isoformat(),
         }
 
 
@@ -848,8 +963,10 @@ def domain_status(
     pending = body is not None and (current is None or current.body != body)
     if stage is Stage.TESTING:
         guards = enforce_guards(history, entry.policy if entry else None, None, evidence, now=now, rules=rules)
-    if entry is None:
-        what = "not configured" + (': retire it with mode = "none"' if current is not None else "")
+    if entry is None and stage is Stage.REMOVED:
+        what = "nothing: its record is deleted and it is no longer served"
+    elif entry is None:
+        what = "not configured" + (f": retire it (mtasts publish retire {name})" if current is not None else "")
     elif stage in (Stage.DRAFT, Stage.REMOVED) and configured is Stage.RETIRING:
         what = "never published (or removed): remove it from the configuration"
     elif stage is Stage.RETIRING and not pending:
@@ -884,4 +1001,5 @@ def domain_status(
         what = 'mx = "from-dns": run mtasts publish plan to compare with live MX'
     else:
         what = "nothing: the configuration is what is served"
-    return DomainStatus(name, stage, configured, current, guards, what, next_at)
+    removed_at = history[-1].until if stage is Stage.REMOVED else None
+    return DomainStatus(name, stage, configured, current, guards, what, next_at, removed_at)

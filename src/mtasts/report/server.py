@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -125,6 +126,7 @@ __all__ = [
     "EndpointSettings",
     "FailureTally",
     "RateLimiter",
+    "ReportEndpoint",
     "ReportServer",
     "StartupError",
     "access_line",
@@ -1007,18 +1009,7 @@ class ReportServer:
         pin_malloc_thresholds()
         self._socket = sock
         self._stopped = asyncio.Event()
-        self._budget = BodyBudget(
-            settings.memory_budget, settings.spool_budget, settings.spool_threshold, spool, uploads=settings.max_uploads
-        )
-        self._pool = ParsePool(
-            settings.limits,
-            workers=settings.parse_workers,
-            queue=settings.parse_queue,
-            small_body=settings.parse_small_body,
-            per_client=settings.parses_per_client,
-            kind=settings.parse_pool,
-            on_worker_lost=lambda lane: log.warning("a parse worker (%s reports) died; started a new one", lane),
-        )
+        self._budget, self._pool = _budget_and_pool(settings, spool)
         await self._pool.start()
         app = make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
         guard = _ConnectionGuard(settings, self.tally)
@@ -1163,6 +1154,78 @@ class ReportServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _budget_and_pool(settings: EndpointSettings, spool: Path) -> tuple[BodyBudget, ParsePool]:
+    """The bodies' budget (spooling into ``spool``) and the parse workers (not started yet)."""
+    budget = BodyBudget(
+        settings.memory_budget, settings.spool_budget, settings.spool_threshold, spool, uploads=settings.max_uploads
+    )
+    pool = ParsePool(
+        settings.limits,
+        workers=settings.parse_workers,
+        queue=settings.parse_queue,
+        small_body=settings.parse_small_body,
+        per_client=settings.parses_per_client,
+        kind=settings.parse_pool,
+        on_worker_lost=lambda lane: log.warning("a parse worker (%s reports) died; started a new one", lane),
+    )
+    return budget, pool
+
+
+class ReportEndpoint:
+    """The endpoint without a listener of its own, for a server that accepts connections and
+    speaks HTTP itself (the policy host of ``mtasts publish serve``): the store, the parse
+    workers, the body budget and its spool folder, with the same limits as
+    :class:`ReportServer` (which adds the listener, TLS and uvicorn's HTTP/1.1 with the guard of
+    head and body timeouts; a host that serves :meth:`app` bounds those itself).
+
+    :meth:`app` may be called again (after a reload, say, with another allow-list of policy
+    domains): every app shares the workers, the budget and the failure tally.
+    """
+
+    def __init__(self, store: ReportStoreProtocol, settings: EndpointSettings = EndpointSettings()) -> None:
+        self.store = store
+        self.settings = settings
+        self.tally = FailureTally(settings.log_window)
+        self._budget: BodyBudget | None = None
+        self._pool: ParsePool | None = None
+
+    async def start(self) -> None:
+        """Make the spool folder, open the store and start the parse workers; a setting at fault
+        raises :class:`StartupError` (the store's own failures :class:`StoreError`), with nothing
+        left open or running."""
+        spool = _make_spool(self.settings.spool_dir)
+        try:
+            await asyncio.to_thread(self.store.open)
+        except BaseException:
+            shutil.rmtree(spool, ignore_errors=True)
+            raise
+        self._budget, self._pool = _budget_and_pool(self.settings, spool)
+        try:
+            await self._pool.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def app(self, allowed_domains: frozenset[str] | None = None) -> ASGIApp:
+        """The endpoint's ASGI app; ``allowed_domains`` replaces the settings' allow-list."""
+        if self._budget is None or self._pool is None:
+            raise RuntimeError("the endpoint is not started")
+        settings = self.settings
+        if allowed_domains is not None:
+            settings = dataclasses.replace(settings, allowed_domains=allowed_domains)
+        return make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        if self._budget is not None and self._budget.directory is not None:
+            shutil.rmtree(self._budget.directory, ignore_errors=True)
+        started = self._budget is not None
+        self._budget = self._pool = None
+        if started:
+            await asyncio.to_thread(self.store.close)
 
 
 def _closing_unless(conn: socket.socket, handed_over: list[bool]) -> Callable[[asyncio.Task[None]], None]:

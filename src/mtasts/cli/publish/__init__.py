@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from mtasts.cli.publish import apply, plan, serve
+from mtasts.cli.publish import apply, export, init, plan, retire, serve, verify
 
 __all__ = ["app"]
 
@@ -23,3 +23,7 @@ app.command("reload")(serve.reload_command)
 app.command("plan")(plan.plan_command)
 app.command("status")(plan.status_command)
 app.command("apply")(apply.apply_command)
+app.command("init")(init.init_command)
+app.command("retire")(retire.retire_command)
+app.command("export")(export.export_command)
+app.command("verify")(verify.verify_command)

@@ -1,12 +1,13 @@
 """What the ``mtasts publish`` commands share: their options, reading the configuration and
-the published history, the network settings of the inspector, and what a sender sees live."""
+the published history, the network settings of the inspector, what a sender sees live, and the
+inspector's prediction for a policy about to be enforced (:func:`as_if_enforced`)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -25,9 +26,12 @@ from mtasts.publish.config import (
 from mtasts.publish.rollout import Stage
 
 if TYPE_CHECKING:  # the network and the store load when a command needs them
+    from mtasts.check.analysis import Analysis, Observations
+    from mtasts.core.findings import Finding
+    from mtasts.core.policy import Policy
     from mtasts.net.settings import NetworkSettings
     from mtasts.publish.history import Served
-    from mtasts.publish.rollout import Evidence, LiveState, Rules
+    from mtasts.publish.rollout import Evidence, LiveInspection, LiveState, Rules
 
 ConfigOption = Annotated[
     Path | None,
@@ -100,6 +104,34 @@ CaFileOption = Annotated[
 ]
 HttpsPortOption = Annotated[int, typer.Option("--https-port", help="Policy hosts' HTTPS port (RFC 8461: 443).")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each lookup and fetch.")]
+SmtpPortOption = Annotated[int, typer.Option("--smtp-port", help="MX hosts' SMTP port (RFC 8461: 25).")]
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        hidden=True,
+        help="Testing only: the roll-out clock (ISO 8601 with a zone) instead of the system clock.",
+        metavar="TIME",
+    ),
+]
+
+
+def rollout_now(text: str | None) -> datetime:
+    """The roll-out's clock: the system's, or the hidden ``--now`` of the lab tests, which move
+    time across the weeks of a roll-out without sleeping. It dates the history and drives the
+    guards (never the certificate checks, which use the real time), so it says so on stderr
+    every time: a history dated by hand would make the guards' days fiction."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--now {text!r}: not an ISO 8601 time such as 2026-12-01T12:00:00+00:00", ExitCode.USAGE)
+    if moment.tzinfo is None:
+        fail(f"--now {text!r}: give the zone (e.g. +00:00 or Z)", ExitCode.USAGE)
+    shown = moment.astimezone(UTC).isoformat()
+    sys.stderr.write(f"mtasts: warning: --now {shown}: the roll-out clock is set by hand\n")
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +218,9 @@ def planned_names(known: Known) -> list[str]:
     return names
 
 
-def network_settings(nameserver: str | None, ca_file: Path | None, https_port: int, timeout: float) -> NetworkSettings:
+def network_settings(
+    nameserver: str | None, ca_file: Path | None, https_port: int, timeout: float, smtp_port: int = 25
+) -> NetworkSettings:
     """The settings ``mtasts check`` builds from the same options, checked the same way."""
     from mtasts.cli.cafile import check_ca_file
     from mtasts.net.settings import NetworkSettings, parse_nameserver
@@ -200,14 +234,29 @@ def network_settings(nameserver: str | None, ca_file: Path | None, https_port: i
     if ca_file is not None:
         check_ca_file(ca_file)
     try:
-        return NetworkSettings(nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port)
+        return NetworkSettings(
+            nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port, smtp_port=smtp_port
+        )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
 
 
-async def gather_live(names: list[str], settings: NetworkSettings, now: datetime) -> dict[str, LiveState]:
+def needs_inspection(known: Known, name: str) -> bool:
+    """Whether ``plan``/``apply`` will weigh ``testing → enforce`` for ``name`` (configured
+    ``enforce``, not enforced yet): only then is the live inspection (SMTP probes) worth its time."""
+    from mtasts.publish.rollout import stage_of
+
+    entry = known.config.domain(name)
+    return entry is not None and entry.mode is Mode.ENFORCE and stage_of(known.histories[name]) is not Stage.ENFORCE
+
+
+async def gather_live(
+    names: list[str], settings: NetworkSettings, now: datetime, *, inspect: Known | None = None
+) -> dict[str, LiveState]:
     """What a sender sees for each domain, through the inspector's adapters: the policy fetched
-    as a sender fetches it (DNS, validated HTTPS, no redirect), the ``_mta-sts`` TXT, the MX."""
+    as a sender fetches it (DNS, validated HTTPS, no redirect), the ``_mta-sts`` TXT, the MX;
+    with ``inspect``, for each domain that :func:`needs_inspection`, the inspector's prediction
+    for its ``enforce`` body too (:func:`inspect_enforce`)."""
     import asyncio
 
     from mtasts.net.dns import DnsClient, LookupStatus
@@ -235,9 +284,108 @@ async def gather_live(names: list[str], settings: NetworkSettings, now: datetime
             mx_hosts=hosts,
         )
 
-    states = await asyncio.gather(*(one(name) for name in names))
-    return dict(zip(names, states, strict=True))
+    states = dict(zip(names, await asyncio.gather(*(one(name) for name in names)), strict=True))
+    if inspect is None:
+        return states
+    wanted = {}
+    for name in names:
+        entry = inspect.config.domain(name)
+        if entry is None or not needs_inspection(inspect, name):
+            continue
+        policy = entry.policy
+        hosts = states[name].mx_hosts
+        if policy is None and hosts is not None:  # mx = "from-dns": the policy lists the live MX
+            from mtasts.core.policy import Policy
+
+            policy = Policy(mode=entry.mode, max_age=entry.max_age, mx=hosts)
+        if policy is not None:
+            wanted[name] = policy
+    inspected = await asyncio.gather(*(inspect_enforce(name, policy, settings) for name, policy in wanted.items()))
+    for name, inspection in zip(wanted, inspected, strict=True):
+        states[name] = replace(states[name], inspection=inspection)
+    return states
+
+
+def as_if_enforced(observations: Observations, policy: Policy) -> Observations:
+    """The observations as a sender would make them once ``policy``, in mode ``enforce``, is
+    served and announced: the fetch returns it and the ``_mta-sts`` record exists; the MX
+    lookups and probes are the live ones. The inspector's analysis of these is its prediction
+    for that policy (each MX: would a sender deliver over validated TLS, or skip it and why),
+    with its own codes and fixes: nothing of the verdict is re-derived here."""
+    from mtasts.core.policy import Policy as PolicyType
+    from mtasts.net.dns import Lookup, LookupStatus
+
+    enforced = PolicyType(mode=Mode.ENFORCE, max_age=policy.max_age, mx=policy.mx)
+    fetch = replace(
+        observations.fetch,
+        policy=enforced,
+        body=enforced.to_text().encode("utf-8"),
+        problems=(),
+        failure=None,
+        detail="",
+        internal_error="",
+        status=200,
+        content_type="text/plain",
+    )
+    announced: tuple[bytes, ...] = (b"v=STSv1; id=preview",)
+    record = Lookup(f"_mta-sts.{observations.domain}", "TXT", LookupStatus.FOUND, values=(announced,))
+    return replace(observations, fetch=fetch, sts_txt=record)
+
+
+def enforce_blockers(analysis: Analysis) -> tuple[Finding, ...]:
+    """The findings of an :func:`as_if_enforced` analysis that would stop mail: errors about
+    the MX hosts (TLS, STARTTLS, certificates, not listed, unreachable when no MX is left) and
+    trouble on this side that leaves them unknown."""
+    from mtasts.core.findings import Area
+    from mtasts.core.problems import Severity
+
+    return tuple(f for f in analysis.findings if f.severity is Severity.ERROR and f.area in (Area.MX, Area.LOCAL))
+
+
+async def observe(name: str, settings: NetworkSettings) -> Observations:
+    """What the inspector gathers about ``name`` (its own lookups, fetch and MX probes), dated
+    by the real clock: certificates are judged by the time they are used in."""
+    from mtasts.check.inspect import Inspector
+
+    return await Inspector(settings).observe(name, datetime.now(UTC))
+
+
+async def inspect_enforce(name: str, policy: Policy, settings: NetworkSettings) -> LiveInspection:
+    """The inspector's prediction for ``policy`` enforced on ``name`` now (the live guard's input)."""
+    from mtasts.check.analysis import analyse
+    from mtasts.publish.rollout import LiveInspection
+
+    observations = await observe(name, settings)
+    analysis = analyse(as_if_enforced(observations, policy), now=datetime.now(UTC))
+    return LiveInspection(analysis.verdict, enforce_blockers(analysis))
 
 
 def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_config(path: Path, text: str) -> None:
+    """Replace the configuration file with ``text`` in one step (a temporary file beside it,
+    then a rename), so the host never reads half a file; its permissions are kept, and its
+    directory is created for a first file. A file that cannot be written exits 3."""
+    import shutil
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as handle:
+            handle.write(text)
+            temporary = Path(handle.name)
+        try:
+            if path.exists():
+                shutil.copymode(path, temporary)
+            else:
+                temporary.chmod(0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)

@@ -4,7 +4,6 @@ roll-out with their reasons, and where each domain stands."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,8 +16,10 @@ from mtasts.cli.publish._common import (
     HttpsPortOption,
     JsonOption,
     NameserverOption,
+    NowOption,
     ReasonOption,
     ReportersOption,
+    SmtpPortOption,
     TestingDaysOption,
     TimeoutOption,
     check_force,
@@ -26,6 +27,7 @@ from mtasts.cli.publish._common import (
     network_settings,
     planned_names,
     read_known,
+    rollout_now,
     when,
 )
 from mtasts.cli.text import plural
@@ -48,7 +50,9 @@ def plan_command(
     nameserver: NameserverOption = None,
     ca_file: CaFileOption = None,
     https_port: HttpsPortOption = 443,
+    smtp_port: SmtpPortOption = 25,
     timeout: TimeoutOption = 10.0,
+    now_text: NowOption = None,
 ) -> None:
     """Compare the configuration with what is live and print the ordered steps, with reasons.
 
@@ -57,7 +61,9 @@ def plan_command(
     The steps follow RFC 8461 §8: serve the new body, verify it from outside, only then publish
     the new id in the TXT record, and confirm it. testing → enforce is refused before
     --testing-days in testing with reports from --reporters organisations and no sts,
-    certificate or STARTTLS failures for the listed MX; max_age grows only after enforce has
+    certificate or STARTTLS failures for the listed MX, and unless the inspector, probing the live
+    MX (--smtp-port for tests), predicts that enforce would block none of the listed MX; max_age
+    grows only after enforce has
     been served for its old value. mode = "none" retires a domain. Nothing is changed
     (`apply` comes next). Exit 0 planned, 1 a change is refused or cannot be planned, 2 usage,
     3 the configuration or database cannot be read."""
@@ -65,12 +71,12 @@ def plan_command(
     from mtasts.publish.rollout import Rules, plan_rollout
 
     check_force(force, reason)
-    settings = network_settings(nameserver, ca_file, https_port, timeout)
-    now = datetime.now(UTC)
+    settings = network_settings(nameserver, ca_file, https_port, timeout, smtp_port)
+    now = rollout_now(now_text)
     rules = Rules(testing_days=testing_days, reporters=reporters)
     known = read_known(config, db, domains or [], now, rules)
     names = planned_names(known)
-    live = run_async(gather_live(names, settings, now))
+    live = run_async(gather_live(names, settings, now, inspect=known))
     plans = [
         plan_rollout(
             name,
@@ -116,6 +122,7 @@ def status_command(
     json_output: JsonOption = False,
     testing_days: TestingDaysOption = 14,
     reporters: ReportersOption = 2,
+    now_text: NowOption = None,
 ) -> None:
     """Each domain's roll-out state, the guard values (days in testing, reporters, failures)
     and what comes next and when, from the configuration, the history and the reports in --db
@@ -123,7 +130,7 @@ def status_command(
     database."""
     from mtasts.publish.rollout import Rules, domain_status
 
-    now = datetime.now(UTC)
+    now = rollout_now(now_text)
     rules = Rules(testing_days=testing_days, reporters=reporters)
     known = read_known(config, db, domains or [], now, rules)
     statuses = [
@@ -147,6 +154,8 @@ def _status_text(status: DomainStatus) -> str:
     head = f"{status.domain}: {status.stage.value}"
     if current is not None:
         head += f" since {when(current.since)} (id {current.policy_id}, max_age {current.max_age})"
+    elif status.removed_at is not None:
+        head += f" on {when(status.removed_at)}"
     if status.configured is not None and status.configured is not status.stage:
         head += f"; configured: {status.configured.value}"
     lines = [head]

@@ -6,7 +6,7 @@ import http.client
 import json
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,7 +19,10 @@ from mtasts.cli.publish._common import (
     log_to_stderr,
 )
 from mtasts.cli.text import plural
-from mtasts.publish.config import Challenge, ConfigError, ListenAddress, default_config_path
+from mtasts.publish.config import Challenge, ConfigError, ListenAddress, ReportSettings, default_config_path
+
+if TYPE_CHECKING:
+    from mtasts.report.server import ReportEndpoint
 
 _SHOWN_UNSERVED = 10  # unserved domains named at start; the rest are counted
 
@@ -44,7 +47,9 @@ def serve_command(
     any problem is refused and the previous state kept. One access-log line per request on
     stderr; metrics on the admin listener (GET /metrics, /healthz). With an [acme] section,
     domains without cert and key get certificates from the ACME CA (HTTP-01 on [acme] listen,
-    port 80), renewed at two thirds of their lifetime and served without a restart."""
+    port 80; or tls-alpn-01 on the policy listeners), renewed at two thirds of their lifetime
+    and served without a restart. With a [report] section, TLS reports posted to
+    https://mta-sts.<domain>/v1/report (or [report] path) are stored too."""
     import asyncio
     import signal
 
@@ -68,8 +73,6 @@ def serve_command(
         more = plural(len(unserved) - _SHOWN_UNSERVED, "more domain")
         sys.stderr.write(f"mtasts: warning: and {more} not served (no certificate yet)\n")
     acme = snapshot.config.acme
-    if acme is not None and acme.challenge is not Challenge.HTTP_01:
-        fail(f"[acme] challenge = {acme.challenge.value!r} is not available yet; use 'http-01'", ExitCode.USAGE)
     log_to_stderr()
     host = PolicyHost(
         snapshot,
@@ -78,8 +81,21 @@ def serve_command(
         admin=admin_address,
     )
 
+    report = snapshot.config.report
+    endpoint = _report_endpoint(report) if report is not None else None
+
     async def run() -> None:
-        await host.start()
+        if endpoint is not None and report is not None:
+            await _start_endpoint(endpoint)
+            from mtasts.publish.reports import ReportRoute
+
+            host.mount_reports(ReportRoute(report, endpoint.app))
+        try:
+            await host.start()
+        except BaseException:
+            if endpoint is not None:
+                await endpoint.stop()
+            raise
         manager = None
         if acme is not None:
             from mtasts.publish.acme import AcmeManager, managed_hosts
@@ -90,10 +106,13 @@ def serve_command(
             except BaseException:
                 await host.stop()
                 raise
-            challenge = ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+            if acme.challenge is Challenge.HTTP_01:
+                challenge = "http-01 on " + ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+            else:
+                challenge = "tls-alpn-01 on " + ", ".join(f"https://{a.to_text()}" for a in host.bound)
             sys.stderr.write(
                 f"mtasts: ACME: {plural(len(managed_hosts(host)), 'domain')} from {acme.directory}, "
-                f"http-01 on {challenge}; certificates in {acme.storage}\n"
+                f"{challenge}; certificates in {acme.storage}\n"
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -109,6 +128,14 @@ def serve_command(
         loop.add_signal_handler(signal.SIGHUP, reload)
         where = ", ".join(f"https://{a.to_text()}" for a in host.bound)
         admin_text = f"admin http://{host.admin_bound.to_text()}" if host.admin_bound else "no admin listener"
+        if endpoint is not None and report is not None:
+            from mtasts.store.errors import redact_url
+
+            whose = "the configured domains" if report.accept.value == "configured" else "any domain"
+            sys.stderr.write(
+                f"mtasts: TLS reports: POST https://mta-sts.<domain>{report.path} on every served name, "
+                f"for {whose}, into {redact_url(endpoint.store.url)}\n"
+            )
         sys.stderr.write(
             f"mtasts: serving {plural(len(host.snapshot.sites), 'domain')} on {where}; {admin_text}; "
             f"pid {os.getpid()} (reload: SIGHUP or mtasts publish reload; stop: Ctrl-C)\n"
@@ -120,6 +147,8 @@ def serve_command(
             if manager is not None:
                 await manager.stop()
             await host.stop()
+            if endpoint is not None:
+                await endpoint.stop()
 
     try:
         run_async(run())
@@ -127,6 +156,33 @@ def serve_command(
         wanted = ", ".join(a.to_text() for a in (*host.listen, *(acme.listen if acme is not None else ())))
         hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == 13 else ""
         fail(f"cannot listen on {wanted}: {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
+
+
+def _report_endpoint(report: ReportSettings) -> ReportEndpoint:
+    """The endpoint of ``[report]`` over its store (not opened yet); a database URL that is
+    not usable is a usage error, said before anything starts."""
+    from mtasts.publish.reports import endpoint_settings
+    from mtasts.report.server import ReportEndpoint
+    from mtasts.store.errors import UnsupportedDatabase
+    from mtasts.store.store import ReportStore, default_db_url
+
+    try:
+        store = ReportStore(report.store or default_db_url(os.environ))
+    except UnsupportedDatabase as exc:
+        fail(f"[report] store: {exc.message}" if report.store else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+    return ReportEndpoint(store, endpoint_settings(report))
+
+
+async def _start_endpoint(endpoint: ReportEndpoint) -> None:
+    from mtasts.report.server import StartupError
+    from mtasts.store.errors import StoreError
+
+    try:
+        await endpoint.start()
+    except StoreError as exc:
+        fail(f"[report] store: {exc.message}", ExitCode.CANNOT_RUN)
+    except StartupError as exc:
+        fail(f"[report]: {exc}", ExitCode.CANNOT_RUN)
 
 
 def reload_command(

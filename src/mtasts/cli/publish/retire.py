@@ -1,0 +1,180 @@
+"""``mtasts publish retire DOMAIN``: take a domain out of MTA-STS in the only safe order."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.publish._common import (
+    AdminOption,
+    CaFileOption,
+    ConfigOption,
+    DbOption,
+    HttpsPortOption,
+    NameserverOption,
+    NowOption,
+    SmtpPortOption,
+    TimeoutOption,
+    network_settings,
+    read_known,
+    rollout_now,
+    when,
+    write_config,
+)
+from mtasts.cli.publish.apply import Fetch, Reload, admin_option, print_results, run_apply
+from mtasts.publish.config import ConfigError, default_config_path
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mtasts.publish.rollout import Rules
+
+
+def retire_command(
+    domain: Annotated[str, typer.Argument(help="The domain to take out of MTA-STS.")],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    admin: AdminOption = None,
+    max_age: Annotated[
+        int, typer.Option("--max-age", min=0, help="The max_age of the mode none body, in seconds.", metavar="S")
+    ] = 86400,
+    nameserver: NameserverOption = None,
+    ca_file: CaFileOption = None,
+    https_port: HttpsPortOption = 443,
+    smtp_port: SmtpPortOption = 25,
+    timeout: TimeoutOption = 10.0,
+    now_text: NowOption = None,
+) -> None:
+    """Retire DOMAIN in RFC 8461 §8's order; run it again until it says the domain is removed.
+
+    First run: set the entry in --config to mode = "none" with a short max_age (--max-age,
+    default a day), then as `apply`: serve the none body, verify it from outside, record it,
+    publish its new id (RFC 2136 with [dns], else print the record) and confirm it. Then keep
+    serving it until no sender can hold an earlier policy (each earlier body's end of serving
+    plus its max_age, from the history): until then a run says when. After that: delete the
+    _mta-sts record (RFC 2136, or print exactly what to delete), comment the entry out of
+    --config, reload the host, check from outside that no policy is served, and record the
+    domain removed. _smtp._tls is left alone (mtasts never publishes it). Exit 0 done or
+    waiting, 1 a step failed or a record waits for you, 2 usage, 3 cannot read or write the
+    configuration or database."""
+    from mtasts.core.policy import Mode
+    from mtasts.publish.history import history_domain
+    from mtasts.publish.retire import RetireEditError, retire_config_text
+    from mtasts.publish.rollout import Rules, Stage, retire_entry, stage_of
+
+    settings = network_settings(nameserver, ca_file, https_port, timeout, smtp_port)
+    admin_address = admin_option(admin)
+    now = rollout_now(now_text)
+    rules = Rules(retire_max_age=max_age)
+    path = config or default_config_path()
+    name = history_domain(domain)
+    known = read_known(path, db, [name], now, rules)
+    history = known.histories[name]
+    stage = stage_of(history)
+    entry = known.config.domain(name)
+    if stage is Stage.DRAFT:
+        where = f" (remove its entry from {path})" if entry is not None else ""
+        fail(f"{name} was never published: nothing to retire{where}", ExitCode.USAGE)
+    if stage is Stage.REMOVED:
+        ended = history[-1].until
+        assert ended is not None
+        typer.echo(f"{name}: removed on {when(ended)}: nothing left to do")
+        return
+    configured: list[str] = []
+    if entry is None and stage is not Stage.RETIRING:
+        fail(
+            f"{name} is not in {path}, but senders may hold its {history[-1].mode.value} policy: put its entry "
+            "back (as it was), then run retire",
+            ExitCode.USAGE,
+        )
+    if entry is not None and (entry.mode is not Mode.NONE or entry.max_age > max_age):
+        wanted = retire_entry(entry, rules)
+        try:
+            text = path.read_text("utf-8")
+            write_config(path, retire_config_text(text, path, name, rules))
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        except (RetireEditError, ConfigError) as exc:
+            fail(str(exc), ExitCode.USAGE)
+        configured.append(f'configured: mode = "none", max_age = {wanted.max_age} in {path}')
+        known = read_known(path, db, [name], now, rules)
+    results = run_apply(
+        known,
+        [name],
+        settings=settings,
+        admin=admin_address,
+        admin_off=admin == "off",
+        timeout=timeout,
+        db=db,
+        now=now,
+        fixed_clock=now_text is not None,
+        rules=rules,
+        reason=None,
+        stop_serving=_stopper(path, now),
+    )
+    from mtasts.publish.apply import Outcome
+
+    (result,) = results
+    result = replace(result, done=(*configured, *result.done))
+    print_results([result])
+    if result.outcome is Outcome.DONE:
+        _say_next(path, db, name, now, rules)
+    ok = result.outcome in (Outcome.DONE, Outcome.WAITING)
+    raise typer.Exit(int(ExitCode.OK if ok else ExitCode.PROBLEMS))
+
+
+def _say_next(path: Path, db: str | None, name: str, now: datetime, rules: Rules) -> None:
+    """After a run that did all it could: removed, or when the next run can go on."""
+    from mtasts.publish.rollout import Stage, retire_safe_at, stage_of
+
+    history = read_known(path, db, [name], now, rules).histories[name]
+    if stage_of(history) is Stage.REMOVED:
+        return
+    safe_at = retire_safe_at(history)
+    if safe_at is not None and safe_at > now:
+        typer.echo(f"  next: keep serving mode none until {when(safe_at)}, then run mtasts publish retire {name} again")
+    else:
+        typer.echo(f"  next: run mtasts publish retire {name} again to delete the record and stop serving")
+
+
+def _stopper(path: Path, now: datetime) -> Callable[[Reload, Fetch], Callable[[str], Awaitable[str]]]:
+    """The stop-serving step of retire: comment the entry out of the configuration, reload the
+    host, and check from outside, as a sender fetches, that no policy is served any more."""
+
+    def bind(reload: Reload, fetch: Fetch) -> Callable[[str], Awaitable[str]]:
+        async def stop_serving(name: str) -> str:
+            from mtasts.publish.apply import StepFailed
+            from mtasts.publish.config import parse_config
+            from mtasts.publish.retire import RetireEditError, remove_config_text
+
+            try:
+                text = path.read_text("utf-8")
+                config = parse_config(text, path)
+                if config.domain(name) is not None:
+                    text = remove_config_text(text, path, name, now=now)
+                    write_config(path, text)
+                    config = parse_config(text, path)
+            except OSError as exc:
+                raise StepFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+            except (RetireEditError, ConfigError) as exc:
+                raise StepFailed(str(exc)) from None
+            reloaded = await reload() if config.domains else "no other domain is configured"
+            try:
+                await fetch(name)
+            except StepFailed:
+                return f"mta-sts.{name} serves no policy any more ({reloaded}; its entry in {path} is commented out)"
+            if not config.domains:
+                raise StepFailed(
+                    f"mta-sts.{name} still serves a policy: {path} has no other domain, so the host cannot reload "
+                    "without it; stop mtasts publish serve, then run retire again"
+                )
+            raise StepFailed(f"mta-sts.{name} still serves a policy after the reload: does another host serve it?")
+
+        return stop_serving
+
+    return bind
