@@ -21,6 +21,7 @@ from rich.text import Text
 from mtasts.check.inspect import DomainReport
 from mtasts.core.findings import CATALOGUE, Area, severity_text
 from mtasts.core.problems import Severity
+from mtasts.i18n import Translator, current
 
 __all__ = ["CSV_FIELDS", "csv_rows", "findings_table", "render_report", "report_json_line"]
 
@@ -28,9 +29,11 @@ CSV_FIELDS = ("domain", "status", "delivery", "code", "severity", "host", "addre
 _SYMBOL = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
 
 
-def render_report(report: DomainReport) -> RenderableType:
-    """One domain as a Rich renderable."""
-    parts: list[RenderableType] = [_headline(report)]
+def render_report(report: DomainReport, tr: Translator | None = None) -> RenderableType:
+    """One domain as a Rich renderable, in ``tr``'s language (default: ``--lang``/``LANG``,
+    :func:`mtasts.i18n.current`); codes and the facts' data stay as they are."""
+    tr = tr or current()
+    parts: list[RenderableType] = [_headline(report, tr)]
     facts = _facts(report)
     if facts is not None:
         parts.append(facts)
@@ -38,19 +41,20 @@ def render_report(report: DomainReport) -> RenderableType:
         findings = [f for f in report.findings if f.area is area]
         if not findings:
             continue
-        parts.append(Text(f"  {area.value}", style="heading"))
+        parts.append(Text(f"  {tr.gettext(area.value)}", style="heading"))
         for finding in findings:
             line = Text()
             line.append(
-                f"{_SYMBOL[finding.severity]} {finding.severity.value} ", style=f"severity.{finding.severity.value}"
+                f"{_SYMBOL[finding.severity]} {tr.gettext(finding.severity.value)} ",
+                style=f"severity.{finding.severity.value}",
             )
             line.append(finding.code, style="code")
-            line.append(f"  {finding.message}")
+            line.append(f"  {tr.text(finding.message)}")
             parts.append(_indented(line, 4))
             for detail in finding.details:
                 parts.append(_indented(Text(detail, style="dim"), 8))
-            parts.append(_indented(Text.assemble(("fix: ", "fix"), finding.fix), 6))
-    parts.append(_verdict(report))
+            parts.append(_indented(Text.assemble((tr.gettext("fix: "), "fix"), tr.text(finding.fix)), 6))
+    parts.append(_verdict(report, tr))
     return Group(*parts, Text(""))
 
 
@@ -59,15 +63,21 @@ def _indented(renderable: RenderableType, left: int) -> Padding:
     return Padding(renderable, (0, 0, 0, left), expand=False)
 
 
-def _headline(report: DomainReport) -> Text:
+def _headline(report: DomainReport, tr: Translator) -> Text:
     worst = report.worst
     counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
     text = Text()
     text.append(report.domain, style="heading")
     if worst is None:
-        text.append("  ✓ no problems", style="ok")
+        text.append(f"  ✓ {tr.gettext('no problems')}", style="ok")
     else:
-        summary = ", ".join(f"{n} {s.value}{'s' * (n != 1)}" for s, n in counts.items() if n and s is not Severity.INFO)
+        forms = {
+            Severity.ERROR: ("%(num)d error", "%(num)d errors"),
+            Severity.WARNING: ("%(num)d warning", "%(num)d warnings"),
+        }
+        summary = ", ".join(
+            tr.ngettext(*forms[s], n) % {"num": n} for s, n in counts.items() if n and s is not Severity.INFO
+        )
         text.append(f"  {_SYMBOL[worst]} {summary}", style=f"severity.{worst.value}")
     text.append(f"  ({report.elapsed:.2f} s)", style="dim")
     return text
@@ -98,16 +108,19 @@ def _facts(report: DomainReport) -> RenderableType | None:
     return _indented(table, 2)
 
 
-def _verdict(report: DomainReport) -> Group:
+def _verdict(report: DomainReport, tr: Translator) -> Group:
     verdict = report.verdict
     style = (
         "ok" if verdict.mail_flows else "severity.warning" if verdict.delivery.value == "unknown" else "severity.error"
     )
-    lines: list[RenderableType] = [_indented(Text.assemble(("verdict: ", "heading"), (verdict.summary, style)), 2)]
+    summary = Text.assemble((tr.gettext("verdict: "), "heading"), (tr.text(verdict.summary), style))
+    lines: list[RenderableType] = [_indented(summary, 2)]
     for mx in verdict.mx:
-        lines.append(_indented(Text(f"{mx.host}: {mx.reason}", style="ok" if mx.deliver else "severity.error"), 4))
+        reason = Text(f"{mx.host}: {tr.text(mx.reason)}", style="ok" if mx.deliver else "severity.error")
+        lines.append(_indented(reason, 4))
     if verdict.readiness:
-        lines.append(_indented(Text.assemble(("enforce readiness: ", "heading"), verdict.readiness), 2))
+        readiness = Text.assemble((tr.gettext("enforce readiness: "), "heading"), tr.text(verdict.readiness))
+        lines.append(_indented(readiness, 2))
     return Group(*lines)
 
 

@@ -12,12 +12,12 @@ from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
-from mtasts.cli import check, demo, generate, lab, lint, output, publish, report, resolver, web
+from mtasts.cli import check, demo, generate, lab, lint, monitor, output, publish, report, resolver, web
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
 
 _HELP = (
     "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): "
-    "check, lint, generate, publish, report, resolver, web, lab.\n\n" + EXIT_CODES_HELP
+    "check, lint, generate, publish, report, resolver, web, monitor, lab.\n\n" + EXIT_CODES_HELP
 )
 
 
@@ -52,6 +52,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(publish.app, name="publish")
 app.add_typer(resolver.app, name="resolver")
 app.add_typer(web.app, name="web")
+app.add_typer(monitor.app, name="monitor")
 
 _DEBUG_ENV = "MTASTS_DEBUG"
 
@@ -98,8 +99,24 @@ def main(
             "output that is not a terminal is not wrapped).",
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            metavar="en|ja",
+            show_default=False,
+            help="The language of findings, fixes and verdicts (default: LC_ALL / LC_MESSAGES / LANG; "
+            "codes and JSON stay English).",
+        ),
+    ] = None,
 ) -> None:
     output.configure(width=width)
+    if lang is not None:  # the catalogue of findings (mtasts.i18n): --lang first, else the locale
+        from mtasts.i18n import LANGUAGES, set_language
+
+        if lang.lower() not in LANGUAGES:
+            raise typer.BadParameter(f"{lang!r}: choose en or ja", param_hint="--lang")
+        set_language(lang.lower())
     if debug:
         os.environ[_DEBUG_ENV] = "1"
 

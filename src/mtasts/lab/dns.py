@@ -75,6 +75,20 @@ class Zone:
                 name = name.parent()
         self.names.add(self.apex)
 
+    def replace(self, name: str, rdtype: str, datas: Iterable[str], ttl: int = 300) -> None:
+        """Make the RRset of ``name`` and ``rdtype`` ``datas`` (none: remove it), while serving:
+        the hook tests use to change the world between two checks (``mtasts monitor``)."""
+        owner, kind = dns.name.from_text(name), dns.rdatatype.from_text(rdtype)
+        root = dns.name.root
+        rdatas = [dns.rdata.from_text(dns.rdataclass.IN, kind, d, origin=root, relativize=False) for d in datas]
+        if not rdatas:
+            self.rrsets.pop((owner, kind), None)
+            return
+        self.rrsets[(owner, kind)] = dns.rrset.from_rdata_list(owner, ttl, rdatas)
+        while owner != self.apex and owner.is_subdomain(self.apex) and owner not in self.names:
+            self.names.add(owner)
+            owner = owner.parent()
+
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """The response to ``query``, or ``None`` when the server must stay silent."""
         response = dns.message.make_response(query)

@@ -148,10 +148,11 @@ class HttpsServer(SharedPortServer[HttpsHost]):
         return self.contexts(host)
 
     def _handler(self, host: HttpsHost) -> Handler:
-        responder = self.responders.get(host.name) or answer_from_table(host)
+        table = answer_from_table(host)
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve(host, responder, reader, writer)
+            # looked up per connection: a responder set while serving (Lab.serve_policy) applies
+            await self._serve(host, self.responders.get(host.name) or table, reader, writer)
 
         return serve
 

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from mtasts.lab._net import DEFAULT_LIMITS, Limits, check_delay
 from mtasts.lab.certs import LabCertificates
 from mtasts.lab.dns import DnsServer, Zone
-from mtasts.lab.https import HttpsServer
-from mtasts.lab.plan import HttpsHost, Plan, SmtpHost, plan_lab
+from mtasts.lab.https import HttpsServer, Request
+from mtasts.lab.plan import POLICY_PATH, HttpAnswer, HttpsHost, Plan, SmtpHost, plan_lab
 from mtasts.lab.scenarios import CertKind, MxFault, Scenario, select_scenarios
 from mtasts.lab.sink import Report, ReportSink
 from mtasts.lab.smtp import Mailboxes, Message, SmtpServer
@@ -226,6 +226,27 @@ class Lab:
     def reports(self) -> tuple[Report, ...]:
         """TLS reports POSTed to the sink."""
         return tuple(self.sink.reports)
+
+    # --- changing the world while it runs (tests of ``mtasts monitor``) ----------------------
+
+    def set_records(self, name: str, rdtype: str, datas: Iterable[str]) -> None:
+        """Publish ``datas`` (zone-file text; none: remove the RRset) as ``name``'s ``rdtype``."""
+        self._running(self._dns).zone.replace(name, rdtype, datas)
+
+    def serve_policy(self, domain: str, body: bytes | None, *, status: int = 200) -> None:
+        """Make ``mta-sts.<domain>`` answer ``body`` with ``status`` at the policy path (``None``:
+        go back to the scenario's answers)."""
+        https = self._running(self._https)
+        host = f"mta-sts.{domain}"
+        if body is None:
+            https.responders.pop(host, None)
+            return
+        answer = HttpAnswer(status, body)
+
+        def respond(request: Request) -> HttpAnswer:
+            return answer if request.path == POLICY_PATH else HttpAnswer(404, b"not found\n")
+
+        https.responders[host] = respond
 
     def info(self) -> dict[str, Any]:
         """Where everything is, as JSON-ready data (written by ``mtasts lab up --info``).

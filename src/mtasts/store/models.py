@@ -28,10 +28,17 @@ __all__ = [
     "DayTotalRow",
     "FailureDetailRow",
     "FailureTotalRow",
+    "MonitorDeliveryRow",
+    "MonitorEventRow",
+    "MonitorRunRow",
     "PolicyResultRow",
     "PublishedPolicyRow",
     "ReportRow",
     "SenderTotalRow",
+    "WebAuditRow",
+    "WebSecretRow",
+    "WebSessionRow",
+    "WebUserRow",
 ]
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: the rowid alias autoincrements
@@ -167,3 +174,130 @@ class PublishedPolicyRow(Base):
     served_from: Mapped[datetime] = mapped_column(DateTime())  # UTC, naive
     served_until: Mapped[datetime | None] = mapped_column(DateTime())
     forced_reason: Mapped[str | None] = mapped_column(Text)  # a guard overridden with --force --reason
+
+
+# --- the web interface's accounts (mtasts.web.accounts): users, sessions, audit trail ---------
+
+
+class WebUserRow(Base):
+    """A local account of ``mtasts web``: its name, its password hash (hashlib.scrypt, a PHC
+    string with its parameters) and its role (``admin`` or ``read-only``)."""
+
+    __tablename__ = "web_user"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime())  # UTC, naive
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: the SHA-256 of the token its cookie holds (the token itself is never
+    stored, so a copy of the database opens no session), its CSRF token and its lifetime.
+    Deleting the user deletes its sessions; logging out sets ``revoked_at``."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime())
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+
+class WebSecretRow(Base):
+    """Secrets every web process sharing the database must agree on (the key that signs session
+    cookies), made on first use."""
+
+    __tablename__ = "web_secret"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class WebAuditRow(Base):
+    """One thing a person did through ``mtasts web`` (or ``mtasts web user``): who, when, what,
+    on which domain (publish actions) and the details."""
+
+    __tablename__ = "web_audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+# --- the monitor's history (mtasts.monitor.history): check runs, events, notifications --------
+
+
+class MonitorRunRow(Base):
+    """One scheduled check of a domain by ``mtasts monitor``: when, how long, its status and the
+    facts later runs are compared with (``snapshot``, JSON: :class:`mtasts.monitor.snapshot.CheckSnapshot`).
+    ``conclusive`` is 0 when the check could not look at the domain (this machine's trouble): such
+    a run is kept, and never compared."""
+
+    __tablename__ = "monitor_run"
+    __table_args__ = (Index("ix_monitor_run_domain_started", "domain", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(Text)  # A-labels, lower case, no trailing dot
+    started_at: Mapped[datetime] = mapped_column(DateTime())  # UTC, naive
+    elapsed_ms: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # ok, warning, error
+    conclusive: Mapped[int] = mapped_column(Integer)  # 1 or 0
+    snapshot: Mapped[str] = mapped_column(Text)
+
+
+class MonitorEventRow(Base):
+    """An event of ``mtasts monitor``: opened by one run, cleared by a later one (``cleared_at``
+    NULL: still open). At most one open event per (domain, code, subject)."""
+
+    __tablename__ = "monitor_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(Text, index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    fix: Mapped[str] = mapped_column(Text)
+    data: Mapped[str] = mapped_column(Text)  # JSON object of strings
+    opened_at: Mapped[datetime] = mapped_column(DateTime())
+    opened_run: Mapped[int] = mapped_column(ForeignKey("monitor_run.id", ondelete="CASCADE"))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime())
+    cleared_run: Mapped[int | None] = mapped_column(ForeignKey("monitor_run.id", ondelete="SET NULL"))
+
+
+Index(
+    "uq_monitor_event_open",
+    MonitorEventRow.domain,
+    MonitorEventRow.code,
+    MonitorEventRow.subject,
+    unique=True,
+    sqlite_where=MonitorEventRow.cleared_at.is_(None),
+    postgresql_where=MonitorEventRow.cleared_at.is_(None),
+)
+
+
+class MonitorDeliveryRow(Base):
+    """One notification of an event's opening or clearing on one channel (``mail``, ``webhook``):
+    kept until delivered (``delivered_at``), with every attempt counted and the last error, so
+    that a notifier that is down loses nothing."""
+
+    __tablename__ = "monitor_delivery"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("monitor_event.id", ondelete="CASCADE"), index=True)
+    transition: Mapped[str] = mapped_column(String(16))  # opened, cleared
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
