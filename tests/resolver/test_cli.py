@@ -6,7 +6,10 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
+import socket
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -17,6 +20,7 @@ from typer.testing import CliRunner
 
 from mtasts.cli.resolver import app, default_db_path
 from tests.resolver.helpers import REDIS_URL, SocketmapClient
+from tests.resolver.postfix import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -87,7 +91,13 @@ def test_query_with_dns_down_is_fail_open_exit_1(runner: CliRunner, lab: Any) ->
         (["serve", "--listen", "tcp:1.2.3.4:5"], "--listen: 'tcp:1.2.3.4:5' is not inet:HOST:PORT or unix:PATH"),
         (["serve", "--listen", "inet:localhost:8461"], "--listen: 'localhost' is not an IP address"),
         (["serve", "--unix-mode", "rw"], "--unix-mode: 'rw' is not an octal mode"),
-        (["serve", "--redis", "redis://127.0.0.1", "--memory-only"], "--redis: choose one of --redis, --db"),
+        (
+            ["serve", "--memory-only", "--redis", "redis://127.0.0.1"],
+            "--redis: choose one of --store, --db, --redis and --memory-only",
+        ),
+        (["serve", "--store", "mysql://db"], "--store: 'mysql://db': not memory, sqlite:PATH, redis://"),
+        (["serve", "--admin", "localhost:1"], "--admin: 'localhost' is not an IP address"),
+        (["cache", "list", "--store", "memory", "--db", "x"], "--db: choose one of --store, --db and --redis"),
     ],
 )
 def test_usage_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
@@ -177,3 +187,72 @@ async def test_serve_with_redis_shares_what_it_fetched(lab: Any, resolver_option
             await client.delete(*keys)
         await client.aclose()
     assert process.returncode == 0
+
+
+# --- systemd socket activation --------------------------------------------------------------
+
+needs_socket_activate = pytest.mark.skipif(
+    shutil.which("systemd-socket-activate") is None,
+    reason="socket activation tests need systemd-socket-activate (the systemd package)",
+)
+
+
+@needs_socket_activate
+def test_inherited_sockets_are_taken_only_by_the_process_they_were_passed_to() -> None:
+    """systemd-socket-activate passes fd 3 with LISTEN_FDS=1 and LISTEN_PID set, as systemd does."""
+    port = free_port()
+    probe = (
+        "import os; from mtasts.cli.resolver.serve import inherited_sockets as got; "
+        "print([s.getsockname() for s in got(os.environ, os.getpid())], got(os.environ, os.getpid() + 1))"
+    )
+    process = subprocess.Popen(
+        ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", sys.executable, "-c", probe],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    assert process.stderr.readline() == f"Listening on 127.0.0.1:{port} as 3.\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10):  # the launch trigger, as systemd's
+        pass
+    out, err = process.communicate(timeout=30)
+    done = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    assert done.stdout.strip() == f"[('127.0.0.1', {port})] []", done.stderr
+
+
+@needs_socket_activate
+async def test_serve_under_socket_activation(tmp_path: Path) -> None:
+    """The daemon serves the socket systemd passed, not the configured address (which is left
+    unbound)."""
+    port, unused = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        "systemd-socket-activate",
+        "-l",
+        f"127.0.0.1:{port}",
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import run; run()",
+        "resolver",
+        "serve",
+        "--listen",
+        f"inet:127.0.0.1:{unused}",
+        "--memory-only",
+        "--nameserver",
+        "127.0.0.1:9",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert process.stderr is not None
+    try:
+        banner = (await asyncio.wait_for(process.stderr.readline(), 20)).decode()
+        assert banner == f"Listening on 127.0.0.1:{port} as 3.\n"
+        # systemd-socket-activate execs the daemon on the first connection, as systemd does
+        client = await SocketmapClient.connect("127.0.0.1", port)
+        assert await client.query("postfix", "[mx.example.com]:25") == "NOTFOUND "
+        await client.close()
+        with pytest.raises(ConnectionRefusedError):
+            await SocketmapClient.connect("127.0.0.1", unused)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 20)

@@ -8,6 +8,9 @@ test_cache.py: the shared lab is not changed by this suite.
 from __future__ import annotations
 
 import asyncio
+import grp
+import os
+import pwd
 import socket
 import stat
 import time
@@ -18,9 +21,11 @@ from typing import Any
 
 import pytest
 
+from mtasts.net.server import ServerLimits
 from mtasts.net.settings import NetworkSettings
 from mtasts.resolver.server import ListenSpec, SocketmapServer
 from mtasts.resolver.service import PolicyResolver
+from mtasts.resolver.socketmap import Status, encode_reply
 from mtasts.resolver.store import MemoryStore, PolicyStore, SqliteStore
 from tests.resolver.helpers import CountingSources, SocketmapClient
 
@@ -57,13 +62,19 @@ class Daemon:
 
 
 async def start_daemon(
-    settings: NetworkSettings, store: PolicyStore | None = None, listen: tuple[ListenSpec, ...] = ()
+    settings: NetworkSettings,
+    store: PolicyStore | None = None,
+    listen: tuple[ListenSpec, ...] | None = None,
+    *,
+    resolver_class: type[PolicyResolver] = PolicyResolver,
+    **server_options: Any,
 ) -> Daemon:
     sources = CountingSources(settings)
     clock = Clock()
-    resolver = PolicyResolver(sources, store or MemoryStore(), clock=clock)
+    resolver = resolver_class(sources, store or MemoryStore(), clock=clock)
     await resolver.start(refresh=False)
-    server = SocketmapServer(resolver, listen or (ListenSpec(host="127.0.0.1", port=0),))
+    default = (ListenSpec(host="127.0.0.1", port=0),)
+    server = SocketmapServer(resolver, default if listen is None else listen, **server_options)
     await server.start()
     return Daemon(resolver, server, sources, clock)
 
@@ -227,3 +238,196 @@ async def test_unix_socket_with_its_mode(lab: Any, resolver_settings: NetworkSet
     finally:
         await unix.stop()
     assert not path.exists()
+
+
+def frame(name: str, key: str) -> bytes:
+    payload = f"{name} {key}".encode()
+    return b"%d:%s," % (len(payload), payload)
+
+
+def enforce_ok(domain: str) -> str:
+    return ok("secure", f"match=mx1.{domain}", "servername=hostname")
+
+
+async def test_pipelined_requests_are_answered_in_order_around_a_first_lookup(daemon: Daemon, lab: Any) -> None:
+    cached, new = lab.domain("enforce-ok"), lab.domain("wildcard-ok")
+    client = await daemon.client()
+    try:
+        assert await client.query("postfix", cached) == enforce_ok(cached)
+        # answered at once, then a lookup that waits for a fetch, then more that arrived meanwhile
+        await client.send(
+            frame("postfix", "." + cached)
+            + frame("postfix", new)
+            + frame("postfix", cached)
+            + b"7:postfix,"
+            + frame("postfix", cached.upper())
+        )
+        replies = [await asyncio.wait_for(client.read_reply(), 10) for _ in range(5)]
+    finally:
+        await client.close()
+    assert replies == ["NOTFOUND ", enforce_ok(new), enforce_ok(cached), "NOTFOUND ", enforce_ok(cached)]
+
+
+async def test_a_large_pipelined_burst_is_answered_completely_and_in_order(daemon: Daemon, lab: Any) -> None:
+    """More than the socket buffers hold both ways: the server must stop reading while its
+    replies are not read, and lose nothing when it resumes."""
+    domain = lab.domain("enforce-ok")
+    client = await daemon.client()
+    try:
+        expected_one = enforce_ok(domain).encode()
+        assert await client.query("postfix", domain) == enforce_ok(domain)
+        count = 100_000
+        request = frame("postfix", domain) + frame("postfix", "." + domain)
+        sending = asyncio.create_task(client.send(request * count))
+        pair = b"%d:%s,9:NOTFOUND ," % (len(expected_one), expected_one)
+        received = await asyncio.wait_for(client.reader.readexactly(len(pair) * count), 60)
+        await sending
+    finally:
+        await client.close()
+    assert received == pair * count
+
+
+async def test_a_peer_that_half_closes_still_gets_its_answer(daemon: Daemon, lab: Any) -> None:
+    domain = lab.domain("enforce-ok")
+    client = await daemon.client()
+    try:
+        await client.send(frame("postfix", domain))  # a first lookup: answered after a fetch
+        client.writer.write_eof()
+        assert await asyncio.wait_for(client.read_reply(), 10) == enforce_ok(domain)
+        assert await asyncio.wait_for(client.reader.read(), 10) == b""
+    finally:
+        await client.close()
+
+
+async def test_an_idle_connection_is_closed(lab: Any, resolver_settings: NetworkSettings) -> None:
+    idle = await start_daemon(resolver_settings, idle_timeout=0.3)
+    try:
+        client = await idle.client()
+        assert await client.query("postfix", "." + lab.domain("enforce-ok")) == "NOTFOUND "
+        assert await asyncio.wait_for(client.reader.read(), 10) == b""  # closed by the server
+        await client.close()
+        assert idle.server.connections == 0
+    finally:
+        await idle.stop()
+
+
+async def _closed_by_server(client: SocketmapClient) -> bool:
+    try:
+        return await asyncio.wait_for(client.reader.read(), 10) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_connections_beyond_the_cap_are_refused_and_the_others_served(
+    lab: Any, resolver_settings: NetworkSettings
+) -> None:
+    limits = ServerLimits(max_connections=2, max_connections_per_client=2)
+    capped = await start_daemon(resolver_settings, limits=limits)
+    probe = "." + lab.domain("enforce-ok")
+    try:
+        first, second, third = [await capped.client() for _ in range(3)]
+        assert await _closed_by_server(third)
+        assert await first.query("postfix", probe) == "NOTFOUND "
+        assert await second.query("postfix", probe) == "NOTFOUND "
+        assert capped.server.refused == 1
+        await first.close()
+        for _ in range(500):  # the slot is given back when the server sees the close
+            if capped.server.connections < 2:
+                break
+            await asyncio.sleep(0.01)
+        fourth = await capped.client()
+        assert await fourth.query("postfix", probe) == "NOTFOUND "
+        for client in (second, third, fourth):
+            await client.close()
+    finally:
+        await capped.stop()
+
+
+async def test_connections_per_client_address_are_capped(lab: Any, resolver_settings: NetworkSettings) -> None:
+    capped = await start_daemon(
+        resolver_settings, limits=ServerLimits(max_connections=10, max_connections_per_client=1)
+    )
+    try:
+        first, second = [await capped.client() for _ in range(2)]
+        assert await _closed_by_server(second)
+        assert await first.query("postfix", "." + lab.domain("enforce-ok")) == "NOTFOUND "
+        for client in (first, second):
+            await client.close()
+    finally:
+        await capped.stop()
+
+
+async def test_inherited_sockets_are_served_as_they_are(
+    lab: Any, resolver_settings: NetworkSettings, tmp_path: Path
+) -> None:
+    """Socket activation: systemd binds, sets the UNIX socket's mode, and passes the sockets."""
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+    path = tmp_path / "activated.sock"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    unix.listen(16)
+    path.chmod(0o640)
+    port = tcp.getsockname()[1]
+    activated = await start_daemon(resolver_settings, listen=(), sockets=[tcp, unix])
+    domain = lab.domain("enforce-ok")
+    try:
+        assert activated.server.addresses == [f"inet:127.0.0.1:{port}", f"unix:{path}"]
+        over_tcp = await SocketmapClient.connect("127.0.0.1", port)
+        over_unix = await SocketmapClient.connect_unix(path)
+        assert await over_tcp.query("postfix", domain) == enforce_ok(domain)
+        assert await over_unix.query("postfix", domain) == enforce_ok(domain)
+        await over_tcp.close()
+        await over_unix.close()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640  # systemd's SocketMode, untouched
+    finally:
+        await activated.stop()
+    assert tcp.fileno() == -1  # closed at stop
+    assert unix.fileno() == -1
+
+
+def test_only_listening_stream_sockets_can_be_inherited(resolver_settings: NetworkSettings) -> None:
+    resolver = PolicyResolver(CountingSources(resolver_settings), MemoryStore())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(ValueError, match="not a TCP"):
+        SocketmapServer(resolver, (), sockets=[udp])
+    with pytest.raises(ValueError, match="nothing to listen on"):
+        SocketmapServer(resolver, ())
+
+
+class _CustomResolver(PolicyResolver):
+    """A resolver with a map name of its own, answered in its reply() only."""
+
+    async def reply(self, name: str, key: str) -> bytes:
+        if name == "custom":
+            return encode_reply(Status.OK, f"secure match=custom.{key}")
+        return await super().reply(name, key)
+
+
+async def test_a_resolver_with_its_own_reply_answers_every_request(
+    lab: Any, resolver_settings: NetworkSettings
+) -> None:
+    """The server's task-free path must not bypass a subclass's reply() (zones do this)."""
+    custom = await start_daemon(resolver_settings, resolver_class=_CustomResolver)
+    try:
+        client = await custom.client()
+        assert await client.query("custom", "example.com") == "OK secure match=custom.example.com"
+        domain = lab.domain("enforce-ok")
+        assert await client.query("postfix", domain) == enforce_ok(domain)
+        await client.close()
+    finally:
+        await custom.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a socket's owner needs root")
+async def test_unix_socket_owner_and_group(lab: Any, resolver_settings: NetworkSettings, tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    path = tmp_path / "owned.sock"
+    spec = ListenSpec(path=path, mode=0o660, owner="nobody", group=group)
+    owned = await start_daemon(resolver_settings, listen=(spec,))
+    try:
+        status = path.stat()
+        assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (nobody.pw_uid, nobody.pw_gid, 0o660)
+    finally:
+        await owned.stop()

@@ -138,3 +138,22 @@ def test_reply_above_the_limit_is_refused() -> None:
     encode_reply(Status.OK, "x" * (MAX_REPLY_BYTES - 3))  # exactly the limit
     with pytest.raises(ValueError, match="100000"):
         encode_reply(Status.OK, "x" * (MAX_REPLY_BYTES - 2))
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"",
+        b"13:postfix a.com,",  # a whole request, consumed
+        b"10001:postfix ",  # an oversized request being skipped, the rest still to come
+        b"10001:" + b"x" * 10001,  # skipped whole, its comma still to come
+    ],
+)
+def test_nothing_buffered_means_no_event_is_ready(wire: bytes) -> None:
+    """The server stops asking for events once nothing is buffered: that must never leave a
+    request (or a skipped request's answer) behind."""
+    reader = SocketmapReader()
+    reader.receive_data(wire)
+    events(reader)
+    assert reader.buffered == 0
+    assert reader.next_event() is NEED_DATA

@@ -54,6 +54,7 @@ class Mode(StrEnum):
 
 _MODES = {m.value: m for m in Mode}
 _KNOWN_FIELDS = ("version", "mode", "max_age", "mx")
+_NO_EXTENSIONS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,9 @@ class Policy:
         cls, mode: Mode, max_age: int, mx: tuple[str, ...], mx_normal: tuple[str, ...], extensions: dict[str, str]
     ) -> Policy:
         """Build from values the parser has already validated and normalised (skips doing it twice)."""
-        return _make_policy(mode, max_age, mx, MappingProxyType(extensions), STS_POLICY_VERSION, mx_normal)
+        # most policies have no extensions: they share one empty view (a daemon caches 100,000s)
+        view = MappingProxyType(extensions) if extensions else _NO_EXTENSIONS
+        return _make_policy(mode, max_age, mx, view, STS_POLICY_VERSION, mx_normal)
 
     def __hash__(self) -> int:
         return hash((self.version, self.mode, self.max_age, self.mx, tuple(self.extensions.items())))
@@ -196,7 +199,8 @@ def _read(text: str, *, owner: bool) -> tuple[Policy | None, tuple[Problem, ...]
                 if check_mx_pattern(value) is None:
                     mx.append(value)
                     # a valid pattern is ASCII without a trailing dot, so this is normalize_pattern(value)
-                    mx_normal.append(value.lower())
+                    lower = value.lower()
+                    mx_normal.append(value if lower == value else lower)  # no second copy when equal
                     continue
             elif name == "mode":
                 found = _MODES.get(value)

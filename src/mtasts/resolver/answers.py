@@ -59,9 +59,14 @@ class NoAnswer(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AnswerSettings:
-    """How answers are written: ``strict_testing`` enforces ``testing`` policies too."""
+    """How answers are written: ``strict_testing`` enforces ``testing`` policies too;
+    ``wildcard_suffix`` writes a ``*.`` pattern into ``match`` as ``.suffix`` instead of
+    expanding it, which is right only where Postfix itself keeps to the MX hosts matching
+    ``mx_host_pattern`` (the ``postfix-tlsrpt`` profile on Postfix 3.10.5 and later): the
+    answer then needs no MX lookup."""
 
     strict_testing: bool = False
+    wildcard_suffix: bool = False
 
 
 DEFAULT_ANSWER_SETTINGS = AnswerSettings()
@@ -106,7 +111,10 @@ def render_answer(
     if policy.mode is Mode.TESTING and not settings.strict_testing:
         return Answer(None, NoAnswer.MODE_TESTING)
     patterns = _rfc_patterns(policy.mx)
-    match = _match_list(patterns, mx_hosts)
+    if settings.wildcard_suffix and profile is Profile.POSTFIX_TLSRPT:
+        match = tuple(dict.fromkeys(p[1:] if p.startswith("*.") else p for p in patterns))
+    else:
+        match = _match_list(patterns, mx_hosts)
     if not match:
         return Answer(None, NoAnswer.NO_PATTERNS)
     parts = ["secure", "match=" + ":".join(match)]

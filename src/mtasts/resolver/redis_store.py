@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mtasts.resolver.cache import CacheEntry
-from mtasts.resolver.store import StoreError, entry_from_json, entry_to_json
+from mtasts.resolver.store import StoreError, entry_from_json, entry_to_json, hide_password, useful_until
 
 __all__ = ["DEFAULT_PREFIX", "RedisStore", "ttl_of"]
 
@@ -30,9 +30,7 @@ _SCAN_BATCH = 500
 
 def ttl_of(entry: CacheEntry, now: float) -> int:
     """Whole seconds the stored entry stays useful (0: nothing worth keeping), rounded up."""
-    until = max(entry.expires_at if entry.policy is not None else 0.0, entry.negative_until, entry.retry_after)
-    until = max(until, entry.fail_open_until)
-    remaining = until - now
+    remaining = useful_until(entry) - now
     return 0 if remaining <= 0 else int(remaining) + (0 if remaining == int(remaining) else 1)
 
 
@@ -77,7 +75,7 @@ class RedisStore:
         try:
             return await getattr(client, method)(*arguments, **options)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
-            raise StoreError(f"Redis {_shown(self.url)}: {what}: {exc}") from exc
+            raise StoreError(f"Redis {hide_password(self.url)}: {what}: {exc}") from exc
 
     def _key(self, domain: str) -> str:
         return self.prefix + domain
@@ -118,14 +116,4 @@ class RedisStore:
             try:
                 await client.aclose()
             except Exception as exc:  # closing a broken connection: nothing left to do
-                raise StoreError(f"Redis {_shown(self.url)}: close: {exc}") from exc
-
-
-def _shown(url: str) -> str:
-    """The URL without a password."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.partition(":")[0]
-        return f"{scheme}://{user + ':***@' if user else '***@'}{host}"
-    return url
+                raise StoreError(f"Redis {hide_password(self.url)}: close: {exc}") from exc

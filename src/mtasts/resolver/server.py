@@ -1,14 +1,25 @@
-"""The socketmap server: TCP listeners on the shared plumbing, UNIX sockets beside them.
+"""The socketmap server: one ``asyncio.Protocol`` per connection, TCP and UNIX sockets.
 
-Each connection is a loop of "read what arrived, feed the codec, answer every complete
-request, write the answers in one go" (Postfix pipelines nothing, but a benchmark or a
-``postmap -q -`` may), with no state beyond the stream. TCP listeners are
-:class:`~mtasts.net.server.StreamServer` ones (connection caps, clean stop); UNIX sockets get
-the same caps through :class:`~mtasts.net.server.Connections`, and their mode, owner and group
-are set right after bind, before the first connection can be accepted.
+Postfix asks for every MX of every message and flushes its own cache after each delivery
+request, so the daemon's cost per cached answer is what matters. Each connection is therefore a
+protocol object, not a task reading a stream: :meth:`_Connection.data_received` feeds the
+sans-I/O codec (:mod:`mtasts.resolver.socketmap`) and answers every complete request at once
+from :meth:`PolicyResolver.reply_now <mtasts.resolver.service.PolicyResolver.reply_now>`
+(cached answers, parent probes, junk keys: no task, no await, one ``write`` for all the
+replies a read produced). Only a request that needs network work (a first lookup) gets a task;
+while it runs the connection stops reading, so replies stay in request order and nothing is
+buffered beyond the codec's one partial frame. Reading also stops while the peer does not read
+its replies (``pause_writing``), so a client cannot make the daemon buffer without bound.
 
-An unexpected error while answering becomes ``TEMP`` and a sanitised log line (the mail waits,
-the daemon keeps serving); a fatal framing error is answered ``PERM`` and closes the connection.
+Limits, each a test of ``tests/resolver/test_daemon.py``: requests of at most 10,000 bytes
+(Postfix's own); a malformed request gets a well-formed answer (``NOTFOUND`` where framing
+allows, and the connection stays usable; ``PERM`` and close where it does not); a connection
+idle for ``idle_timeout`` seconds is closed (Postfix closes its own after 10 s and reconnects
+when needed); connections are capped in total and per client address
+(:class:`~mtasts.net.server.ServerLimits`) at accept, before any work is done for them; UNIX
+sockets get their mode, owner and group right after bind, before the first connection can be
+accepted (the socket is created under umask 0177). An unexpected error while answering becomes
+``TEMP`` and a sanitised log line (the mail waits, the daemon keeps serving).
 """
 
 from __future__ import annotations
@@ -18,22 +29,25 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mtasts.net.listen import parse_address
-from mtasts.net.server import DEFAULT_SERVER_LIMITS, Connections, Listener, ServerLimits, StreamServer, sanitize
+from mtasts.net.server import DEFAULT_SERVER_LIMITS, Connections, ServerLimits, sanitize
 from mtasts.resolver.service import PolicyResolver
-from mtasts.resolver.socketmap import CLOSED, NEED_DATA, Malformed, SocketmapReader, Status, encode_reply
+from mtasts.resolver.socketmap import CLOSED, NEED_DATA, Malformed, Request, SocketmapReader, Status, encode_reply
 
 __all__ = ["ListenSpec", "SocketmapServer", "parse_listen"]
 
 log = logging.getLogger("mtasts.resolver.server")
 
-_READ_SIZE = 64 * 1024
+_BACKLOG = 1024
 _INTERNAL_ERROR = encode_reply(Status.TEMP, "internal error in the MTA-STS resolver")
+_UNIX_CLIENT = "unix"  # UNIX peers have no address: they share the total cap only
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +81,17 @@ def parse_listen(text: str) -> ListenSpec:
 
 
 class SocketmapServer:
-    """Serves ``resolver`` on every listen address. Nothing is bound before :meth:`start`."""
+    """Serves ``resolver`` on every listen address and on every socket in ``sockets``.
+
+    ``listen`` are the addresses to bind (:class:`ListenSpec`); ``sockets`` are listening
+    sockets already bound by someone else (systemd socket activation: the descriptors
+    ``sd_listen_fds`` passes, from ``LISTEN_FDS``), TCP (``AF_INET``/``AF_INET6``) or UNIX
+    (``AF_UNIX``) stream sockets, served as they are: the mode and owner of an inherited UNIX
+    socket are its creator's (systemd's ``SocketMode=``, ``SocketUser=``, ``SocketGroup=``), and
+    :meth:`stop` closes them. Either may be empty, not both. ``limits`` caps connections (in
+    total, and per client address for TCP); ``idle_timeout`` closes a connection that sent
+    nothing for that long. Nothing is bound before :meth:`start`.
+    """
 
     def __init__(
         self,
@@ -76,22 +100,43 @@ class SocketmapServer:
         *,
         limits: ServerLimits = DEFAULT_SERVER_LIMITS,
         idle_timeout: float = 60.0,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         if idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
+        for sock in sockets:
+            if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+                raise ValueError(f"cannot serve socketmap on {sock!r}: not a TCP or UNIX stream socket")
         self.resolver = resolver
         self.listen = tuple(listen)
+        self.sockets = tuple(sockets)
+        if not self.listen and not self.sockets:
+            raise ValueError("nothing to listen on: give listen addresses or sockets")
         self.limits = limits
         self.idle_timeout = idle_timeout
-        self._tcp: list[StreamServer] = []
-        self._unix: list[tuple[asyncio.Server, Path]] = []
-        self._unix_connections = Connections(
-            max_connections=limits.max_connections, max_per_client=limits.max_connections
+        self._servers: list[asyncio.Server] = []
+        self._unix_paths: list[Path] = []
+        self._tcp_slots = Connections(
+            max_connections=limits.max_connections, max_per_client=limits.max_connections_per_client
         )
+        self._unix_slots = Connections(max_connections=limits.max_connections, max_per_client=limits.max_connections)
+        self._open: set[_Connection] = set()
         self.addresses: list[str] = []  # where it listens, ports filled in
 
+    @property
+    def connections(self) -> int:
+        """How many connections are open now."""
+        return len(self._open)
+
+    @property
+    def refused(self) -> int:
+        """How many connections a cap turned away."""
+        return self._tcp_slots.refused + self._unix_slots.refused
+
     async def start(self) -> None:
-        """Bind every address (port 0 picks a free one: see :attr:`addresses`)."""
+        """Bind every address (port 0 picks a free one: see :attr:`addresses`) and serve the
+        inherited sockets."""
+        self._tcp_slots.closing = self._unix_slots.closing = False
         try:
             for spec in self.listen:
                 if spec.path is not None:
@@ -99,45 +144,47 @@ class SocketmapServer:
                     self.addresses.append(spec.to_text())
                 else:
                     assert spec.host is not None
-                    server = StreamServer("socketmap", limits=self.limits, stream_limit=_READ_SIZE)
-                    port = await server.start([Listener(spec.host, self._serve, name="socketmap")], spec.port)
-                    self._tcp.append(server)
+                    server = await self._loop.create_server(
+                        self._tcp_connection, spec.host, spec.port, backlog=_BACKLOG, reuse_address=True
+                    )
+                    self._servers.append(server)
+                    port = server.sockets[0].getsockname()[1]
                     self.addresses.append(ListenSpec(host=spec.host, port=port).to_text())
+            for sock in self.sockets:
+                if sock.family == socket.AF_UNIX:
+                    server = await self._loop.create_unix_server(self._unix_connection, sock=sock, backlog=_BACKLOG)
+                    self.addresses.append(f"unix:{sock.getsockname()}")
+                else:
+                    server = await self._loop.create_server(self._tcp_connection, sock=sock, backlog=_BACKLOG)
+                    host, port = sock.getsockname()[:2]
+                    self.addresses.append(ListenSpec(host=host, port=port).to_text())
+                self._servers.append(server)
         except BaseException:
             await self.stop()
             raise
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def _tcp_connection(self) -> _Connection:
+        return _Connection(self, self._tcp_slots, None)
+
+    def _unix_connection(self) -> _Connection:
+        return _Connection(self, self._unix_slots, _UNIX_CLIENT)
 
     async def _start_unix(self, spec: ListenSpec) -> None:
         assert spec.path is not None
         path = spec.path
         if path.is_socket():  # a leftover of a daemon that did not stop cleanly
             path.unlink()
-        connections = self._unix_connections
-
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is None or not connections.admit("unix"):
-                writer.transport.abort()
-                return
-            connections.track(task, "unix")
-            connections.opened(writer)
-            try:
-                await self._serve(reader, writer)
-            except (OSError, asyncio.IncompleteReadError) as exc:
-                log.debug("socketmap (unix): connection ended: %r", exc)
-            finally:
-                connections.closed(writer)
-                if connections.closing:
-                    writer.transport.abort()
-                else:
-                    writer.close()
-
         old_umask = os.umask(0o177)  # nobody may connect before the mode below is set
         try:
-            server = await asyncio.start_unix_server(accept, path=str(path), limit=_READ_SIZE)
+            server = await self._loop.create_unix_server(self._unix_connection, path=str(path), backlog=_BACKLOG)
         finally:
             os.umask(old_umask)
-        self._unix.append((server, path))
+        self._servers.append(server)
+        self._unix_paths.append(path)
         if spec.owner is not None and spec.group is not None:
             shutil.chown(path, spec.owner, spec.group)
         elif spec.owner is not None:
@@ -147,51 +194,181 @@ class SocketmapServer:
         path.chmod(stat.S_IMODE(spec.mode))
 
     async def stop(self) -> None:
-        """Stop listening and end every connection."""
-        for server in self._tcp:
-            await server.stop()
-        self._tcp.clear()
-        for unix_server, path in self._unix:
-            unix_server.close()
+        """Stop listening and end every connection (lookups in progress are cancelled; the
+        discoveries behind them go on in the resolver)."""
+        self._tcp_slots.closing = self._unix_slots.closing = True
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        for path in self._unix_paths:
             with contextlib.suppress(OSError):
                 path.unlink()
-        await self._unix_connections.aclose()
-        self._unix.clear()
+        self._unix_paths.clear()
+        pending = [c.abort() for c in list(self._open)]
+        tasks = [task for task in pending if task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(3):  # let connection_lost callbacks run, which close the sockets
+            await asyncio.sleep(0)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        codec = SocketmapReader()
-        resolver = self.resolver
-        while True:
+
+class _Connection(asyncio.Protocol):
+    """One socketmap connection: bytes in, replies out, a task only for a lookup that waits."""
+
+    def __init__(self, server: SocketmapServer, slots: Connections, client: str | None) -> None:
+        self._server = server
+        self._resolver = server.resolver
+        self._slots = slots
+        self._client = client
+        self._admitted = False
+        self._codec = SocketmapReader()
+        self._transport: Any = None
+        self._loop = asyncio.get_running_loop()
+        self._pending: asyncio.Task[None] | None = None  # the lookup being waited for
+        self._write_paused = False
+        self._eof = False  # the peer has shut down its sending side
+        self._last_activity = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio callbacks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        client = self._client
+        if client is None:
+            peer = transport.get_extra_info("peername")
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+            self._client = client
+        if not self._slots.admit(client):
+            log.debug("socketmap: refused a connection from %s (connection cap)", client)
+            self._transport.abort()
+            return
+        self._admitted = True
+        self._server._open.add(self)
+        self._last_activity = self._loop.time()
+        self._idle_timer = self._loop.call_at(self._last_activity + self._server.idle_timeout, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        self._codec.receive_data(data)
+        self._last_activity = self._loop.time()
+        if self._pending is None:
+            self._answer()
+
+    def eof_received(self) -> bool | None:
+        """The peer is done sending (``postmap -q - < file`` ends so): every complete request
+        has been answered, unless one is waited for; close once its reply is out."""
+        self._eof = True
+        return True if self._pending is not None else None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._pending is None:
+            self._resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._pending is not None:
+            self._pending.cancel()  # the discovery itself is the resolver's and goes on
+        if self._admitted:
+            self._admitted = False
+            self._server._open.discard(self)
+            assert self._client is not None
+            self._slots.release(self._client)
+        if exc is not None:
+            log.debug("socketmap: connection from %s ended: %r", self._client, exc)
+
+    # --- answering -----------------------------------------------------------------------------
+
+    def _answer(self) -> None:
+        """Answer every complete request in the buffer, in order, in one write; start a task
+        (and stop reading) at the first one that cannot be answered now."""
+        codec = self._codec
+        resolver = self._resolver
+        replies: list[bytes] = []
+        while codec.buffered:  # (nothing buffered: next_event would say NEED_DATA)
+            event = codec.next_event()
+            if event is NEED_DATA or event is CLOSED:
+                break
+            if isinstance(event, Malformed):
+                resolver.counters["malformed_requests"] += 1
+                replies.append(event.reply())
+                if event.fatal:
+                    log.info("socketmap: closing a connection after a framing error: %s", event.reason)
+                    self._write(replies)
+                    self._transport.close()  # after the PERM reply is sent
+                    return
+                continue
             try:
-                async with asyncio.timeout(self.idle_timeout):
-                    data = await reader.read(_READ_SIZE)
-            except TimeoutError:
-                return  # idle: Postfix itself closes after 10 s and reconnects when needed
-            if not data:
+                reply = resolver.reply_now(event.name, event.key)
+            except Exception:  # a bug: this one lookup is deferred, the daemon goes on
+                reply = self._internal_error(event)
+            if reply is None:
+                self._write(replies)
+                self._pause_reading()
+                self._pending = self._loop.create_task(self._answer_later(event), name="mtasts socketmap lookup")
                 return
-            codec.receive_data(data)
-            replies: list[bytes] = []
-            close = False
-            while True:
-                event = codec.next_event()
-                if event is NEED_DATA or event is CLOSED:
-                    break
-                if isinstance(event, Malformed):
-                    resolver.counters["malformed_requests"] += 1
-                    replies.append(event.reply())
-                    if event.fatal:
-                        log.info("socketmap: closing a connection after a framing error: %s", event.reason)
-                        close = True
-                        break
-                    continue
-                try:
-                    replies.append(await resolver.reply(event.name, event.key))
-                except Exception:  # a bug: this one lookup is deferred, the daemon goes on
-                    resolver.counters["internal_errors"] += 1
-                    log.exception("socketmap: unexpected error answering %s", sanitize(event.key))
-                    replies.append(_INTERNAL_ERROR)
-            if replies:
-                writer.write(b"".join(replies))
-                await writer.drain()
-            if close:
-                return
+            replies.append(reply)
+        self._write(replies)
+        if self._eof:
+            self._transport.close()
+
+    async def _answer_later(self, request: Request) -> None:
+        try:
+            reply = await self._resolver.reply(request.name, request.key)
+        except Exception:  # a bug, as above
+            reply = self._internal_error(request)
+        self._pending = None
+        if self._transport.is_closing():
+            return
+        self._transport.write(reply)
+        self._last_activity = self._loop.time()
+        if not self._write_paused:
+            self._resume_reading()
+        self._answer()  # what arrived meanwhile
+
+    def _internal_error(self, request: Request) -> bytes:
+        self._resolver.counters["internal_errors"] += 1
+        log.exception("socketmap: unexpected error answering %s", sanitize(request.key))
+        return _INTERNAL_ERROR
+
+    def _write(self, replies: list[bytes]) -> None:
+        if replies:
+            self._transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+            self._last_activity = self._loop.time()
+
+    # --- flow and time -------------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def _check_idle(self) -> None:
+        """Close the connection once it has been idle for ``idle_timeout`` (a lookup being
+        waited for is not idleness; it is bounded by the resolver's ``answer_timeout``)."""
+        timeout = self._server.idle_timeout
+        now = self._loop.time()
+        if self._pending is None and now - self._last_activity >= timeout:
+            self._idle_timer = None
+            log.debug("socketmap: closing a connection from %s idle for %g s", self._client, timeout)
+            self._transport.close()
+            return
+        due = self._last_activity + timeout if self._pending is None else now + timeout
+        self._idle_timer = self._loop.call_at(max(due, now + 0.001), self._check_idle)
+
+    def abort(self) -> asyncio.Task[None] | None:
+        """End the connection now (the server stops); the cancelled lookup task, if any."""
+        pending = self._pending
+        if pending is not None:
+            pending.cancel()
+        self._transport.abort()
+        return pending

@@ -5,7 +5,9 @@ entry in memory (the answer path never waits on a store or the network when a po
 cached), runs one discovery per domain at a time (a stampede of first lookups causes one
 fetch), writes changed entries to the :class:`~mtasts.resolver.store.PolicyStore`, and
 refreshes cached policies before they expire with bounded concurrency. The socketmap server
-(:mod:`mtasts.resolver.server`) only frames bytes and calls :meth:`PolicyResolver.reply`.
+(:mod:`mtasts.resolver.server`) only frames bytes and calls :meth:`PolicyResolver.reply_now`
+(every answer that needs no waiting, synchronously: the hot path) or, when that says ``None``,
+:meth:`PolicyResolver.reply` in a task.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ log = logging.getLogger("mtasts.resolver")
 
 NOTFOUND = encode_reply(Status.NOTFOUND)
 _PROFILES = {profile.value: profile for profile in Profile}
+
+_Rendered = tuple[CacheEntry, bytes, bool, tuple[str, str]]
+"""A rendered reply: the entry it was rendered from, the reply, whether the policy has a ``*.``
+pattern (its MX hosts are then looked up: :meth:`PolicyResolver.reply_now` must know without
+scanning the patterns on every answer) and its key in ``results`` (one shared tuple per
+result and profile, so the hot path neither parses the reply nor builds a key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +128,19 @@ class PolicyResolver:
         # replaced whole (serve loads them at start and on SIGHUP)
         self.overrides: dict[str, Override] = {}
         self._entries: dict[str, CacheEntry] = {}
-        self._rendered: dict[tuple[str, Profile], tuple[CacheEntry, bytes]] = {}
+        # rendered replies: profile name -> domain -> _Rendered; a domain's are dropped whenever
+        # its entry changes (_record), so a reply found there is always the current entry's
+        self._rendered: dict[str, dict[str, _Rendered]] = {name: {} for name in _PROFILES}
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._warned_names: set[str] = set()
         fail_open = encode_reply(Status.TEMP, "MTA-STS policy not available yet")
         self._fail_open = fail_open if self.settings.fail_open_temp else NOTFOUND
+        # a subclass with its own reply() (zones) answers everything there unless it also
+        # provides reply_now(): the fast path must not bypass its mapping of names
+        cls = type(self)
+        self._answers_now = cls.reply is PolicyResolver.reply or cls.reply_now is not PolicyResolver.reply_now
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -160,71 +174,127 @@ class PolicyResolver:
 
     # --- the answer path ---------------------------------------------------------------------
 
-    async def reply(self, name: str, key: str) -> bytes:
-        """The socketmap reply to the lookup of ``key`` in map ``name`` (counted by result and
-        profile for the metrics)."""
-        reply = await self._reply(name, key)
-        self.results[(_result_of(reply), name if name in _PROFILES else "unknown")] += 1
-        return reply
+    def reply_now(self, name: str, key: str) -> bytes | None:
+        """The socketmap reply to ``key`` in map ``name`` when it can be given without waiting,
+        else ``None`` (then :meth:`reply` does the network work). Counted as :meth:`reply`.
 
-    async def _reply(self, name: str, key: str) -> bytes:
-        profile = _PROFILES.get(name)
-        if profile is None:
-            self.counters["unknown_map_name"] += 1
-            if name not in self._warned_names and len(self._warned_names) < 100:
-                self._warned_names.add(name)
-                known = ", ".join(_PROFILES)
-                log.warning("unknown socketmap name %r: answering NOTFOUND (known: %s)", name[:40], known)
-            return NOTFOUND
+        This is the server's hot path, called from ``data_received`` with no task. A valid
+        cached policy is one dict look-up: the rendered replies of each profile are kept by
+        domain (and dropped whenever the domain's entry changes), and a key that already is a
+        canonical domain (Postfix sends domains as written, mostly lower case) is found without
+        :func:`~mtasts.resolver.keys.classify_key`. Negative entries, parent probes and other
+        keys that are not domains, overrides and unknown map names are answered here too. A
+        subclass that overrides :meth:`reply` and not this method gets ``None`` here, so its
+        :meth:`reply` still answers everything."""
+        return self._reply_now(name, key) if self._answers_now else None
+
+    def _reply_now(self, name: str, key: str) -> bytes | None:
+        rendered = self._rendered.get(name)
+        if rendered is None:
+            reply = self._unknown_name(name)
+            self.results[(_result_of(reply), "unknown")] += 1
+            return reply
+        hit = rendered.get(key) if not self.overrides else None
+        if hit is not None:
+            entry, reply, wildcard, counted_as = hit
+            now = self.clock()
+            if now < entry.expires_at:
+                counters = self.counters
+                counters["queries_cache"] += 1
+                counters["cache_hits"] += 1
+                if now >= entry.txt_next_check or (wildcard and now >= entry.mx_expires_at):
+                    self._start(key, refresh=False)
+                self.results[counted_as] += 1
+                return reply
+        found = self._slow_now(name, key)
+        if found is None:
+            return None
+        self.results[(_result_of(found), name)] += 1
+        return found
+
+    def _slow_now(self, name: str, key: str) -> bytes | None:
+        """:meth:`reply_now` for a key that is not a canonical domain with a rendered reply."""
+        profile = _PROFILES[name]
         domain = classify_key(key).domain
         if domain is None:
             self.counters["queries_not_a_domain"] += 1
             return NOTFOUND
-        if self.overrides:
-            override = active(self.overrides, domain, self.clock())
-            if override is not None:
-                return self._by_override(domain, profile, override, key).reply
-        # the hot path: a valid policy whose reply is already rendered (what on_query's CACHED
-        # means, without building the explanation that lookup() returns)
-        entry = self._entries.get(domain)
-        if entry is not None:
-            cached = self._rendered.get((domain, profile))
-            now = self.clock()
-            if cached is not None and cached[0] is entry and entry.valid(now):
-                self.counters["queries_cache"] += 1
-                self.counters["cache_hits"] += 1
-                if now >= entry.txt_next_check or (now >= entry.mx_expires_at and entry.has_wildcard()):
-                    self._start(domain, refresh=False)
-                return cached[1]
+        now = self.clock()
+        found = self._lookup_now(domain, profile, key, self._entries.get(domain), now)
+        return None if found is None else found.reply
+
+    async def reply(self, name: str, key: str) -> bytes:
+        """The socketmap reply to the lookup of ``key`` in map ``name`` (counted by result and
+        profile for the metrics): :meth:`reply_now`, or the discovery's answer (bounded by
+        ``answer_timeout``)."""
+        reply = self._reply_now(name, key)
+        if reply is not None:
+            return reply
+        reply = await self._reply(name, key)
+        self.results[(_result_of(reply), name if name in _PROFILES else "unknown")] += 1
+        return reply
+
+    def _unknown_name(self, name: str) -> bytes:
+        self.counters["unknown_map_name"] += 1
+        if name not in self._warned_names and len(self._warned_names) < 100:
+            self._warned_names.add(name)
+            known = ", ".join(_PROFILES)
+            log.warning("unknown socketmap name %r: answering NOTFOUND (known: %s)", name[:40], known)
+        return NOTFOUND
+
+    async def _reply(self, name: str, key: str) -> bytes:
+        profile = _PROFILES.get(name)
+        if profile is None:
+            return self._unknown_name(name)
+        domain = classify_key(key).domain
+        if domain is None:
+            self.counters["queries_not_a_domain"] += 1
+            return NOTFOUND
         return (await self.lookup(domain, profile, key=key)).reply
 
     async def lookup(self, domain: str, profile: Profile, *, key: str | None = None) -> Lookup:
         """Resolve ``domain`` (already canonical) for ``profile``, explained."""
-        now = self.clock()
-        override = active(self.overrides, domain, now)
+        found = self._lookup_now(domain, profile, key, self._entries.get(domain), self.clock())
+        if found is not None:
+            return found
+        self.counters["cache_misses"] += 1
+        await self._wait_for_discovery(domain)
+        entry = self._entries.get(domain)
+        decision = on_query(entry, self.clock())
+        if decision.plan is QueryPlan.DISCOVER:  # still nothing: the discovery is slow
+            decision = type(decision)(QueryPlan.FAIL_OPEN)
+        return self._explain(domain, profile, key, entry, decision.plan, Source.FETCHED)
+
+    def _lookup_now(
+        self, domain: str, profile: Profile, key: str | None, entry: CacheEntry | None, now: float
+    ) -> Lookup | None:
+        """The explained answer when the cache rules allow one now (override, cached, negative,
+        fail-open hold), with the background re-check they ask for; ``None``: discover first."""
+        override = active(self.overrides, domain, now) if self.overrides else None
         if override is not None:
             return self._by_override(domain, profile, override, key)
-        entry = self._entries.get(domain)
         decision = on_query(entry, now)
-        source = Source.CACHE
         if decision.plan is QueryPlan.DISCOVER:
-            self.counters["cache_misses"] += 1
-            await self._wait_for_discovery(domain)
-            now = self.clock()
-            entry = self._entries.get(domain)
-            decision = on_query(entry, now)
-            if decision.plan is QueryPlan.DISCOVER:  # still nothing: the discovery is slow
-                decision = type(decision)(QueryPlan.FAIL_OPEN)
-            source = Source.FETCHED
-        else:
-            if decision.plan is QueryPlan.CACHED or decision.plan is QueryPlan.NEGATIVE:
-                self.counters["cache_hits"] += 1
-            if decision.recheck or decision.refresh_mx:
-                self._start(domain, refresh=False)
-        plan = decision.plan
+            return None
+        if decision.plan is QueryPlan.CACHED or decision.plan is QueryPlan.NEGATIVE:
+            self.counters["cache_hits"] += 1
+        if decision.recheck or decision.refresh_mx:
+            self._start(domain, refresh=False)
+        return self._explain(domain, profile, key, entry, decision.plan, Source.CACHE)
+
+    def _explain(
+        self,
+        domain: str,
+        profile: Profile,
+        key: str | None,
+        entry: CacheEntry | None,
+        plan: QueryPlan,
+        source: Source,
+    ) -> Lookup:
         if plan is QueryPlan.CACHED and entry is not None and entry.policy is not None:
             self.counters[f"queries_{source.value}"] += 1
-            cached = self._rendered.get((domain, profile))
+            rendered = self._rendered[profile.value]
+            cached = rendered.get(domain)
             if cached is not None and cached[0] is entry:
                 return Lookup(key or domain, domain, profile, source, _answer_of(cached[1]), entry, cached[1])
             answer = render_answer(
@@ -235,7 +305,8 @@ class PolicyResolver:
                 reply = NOTFOUND
             else:
                 reply = encode_reply(Status.OK, answer.data)
-            self._rendered[(domain, profile)] = (entry, reply)
+            # keyed by the entry's own string (the one _entries holds), not a copy from the key
+            rendered[entry.domain] = (entry, reply, entry.has_wildcard(), _counted_as(reply, profile.value))
             return Lookup(key or domain, domain, profile, source, answer, entry, reply)
         if plan is QueryPlan.NEGATIVE:
             self.counters["queries_negative"] += 1
@@ -330,6 +401,8 @@ class PolicyResolver:
 
     def _record(self, domain: str, entry: CacheEntry, events: tuple[CacheEvent, ...]) -> None:
         self._entries[domain] = entry
+        for rendered in self._rendered.values():
+            rendered.pop(domain, None)
         for event in events:
             self.counters[f"event_{event.value}"] += 1
             if event in (CacheEvent.DRIFT_SAME_ID, CacheEvent.DRIFT_SAME_BODY):
@@ -394,6 +467,12 @@ class PolicyResolver:
 
 
 _RESULTS = {encode_reply(Status.NOTFOUND): "notfound"}
+_COUNTED_AS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _counted_as(reply: bytes, profile: str) -> tuple[str, str]:
+    key = (_result_of(reply), profile)
+    return _COUNTED_AS.setdefault(key, key)
 
 
 def _result_of(reply: bytes) -> str:

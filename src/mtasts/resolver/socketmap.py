@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "CLOSED",
@@ -73,9 +73,11 @@ class Status(Enum):
     PERM = "PERM"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One lookup: ``name`` is the socketmap name (the answer profile), ``key`` verbatim."""
+class Request(NamedTuple):
+    """One lookup: ``name`` is the socketmap name (the answer profile), ``key`` verbatim.
+
+    A named tuple rather than a frozen dataclass: one is built per lookup on the daemon's hot
+    path, and a tuple is built in a fraction of the time (immutable all the same)."""
 
     name: str
     key: str

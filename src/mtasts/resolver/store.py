@@ -1,10 +1,11 @@
-"""Where the resolver keeps its cache entries beyond memory: one small protocol, two stores.
+"""Where the resolver keeps its cache entries beyond memory: one small protocol, four stores.
 
 The daemon always answers from memory; a :class:`PolicyStore` is what it loads at start
 (a restarted daemon answers from the persisted cache at once, DNS or not) and writes each
-changed entry to. The protocol is kept to what a shared store for a fleet (Redis, PostgreSQL:
-next) can do as cheaply: whole entries by domain, serialised by :func:`entry_to_json` /
-:func:`entry_from_json` so every store holds the same document.
+changed entry to. Here: :class:`MemoryStore` and :class:`SqliteStore`; for a fleet,
+:mod:`~mtasts.resolver.redis_store` and :mod:`~mtasts.resolver.pg_store`. The protocol is kept
+to what a shared store can do as cheaply: whole entries by domain, serialised by
+:func:`entry_to_json` / :func:`entry_from_json` so every store holds the same document.
 
 A store failure is the driver's to absorb (it logs, counts and keeps answering from memory);
 stores raise :class:`StoreError` for it.
@@ -31,6 +32,8 @@ __all__ = [
     "StoreError",
     "entry_from_json",
     "entry_to_json",
+    "hide_password",
+    "useful_until",
 ]
 
 _FORMAT = 1  # the version of the stored document
@@ -54,6 +57,26 @@ class PolicyStore(Protocol):
     async def delete(self, domain: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def hide_password(url: str) -> str:
+    """``scheme://user:***@host/...``: a URL fit for logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.partition("/")[0]:
+        return url
+    credentials, _, host = rest.partition("/")[0].rpartition("@")
+    user = credentials.partition(":")[0]
+    tail = rest.partition("/")[1] + rest.partition("/")[2]
+    return f"{scheme}://{user + ':***' if ':' in credentials else user}@{host}{tail}"
+
+
+def useful_until(entry: CacheEntry) -> float:
+    """The wall-clock second after which a stored ``entry`` is worth nothing: the policy's
+    expiry (``max_age``), or the negative, back-off or fail-open time of an entry without a
+    valid policy. Shared stores drop entries then, so no daemon can revive an expired policy
+    from them."""
+    until = entry.expires_at if entry.policy is not None else 0.0
+    return max(until, entry.negative_until, entry.retry_after, entry.fail_open_until)
 
 
 def entry_to_json(entry: CacheEntry) -> str:
@@ -117,7 +140,13 @@ class MemoryStore:
         self._entries: dict[str, str] = {}
 
     async def load_all(self) -> list[CacheEntry]:
-        return [entry_from_json(text) for text in self._entries.values()]
+        entries = []
+        for text in self._entries.values():
+            try:
+                entries.append(entry_from_json(text))
+            except StoreError:
+                continue  # as every store: one unreadable entry must not cost the rest
+        return entries
 
     async def get(self, domain: str) -> CacheEntry | None:
         text = self._entries.get(domain)

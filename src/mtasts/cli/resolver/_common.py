@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +18,7 @@ from mtasts.cli.text import plural
 from mtasts.net.settings import NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:
+    from mtasts.resolver.config import ResolverConfig, StoreSettings
     from mtasts.resolver.service import PolicyResolver, ResolverSettings
     from mtasts.resolver.store import PolicyStore
 
@@ -84,7 +87,31 @@ RedisUrl = Annotated[
         show_default=False,
     ),
 ]
-RedisPrefix = Annotated[str, typer.Option("--redis-prefix", help="The prefix of the resolver's Redis keys.")]
+RedisPrefix = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-prefix",
+        help="The prefix of the resolver's Redis keys [default: mtasts:resolver:].",
+        show_default=False,
+    ),
+]
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="The cache store: sqlite:PATH, redis://HOST:PORT/DB or postgresql://USER@HOST/DB "
+        "[default: the configuration's [store], else the daemon's SQLite file].",
+        show_default=False,
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="The daemon's configuration file [default: resolver.toml in the user config directory, if it exists].",
+        show_default=False,
+    ),
+]
 FailOpenTemp = Annotated[
     bool,
     typer.Option(
@@ -159,30 +186,104 @@ def reload_overrides(resolver: PolicyResolver, path: Path) -> None:
 
 def open_store(db: Path | None, redis_url: str | None, redis_prefix: str) -> tuple[PolicyStore, str]:
     """The persistent store the options name, and how to show it."""
-    from mtasts.resolver.redis_store import RedisStore
-    from mtasts.resolver.store import SqliteStore
+    from mtasts.resolver.config import StoreKind, StoreSettings
 
     if redis_url is not None and db is not None:
         fail("--redis: choose one of --redis and --db", ExitCode.USAGE)
     if redis_url is not None:
         if not redis_prefix:
             fail("--redis-prefix: must not be empty", ExitCode.USAGE)
-        where = f"Redis {redis_url.rpartition('@')[2]}, prefix {redis_prefix}"
-        return RedisStore(redis_url, prefix=redis_prefix), where
-    path = db or default_db_path()
+        return store_of(StoreSettings(StoreKind.REDIS, url=redis_url, prefix=redis_prefix))
+    return store_of(StoreSettings(StoreKind.SQLITE, path=db))
+
+
+def store_of(settings: StoreSettings) -> tuple[PolicyStore, str]:
+    """The store ``settings`` describe (nothing connected yet), and how to show it."""
+    from mtasts.resolver.config import StoreKind
+    from mtasts.resolver.store import MemoryStore, SqliteStore
+
+    if settings.kind is StoreKind.MEMORY:
+        return MemoryStore(), "memory only"
+    if settings.kind is StoreKind.REDIS:
+        from mtasts.resolver.redis_store import RedisStore
+
+        assert settings.url is not None
+        where = f"Redis {settings.url.rpartition('@')[2]}, prefix {settings.prefix}"
+        return RedisStore(settings.url, prefix=settings.prefix), where
+    if settings.kind is StoreKind.POSTGRESQL:
+        from mtasts.resolver.pg_store import PostgresStore
+        from mtasts.resolver.store import hide_password
+
+        assert settings.url is not None
+        where = f"PostgreSQL {hide_password(settings.url)}, table {settings.table}"
+        return PostgresStore(settings.url, table=settings.table), where
+    path = settings.path or default_db_path()
     return SqliteStore(path), str(path)
 
 
-def with_store(db: Path | None, redis_url: str | None, redis_prefix: str, work: Any) -> Any:
-    """Run ``work(store)`` on the named store; a store failure is one line, exit 3."""
+def chosen_store(
+    store_url: str | None, db: Path | None, redis_url: str | None, redis_prefix: str | None, config: Path | None
+) -> StoreSettings:
+    """The store the cache commands work on: ``--store``, ``--db`` or ``--redis`` (one of them),
+    else the configuration file's ``[store]`` (``--config``, or the default file if it exists),
+    else the daemon's default SQLite file."""
+    from mtasts.resolver.config import DEFAULT_REDIS_PREFIX, StoreKind, StoreSettings, parse_store
+
+    named = [name for name, value in (("--store", store_url), ("--db", db), ("--redis", redis_url)) if value]
+    if len(named) > 1:
+        fail(f"{named[1]}: choose one of --store, --db and --redis", ExitCode.USAGE)
+    prefix = DEFAULT_REDIS_PREFIX if redis_prefix is None else redis_prefix
+    if not prefix:
+        fail("--redis-prefix: must not be empty", ExitCode.USAGE)
+    if store_url is not None:
+        try:
+            settings = parse_store(store_url)
+        except ValueError as exc:
+            fail(f"--store: {exc}", ExitCode.USAGE)
+        return StoreSettings(settings.kind, settings.path, settings.url, prefix, settings.table)
+    if redis_url is not None:
+        return StoreSettings(StoreKind.REDIS, url=redis_url, prefix=prefix)
+    if db is not None:
+        return StoreSettings(StoreKind.SQLITE, path=db)
+    loaded = read_config(config)
+    if redis_prefix is not None and loaded.store.kind is StoreKind.REDIS:
+        return StoreSettings(StoreKind.REDIS, url=loaded.store.url, prefix=prefix)
+    return loaded.store
+
+
+def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> ResolverConfig:
+    """The configuration at ``path`` (it must exist), or at the default place (if it exists),
+    or the defaults. Every problem is one line; exit 2, or 3 when the file cannot be read."""
+    from mtasts.resolver.config import ConfigError, ResolverConfig, default_config_path, parse_config
+
+    environ = os.environ if environ is None else environ
+    where = path or default_config_path(environ)
+    if path is None and not where.exists():
+        return ResolverConfig()
+    try:
+        text = where.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--config: cannot read {where}: {getattr(exc, 'strerror', None) or exc}")
+    try:
+        return parse_config(text, where)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"mtasts: error: {problem.to_text()}\n")
+        sys.stderr.flush()
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def with_settings(settings: StoreSettings, work: Any) -> Any:
+    """Run ``work(store)`` on the store ``settings`` name; a store failure is one line, exit 3."""
     from mtasts.cli._run import run_async
+    from mtasts.resolver.config import StoreKind
     from mtasts.resolver.store import StoreError
 
-    if redis_url is None:
-        path = db or default_db_path()
+    if settings.kind is StoreKind.SQLITE:
+        path = settings.path or default_db_path()
         if not path.is_file():
             fail(f"--db: {path} does not exist (no daemon has used it)")
-    store, _ = open_store(db, redis_url, redis_prefix)
+    store, _ = store_of(settings)
 
     async def run() -> Any:
         try:
@@ -195,6 +296,20 @@ def with_store(db: Path | None, redis_url: str | None, redis_prefix: str, work: 
         return run_async(run())
     except StoreError as exc:
         fail(str(exc))
+
+
+def with_store(
+    db: Path | None,
+    redis_url: str | None,
+    redis_prefix: str | None,
+    work: Any,
+    *,
+    store_url: str | None = None,
+    config: Path | None = None,
+) -> Any:
+    """Run ``work(store)`` on the store the options name (see :func:`chosen_store` and
+    :func:`with_settings`)."""
+    return with_settings(chosen_store(store_url, db, redis_url, redis_prefix, config), work)
 
 
 def entry_row(entry: Any, now: float) -> dict[str, Any]:

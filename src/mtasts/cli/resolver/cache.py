@@ -15,25 +15,30 @@ if TYPE_CHECKING:
     from mtasts.resolver.store import PolicyStore
 
 from mtasts.cli.resolver._common import (
+    ConfigFile,
     Db,
     RedisPrefix,
     RedisUrl,
+    StoreUrl,
     StrictTesting,
     entry_row,
     with_store,
 )
 
 cache_app = typer.Typer(
-    help="The persistent cache (--db or --redis): list, show, flush, export for a warm standby.",
+    help="The persistent cache (--store, --db, --redis, or the configuration's [store]): list, show, flush, "
+    "export for a warm standby.",
     no_args_is_help=True,
 )
 
 
 @cache_app.command("list")
 def cache_list(
+    store_url: StoreUrl = None,
     db: Db = None,
     redis_url: RedisUrl = None,
-    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    redis_prefix: RedisPrefix = None,
+    config: ConfigFile = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Every cached domain: state (policy, no-policy, failing, expired), mode, id, expiry."""
@@ -42,7 +47,7 @@ def cache_list(
     async def work(store: PolicyStore) -> list[Any]:
         return sorted(await store.load_all(), key=lambda e: e.domain)
 
-    entries = with_store(db, redis_url, redis_prefix, work)
+    entries = with_store(db, redis_url, redis_prefix, work, store_url=store_url, config=config)
     now = time.time()
     rows = [entry_row(entry, now) for entry in entries]
     if json_output:
@@ -60,9 +65,11 @@ def cache_list(
 @cache_app.command("show")
 def cache_show(
     domain: Annotated[str, typer.Argument(help="The mail domain.", show_default=False)],
+    store_url: StoreUrl = None,
     db: Db = None,
     redis_url: RedisUrl = None,
-    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    redis_prefix: RedisPrefix = None,
+    config: ConfigFile = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """One cached domain in full. Exit status 1 when it is not cached."""
@@ -77,7 +84,7 @@ def cache_show(
     async def work(store: PolicyStore) -> Any:
         return await store.get(name)
 
-    entry = with_store(db, redis_url, redis_prefix, work)
+    entry = with_store(db, redis_url, redis_prefix, work, store_url=store_url, config=config)
     if entry is None:
         fail(f"{name} is not cached", ExitCode.PROBLEMS)
     row = entry_row(entry, time.time())
@@ -106,9 +113,11 @@ def cache_flush(
     domain: Annotated[
         str | None, typer.Argument(help="The mail domain [default: every domain].", show_default=False)
     ] = None,
+    store_url: StoreUrl = None,
     db: Db = None,
     redis_url: RedisUrl = None,
-    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    redis_prefix: RedisPrefix = None,
+    config: ConfigFile = None,
 ) -> None:
     """Forget DOMAIN (or every domain) in the persistent store.
 
@@ -133,7 +142,7 @@ def cache_flush(
             await store.delete(entry.domain)
         return len(entries)
 
-    count = with_store(db, redis_url, redis_prefix, work)
+    count = with_store(db, redis_url, redis_prefix, work, store_url=store_url, config=config)
     sys.stdout.write(f"flushed {plural(count, 'cached domain')}\n")
 
 
@@ -147,9 +156,11 @@ def cache_export(
         str, typer.Option("--profile", help="The answer profile: postfix, postfix-tlsrpt or postfix-legacy.")
     ] = "postfix",
     strict_testing: StrictTesting = False,
+    store_url: StoreUrl = None,
     db: Db = None,
     redis_url: RedisUrl = None,
-    redis_prefix: RedisPrefix = "mtasts:resolver:",
+    redis_prefix: RedisPrefix = None,
+    config: ConfigFile = None,
 ) -> None:
     """The answers the daemon gives now, as a static map for a warm standby (postmap hash:FILE).
 
@@ -171,7 +182,7 @@ def cache_export(
     now = time.time()
     settings = AnswerSettings(strict_testing=strict_testing)
     lines = []
-    for entry in with_store(db, redis_url, redis_prefix, work):
+    for entry in with_store(db, redis_url, redis_prefix, work, store_url=store_url, config=config):
         if entry.policy is None or not entry.valid(now):
             continue
         answer = render_answer(
