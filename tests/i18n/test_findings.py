@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from mtasts.i18n import LANGUAGES, LOCALE_DIR, current, language_from_environmen
 from mtasts.i18n.messages import MESSAGES, PLURALS
 from mtasts.lab.scenarios import CATALOGUE
 from mtasts.net.settings import NetworkSettings
+from mtasts.web import WebSettings, create_app
 from tests.web.conftest import lab_options
 
 babel_extract = pytest.importorskip("babel.messages.extract", reason="Babel (a test dependency) is not installed")
@@ -229,3 +231,29 @@ def test_mtasts_check_speaks_japanese(lab: Any, how: str) -> None:
     [report] = json.loads(json_result.stdout)
     [finding] = [f for f in report["findings"] if f["code"] == "mx-cert-expired"]
     assert finding["fix"] == f"Renew the certificate of mx1.{domain} and reload the MTA."  # JSON stays English
+
+
+@pytest.mark.lab
+async def test_the_web_page_shows_translated_findings(lab: Any) -> None:
+    info = lab.info()
+    network = NetworkSettings(
+        nameserver=lab.nameserver, ca_file=Path(info["ca_file"]), timeout=2.0,
+        https_port=lab.https_port, smtp_port=lab.smtp_port,
+    )  # fmt: skip
+    app = create_app(WebSettings(network=network))
+    domain = lab.domain("mx-cert-expired")
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://web.test") as client:
+            started = await client.get("/check", params={"domain": domain, "lang": "ja"})
+            job_id = started.headers["location"].rsplit("/", 1)[1]
+            await client.get("/check/events", params={"id": job_id})
+            page = (await client.get(f"/result/{job_id}")).text
+            english = (await client.get(f"/result/{job_id}", params={"lang": "en"})).text
+    finally:
+        await app.state.checks.close()
+    assert f"mx1.{domain} の証明書を更新し、MTA に再読み込みさせてください。" in page
+    assert "証明書の有効期限は" in page
+    assert "メールの配送は保留されます" in page
+    assert "mx-cert-expired" in page  # codes stay as they are
+    assert f"Renew the certificate of mx1.{domain} and reload the MTA." in english

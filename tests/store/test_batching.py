@@ -13,13 +13,19 @@ import pytest
 from sqlalchemy.exc import DataError, IntegrityError
 
 from mtasts.core.tlsrpt_report import TlsRptReport
-from mtasts.report.analysis import rollup_rows
 from mtasts.store.interface import Message, ReportStoreProtocol, dedup_key
 from mtasts.store.memory import MemoryReportStore
 from mtasts.store.postgresql import BATCH as PG_BATCH
 from mtasts.store.sqlite import BATCH as SQLITE_BATCH
 from mtasts.store.store import ReportStore
-from tests.store.test_store import NOW, analysed, generated_reports, make_report
+from tests.store.test_store import (
+    NOW,
+    analysed,
+    assert_twice_and_reporters,
+    expected_rollup,
+    generated_reports,
+    make_report,
+)
 
 BIG_MESSAGE = max(PG_BATCH, SQLITE_BATCH) + 150  # more than one statement's worth on both
 
@@ -27,15 +33,14 @@ BIG_MESSAGE = max(PG_BATCH, SQLITE_BATCH) + 150  # more than one statement's wor
 def assert_rollups_match_rows(store: ReportStoreProtocol) -> None:
     """The roll-up tables hold exactly the sums of the stored rows (for every filter)."""
     for since, domain in [(None, None), (None, "a.example"), (date(2026, 11, 8), None)]:
-        from_rows = rollup_rows(
-            store.policy_rows(since=since, domain=domain), store.failure_rows(since=since, domain=domain)
-        )
+        from_rows = expected_rollup(store, since, domain)
         kept = store.rollup(since=since, domain=domain)
         assert sorted(kept.days, key=repr) == sorted(from_rows.days, key=repr)
         assert sorted(kept.senders, key=repr) == sorted(from_rows.senders, key=repr)
         # first_seen is an order (database ids there, row positions here): compared through analysed()
         assert sorted(repr(f[:-1]) for f in kept.failures) == sorted(repr(f[:-1]) for f in from_rows.failures)
         assert analysed(kept) == analysed(from_rows)
+        assert_twice_and_reporters(store, since, domain)
 
 
 def unique(reports: list[TlsRptReport]) -> dict[str, TlsRptReport]:

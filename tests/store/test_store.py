@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -22,12 +23,11 @@ from mtasts.report.analysis import (
     failing_senders_rollup,
     readiness_rollup,
     rollup_rows,
-    summarise,
     summarise_rollup,
 )
 from mtasts.report.mail import parse_any
 from mtasts.store.errors import StoreMissing, StoreUnavailable, UnsupportedDatabase
-from mtasts.store.interface import ReportStoreProtocol
+from mtasts.store.interface import Reporter, ReportStoreProtocol
 from mtasts.store.models import Base
 from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
 from tests.conftest import TLSRPT_SAMPLES, require_shared
@@ -217,6 +217,52 @@ def generated_reports(count: int, seed: int) -> list[TlsRptReport]:
     return reports + reports[: count // 10]
 
 
+def counted_twice(
+    store: ReportStoreProtocol, since: date | None = None, domain: str | None = None
+) -> tuple[list[Any], list[Any], list[Reporter]]:
+    """What the store should say was counted twice (per domain and day, per domain and sender)
+    and who reported, worked out here from the stored reports themselves: a report's ``sts``
+    results for a domain are counted twice when the same report holds a ``tlsa`` result for it."""
+    days: dict[tuple[str | None, date], list[int]] = {}
+    senders: dict[tuple[str | None, str], list[int]] = {}
+    reported: dict[tuple[str | None, str], set[date]] = {}
+    for stored in store.reports(since=since, domain=domain):
+        report = stored.report
+        tlsa = {p.policy_domain for p in report.policies if p.policy_type.value == "tlsa"}
+        for policy in report.policies:
+            if domain is not None and policy.policy_domain != domain:
+                continue
+            reported.setdefault((policy.policy_domain, report.organization_name), set()).add(report.day)
+            if policy.policy_type.value == "sts" and policy.policy_domain in tlsa:
+                for table, key in (
+                    (days, (policy.policy_domain, report.day)),
+                    (senders, (policy.policy_domain, report.organization_name)),
+                ):
+                    pair = table.setdefault(key, [0, 0])
+                    pair[0] += policy.total_successful
+                    pair[1] += policy.total_failure
+    return (
+        sorted(((*key, *pair) for key, pair in days.items() if any(pair)), key=repr),
+        sorted(((*key, *pair) for key, pair in senders.items() if any(pair)), key=repr),
+        sorted((Reporter(d, org, max(seen), len(seen)) for (d, org), seen in reported.items()), key=repr),
+    )
+
+
+def expected_rollup(store: ReportStoreProtocol, since: date | None = None, domain: str | None = None) -> Rollup:
+    """The roll-up of the stored rows, with what :func:`counted_twice` finds in the reports."""
+    rows = rollup_rows(store.policy_rows(since=since, domain=domain), store.failure_rows(since=since, domain=domain))
+    days_twice, senders_twice, _ = counted_twice(store, since, domain)
+    return replace(rows, days_twice=tuple(days_twice), senders_twice=tuple(senders_twice))
+
+
+def assert_twice_and_reporters(store: ReportStoreProtocol, since: date | None, domain: str | None) -> None:
+    kept = store.rollup(since=since, domain=domain)
+    days_twice, senders_twice, reporters = counted_twice(store, since, domain)
+    assert sorted(kept.days_twice, key=repr) == days_twice
+    assert sorted(kept.senders_twice, key=repr) == senders_twice
+    assert sorted(store.reporters(since=since, domain=domain), key=repr) == reporters
+
+
 def analysed(rollup: Rollup) -> tuple[Any, ...]:
     """What the CLI shows from a roll-up (its order-free content)."""
     return (
@@ -238,16 +284,17 @@ def test_the_database_rollup_equals_the_rollup_of_the_rows(store: ReportStore, b
         (date(2026, 11, 8), None),
         (date(2026, 11, 8), "b.example"),
     ]:
-        from_rows = rollup_rows(
-            store.policy_rows(since=since, domain=domain), store.failure_rows(since=since, domain=domain)
-        )
+        from_rows = expected_rollup(store, since, domain)
         in_database = store.rollup(since=since, domain=domain)
         assert analysed(in_database) == analysed(from_rows)
+        assert_twice_and_reporters(store, since, domain)
         assert sorted(in_database.days, key=repr) == sorted(from_rows.days, key=repr)
         assert sorted(in_database.senders, key=repr) == sorted(from_rows.senders, key=repr)
         assert sorted(repr(f[:-1]) for f in in_database.failures) == sorted(repr(f[:-1]) for f in from_rows.failures)
     assert store.rollup(domain="") == Rollup()
+    assert store.reporters(domain="") == []
     assert analysed(store.rollup(since=date(2026, 11, 1))) == analysed(store.rollup())
+    assert store.rollup().days_twice  # the generated reports do count some sessions twice
 
 
 def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: ReportStoreProtocol) -> None:
@@ -258,11 +305,13 @@ def test_the_rollup_of_the_samples_gives_the_summary_of_their_rows(store: Report
                 store.add_reports(parse_any(path.read_bytes()), source=str(path), now=NOW)
             except ValueError:
                 continue
-    policies, failures = store.policy_rows(), store.failure_rows()
-    assert analysed(store.rollup()) == analysed(rollup_rows(policies, failures))
-    assert [s.to_dict() for s in summarise_rollup(store.rollup())] == [
-        s.to_dict() for s in summarise(policies, failures)
-    ]
+    assert analysed(store.rollup()) == analysed(expected_rollup(store))
+    assert_twice_and_reporters(store, None, None)
+    assert_twice_and_reporters(store, None, "random.net")
+    # the samples hold one report (Microsoft's) with both results: random.net's 2 sessions, once
+    (random,) = summarise_rollup(store.rollup(domain="random.net"))
+    assert (random.totals.successful, random.double_counted.successful) == (2, 2)
+    assert random.by_policy_type["sts"].successful == random.by_policy_type["tlsa"].successful == 2
 
 
 def test_the_migration_fills_the_rollups_of_rows_stored_before_it(
@@ -277,8 +326,9 @@ def test_the_migration_fills_the_rollups_of_rows_stored_before_it(
                 connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
         store.migrate()
-        from_rows = rollup_rows(store.policy_rows(), store.failure_rows())
-        assert analysed(store.rollup()) == analysed(from_rows)
+        assert analysed(store.rollup()) == analysed(expected_rollup(store))
+        assert_twice_and_reporters(store, None, None)
+        assert_twice_and_reporters(store, date(2026, 11, 8), "a.example")
 
 
 BIG: Final = 2**62  # two of these pass 2^63-1, where SQLite's SUM() raises "integer overflow"

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -123,10 +124,14 @@ def lab_options(lab: Any) -> list[str]:
     ]
 
 
-def start_server(*options: str) -> Served:
-    """``mtasts web serve --listen 127.0.0.1:0 OPTIONS`` in a new process, once it listens."""
+def start_server(*options: str, login: bool = False) -> Served:
+    """``mtasts web serve --listen 127.0.0.1:0 OPTIONS`` in a new process, once it listens
+    (``--no-login`` unless ``login``: the accounts' own tests sign in, tests/web/test_login_browser.py)."""
     command = [sys.executable, "-c", "from mtasts.cli.web import app; app()", "serve", "--listen", "127.0.0.1:0"]
+    command += [] if login or "--public" in options else ["--no-login"]
     env = {k: v for k, v in os.environ.items() if not k.endswith("_proxy") and not k.endswith("_PROXY")}
+    if "--db" not in options:  # the accounts' database: never the user's own default file
+        env["MTASTS_DB"] = f"sqlite:///{tempfile.mkdtemp(prefix='mtasts-web-')}/web.sqlite3"
     process = subprocess.Popen(
         [*command, *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -95,7 +95,7 @@ async def test_result_in_japanese(web: Client, lab: Any) -> None:
     assert '<code class="code">mx-cert-expired</code>' in mta_sts  # codes stay English
     assert "MX の証明書の有効期限が切れています" in mta_sts  # the catalogue's meaning, translated
     assert "<strong>対処：</strong>" in mta_sts
-    assert f'<span lang="en">Renew the certificate of mx1.{domain} and reload the MTA.</span>' in mta_sts
+    assert f"<span>mx1.{domain} の証明書を更新し、MTA に再読み込みさせてください。</span>" in mta_sts  # mtasts.i18n
     assert "TLS レポート（TLS-RPT）" in section(html, "tlsrpt")
 
 

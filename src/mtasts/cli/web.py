@@ -34,6 +34,7 @@ app = typer.Typer(
     help="The web inspector: check a domain in the browser (English and Japanese), with a JSON API.",
     no_args_is_help=True,
 )
+app.add_typer(__import__("mtasts.cli.web_users", fromlist=["app"]).app, name="user")  # accounts: cli/web_users.py
 
 _NETWORK = "Network"
 _TESTING = "For testing (the lab)"
@@ -68,6 +69,25 @@ def serve(
         PageLanguage,
         typer.Option("--lang", help="The pages' language when the browser's Accept-Language names none we have."),
     ] = PageLanguage.EN,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="The report store of the dashboard and the domain pages: a database URL (sqlite:///path, "
+            "postgresql://...) or SQLite file. Default: $MTASTS_DB, else reports.sqlite3 in the user data directory "
+            "(as mtasts report). Read only: nothing is created.",
+            metavar="URL",
+        ),
+    ] = None,
+    publish_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--publish-config",
+            help="mtasts publish's configuration, for the roll-out state on the domain pages "
+            "(default: mtasts publish's, when it exists).",
+            metavar="FILE",
+        ),
+    ] = None,
     nameserver: Annotated[
         str | None,
         typer.Option(
@@ -94,11 +114,43 @@ def serve(
     smtp_port: Annotated[
         int, typer.Option("--smtp-port", help="MX hosts' SMTP port (RFC 8461: 25).", rich_help_panel=_TESTING)
     ] = 25,
+    no_login: Annotated[
+        bool,
+        typer.Option(
+            "--no-login",
+            help="Open every page to anyone, without accounts (a machine only you can reach; not with --public).",
+            rich_help_panel="Accounts",
+        ),
+    ] = False,
+    trust_proxy_user: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-proxy-user",
+            metavar="HEADER",
+            help="Sign in whoever this header of the reverse proxy names (e.g. X-Remote-User); "
+            "only from --trusted-proxy addresses.",
+            rich_help_panel="Accounts",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            metavar="ADDRESS",
+            help="The reverse proxy's address or network (repeatable): its user header and "
+            "X-Forwarded-Proto/-For are believed.",
+            rich_help_panel="Accounts",
+        ),
+    ] = None,
 ) -> None:
     """Serve the inspector: / is the form, /check?domain=D runs the live check and shows every
     finding with its fix, /result/ID is the permanent link, /api/check?domain=D the JSON of
-    'mtasts check --json'. Results are kept in memory only. Ctrl-C stops (exit 0)."""
+    'mtasts check --json'. Results are kept in memory only. /reports is the TLS-report dashboard
+    and /domains/D the domain page (roll-out state, report trend), read from --db; /openapi.json
+    describes the JSON API. Ctrl-C stops (exit 0)."""
     from mtasts.publish.config import parse_address
+    from mtasts.store.errors import UnsupportedDatabase
+    from mtasts.store.store import ReportStore, default_db_url
     from mtasts.web import PUBLIC_DEFAULTS, WebSettings, create_app
 
     try:
@@ -125,25 +177,49 @@ def serve(
         )
     except ValueError as exc:
         fail(str(exc), ExitCode.USAGE)
+    store_url = db or default_db_url(os.environ)
+    try:
+        ReportStore(store_url, create=False)  # checks the URL; connects to nothing
+    except UnsupportedDatabase as exc:
+        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+    if publish_config is not None and not publish_config.is_file():
+        fail(f"--publish-config {publish_config}: no such file", ExitCode.CANNOT_RUN)
     extra = PUBLIC_DEFAULTS if public else {}
-    settings = WebSettings(network=network, public=public, language=lang.value, **extra)  # type: ignore[arg-type]
+    settings = WebSettings(
+        network=network,
+        public=public,
+        language=lang.value,
+        db=store_url,
+        publish_config=publish_config,
+        **extra,  # type: ignore[arg-type]
+    )
+    from mtasts.cli.web_users import serve_auth  # accounts: sign-in, sessions, roles
+
+    if no_login and (public or trust_proxy_user or trusted_proxy):
+        fail("--no-login opens every page: it cannot go with --public or --trust-proxy-user", ExitCode.USAGE)
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         sock = socket.create_server((address.host, address.port), family=family, reuse_port=False)
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)  # create_server appends the address
         fail(f"cannot listen on {address.to_text()}: {why}", ExitCode.CANNOT_RUN)
+    auth = None  # accounts (after the listen check: a mistake there leaves no database behind)
+    if not no_login:
+        auth = serve_auth(
+            settings.db, public=public, proxy_user_header=trust_proxy_user, trusted_proxies=trusted_proxy or []
+        )
     _log_to_stderr()
     host, port = sock.getsockname()[:2]
     where = f"http://[{host}]:{port}/" if family == socket.AF_INET6 else f"http://{host}:{port}/"
     mode = "public mode: private addresses refused, rate limited" if public else "private mode"
     sys.stderr.write(f"mtasts web: listening on {where} ({mode}); Ctrl-C stops\n")
+    sys.stderr.write(f"mtasts web: TLS reports and roll-out state from {ReportStore(store_url).display_url}\n")
     sys.stderr.flush()
 
     from mtasts.cli._run import run_async
 
     with contextlib.closing(sock):
-        run_async(_serve(create_app(settings), sock))
+        run_async(_serve(create_app(settings, auth=auth), sock))
 
 
 async def _serve(web: Starlette, sock: socket.socket) -> None:

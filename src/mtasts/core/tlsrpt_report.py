@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "MAX_SESSION_COUNT",
     "DayTotal",
+    "DayTwice",
     "FailureDetail",
     "FailureRow",
     "FailureTotal",
@@ -58,6 +59,7 @@ __all__ = [
     "ResultType",
     "Rollup",
     "SenderTotal",
+    "SenderTwice",
     "TlsRptReport",
     "is_gzip",
     "parse_report",
@@ -921,6 +923,16 @@ field is absent (never for ``result_type`` and ``reason``). ``first_day``/``last
 details counted; ``first_seen`` orders the values of one domain and sender by first appearance
 (only its order means something)."""
 
+DayTwice: TypeAlias = tuple[str | None, date, int, int]
+"""Sessions of one policy domain and day that reports counted twice, under both a ``tlsa`` and an
+``sts`` result for that domain in the same report, as the ``sts`` results counted them:
+``(policy_domain, day, successful, failed)``. The analysis counts them once
+(``mtasts.report.analysis.count_once``: docs/report.md, "Sessions counted once")."""
+
+SenderTwice: TypeAlias = tuple[str | None, str, int, int]
+"""The same per policy domain and sending organisation: ``(policy_domain, organization_name,
+successful, failed)``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
@@ -930,3 +942,6 @@ class Rollup:
     days: tuple[DayTotal, ...] = ()
     senders: tuple[SenderTotal, ...] = ()
     failures: tuple[FailureTotal, ...] = ()
+    # what of ``days`` (its ``sts`` rows) and of ``senders`` was counted twice: see DayTwice
+    days_twice: tuple[DayTwice, ...] = ()
+    senders_twice: tuple[SenderTwice, ...] = ()

@@ -8,6 +8,15 @@ database (``ReportStoreProtocol.rollup``). The ``*_rollup`` functions take a rol
 Per policy domain and day: successful and failed sessions and the success rate; per sending
 organisation; per result type; per receiving MX and sending IP; the senders to work with (who
 fails, how, since when, how many sessions); and whether a domain is ready for ``mode: enforce``.
+
+Sessions are counted once (:func:`count_once`, the one rule of every summary, the CLI's and the
+web dashboard's; docs/report.md, "Sessions counted once"): when a report lists the same
+sessions under both a ``tlsa`` and an ``sts`` result for one policy domain, its ``sts`` result
+is left out of the totals, per day, per domain and per sending organisation. What stays as
+reported: the totals by policy type, the failure details, and the readiness to enforce (which
+is about MTA-STS, so it reads the ``sts`` results). Only a store's roll-up knows which sessions
+were counted twice (flat rows do not say which report they came from): :func:`summarise` over
+flat rows counts them as reported.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ __all__ = [
     "ReadinessVerdict",
     "SenderIssue",
     "Totals",
+    "count_once",
     "daily_threshold",
     "digest",
     "failing_senders",
@@ -121,6 +131,7 @@ class DomainSummary:
     by_result_type: Mapping[str, int]
     by_receiving_mx: Mapping[str, int]
     by_sending_ip: Mapping[str, int]
+    double_counted: Totals = Totals()  # left out of the totals: see count_once
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``mtasts report summary --json``; keys are a public contract."""
@@ -129,6 +140,10 @@ class DomainSummary:
             "total_successful": self.totals.successful,
             "total_failure": self.totals.failed,
             "success_rate": self.totals.rate,
+            "double_counted": {
+                "total_successful": self.double_counted.successful,
+                "total_failure": self.double_counted.failed,
+            },
             "by_result_type": dict(self.by_result_type),
             "by_organization": {
                 org: {"total_successful": t.successful, "total_failure": t.failed}
@@ -220,21 +235,63 @@ def _domain_order(key: str | None) -> tuple[bool, str]:
     return (key is None, key or "")
 
 
+def _senders_once(rollup: Rollup) -> tuple[SenderTotal, ...]:
+    """The ``senders`` of :func:`count_once` (all that :func:`failing_senders_rollup` needs)."""
+    if not rollup.senders_twice:
+        return rollup.senders
+    per_sender = {(key, org): (ok, bad) for key, org, ok, bad in rollup.senders_twice}
+    senders: list[SenderTotal] = []
+    for row in rollup.senders:
+        key, org, successful, failed, first, last = row
+        minus = per_sender.get((key, org))
+        if minus is None:
+            senders.append(row)
+        else:
+            ok, bad = successful - minus[0], failed - minus[1]
+            senders.append((key, org, ok if ok > 0 else 0, bad if bad > 0 else 0, first, last))
+    return tuple(senders)
+
+
+def count_once(rollup: Rollup) -> Rollup:
+    """``rollup`` with the sessions it counted twice (``days_twice``, ``senders_twice``: those a
+    report listed under both ``tlsa`` and ``sts`` for one policy domain) taken out of the ``sts``
+    rows of ``days`` and out of ``senders``; so they count once, by the ``tlsa`` result (a sender
+    that validates DANE applies DANE, not MTA-STS: RFC 8461 §2). ``days`` keeps its rows in
+    their order; ``failures`` stay as reported; the result has nothing left counted twice."""
+    if not rollup.days_twice and not rollup.senders_twice:
+        return rollup
+    per_day = {(key, day): (ok, bad) for key, day, ok, bad in rollup.days_twice}
+    days: list[DayTotal] = []
+    for row in rollup.days:
+        key, day, kind, successful, failed = row
+        minus = per_day.get((key, day)) if kind == "sts" else None
+        if minus is None:
+            days.append(row)
+        else:
+            ok, bad = successful - minus[0], failed - minus[1]
+            days.append((key, day, kind, ok if ok > 0 else 0, bad if bad > 0 else 0))
+    return Rollup(tuple(days), _senders_once(rollup), rollup.failures)
+
+
 def summarise_rollup(rollup: Rollup) -> list[DomainSummary]:
-    """:func:`summarise` over a roll-up."""
+    """:func:`summarise` over a roll-up, its sessions counted once (:func:`count_once`; the
+    totals by policy type as reported)."""
     days: dict[str | None, dict[date, list[int]]] = {}
     kinds: dict[str | None, dict[str, list[int]]] = {}
-    for key, day, kind, successful, failed in rollup.days:
+    once = count_once(rollup)
+    for (key, day, kind, successful, failed), (_, _, _, successful_once, failed_once) in zip(
+        rollup.days, once.days, strict=True
+    ):
         per_day = days.get(key)
         if per_day is None:
             per_day = days[key] = {}
             kinds[key] = {}
         pair = per_day.get(day)
         if pair is None:
-            per_day[day] = [successful, failed]
+            per_day[day] = [successful_once, failed_once]
         else:
-            pair[0] += successful
-            pair[1] += failed
+            pair[0] += successful_once
+            pair[1] += failed_once
         per_kind = kinds[key]
         pair = per_kind.get(kind)
         if pair is None:
@@ -243,8 +300,11 @@ def summarise_rollup(rollup: Rollup) -> list[DomainSummary]:
             pair[0] += successful
             pair[1] += failed
     orgs: dict[str | None, dict[str, Totals]] = defaultdict(dict)
-    for key, org, successful, failed, _, _ in rollup.senders:
+    for key, org, successful, failed, _, _ in once.senders:
         orgs[key][org] = orgs[key].get(org, Totals()).add(successful, failed)
+    twice: dict[str | None, Totals] = {}
+    for key, _, successful, failed in rollup.days_twice:
+        twice[key] = twice.get(key, Totals()).add(successful, failed)
     counters: dict[str, dict[str | None, dict[str, int]]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
     for key, _, kind, value, failed, _, _, _ in rollup.failures:
         by_kind = counters.get(kind)
@@ -267,6 +327,7 @@ def summarise_rollup(rollup: Rollup) -> list[DomainSummary]:
                 by_result_type=_sorted_counts(counters["result_type"].get(key, {})),
                 by_receiving_mx=_sorted_counts(counters["mx"].get(key, {})),
                 by_sending_ip=_sorted_counts(counters["sending_ip"].get(key, {})),
+                double_counted=twice.get(key, Totals()),
             )
         )
     return summaries
@@ -318,11 +379,11 @@ def failing_senders(policies: Iterable[PolicyRow], failures: Iterable[FailureRow
 
 
 def failing_senders_rollup(rollup: Rollup) -> list[SenderIssue]:
-    """:func:`failing_senders` over a roll-up."""
+    """:func:`failing_senders` over a roll-up, its sessions counted once (:func:`count_once`)."""
     counts: dict[tuple[str | None, str], Totals] = {}
     first: dict[tuple[str | None, str], date] = {}
     last: dict[tuple[str | None, str], date] = {}
-    for domain, org, successful, failed, first_failed, last_failed in rollup.senders:
+    for domain, org, successful, failed, first_failed, last_failed in _senders_once(rollup):
         key = (domain, org)
         counts[key] = counts.get(key, Totals()).add(successful, failed)
         if first_failed is not None and last_failed is not None:

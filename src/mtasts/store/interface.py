@@ -24,7 +24,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, Rollup, TlsRptReport
 
-__all__ = ["AddResult", "Message", "MessageOutcome", "ReportStoreProtocol", "StoredReport", "dedup_key"]
+__all__ = ["AddResult", "Message", "MessageOutcome", "ReportStoreProtocol", "Reporter", "StoredReport", "dedup_key"]
 
 
 def dedup_key(report: TlsRptReport) -> str:
@@ -69,6 +69,17 @@ class MessageOutcome:
     source: str
     results: tuple[AddResult, ...] = ()
     error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """One sending organisation's reports for one policy domain (``None``: reports that name
+    none) in a selection: the newest day a report covered, and on how many days it reported."""
+
+    policy_domain: str | None
+    organization_name: str
+    last_report: date
+    days_reported: int
 
 
 @runtime_checkable
@@ -144,6 +155,15 @@ class ReportStoreProtocol(Protocol):
         ...
 
     def rollup(self, *, since: date | None = None, domain: str | None = None) -> Rollup:
-        """The stored rows summed per the keys of :class:`Rollup`; equal, up to order, to
-        ``rollup_rows(self.policy_rows(...), self.failure_rows(...))``."""
+        """The stored rows summed per the keys of :class:`Rollup`; its ``days``, ``senders``
+        and ``failures`` equal, up to order, ``rollup_rows(self.policy_rows(...),
+        self.failure_rows(...))``. Its ``days_twice`` and ``senders_twice`` (the sessions
+        reports counted under both ``tlsa`` and ``sts``, which the analysis counts once) come
+        from what the store kept of each report at ingest: flat rows cannot say which report
+        a row came from."""
+        ...
+
+    def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:
+        """Each sending organisation's reports per policy domain, in no particular order: the
+        newest day covered and the days reported (from ``since`` on; ``domain``: for it only)."""
         ...

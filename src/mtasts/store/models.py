@@ -34,6 +34,7 @@ __all__ = [
     "PolicyResultRow",
     "PublishedPolicyRow",
     "ReportRow",
+    "ReporterDayRow",
     "SenderTotalRow",
     "WebAuditRow",
     "WebSecretRow",
@@ -301,3 +302,35 @@ class MonitorDeliveryRow(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
+
+
+# --- the reporters' days (revision 0006): what the dashboard reads besides the roll-ups -------
+
+
+class ReporterDayRow(Base):
+    """One sending organisation's reports for one policy domain and day (``''``: no domain): how
+    many, and the sessions they counted twice, listed under both a ``tlsa`` and an ``sts``
+    result for the domain in one report (as the ``sts`` results counted them; see
+    :func:`mtasts.store.rollups.report_domains`). Kept at ingest like the roll-ups: each
+    reporter's last report and days reported, and what to count once, are read from here."""
+
+    __tablename__ = "tlsrpt_reporter_day"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: the key is the table (one B-tree)
+
+    policy_domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    organization_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reports: Mapped[int] = mapped_column(BigInteger)
+    twice_successful: Mapped[int] = mapped_column(BigInteger)
+    twice_failed: Mapped[int] = mapped_column(BigInteger)
+
+
+Index(  # what was counted twice, per domain and day, read without sorting the whole table
+    "ix_tlsrpt_reporter_day_twice",
+    ReporterDayRow.policy_domain,
+    ReporterDayRow.day,
+    ReporterDayRow.twice_successful,
+    ReporterDayRow.twice_failed,
+    sqlite_where=(ReporterDayRow.twice_successful > 0) | (ReporterDayRow.twice_failed > 0),
+    postgresql_where=(ReporterDayRow.twice_successful > 0) | (ReporterDayRow.twice_failed > 0),
+)

@@ -1,9 +1,11 @@
 """The roll-up arithmetic every store shares, with no database in it.
 
-A store keeps three roll-up tables in step with its rows (see :mod:`mtasts.store.models`):
-sessions per (domain, day, policy type), per (domain, sender), and failed sessions per (domain,
-sender, kind, value). A freshly stored report adds to them by the rules of :data:`DAY_RULES`,
-:data:`SENDER_RULES` and :data:`FAILURE_RULES`: counts add up, saturating at 2^63-1 like the
+A store keeps four roll-up tables in step with its rows (see :mod:`mtasts.store.models`):
+sessions per (domain, day, policy type), per (domain, sender), failed sessions per (domain,
+sender, kind, value), and per (domain, sender, day) the reports and the sessions they counted
+twice (:func:`report_domains`). A freshly stored report adds to them by the rules of
+:data:`DAY_RULES`, :data:`SENDER_RULES`, :data:`FAILURE_RULES` and :data:`REPORTER_RULES`:
+counts add up, saturating at 2^63-1 like the
 64-bit columns; first days and first-seen keep the least, last days the greatest (``None``: no
 value yet). The SQL stores apply the same rules in their upserts; the in-memory store applies
 them here. ``''`` stands for an absent policy domain or value, as in the tables.
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any, Final, Literal, TypeAlias
 
-from mtasts.core.tlsrpt_report import FailureDetail, TlsRptReport
+from mtasts.core.tlsrpt_report import FailureDetail, PolicyType, TlsRptReport
 
 __all__ = [
     "DAY_RULES",
@@ -23,11 +25,13 @@ __all__ = [
     "FAILURE_RULES",
     "KINDS",
     "MAX_COUNT",
+    "REPORTER_RULES",
     "SEEN_SHIFT",
     "SENDER_RULES",
     "RollupDelta",
     "detail_values",
     "merge",
+    "report_domains",
     "rollup_delta",
 ]
 
@@ -40,10 +44,12 @@ Rule: TypeAlias = Literal["add", "least", "greatest"]
 DAY_RULES: Final[tuple[Rule, ...]] = ("add", "add")  # successful, failed
 SENDER_RULES: Final[tuple[Rule, ...]] = ("add", "add", "least", "greatest")  # ..., first_failed, last_failed
 FAILURE_RULES: Final[tuple[Rule, ...]] = ("add", "least", "greatest", "least")  # failed, first, last, seen
+REPORTER_RULES: Final[tuple[Rule, ...]] = ("add", "add", "add")  # reports, twice_successful, twice_failed
 
 Table: TypeAlias = dict[tuple[Any, ...], list[Any]]
-RollupDelta: TypeAlias = tuple[Table, Table, Table]
-"""What some reports add to the day, sender and failure tables: key -> values (column order)."""
+RollupDelta: TypeAlias = tuple[Table, Table, Table, Table]
+"""What some reports add to the day, sender, failure and reporter-day tables: key -> values
+(column order)."""
 
 
 def detail_values(detail: FailureDetail) -> tuple[str, str, str, str | None]:
@@ -72,15 +78,41 @@ def merge(table: Table, key: tuple[Any, ...], values: Sequence[Any], rules: Sequ
             known[index] = min(old, value) if rule == "least" else max(old, value)
 
 
+def report_domains(report: TlsRptReport) -> dict[str, list[int]]:
+    """What one report adds to the reporter-day table, per policy domain (``''``: none): one
+    report, and the sessions it counted twice, ``[1, successful, failed]``.
+
+    Sessions are counted twice when the report holds both a ``tlsa`` and an ``sts`` result for
+    the same policy domain: some reporters (Microsoft) evaluate each session against the
+    domain's DANE and MTA-STS policies and list it under both. The ``sts`` results of that
+    domain are then the double: the analysis counts the sessions once, by the ``tlsa`` result
+    (docs/report.md, "Sessions counted once"). Per report, not per day: only one report
+    says that its two results are the same sessions."""
+    domains: dict[str, list[int]] = {}
+    tlsa = {policy.policy_domain or "" for policy in report.policies if policy.policy_type is PolicyType.TLSA}
+    for policy in report.policies:
+        domain = policy.policy_domain or ""
+        entry = domains.get(domain)
+        if entry is None:
+            entry = domains[domain] = [1, 0, 0]
+        if policy.policy_type is PolicyType.STS and domain in tlsa:
+            entry[1] = min(entry[1] + policy.total_successful, MAX_COUNT)
+            entry[2] = min(entry[2] + policy.total_failure, MAX_COUNT)
+    return domains
+
+
 def rollup_delta(reports: Iterable[TlsRptReport], failure_ids: Iterable[int]) -> RollupDelta:
     """What freshly stored ``reports`` add to the roll-up tables, summed per key here first;
     ``failure_ids``: the stored id of each of their failure details, in order."""
     days: Table = {}
     senders: Table = {}
     found: Table = {}
+    reporters: Table = {}
     ids = iter(failure_ids)
     for report in reports:
         day, org = report.day, report.organization_name
+        for domain, values in report_domains(report).items():
+            merge(reporters, (domain, org, day), values, REPORTER_RULES)
         day_number = (day - EPOCH).days << SEEN_SHIFT
         for policy in report.policies:
             domain = policy.policy_domain or ""
@@ -108,7 +140,7 @@ def rollup_delta(reports: Iterable[TlsRptReport], failure_ids: Iterable[int]) ->
                         known[2] = day
                     if seen < known[3]:  # noqa: PLR1730 (a comparison costs less than min())
                         known[3] = seen
-    return days, senders, found
+    return days, senders, found, reporters
 
 
 def sorted_rows(table: Table) -> Iterator[tuple[Any, ...]]:

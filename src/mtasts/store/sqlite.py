@@ -30,10 +30,20 @@ from mtasts.store.models import (
     FailureDetailRow,
     FailureTotalRow,
     PolicyResultRow,
+    ReporterDayRow,
     ReportRow,
     SenderTotalRow,
 )
-from mtasts.store.rollups import DAY_RULES, FAILURE_RULES, MAX_COUNT, SENDER_RULES, Rule, rollup_delta, sorted_rows
+from mtasts.store.rollups import (
+    DAY_RULES,
+    FAILURE_RULES,
+    MAX_COUNT,
+    REPORTER_RULES,
+    SENDER_RULES,
+    Rule,
+    rollup_delta,
+    sorted_rows,
+)
 
 __all__ = ["BATCH", "SqliteWriter", "pragmas", "reader_pragmas"]
 
@@ -45,6 +55,7 @@ _RULES: Final[dict[type[Base], tuple[Rule, ...]]] = {
     DayTotalRow: DAY_RULES,
     SenderTotalRow: SENDER_RULES,
     FailureTotalRow: FAILURE_RULES,
+    ReporterDayRow: REPORTER_RULES,
 }
 
 
@@ -181,7 +192,7 @@ def _store_batch(cursor: sqlite3.Cursor, batch: list[Entry], received_text: str)
                 )
                 failure_pks.append(cast(int, cursor.lastrowid))
     if fresh:
-        days, senders, found = rollup_delta(fresh, failure_pks)
+        days, senders, found, reporters = rollup_delta(fresh, failure_pks)
         text = _DateText()
         if days:
             cursor.executemany(
@@ -193,6 +204,8 @@ def _store_batch(cursor: sqlite3.Cursor, batch: list[Entry], received_text: str)
         if found:
             value_rows = [(d, o, k, v, bad, text(f), text(la), n) for d, o, k, v, bad, f, la, n in sorted_rows(found)]
             cursor.executemany(_upsert(FailureTotalRow), value_rows)
+        reporter_rows = [(d, o, text(w), n, ok, bad) for d, o, w, n, ok, bad in sorted_rows(reporters)]
+        cursor.executemany(_upsert(ReporterDayRow), reporter_rows)
     return stored
 
 

@@ -6,9 +6,11 @@ creates the engine and brings the schema to the newest Alembic revision. Ingest 
 no report-id) and transactional (:meth:`ReportStore.add_reports` stores every report of one
 message or none of them).
 
-Each ingest also adds its reports to three roll-up tables (sessions per domain and day, per
-domain and sender, per failure-detail value), so that :meth:`ReportStore.rollup`, what a
-summary needs, reads a few thousand rows instead of every stored one.
+Each ingest also adds its reports to four roll-up tables (sessions per domain and day, per
+domain and sender, per failure-detail value, and per domain, sender and day the reports and the
+sessions they counted twice), so that :meth:`ReportStore.rollup` and
+:meth:`ReportStore.reporters`, what a summary and the dashboard need, read a few thousand rows
+instead of every stored one.
 
 One class serves both databases: SQLAlchemy already gives them one engine, one schema (the
 models and Alembic scripts) and one query language for every read, and the reads are most of
@@ -92,12 +94,13 @@ from mtasts.store.errors import (
     redact_url,
     translate_store_errors,
 )
-from mtasts.store.interface import AddResult, Message, MessageOutcome, StoredReport, dedup_key
+from mtasts.store.interface import AddResult, Message, MessageOutcome, Reporter, StoredReport, dedup_key
 from mtasts.store.models import (
     DayTotalRow,
     FailureDetailRow,
     FailureTotalRow,
     PolicyResultRow,
+    ReporterDayRow,
     ReportRow,
     SenderTotalRow,
 )
@@ -534,7 +537,21 @@ class ReportStore:
                 ]
             )
             del rows, days, senders, failures  # freed now, not collected later
-        return Rollup(day_totals, sender_totals, failure_totals)
+            days_twice, senders_twice = _twice(connection, since, domain)
+        return Rollup(day_totals, sender_totals, failure_totals, days_twice, senders_twice)
+
+    def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:
+        """From the reporter-day table, grouped in the database (one row per organisation and
+        domain: a few thousand, where the policy rows are hundreds of thousands)."""
+        if domain is not None and not domain:
+            return []
+        row = ReporterDayRow
+        query = _reporter_days(
+            (row.policy_domain, row.organization_name, func.max(row.day), func.count()), since, domain
+        ).group_by(row.policy_domain, row.organization_name)
+        with self.engine.connect() as connection:
+            found = connection.execute(query).all()
+        return [Reporter(key or None, org, _as_date(last), int(days)) for key, org, last, days in found]
 
     def stored_report(self, key: str) -> StoredReport | None:
         with Session(self.engine) as session:
@@ -563,9 +580,12 @@ def _gc_paused() -> Iterator[None]:
 def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
     """The rows of ``query`` as the driver returns them (plain tuples, no SQLAlchemy row objects:
     several times cheaper for tens of thousands of rows). Only for parameters that need no
-    conversion (strings) and values the driver already returns in their Python types."""
+    conversion (strings; days, made text for SQLite) and values the driver already returns in
+    their Python types (days come back as text from SQLite: the caller converts them)."""
     compiled = query.compile(dialect=connection.dialect)
     params: Any = compiled.params
+    if connection.dialect.name == "sqlite":  # a day as SQLAlchemy stores it there: ISO text
+        params = {name: v.isoformat() if isinstance(v, date) else v for name, v in params.items()}
     if compiled.positiontup is not None:
         params = tuple(params[name] for name in compiled.positiontup)
     dbapi = connection.dialect.loaded_dbapi
@@ -578,6 +598,45 @@ def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
     finally:
         cursor.close()
     return rows
+
+
+def _as_date(value: Any) -> date:
+    """A day as SQLite (text, once an aggregate has hidden the column's type) or PostgreSQL
+    (a date) returns it."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _reporter_days(columns: Sequence[Any], since: date | None, domain: str | None) -> Select[Any]:
+    """``columns`` of the reporter-day table, from ``since`` on and for ``domain`` only."""
+    query = select(*columns)
+    if since is not None:
+        query = query.where(ReporterDayRow.day >= since)
+    if domain is not None:
+        query = query.where(ReporterDayRow.policy_domain == domain)
+    return query
+
+
+def _twice(connection: Connection, since: date | None, domain: str | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The ``days_twice`` and ``senders_twice`` of a roll-up, grouped from the reporter-day
+    table in the database (only its rows that counted sessions twice)."""
+    row = ReporterDayRow
+    twice = (row.twice_successful > 0) | (row.twice_failed > 0)
+    sums = (*_sum(row.twice_successful), *_sum(row.twice_failed))
+    by_day = _reporter_days((row.policy_domain, row.day, *sums), since, domain).where(twice)
+    by_sender = _reporter_days((row.policy_domain, row.organization_name, *sums), since, domain).where(twice)
+    known: dict[Any, date] = {}
+    days = []
+    for key, day, oh, ol, bh, bl in _plain_rows(connection, by_day.group_by(row.policy_domain, row.day)):
+        when = known.get(day)
+        if when is None:
+            when = known[day] = _as_date(day)
+        days.append((key or None, when, _count(oh, ol), _count(bh, bl)))
+    by_sender = by_sender.group_by(row.policy_domain, row.organization_name)
+    senders = [
+        (key or None, org, _count(oh, ol), _count(bh, bl))
+        for key, org, oh, ol, bh, bl in _plain_rows(connection, by_sender)
+    ]
+    return tuple(days), tuple(senders)
 
 
 def _rollup_tables(domain: str | None, day_type: TypeEngine[Any]) -> tuple[Select[Any], ...]:

@@ -40,8 +40,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtasts.check.inspect import normalize_domain
+from mtasts.i18n import translator as findings_translator
+from mtasts.web.auth import Auth, AuthMiddleware, auth_routes, csrf_token_of, identity_of
 from mtasts.web.i18n import COOKIE, LANGUAGES, N_, choose_language, translations
 from mtasts.web.jobs import Busy, CheckService, Job, JobState, Limited
+from mtasts.web.reports import ReportService, report_routes
 from mtasts.web.settings import WebSettings
 from mtasts.web.view import SEVERITY_TITLES, STATUS_TITLES, result_view
 
@@ -102,15 +105,19 @@ def _environments() -> dict[str, Environment]:
             lstrip_blocks=True,
         )
         env.install_gettext_translations(translations(tag), newstyle=True)  # type: ignore[attr-defined]
+        env.filters["finding_text"] = findings_translator(tag).text  # messages, fixes, verdicts: mtasts.i18n
         environments[tag] = env
     return environments
 
 
-def create_app(settings: WebSettings, *, clock: Callable[[], float] | None = None) -> Starlette:
+def create_app(
+    settings: WebSettings, *, clock: Callable[[], float] | None = None, auth: Auth | None = None
+) -> Starlette:
     """The inspector app. Mount it anywhere (``Mount("/inspect", create_app(...))``): links
     follow the mount point. ``app.state.checks`` is its :class:`CheckService`; the app's
     lifespan closes it (a program that mounts the app closes it itself)."""
     checks = CheckService(settings) if clock is None else CheckService(settings, clock=clock)
+    reports = ReportService.for_settings(settings)  # the report store of the dashboard and domain pages
     environments = _environments()
 
     def language(request: Request) -> str:
@@ -152,6 +159,9 @@ def create_app(settings: WebSettings, *, clock: Callable[[], float] | None = Non
                 public=settings.public,
                 severity_titles={k.value: v for k, v in SEVERITY_TITLES.items()},
                 status_titles=STATUS_TITLES,
+                csrf_token=csrf_token_of(request),
+                user=identity_of(request),
+                logout_url=path(request, "logout") if auth is not None else "",
                 **context,
             )
         )
@@ -287,6 +297,7 @@ def create_app(settings: WebSettings, *, clock: Callable[[], float] | None = Non
             yield
         finally:
             await checks.close()
+            reports.close()
 
     routes = [
         Route("/", index, name="index"),
@@ -295,10 +306,21 @@ def create_app(settings: WebSettings, *, clock: Callable[[], float] | None = Non
         Route("/result/{job_id}", result, name="result"),
         Route("/api/check", api_check, name="api_check"),
         Route("/api/result/{job_id}", api_result, name="api_result"),
+        *report_routes(settings, page, reports),  # /reports, /domains, /api/..., /openapi.json: mtasts.web.reports
         Mount("/static", StaticFiles(packages=[("mtasts.web", "static")]), name="static"),
+        *(auth_routes(auth, page) if auth is not None else ()),  # login, logout: mtasts.web.auth
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(_SecurityHeaders),
+            *([Middleware(AuthMiddleware, auth=auth)] if auth is not None else []),
+        ],
+        lifespan=lifespan,
+    )
     app.state.checks = checks
+    app.state.reports = reports
+    app.state.auth = auth  # accounts: mtasts.web.auth (None: every page open, as an embedding program wants)
     return app
 
 

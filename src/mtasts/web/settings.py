@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
 from mtasts.net.settings import NetworkSettings
@@ -36,6 +37,8 @@ class WebSettings:
     max_results: int = 1000
     max_checks: int = 16
     max_waiting: int = 64
+    db: str | None = None  # the report store's URL (the dashboard and domain pages); None: no store
+    publish_config: Path | None = None  # mtasts publish's configuration (the domain page's roll-out state)
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:

@@ -1,0 +1,283 @@
+"""The domain page (``/domains/{domain}``) and its JSON (``/api/domains/{domain}``).
+
+One page per domain with what its owner asks in one place: the live status (a link that runs
+the inspector on it now), where its roll-out stands (``mtasts publish status``: the stage, the
+body served, the guard values and what comes next, from the published history in the report
+store and the publish configuration), and the TLS-report trend joined with the policy that was
+live on each day (its id, mode and MX), so that a change and its effect line up: the chart
+marks each day a new policy began, and the table says which policy each day's sessions met.
+
+The history of checks and events belongs to ``mtasts monitor`` (being built beside this): the
+page keeps its place (``<section id="monitor">``, ``"monitor": null`` in the JSON) and reads
+nothing of it yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mtasts.core.policy import Mode, parse_policy
+from mtasts.core.problems import ParseError
+from mtasts.publish.history import Served
+from mtasts.publish.rollout import Rules, Stage, domain_status, evidence_from_rows, evidence_window, stage_of
+from mtasts.report.analysis import DayPoint, Totals
+from mtasts.web import charts
+from mtasts.web.reports import (
+    FORMATTING,
+    Page,
+    Period,
+    ReportService,
+    ReportView,
+    daily_labels,
+    domain_param,
+    error_json,
+    parse_period,
+)
+from mtasts.web.settings import WebSettings
+
+if TYPE_CHECKING:
+    from mtasts.publish.config import Config
+    from mtasts.publish.rollout import DomainStatus
+    from mtasts.store.interface import ReportStoreProtocol
+
+__all__ = ["DomainView", "TrendRow", "domain_routes", "live_policy", "policy_markers", "trend_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrendRow:
+    """One day of reports and the policy live that day (``None``: none in the history)."""
+
+    day: date
+    successful: int
+    failed: int
+    policy: Served | None
+    mx: tuple[str, ...]
+    changed: bool  # a new policy began this day
+
+    @property
+    def rate(self) -> float | None:
+        return Totals(self.successful, self.failed).rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "successful": self.successful,
+            "failed": self.failed,
+            "success_rate": self.rate,
+            "policy_id": None if self.policy is None else self.policy.policy_id,
+            "mode": None if self.policy is None else self.policy.mode.value,
+            "mx": list(self.mx),
+            "policy_changed": self.changed,
+        }
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def live_policy(history: Sequence[Served], day: date) -> Served | None:
+    """The body a sender could fetch at the end of ``day`` (UTC): the last one served at any time
+    that day. A report covers a whole day, so a body that began in the afternoon met that day's
+    later sessions; the table says the day changed (:attr:`TrendRow.changed`)."""
+    begin, end = _start(day), _start(day + timedelta(days=1))
+    live = None
+    for entry in history:
+        if entry.since < end and (entry.until is None or entry.until > begin):
+            live = entry
+    return live
+
+
+def _mx(entry: Served | None) -> tuple[str, ...]:
+    if entry is None:
+        return ()
+    try:
+        return tuple(parse_policy(entry.body).mx)
+    except ParseError:
+        return ()
+
+
+def trend_rows(daily: Sequence[DayPoint], history: Sequence[Served]) -> tuple[TrendRow, ...]:
+    """Each reported day with the policy live that day. Pure."""
+    began = {entry.since.date() for entry in history}
+    rows = []
+    for point in daily:
+        entry = live_policy(history, point.day)
+        rows.append(TrendRow(point.day, point.successful, point.failed, entry, _mx(entry), point.day in began))
+    return tuple(rows)
+
+
+def policy_markers(history: Sequence[Served]) -> tuple[charts.Marker, ...]:
+    """One chart marker per body, on the day it began: its id and mode."""
+    return tuple(charts.Marker(e.since.date(), f"{e.policy_id} ({e.mode.value})") for e in history)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainView:
+    """What the domain page shows."""
+
+    domain: str
+    reports: ReportView
+    history: tuple[Served, ...]
+    status: DomainStatus | None
+    trend: tuple[TrendRow, ...]
+    notes: tuple[str, ...] = ()  # why a part is missing (no configuration, no history table)
+
+    def to_dict(self, *, check_url: str, api_check_url: str) -> dict[str, Any]:
+        """The JSON of ``/api/domains/{domain}`` (keys are a public contract, in /openapi.json)."""
+        return {
+            "domain": self.domain,
+            "live": {"check_url": check_url, "api_check_url": api_check_url},
+            "rollout": None if self.status is None else self.status.to_dict(),
+            "history": [entry.to_dict() for entry in self.history],
+            "trend": [row.to_dict() for row in self.trend],
+            "reports": self.reports.to_dict(),
+            "monitor": None,  # mtasts monitor's history of checks and events: not read yet
+            "notes": list(self.notes),
+        }
+
+
+def _config(settings: WebSettings) -> tuple[Config | None, str]:
+    """The publish configuration, if there is one: (config, '') or (None, why not)."""
+    from mtasts.publish.config import ConfigError, default_config_path  # noqa: PLC0415
+    from mtasts.publish.snapshot import read_config  # noqa: PLC0415
+
+    path = settings.publish_config
+    if path is None:
+        path = default_config_path()
+        if not path.is_file():
+            return None, f"no publish configuration at {path} (mtasts web serve --publish-config FILE)"
+    try:
+        return read_config(Path(path)), ""
+    except ConfigError as exc:
+        return None, f"the publish configuration {path} cannot be used: {exc}"
+
+
+def _history(store: ReportStoreProtocol, name: str) -> list[Served]:
+    from mtasts.publish.history import SqlPublishHistory  # noqa: PLC0415
+    from mtasts.store.store import ReportStore  # noqa: PLC0415
+
+    if not isinstance(store, ReportStore):
+        return []  # only the SQL stores keep the published history
+    return SqlPublishHistory(store).entries(name)
+
+
+def build_domain_view(service: ReportService, settings: WebSettings, name: str, period: Period) -> DomainView:
+    """Everything of the domain page, read from the store (runs in a worker thread)."""
+    from mtasts.store.errors import StoreMissing, translate_store_errors  # noqa: PLC0415
+
+    reports = service.view(period, name)
+    notes: list[str] = []
+    config, why = _config(settings)
+    if why:
+        notes.append(why)
+    entry = None if config is None else config.domain(name)
+    try:
+        store = service.store()
+    except StoreMissing as exc:
+        notes.append(exc.message)
+        return DomainView(name, reports, (), None, trend_rows(reports.daily, ()), tuple(notes))
+    now = service.clock()
+    with translate_store_errors(store.url):
+        history = _history(store, name)
+        evidence = None
+        rules = Rules()
+        if stage_of(history) is Stage.TESTING or (entry is not None and entry.mode is Mode.ENFORCE):
+            if entry is not None and entry.policy is not None:
+                mx: tuple[str, ...] = tuple(entry.policy.mx)
+            else:
+                mx = _mx(history[-1] if history else None)
+            since, until = evidence_window(history, now, rules)
+            evidence = evidence_from_rows(
+                name,
+                mx,
+                store.policy_rows(since=since, domain=name),
+                store.failure_rows(since=since, domain=name),
+                since=since,
+                until=until,
+            )
+    status = domain_status(name, entry, history, now=now, evidence=evidence, rules=rules)
+    return DomainView(name, reports, tuple(history), status, trend_rows(reports.daily, history), tuple(notes))
+
+
+def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> list[BaseRoute]:
+    """The domain page's routes (mounted by :func:`mtasts.web.reports.report_routes`)."""
+    from mtasts.store.errors import StoreError  # noqa: PLC0415
+    from mtasts.web.i18n import COOKIE, choose_language, translations  # noqa: PLC0415
+
+    async def load(request: Request) -> DomainView | tuple[int, str, str]:
+        name, why = domain_param(request.path_params["domain"])
+        if name is None:
+            return 400, "domain-invalid", why
+        try:
+            period = parse_period(request.query_params.get("days"), service.today())
+        except ValueError as exc:
+            return 400, "period-invalid", str(exc)
+        try:
+            return await asyncio.to_thread(build_domain_view, service, settings, name, period)
+        except StoreError as exc:
+            return 503, "store-unavailable", exc.message
+
+    def links(request: Request, name: str) -> tuple[str, str]:
+        return (
+            f"{request.url_for('check').path}?domain={name}",
+            f"{request.url_for('api_check').path}?domain={name}",
+        )
+
+    async def domain_page(request: Request) -> Response:
+        loaded = await load(request)
+        if isinstance(loaded, tuple):
+            return page(request, "reports_unavailable.html", loaded[0], message=loaded[2])
+        view = loaded
+        tag = choose_language(
+            request.query_params.get("lang"),
+            request.cookies.get(COOKIE),
+            request.headers.get("accept-language"),
+            settings.language,
+        )
+        gettext = translations(tag).gettext
+        chart = charts.daily_svg(
+            [charts.DayBar(r.day, r.successful, r.failed) for r in view.trend],
+            chart_id=f"chart-{view.domain}-trend",
+            labels=daily_labels(gettext, gettext("TLS-report sessions per day and policy changes")),
+            markers=policy_markers(view.history),
+        )
+        _, api_check_url = links(request, view.domain)
+        days = view.reports.period.days
+        suffix = f"?days={days}" if days else ""
+        return page(
+            request,
+            "domain.html",
+            view=view,
+            chart=chart,
+            api_check_url=api_check_url,
+            history_mx=_mx,
+            **FORMATTING,
+            reports_url=str(request.url_for("reports").path),
+            domain_reports_url=str(request.url_for("report", domain=view.domain).path) + suffix,
+            json_url=str(request.url_for("api_domain", domain=view.domain).path) + suffix,
+            periods=(7, 30, 90, 365),
+            here=request.url.path,
+        )
+
+    async def api_domain(request: Request) -> Response:
+        loaded = await load(request)
+        if isinstance(loaded, tuple):
+            return error_json(*loaded)
+        check_url, api_check_url = links(request, loaded.domain)
+        body = loaded.to_dict(check_url=check_url, api_check_url=api_check_url)
+        return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+
+    return [
+        Route("/domains/{domain}", domain_page, name="domain_page"),
+        Route("/api/domains/{domain}", api_domain, name="api_domain"),
+    ]
