@@ -212,7 +212,7 @@ async def test_healthz_404_405_and_a_bounded_head(running: Running) -> None:
     status, _, body = await running.get("/healthz")
     assert (status, body) == (200, b"ok\n")
     status, _, body = await running.get("/")
-    assert (status, body) == (404, b"not found: GET /metrics, GET /healthz\n")
+    assert (status, body) == (404, b"not found: GET /metrics, GET /healthz, POST /cache/flush\n")
     assert (await running.get("/metrics/extra"))[0] == 404
     status, headers, _ = await running.get("/metrics", method="POST")
     assert (status, headers["allow"]) == (405, "GET, HEAD")

@@ -1,5 +1,6 @@
 """Real Postfix end to end: Debian's Postfix asks ``mtasts resolver serve`` over socketmap and
-delivers to the lab's MX hosts; the lab's mailboxes (and Postfix's own log) say what happened.
+delivers to the lab's MX hosts; the lab's mailboxes and its log of TLS handshakes (and Postfix's
+own log) say what happened.
 
 How it is wired (honest, no shortcuts in the mail path):
 
@@ -42,7 +43,7 @@ from mtasts.core.policy import Mode
 from mtasts.core.verdict import Delivery
 from mtasts.lab.plan import Record, SmtpHost
 from mtasts.lab.scenarios import CertKind, Expectation, Scenario
-from mtasts.lab.smtp import Message
+from mtasts.lab.smtp import Handshake, HandshakeOutcome, Message
 from mtasts.lab.testing import LabController
 from mtasts.lab.world import Ports
 from tests.resolver.postfix import PostfixInstance, missing_postfix, wait_for
@@ -210,6 +211,23 @@ def received(lab: LabController, host: str, subject: str) -> list[Message]:
     return [m for m in lab.messages(host) if needle in m.data]
 
 
+def handshakes(lab: LabController, host: str) -> tuple[Handshake, ...]:
+    """The STARTTLS handshakes MX ``host`` answered (the lab's log, read on its loop)."""
+    found: tuple[Handshake, ...] = lab.call(lambda: lab.lab.mailboxes.handshakes(host))
+    return found
+
+
+def assert_refused(lab: LabController, host: str) -> None:
+    """The lab's log shows that Postfix refused every TLS session with ``host``: at least one
+    handshake, and in none did it greet again over TLS (Postfix completes the handshake, finds
+    the certificate wrong, sends QUIT and hangs up; a handshake that fails outright counts too)."""
+    seen = handshakes(lab, host)
+    assert seen, f"{host}: no handshake in the lab's log"
+    refused = {HandshakeOutcome.ABANDONED, HandshakeOutcome.FAILED}
+    assert all(h.outcome in refused for h in seen), seen
+    assert all(set(h.commands) <= {"QUIT"} for h in seen), seen
+
+
 def subject_for(test: str) -> str:
     return f"{test} {uuid.uuid4().hex[:12]}"
 
@@ -281,13 +299,16 @@ def test_preferred_mx_with_expired_certificate_is_skipped(mail_lab: LabControlle
     log = postfix.log()
     assert f"server certificate verification failed for mx1.{d}[" in log
     assert f"Verified TLS connection established to mx2.{d}[" in log
+    assert_refused(mail_lab, f"mx1.{d}")
+    assert [h.outcome for h in handshakes(mail_lab, f"mx2.{d}")] == [HandshakeOutcome.USED]
 
 
 def test_every_mx_bad_under_enforce_defers_with_4_7_5(mail_lab: LabController, postfix: PostfixInstance) -> None:
     """Both MX hosts are tried, over TLS, and refused by Postfix for their certificates. Postfix
     checks the certificate after the TLS handshake and then hangs up (OpenSSL's handshake
     completes; Postfix's verify callback only records the failure), so the refusal is in
-    Postfix's log, per host, and the lab's side of it is a session that carried no mail."""
+    Postfix's log, per host, and in the lab's: every handshake each MX answered was refused
+    (abandoned right after it, or failed), none carried a command."""
     d = domain(mail_lab, "pf-all-bad")
     subject = subject_for("all-bad")
     queue_id = postfix.submit(f"user@{d}", subject)
@@ -315,6 +336,7 @@ def test_every_mx_bad_under_enforce_defers_with_4_7_5(mail_lab: LabController, p
     log = postfix.log()
     for host in (f"mx1.{d}", f"mx2.{d}"):
         assert f"server certificate verification failed for {host}[" in log
+        assert_refused(mail_lab, host)
 
 
 def test_wildcard_policy_sends_only_to_the_one_label_mx(mail_lab: LabController, postfix: PostfixInstance) -> None:
@@ -329,6 +351,7 @@ def test_wildcard_policy_sends_only_to_the_one_label_mx(mail_lab: LabController,
     # certificate is valid for its name): with a '.mx.<d>' answer it would have delivered there
     refused = rf"server certificate verification failed for x\.y\.mx\.{re.escape(d)}\[[0-9.]+\]:25: .*hostname mismatch"
     assert re.search(refused, postfix.log())
+    assert_refused(mail_lab, f"x.y.mx.{d}")
 
 
 def test_testing_domain_with_bad_certificate_is_delivered(mail_lab: LabController, postfix: PostfixInstance) -> None:

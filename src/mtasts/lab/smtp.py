@@ -3,7 +3,10 @@
 Banner, EHLO/HELO, STARTTLS (an in-band upgrade with ``StreamWriter.start_tls``, made safe as
 :meth:`_Conversation.do_STARTTLS` explains; the session restarts after it),
 MAIL, RCPT, DATA, RSET, NOOP, QUIT. Accepted mail is kept per MX host in a
-:class:`Mailboxes`, with the TLS version it arrived over. A host's
+:class:`Mailboxes`, with the TLS version it arrived over, and so is every STARTTLS the host
+answered (:class:`Handshake`): whether the handshake completed and the client then used the
+session, or it failed, or the client hung up right after it (how a client that checks the
+certificate once the handshake is done, as Postfix does, refuses it). A host's
 :class:`~mtasts.lab.scenarios.MxFault` changes what it offers (no STARTTLS, 454 to STARTTLS,
 TLS 1.0 only); its certificate comes from :class:`~mtasts.lab.certs.LabCertificates`. Line
 lengths, message sizes and every wait are bounded by :class:`~mtasts.lab._net.Limits`.
@@ -23,13 +26,14 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import cast
 
 from mtasts.lab._net import DEFAULT_LIMITS, Handler, Limits, SharedPortServer, sanitize
 from mtasts.lab.plan import SmtpHost
 from mtasts.lab.scenarios import MxFault
 
-__all__ = ["Mailboxes", "Message", "SmtpServer"]
+__all__ = ["Handshake", "HandshakeOutcome", "Mailboxes", "Message", "SmtpServer"]
 
 log = logging.getLogger("mtasts.lab.smtp")
 
@@ -45,14 +49,44 @@ class Message:
     tls_version: str | None  # e.g. "TLSv1.3"; None when sent in clear text
 
 
+class HandshakeOutcome(StrEnum):
+    """How a STARTTLS ended, as the MX host saw it."""
+
+    USED = "used"  # the handshake completed and the client greeted again over TLS (RFC 3207 §4.2)
+    FAILED = "failed"  # the handshake did not complete (a TLS alert from the client, a reset, a timeout)
+    ABANDONED = "abandoned"  # it completed, then the client left without a greeting over TLS
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """One STARTTLS an MX host answered: the outcome, the TLS version agreed (``None`` when the
+    handshake failed), the commands the client sent over TLS (verbs, at most 10: Postfix that
+    rejects the certificate sends only ``QUIT``) and what ended it (the TLS error, or how the
+    connection ended)."""
+
+    host: str
+    outcome: HandshakeOutcome
+    tls_version: str | None
+    commands: tuple[str, ...] = ()
+    detail: str = ""
+
+
 class Mailboxes:
-    """Accepted mail per MX host name."""
+    """Accepted mail per MX host name, and the TLS handshakes each host answered."""
 
     def __init__(self) -> None:
         self._by_host: dict[str, list[Message]] = {}
+        self._handshakes: dict[str, list[Handshake]] = {}
 
     def add(self, message: Message) -> None:
         self._by_host.setdefault(message.host, []).append(message)
+
+    def add_handshake(self, handshake: Handshake) -> None:
+        self._handshakes.setdefault(handshake.host, []).append(handshake)
+
+    def handshakes(self, host: str) -> tuple[Handshake, ...]:
+        """The STARTTLS handshakes ``host`` answered, oldest first (recorded when each ends)."""
+        return tuple(self._handshakes.get(host, ()))
 
     def messages(self, host: str) -> tuple[Message, ...]:
         """The mail ``host`` accepted, oldest first."""
@@ -123,6 +157,7 @@ class _Conversation:
         self.reader = reader
         self.writer = writer
         self.session = _Session()
+        self.commands_over_tls: list[str] = []  # the verbs, for the handshake's record
 
     async def reply(self, *lines: str) -> None:
         """Send one reply (several lines: a multi-line reply), after the lab's delay if any."""
@@ -142,6 +177,23 @@ class _Conversation:
         return line
 
     async def run(self) -> None:
+        ended = "the session ended"
+        try:
+            await self._converse()
+        except BaseException as exc:  # recorded below, then handled as before (mtasts.net.server)
+            ended = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise
+        finally:
+            if self.session.tls_version is not None:  # a handshake completed: was the session taken?
+                greeted = {"EHLO", "HELO"} & set(self.commands_over_tls)
+                outcome = HandshakeOutcome.USED if greeted else HandshakeOutcome.ABANDONED
+                self._record(outcome, self.session.tls_version, ended)
+
+    def _record(self, outcome: HandshakeOutcome, version: str | None, detail: str) -> None:
+        commands = tuple(self.commands_over_tls)
+        self.server.mailboxes.add_handshake(Handshake(self.host.name, outcome, version, commands, detail[:200]))
+
+    async def _converse(self) -> None:
         await self.reply(f"220 {self.host.name} ESMTP mtasts lab")
         while True:
             try:
@@ -151,6 +203,8 @@ class _Conversation:
                 return
             command = raw.rstrip(b"\r\n").decode("latin-1")
             verb, _, argument = command.partition(" ")
+            if self.session.tls_version is not None and len(self.commands_over_tls) < 10:
+                self.commands_over_tls.append(sanitize(verb.upper(), 16))
             handler = getattr(self, f"do_{verb.upper()}", None) if verb.isascii() and verb.isalpha() else None
             if handler is None:
                 log.debug("smtp %s: unknown command %s", self.host.name, sanitize(command))
@@ -221,6 +275,8 @@ class _Conversation:
                 )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             log.debug("smtp %s: TLS handshake failed: %r", self.host.name, exc)
+            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+            self._record(HandshakeOutcome.FAILED, None, str(reason))
             return False
         ssl_object = self.writer.get_extra_info("ssl_object")
         version = ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None

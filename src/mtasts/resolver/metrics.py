@@ -5,11 +5,21 @@ taken at scrape time, so the exact text is testable. :class:`AdminServer` serves
 ``GET /metrics`` beside ``GET /healthz`` on a plain-HTTP listener (loopback unless the
 operator names another address), bounded like the policy host's admin listener: capped
 connections, an 8 KiB request head, idle and header timeouts (:mod:`mtasts.publish.http11`).
+
+The same listener takes the one control command, ``POST /cache/flush[?domain=D]``
+(``mtasts resolver cache flush``), from loopback peers only, whatever address it is bound to:
+reading metrics from a management network is fine, emptying the cache from there is not. A
+request that carries an ``Origin`` header (a web page's script, which a browser would send
+cross-origin without asking) is refused too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
+import logging
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,15 +30,21 @@ from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, serve_h
 from mtasts.publish.metrics import CONTENT_TYPE
 from mtasts.resolver.answers import NoAnswer, Profile
 from mtasts.resolver.cache import CacheEvent
+from mtasts.resolver.keys import classify_key
 from mtasts.resolver.overrides import OverrideKind
 from mtasts.resolver.service import PolicyResolver, Source
 from mtasts.resolver.socketmap import Status
 
-__all__ = ["CONTENT_TYPE", "AdminServer", "Gauges", "gauges_of", "parse_admin", "render_metrics"]
+__all__ = ["CONTENT_TYPE", "FLUSH_PATH", "AdminServer", "Gauges", "gauges_of", "parse_admin", "render_metrics"]
+
+log = logging.getLogger("mtasts.resolver")
 
 _ADMIN_LIMITS = ServerLimits(handshake_timeout=5.0, max_connections=64, max_connections_per_client=16)
 _ADMIN_HTTP = HttpLimits(max_header_bytes=8 * 1024, header_timeout=10.0, idle_timeout=30.0, max_requests=100)
-_ROUTES = {"/metrics", "/healthz"}
+FLUSH_PATH = "/cache/flush"
+_READ_ROUTES = {"/metrics", "/healthz"}
+_ROUTES_TEXT = b"not found: GET /metrics, GET /healthz, POST /cache/flush\n"
+_TEXT = (("Content-Type", "text/plain"),)
 
 # label values always shown (at 0 until something happens), so a dashboard sees every series
 _RESULTS = tuple(status.value.lower() for status in Status)
@@ -173,6 +189,11 @@ def render_metrics(counters: Mapping[str, int], results: Counter[tuple[str, str]
     )
     counter("mtasts_resolver_refreshes_total", "Proactive refreshes started before expiry.", "refreshes")
     counter(
+        "mtasts_resolver_flushed_total",
+        "Entries dropped from memory by cache flush (POST /cache/flush).",
+        "flushed",
+    )
+    counter(
         "mtasts_resolver_answer_timeouts_total",
         "First lookups answered fail-open because the discovery was slow.",
         "answer_timeouts",
@@ -213,8 +234,9 @@ def parse_admin(text: str) -> tuple[str, int]:
 
 
 class AdminServer:
-    """``GET /metrics`` and ``GET /healthz`` over plain HTTP; anything else ``404`` (``405`` for
-    another method on those two). Nothing is bound before :meth:`start`."""
+    """``GET /metrics`` and ``GET /healthz`` over plain HTTP, and ``POST /cache/flush`` from
+    loopback peers; anything else ``404`` (``405`` for another method on those three). Nothing is
+    bound before :meth:`start`."""
 
     def __init__(self, resolver: PolicyResolver, host: str, port: int) -> None:
         self.resolver = resolver
@@ -240,8 +262,10 @@ class AdminServer:
 
     async def app(self, request: HttpRequest) -> HttpResponse:
         """The answer to one admin request."""
-        if request.path not in _ROUTES:
-            return HttpResponse(404, b"not found: GET /metrics, GET /healthz\n")
+        if request.path == FLUSH_PATH:
+            return await self._flush(request)
+        if request.path not in _READ_ROUTES:
+            return HttpResponse(404, _ROUTES_TEXT)
         if request.method not in ("GET", "HEAD"):
             return HttpResponse(405, b"method not allowed\n", (("Content-Type", "text/plain"), ("Allow", "GET, HEAD")))
         if request.path == "/healthz":
@@ -249,3 +273,50 @@ class AdminServer:
         resolver = self.resolver
         text = render_metrics(resolver.counters, resolver.results, gauges_of(resolver))
         return HttpResponse(200, text.encode(), (("Content-Type", CONTENT_TYPE),))
+
+    async def _flush(self, request: HttpRequest) -> HttpResponse:
+        """``POST /cache/flush`` (every domain) or ``POST /cache/flush?domain=D``: drop from
+        memory and from the daemon's store (:meth:`PolicyResolver.flush`); the answer is JSON,
+        ``{"flushed": N, "store": M, "store_error": null or why, "domain": D or null}``."""
+        if request.method != "POST":
+            return HttpResponse(405, b"method not allowed\n", (*_TEXT, ("Allow", "POST")))
+        if not _is_loopback(request.client):
+            return HttpResponse(403, b"cache flush is accepted from loopback peers only\n", _TEXT)
+        if request.header("origin") is not None:
+            return HttpResponse(403, b"cache flush is not accepted from web pages (Origin header)\n", _TEXT)
+        query = request.target.partition("?")[2]
+        try:
+            fields = urllib.parse.parse_qs(query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=4)
+        except ValueError:
+            return HttpResponse(400, b"bad query string: use ?domain=DOMAIN or nothing\n", _TEXT)
+        if set(fields) - {"domain"} or len(fields.get("domain", ())) > 1:
+            return HttpResponse(400, b"bad query string: use ?domain=DOMAIN or nothing\n", _TEXT)
+        domain = None
+        if "domain" in fields:
+            domain = classify_key(fields["domain"][0]).domain
+            if domain is None:
+                return HttpResponse(400, b"domain: not a mail domain\n", _TEXT)
+        flushed = await self.resolver.flush(domain)
+        log.info(
+            "cache flush from %s: %d %s dropped from memory, %d from the store (%s)",
+            request.client,
+            flushed.memory,
+            "entry" if flushed.memory == 1 else "entries",
+            flushed.store,
+            domain or "every domain",
+        )
+        document = {"flushed": flushed.memory, "store": flushed.store, "store_error": flushed.store_error}
+        body = json.dumps({**document, "domain": domain}).encode() + b"\n"
+        return HttpResponse(200, body, (("Content-Type", "application/json"),))
+
+
+def _is_loopback(client: str) -> bool:
+    """Whether a peer address is this host's loopback (``127.0.0.0/8``, ``::1``, or IPv4
+    loopback mapped into IPv6)."""
+    try:
+        address = ipaddress.ip_address(client.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -20,6 +20,12 @@ when needed); connections are capped in total and per client address
 sockets get their mode, owner and group right after bind, before the first connection can be
 accepted (the socket is created under umask 0177). An unexpected error while answering becomes
 ``TEMP`` and a sanitised log line (the mail waits, the daemon keeps serving).
+
+Stopping is graceful when asked (``stop(grace=...)``, what SIGTERM does in ``serve``): the
+listeners close first, idle connections are closed at once (Postfix reconnects when it needs
+to), and a connection waiting for a lookup is closed once that lookup, and every request it had
+already sent, is answered; whatever is left when the grace time is over is aborted. A reload
+changes the connection cap in place (:meth:`SocketmapServer.set_limits`).
 """
 
 from __future__ import annotations
@@ -193,9 +199,22 @@ class SocketmapServer:
             shutil.chown(path, group=spec.group)
         path.chmod(stat.S_IMODE(spec.mode))
 
-    async def stop(self) -> None:
-        """Stop listening and end every connection (lookups in progress are cancelled; the
-        discoveries behind them go on in the resolver)."""
+    def set_limits(self, limits: ServerLimits) -> None:
+        """Cap connections by ``limits`` from now on (a reload). Connections already open stay
+        open, even beyond a lowered cap; new ones are refused until the count is below it."""
+        self.limits = limits
+        self._tcp_slots.max_connections = limits.max_connections
+        self._tcp_slots.max_per_client = limits.max_connections_per_client
+        self._unix_slots.max_connections = self._unix_slots.max_per_client = limits.max_connections
+
+    @property
+    def lookups_in_progress(self) -> int:
+        """How many connections wait for a lookup's answer now."""
+        return sum(1 for connection in self._open if connection.waiting)
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets (and remove the UNIX socket files); a connection that
+        still gets through is turned away at once. Connections already open are kept."""
         self._tcp_slots.closing = self._unix_slots.closing = True
         for server in self._servers:
             server.close()
@@ -204,6 +223,25 @@ class SocketmapServer:
             with contextlib.suppress(OSError):
                 path.unlink()
         self._unix_paths.clear()
+
+    def drain(self) -> list[asyncio.Future[None]]:
+        """Stop reading on every open connection; each closes as soon as nothing is waited for
+        on it (an idle one at once). One future per connection, done when it is closed."""
+        return [connection.drain() for connection in list(self._open)]
+
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Stop listening and end every connection.
+
+        With ``grace`` (seconds), a graceful stop (SIGTERM): nothing new is accepted, an idle
+        connection is closed at once, and a connection waiting for a lookup gets its answer,
+        and every request it had already sent answered, before it is closed, for at most
+        ``grace`` seconds; then (or without ``grace``) the rest are aborted (lookups in
+        progress cancelled; the discoveries behind them go on in the resolver until it stops).
+        """
+        self.stop_accepting()
+        closing = self.drain() if grace > 0 else []
+        if closing:
+            await asyncio.wait(closing, timeout=grace)
         pending = [c.abort() for c in list(self._open)]
         tasks = [task for task in pending if task is not None]
         if tasks:
@@ -229,6 +267,8 @@ class _Connection(asyncio.Protocol):
         self._eof = False  # the peer has shut down its sending side
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._draining = False  # the server stops: answer what was asked, then close
+        self._closed: asyncio.Future[None] = self._loop.create_future()
 
     # --- asyncio callbacks ---------------------------------------------------------------------
 
@@ -280,6 +320,8 @@ class _Connection(asyncio.Protocol):
             self._server._open.discard(self)
             assert self._client is not None
             self._slots.release(self._client)
+        if not self._closed.done():
+            self._closed.set_result(None)
         if exc is not None:
             log.debug("socketmap: connection from %s ended: %r", self._client, exc)
 
@@ -315,7 +357,7 @@ class _Connection(asyncio.Protocol):
                 return
             replies.append(reply)
         self._write(replies)
-        if self._eof:
+        if self._eof or self._draining:
             self._transport.close()
 
     async def _answer_later(self, request: Request) -> None:
@@ -349,7 +391,7 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if not self._transport.is_closing():
+        if not self._transport.is_closing() and not self._draining:
             self._transport.resume_reading()
 
     def _check_idle(self) -> None:
@@ -364,6 +406,21 @@ class _Connection(asyncio.Protocol):
             return
         due = self._last_activity + timeout if self._pending is None else now + timeout
         self._idle_timer = self._loop.call_at(max(due, now + 0.001), self._check_idle)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a lookup is being waited for on this connection."""
+        return self._pending is not None
+
+    def drain(self) -> asyncio.Future[None]:
+        """Stop reading; close once nothing is waited for (at once when idle: replies already
+        written are still sent, as ``close`` flushes). Done when the connection is closed."""
+        self._draining = True
+        if not self._transport.is_closing():
+            self._transport.pause_reading()
+            if self._pending is None:
+                self._transport.close()
+        return self._closed
 
     def abort(self) -> asyncio.Task[None] | None:
         """End the connection now (the server stops); the cancelled lookup task, if any."""

@@ -41,7 +41,7 @@ from mtasts.resolver.socketmap import Status, encode_reply
 from mtasts.resolver.sources import Sources
 from mtasts.resolver.store import PolicyStore, StoreError
 
-__all__ = ["Lookup", "PolicyResolver", "ResolverSettings", "Source"]
+__all__ = ["Flushed", "Lookup", "PolicyResolver", "ResolverSettings", "Source"]
 
 log = logging.getLogger("mtasts.resolver")
 
@@ -78,6 +78,16 @@ class ResolverSettings:
             raise ValueError("answer_timeout and refresh_interval must be positive")
         if self.refresh_concurrency < 1:
             raise ValueError("refresh_concurrency must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """What a cache flush dropped: entries in memory, entries in the store, and the store's
+    error if it failed (memory is flushed all the same)."""
+
+    memory: int
+    store: int
+    store_error: str | None = None
 
 
 class Source(StrEnum):
@@ -132,11 +142,14 @@ class PolicyResolver:
         # its entry changes (_record), so a reply found there is always the current entry's
         self._rendered: dict[str, dict[str, _Rendered]] = {name: {} for name in _PROFILES}
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # discoveries that began before a flush of their domain (forget): they run to their end
+        # (a query may be waiting on one) but what they found is not recorded, since it may
+        # derive from the forgotten entry (an unchanged id keeps the old policy)
+        self._stale: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._warned_names: set[str] = set()
-        fail_open = encode_reply(Status.TEMP, "MTA-STS policy not available yet")
-        self._fail_open = fail_open if self.settings.fail_open_temp else NOTFOUND
+        self._fail_open = _fail_open_reply(self.settings)
         # a subclass with its own reply() (zones) answers everything there unless it also
         # provides reply_now(): the fast path must not bypass its mapping of names
         cls = type(self)
@@ -157,13 +170,73 @@ class PolicyResolver:
 
     async def stop(self) -> None:
         """Stop refreshing, end discoveries in progress, close the store."""
-        tasks = [t for t in (self._refresher, *self._inflight.values(), *self._background) if t is not None]
+        tasks = [
+            t for t in (self._refresher, *self._inflight.values(), *self._stale, *self._background) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._refresher = None
         with contextlib.suppress(StoreError):
             await self.store.close()
+
+    def reconfigure(self, settings: ResolverSettings) -> None:
+        """Answer with ``settings`` from now on (a reload): the rendered replies, written with
+        the old answer settings, are dropped; the cache itself is kept."""
+        self.settings = settings
+        self._fail_open = _fail_open_reply(settings)
+        self._drop_rendered(None)
+
+    def forget(self, domain: str | None = None) -> int:
+        """Drop ``domain`` (already canonical; ``None``: every domain) from memory: its entry and
+        every reply rendered from it, so that the next lookup discovers afresh (``cache flush``).
+        How many entries were dropped. The store is not touched (the caller flushes it first: a
+        daemon asks the store on a miss). A discovery of a forgotten domain already under way
+        finishes, but its result is not kept."""
+        if domain is None:
+            dropped = len(self._entries)
+            self._entries.clear()
+            self._stale.update(self._inflight.values())
+            self._inflight.clear()
+        else:
+            dropped = 1 if self._entries.pop(domain, None) is not None else 0
+            task = self._inflight.pop(domain, None)
+            if task is not None:
+                self._stale.add(task)
+        self._drop_rendered(domain)
+        self.counters["flushed"] += dropped
+        return dropped
+
+    async def flush(self, domain: str | None = None) -> Flushed:
+        """:meth:`forget` ``domain`` (``None``: every domain), and delete it from the store too
+        (``POST /cache/flush``): whatever store the daemon was started with, its next lookup of
+        the domain discovers afresh. Memory is forgotten again once the store is done, so an
+        entry a lookup brought back from the store meanwhile does not survive the flush. A
+        store error is counted and reported, not raised (memory is flushed either way)."""
+        memory = self.forget(domain)
+        stored = 0
+        error = None
+        try:
+            domains = [domain] if domain is not None else [entry.domain for entry in await self.store.load_all()]
+            for name in domains:
+                if domain is None or await self.store.get(name) is not None:
+                    await self.store.delete(name)
+                    stored += 1
+        except StoreError as exc:
+            self.counters["store_errors"] += 1
+            log.warning("cache flush: cannot delete from the store: %s", exc)
+            error = str(exc)
+        self.forget(domain)
+        return Flushed(memory, stored, error)
+
+    def _drop_rendered(self, domain: str | None) -> None:
+        """Forget the replies rendered for ``domain`` (``None``: all); a subclass that keeps
+        replies of its own (zones) drops them here too."""
+        for rendered in self._rendered.values():
+            if domain is None:
+                rendered.clear()
+            else:
+                rendered.pop(domain, None)
 
     def entry(self, domain: str) -> CacheEntry | None:
         """The in-memory entry of ``domain``."""
@@ -349,8 +422,13 @@ class PolicyResolver:
         if task is None:
             task = asyncio.create_task(self._discover(domain, refresh), name=f"mtasts resolver {domain}")
             self._inflight[domain] = task
-            task.add_done_callback(lambda _: self._inflight.pop(domain, None))
+            task.add_done_callback(lambda done: self._discovered(domain, done))
         return task
+
+    def _discovered(self, domain: str, task: asyncio.Task[None]) -> None:
+        if self._inflight.get(domain) is task:  # (after a flush, a newer discovery may be there)
+            del self._inflight[domain]
+        self._stale.discard(task)
 
     async def _discover(self, domain: str, refresh: bool) -> None:
         try:
@@ -380,6 +458,8 @@ class PolicyResolver:
         if entry.valid(now) and entry.has_wildcard() and now >= entry.mx_expires_at:
             hosts, ttl = await self.sources.mx(domain)
             entry = after_mx(entry, hosts, ttl, self.clock(), rules)
+        if asyncio.current_task() in self._stale:  # the domain was flushed meanwhile
+            return
         self._record(domain, entry, events)
         await self._persist(entry)
 
@@ -401,8 +481,7 @@ class PolicyResolver:
 
     def _record(self, domain: str, entry: CacheEntry, events: tuple[CacheEvent, ...]) -> None:
         self._entries[domain] = entry
-        for rendered in self._rendered.values():
-            rendered.pop(domain, None)
+        self._drop_rendered(domain)
         for event in events:
             self.counters[f"event_{event.value}"] += 1
             if event in (CacheEvent.DRIFT_SAME_ID, CacheEvent.DRIFT_SAME_BODY):
@@ -464,6 +543,11 @@ class PolicyResolver:
         while True:
             await asyncio.sleep(self.settings.refresh_interval)
             await self.refresh_due()
+
+
+def _fail_open_reply(settings: ResolverSettings) -> bytes:
+    """The reply when nothing is cached and DNS or HTTPS fail: ``NOTFOUND``, or ``TEMP`` by choice."""
+    return encode_reply(Status.TEMP, "MTA-STS policy not available yet") if settings.fail_open_temp else NOTFOUND
 
 
 _RESULTS = {encode_reply(Status.NOTFOUND): "notfound"}

@@ -9,9 +9,12 @@ host names before 3.10.5, or left to Postfix's ``mx_host_pattern`` from 3.10.5 w
 ``postfix-tlsrpt``). One cache serves every zone: a policy is fetched once, whatever the zone.
 
 :class:`ZonedResolver` answers a zone whose settings are the daemon's own through
-:meth:`PolicyResolver.reply` (the fast path); any other zone through the public
+:meth:`PolicyResolver.reply` (the fast path; which zones those are is worked out once per
+configuration, not per request); any other zone through the public
 :meth:`PolicyResolver.lookup` explanation, re-rendered with the zone's settings and memoised per
-cache entry, so a zone costs a dict look-up once its answer is rendered.
+cache entry, so a zone costs a dict look-up once its answer is rendered. A reload replaces the
+zones (:meth:`ZonedResolver.set_zones`) and the resolver's settings
+(:meth:`PolicyResolver.reconfigure`) in place; both drop every reply rendered before.
 """
 
 from __future__ import annotations
@@ -80,22 +83,55 @@ class ZonedResolver(PolicyResolver):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(sources, store, settings, clock=clock)
-        self.zones: dict[str, Zone] = dict(builtin_zones() if zones is None else zones)
         self._rendered_by_zone: dict[tuple[str, str], tuple[CacheEntry, bytes]] = {}
+        self._fast_profiles: dict[str, str] = {}
+        self._zones: dict[str, Zone] = {}
+        self.set_zones(builtin_zones() if zones is None else zones)
 
-    def _fast(self, zone: Zone) -> bool:
-        """Whether the resolver's own answer for the zone's profile is the zone's answer."""
+    @property
+    def zones(self) -> Mapping[str, Zone]:
+        """The zones by socketmap name (replaced whole by :meth:`set_zones`)."""
+        return self._zones
+
+    def set_zones(self, zones: Mapping[str, Zone]) -> None:
+        """Answer ``zones`` from now on (at start, and on a reload): the replies rendered for the
+        old zones are dropped and which zones take the fast path is worked out again."""
+        self._zones = dict(zones)
+        self._rendered_by_zone.clear()
+        self._fast_profiles = self._fast_zones()
+
+    def reconfigure(self, settings: ResolverSettings) -> None:
+        super().reconfigure(settings)
+        self._rendered_by_zone.clear()
+        self._fast_profiles = self._fast_zones()  # "fast" compares with the resolver's own settings
+
+    def _fast_zones(self) -> dict[str, str]:
+        """Socketmap name -> profile name of every zone whose answers are the resolver's own
+        (worked out once per configuration, not per request: :meth:`reply_now` is the hot path)."""
         own = self.settings
-        return zone.answers == own.answers and zone.fail_open_temp == own.fail_open_temp
+        return {
+            name: zone.profile.value
+            for name, zone in self._zones.items()
+            if zone.answers == own.answers and zone.fail_open_temp == own.fail_open_temp
+        }
+
+    def _drop_rendered(self, domain: str | None) -> None:
+        super()._drop_rendered(domain)
+        if domain is None:
+            self._rendered_by_zone.clear()
+        elif self._rendered_by_zone:
+            for name in self._zones:
+                self._rendered_by_zone.pop((name, domain), None)
 
     def reply_now(self, name: str, key: str) -> bytes | None:
         """The reply without waiting, or ``None`` (then :meth:`reply`): the resolver's own hot
         path for a zone with its settings, the zone's memoised reply for the others."""
-        zone = self.zones.get(name)
+        fast = self._fast_profiles.get(name)
+        if fast is not None:
+            return self._reply_now(fast, key)
+        zone = self._zones.get(name)
         if zone is None:
             return super().reply_now(name, key)
-        if self._fast(zone):
-            return super().reply_now(zone.profile.value, key)
         memo = self._rendered_by_zone.get((zone.name, key))
         if memo is None or memo[0] is not self.entry(key):
             return None
@@ -109,11 +145,12 @@ class ZonedResolver(PolicyResolver):
         return memo[1]
 
     async def reply(self, name: str, key: str) -> bytes:
-        zone = self.zones.get(name)
+        fast = self._fast_profiles.get(name)
+        if fast is not None:
+            return await super().reply(fast, key)
+        zone = self._zones.get(name)
         if zone is None:
             return await super().reply(name, key)
-        if self._fast(zone):
-            return await super().reply(zone.profile.value, key)
         reply = await self._zone_reply(zone, key)
         self.results[(_status(reply), zone.profile.value)] += 1
         return reply

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.text import plural
 from mtasts.net.settings import NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:
     from mtasts.resolver.config import ResolverConfig, StoreSettings
-    from mtasts.resolver.service import PolicyResolver, ResolverSettings
+    from mtasts.resolver.service import ResolverSettings
     from mtasts.resolver.store import PolicyStore
 
 
@@ -67,7 +66,7 @@ OverridesFile = Annotated[
     Path | None,
     typer.Option(
         "--overrides",
-        help="Per-domain overrides (force-none, force-enforce, pin) from this TOML file; serve re-reads it on SIGHUP.",
+        help="Per-domain overrides (force-none, force-enforce, pin) from this TOML file; serve reloads it on SIGHUP.",
         show_default=False,
     ),
 ]
@@ -167,21 +166,6 @@ def load_overrides(path: Path) -> dict[str, Any]:
         fail(f"--overrides: cannot read {path}: {exc.strerror or exc}", ExitCode.USAGE)
     except (OverrideError, UnicodeDecodeError) as exc:
         fail(f"--overrides: {path}: {exc}", ExitCode.USAGE)
-
-
-def reload_overrides(resolver: PolicyResolver, path: Path) -> None:
-    """SIGHUP: re-read the overrides file; a broken file keeps the overrides in force (logged)."""
-    import logging
-
-    from mtasts.resolver.overrides import OverrideError, parse_overrides
-
-    log = logging.getLogger("mtasts.resolver")
-    try:
-        resolver.overrides = parse_overrides(path.read_text(encoding="utf-8"))
-    except (OSError, OverrideError, UnicodeDecodeError) as exc:
-        log.error("overrides %s not reloaded, the previous ones stay in force: %s", path, exc)
-        return
-    log.info("overrides reloaded from %s: %s", path, plural(len(resolver.overrides), "domain"))
 
 
 def open_store(db: Path | None, redis_url: str | None, redis_prefix: str) -> tuple[PolicyStore, str]:

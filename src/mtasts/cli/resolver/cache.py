@@ -113,16 +113,28 @@ def cache_flush(
     domain: Annotated[
         str | None, typer.Argument(help="The mail domain [default: every domain].", show_default=False)
     ] = None,
+    admin: Annotated[
+        str | None,
+        typer.Option(
+            "--admin",
+            help="Also flush the memory of the daemon whose admin listener is HOST:PORT (a bare PORT: 127.0.0.1) "
+            "[default: the configuration's admin address, if any].",
+            show_default=False,
+        ),
+    ] = None,
     store_url: StoreUrl = None,
     db: Db = None,
     redis_url: RedisUrl = None,
     redis_prefix: RedisPrefix = None,
     config: ConfigFile = None,
 ) -> None:
-    """Forget DOMAIN (or every domain) in the persistent store.
+    """Forget DOMAIN (or every domain) in the persistent store, then in the running daemon's memory.
 
-    A running daemon keeps its in-memory copy until it expires or the daemon restarts; a restarted
-    daemon, and every daemon of a fleet on a miss, then fetches afresh."""
+    The daemon is asked through its admin listener (--admin, or admin in the configuration file),
+    which takes this command from loopback peers only. Without one, a running daemon keeps its
+    in-memory copy until it expires or the daemon restarts."""
+    from mtasts.cli.resolver._common import chosen_store, default_db_path, read_config, store_of, with_settings
+    from mtasts.resolver.config import StoreKind, parse_admin_address
     from mtasts.resolver.keys import classify_key
 
     name = None
@@ -130,6 +142,18 @@ def cache_flush(
         name = classify_key(domain).domain
         if name is None:
             fail(f"{domain!r} is not a mail domain", ExitCode.USAGE)
+    address = None
+    if admin is not None:
+        try:
+            address = parse_admin_address(admin)
+        except ValueError as exc:
+            fail(f"--admin: {exc}", ExitCode.USAGE)
+        if address is None:
+            fail("--admin: give the daemon's admin listener, HOST:PORT", ExitCode.USAGE)
+    else:
+        address = read_config(config).admin
+    settings = chosen_store(store_url, db, redis_url, redis_prefix, config)
+    _, where = store_of(settings)
 
     async def work(store: PolicyStore) -> int:
         if name is not None:
@@ -142,8 +166,59 @@ def cache_flush(
             await store.delete(entry.domain)
         return len(entries)
 
-    count = with_store(db, redis_url, redis_prefix, work, store_url=store_url, config=config)
-    sys.stdout.write(f"flushed {plural(count, 'cached domain')}\n")
+    missing_file = settings.kind is StoreKind.SQLITE and not (settings.path or default_db_path()).is_file()
+    if settings.kind is StoreKind.MEMORY:
+        sys.stdout.write("store: memory only, nothing persisted\n")
+    elif missing_file and address is not None:  # a daemon without a store file of its own: ask it alone
+        sys.stdout.write(f"store: {where} does not exist, nothing persisted\n")
+    else:
+        count = with_settings(settings, work)
+        sys.stdout.write(f"flushed {plural(count, 'cached domain')} from the store ({where})\n")
+    sys.stdout.flush()
+    if address is None:
+        sys.stdout.write(
+            "daemon: not asked (no --admin, and no admin address in the configuration): a running daemon keeps "
+            "its copy in memory until it expires or the daemon restarts\n"
+        )
+        return
+    url, flushed = flush_daemon(address.host, address.port, name)
+    memory, stored, error = flushed["flushed"], flushed["store"], flushed["store_error"]
+    # the daemon deletes from its own store too: more there means it is not the store named here
+    more = f"; {stored} more from the daemon's own store" if stored else ""
+    sys.stdout.write(f"flushed {plural(memory, 'cached domain')} from the daemon's memory ({url}){more}\n")
+    if error is not None:
+        fail(f"the daemon's own store failed (its memory was flushed): {error}")
+
+
+def flush_daemon(host: str, port: int, domain: str | None) -> tuple[str, dict[str, Any]]:
+    """``POST /cache/flush`` to the daemon's admin listener: the URL asked and the daemon's
+    answer (``flushed``: entries dropped from memory, ``store``: from its store, ``store_error``).
+    A daemon that cannot be reached or refuses is one line, exit 3.
+
+    An admin listener on every address (``0.0.0.0``, ``::``) is asked on loopback: the daemon
+    accepts the command from loopback peers only."""
+    import ipaddress
+    import urllib.parse
+
+    import httpx
+
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(str(ipaddress.ip_address(host)), host)  # noqa: S104
+    netloc = f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
+    url = f"http://{netloc}/cache/flush"
+    target = url if domain is None else f"{url}?{urllib.parse.urlencode({'domain': domain})}"
+    try:
+        response = httpx.post(target, timeout=10.0, trust_env=False)
+    except httpx.HTTPError as exc:
+        fail(f"cannot ask the daemon at {url}: {exc or type(exc).__name__}")
+    if response.status_code != 200:
+        fail(f"the daemon at {url} refused: {response.status_code} {response.text.strip()[:200]}")
+    try:
+        document = response.json()
+        flushed = {"flushed": int(document["flushed"]), "store": int(document["store"])}
+        error = document["store_error"]
+    except (ValueError, KeyError, TypeError):
+        fail(f"the daemon at {url} answered something that is not a cache flush: {response.text[:200]!r}")
+    return url, {**flushed, "store_error": None if error is None else str(error)[:300]}
 
 
 @cache_app.command("export")

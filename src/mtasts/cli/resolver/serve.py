@@ -22,8 +22,14 @@ from mtasts.cli.text import plural
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
 
+    from mtasts.net.server import ServerLimits
     from mtasts.resolver.config import CommandLine, ResolverConfig
+    from mtasts.resolver.overrides import Override
+    from mtasts.resolver.server import SocketmapServer
+    from mtasts.resolver.service import ResolverSettings
+    from mtasts.resolver.zones import ZonedResolver
 
 from mtasts.cli.resolver._common import (
     DEFAULT_LISTEN,
@@ -31,7 +37,6 @@ from mtasts.cli.resolver._common import (
     Nameserver,
     OverridesFile,
     read_config,
-    reload_overrides,
     store_of,
 )
 
@@ -159,7 +164,8 @@ def serve(
 
     In main.cf: smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix (Postfix 3.4 to 3.9;
     the map name 'postfix-tlsrpt' for 3.10 and later, 'postfix-legacy' before 3.4, or a zone of the
-    configuration file). Stop: SIGTERM or Ctrl-C; SIGHUP re-reads the overrides file. See docs/resolver.md."""
+    configuration file). SIGHUP reloads the configuration file and the overrides file; SIGTERM or
+    Ctrl-C stops after answering the lookups in progress. See docs/resolver.md."""
     from mtasts.resolver.config import apply_command_line
 
     given = command_line(
@@ -184,7 +190,9 @@ def serve(
         refuse_private=refuse_private,
     )
     config = apply_command_line(read_config(config_file), given)
-    run_daemon(config, inherited_sockets(os.environ, os.getpid()))
+    run_daemon(
+        config, inherited_sockets(os.environ, os.getpid()), lambda: reread_config(config_file, given, os.environ)
+    )
 
 
 def command_line(**options: Any) -> CommandLine:
@@ -301,47 +309,184 @@ def inherited_sockets(environ: Mapping[str, str], pid: int) -> list[socket.socke
     return sockets
 
 
-def run_daemon(config: ResolverConfig, inherited: list[socket.socket]) -> None:
-    """Run the daemon ``config`` describes until SIGTERM or SIGINT."""
+def resolver_settings_of(config: ResolverConfig) -> ResolverSettings:
+    """The resolver's own settings (those of the built-in ``postfix`` zone; other zones differ
+    from them where the file says so) and the time a first lookup may wait."""
+    from mtasts.resolver.answers import AnswerSettings
+    from mtasts.resolver.service import ResolverSettings
+
+    own = config.zones["postfix"]
+    return ResolverSettings(
+        answers=AnswerSettings(strict_testing=own.strict_testing),
+        fail_open_temp=own.fail_open_temp,
+        answer_timeout=max(1.0, config.network.timeout * 1.5),
+    )
+
+
+def limits_of(config: ResolverConfig) -> ServerLimits:
+    from mtasts.net.server import ServerLimits
+
+    return ServerLimits(max_connections=config.max_connections, max_connections_per_client=config.max_connections)
+
+
+def files_problems(config: ResolverConfig) -> tuple[list[str], dict[str, Override]]:
+    """What is wrong with the files ``config`` names (the overrides file, the CA file), one
+    line each, and the overrides read."""
+    from mtasts.resolver.overrides import OverrideError, parse_overrides
+
+    problems: list[str] = []
+    overrides: dict[str, Override] = {}
+    if config.overrides is not None:
+        try:
+            overrides = dict(parse_overrides(config.overrides.read_text(encoding="utf-8")))
+        except OSError as exc:
+            problems.append(f"overrides: cannot read {config.overrides}: {exc.strerror or exc}")
+        except (OverrideError, UnicodeDecodeError) as exc:
+            problems.append(f"overrides: {config.overrides}: {exc}")
+    ca_file = config.network.ca_file
+    if ca_file is not None and not ca_file.is_file():
+        problems.append(f"network.ca_file: {ca_file} is not a file")
+    return problems, overrides
+
+
+def reread_config(
+    config_file: Path | None, given: CommandLine, environ: Mapping[str, str]
+) -> tuple[ResolverConfig, dict[str, Override]] | list[str]:
+    """SIGHUP: the configuration as a restart would read it now (the same file, the same
+    command line over it) with its overrides, or every problem found, one line each."""
+    from mtasts.resolver.config import (
+        ConfigError,
+        ResolverConfig,
+        apply_command_line,
+        default_config_path,
+        parse_config,
+    )
+
+    where = config_file or default_config_path(environ)
+    if config_file is None and not where.exists():
+        config = ResolverConfig()
+    else:
+        try:
+            text = where.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return [f"{where}: cannot read: {getattr(exc, 'strerror', None) or exc}"]
+        try:
+            config = parse_config(text, where)
+        except ConfigError as exc:
+            return [problem.to_text() for problem in exc.problems]
+    config = apply_command_line(config, given)
+    problems, overrides = files_problems(config)
+    return problems or (config, overrides)
+
+
+class _Daemon:
+    """The running daemon's parts, and the reload that changes them in place."""
+
+    def __init__(
+        self,
+        config: ResolverConfig,
+        resolver: ZonedResolver,
+        server: SocketmapServer,
+        *,
+        inherited: bool,
+        reread: Callable[[], tuple[ResolverConfig, dict[str, Override]] | list[str]],
+    ) -> None:
+        self.config = config
+        self.resolver = resolver
+        self.server = server
+        self.inherited = inherited
+        self.reread = reread
+
+    def reload(self) -> None:
+        """Re-read the configuration and apply what can change in place (logged); a
+        configuration with a problem is refused whole, one log line per problem."""
+        import logging
+
+        from mtasts.resolver.reload import plan_reload
+        from mtasts.resolver.sources import NetworkSources
+
+        log = logging.getLogger("mtasts.resolver")
+        read = self.reread()
+        if isinstance(read, list):
+            for problem in read:
+                log.error("reload: %s", problem)
+            log.error("reload refused (%s): the configuration in force is kept", plural(len(read), "problem"))
+            return
+        new, overrides = read
+        plan = plan_reload(self.config, new, inherited_sockets=self.inherited)
+        config = plan.config
+        resolver = self.resolver
+        changed = list(plan.changed)
+        if overrides != resolver.overrides and "overrides" not in changed:
+            changed.append("overrides")  # the same file, new contents
+        if "network" in plan.changed:
+            resolver.sources = NetworkSources(config.network)
+        resolver.reconfigure(resolver_settings_of(config))
+        resolver.set_zones(config.zones)
+        resolver.overrides = overrides
+        if "max_connections" in plan.changed:
+            self.server.set_limits(limits_of(config))
+        self.config = config
+        for part in plan.needs_restart:
+            log.warning("reload: %s changed: needs a restart (%s kept)", part, self._shown(part))
+        source = config.path or "the command line (no configuration file)"
+        lines = [f"configuration reloaded from {source}; changed: {', '.join(changed) or 'nothing'}"]
+        if config.overrides is not None:
+            lines.append(f"overrides reloaded from {config.overrides}: {plural(len(overrides), 'domain')}")
+        lines.append(f"zones beyond the built-in: {', '.join(sorted(set(config.zones) - _BUILTIN_ZONES)) or 'none'}")
+        log.info("%s", "; ".join(lines))
+
+    def _shown(self, part: str) -> str:
+        """The value in force of a restart-only part, for the log (listen: where it listens)."""
+        if part == "listen":
+            return ", ".join(self.server.addresses)
+        if part == "admin":
+            return "off" if self.config.admin is None else self.config.admin.to_text()
+        return self.config.store.shown()
+
+
+_BUILTIN_ZONES = {"postfix", "postfix-tlsrpt", "postfix-legacy"}
+
+
+def run_daemon(
+    config: ResolverConfig,
+    inherited: list[socket.socket],
+    reread: Callable[[], tuple[ResolverConfig, dict[str, Override]] | list[str]],
+) -> None:
+    """Run the daemon ``config`` describes until SIGTERM or SIGINT (a graceful stop: see
+    :meth:`SocketmapServer.stop`); on SIGHUP, apply what ``reread`` returns (:class:`_Daemon`)."""
     import asyncio
     import logging
     import signal
 
     from mtasts.cli._run import run_async
-    from mtasts.cli.resolver._common import load_overrides
-    from mtasts.net.server import ServerLimits
-    from mtasts.resolver.answers import AnswerSettings
     from mtasts.resolver.config import StoreKind
     from mtasts.resolver.metrics import AdminServer
     from mtasts.resolver.server import SocketmapServer
-    from mtasts.resolver.service import PolicyResolver, ResolverSettings
     from mtasts.resolver.sources import NetworkSources
-    from mtasts.resolver.zones import ZonedResolver, builtin_zones
+    from mtasts.resolver.zones import ZonedResolver
 
     if not config.listen and not inherited:
         fail("--listen: no address to listen on", ExitCode.USAGE)
-    own = config.zones["postfix"]
-    settings = ResolverSettings(
-        answers=AnswerSettings(strict_testing=own.strict_testing),
-        fail_open_temp=own.fail_open_temp,
-        answer_timeout=max(1.0, config.network.timeout * 1.5),
-    )
+    problems, overrides = files_problems(config)
+    for problem in problems[:-1]:
+        sys.stderr.write(f"mtasts: error: {problem}\n")
+    if problems:
+        fail(problems[-1], ExitCode.USAGE)
+    settings = resolver_settings_of(config)
     store, where = store_of(config.store)
-    resolver: PolicyResolver
-    if config.zones == builtin_zones(strict_testing=own.strict_testing, fail_open_temp=own.fail_open_temp):
-        resolver = PolicyResolver(NetworkSources(config.network), store, settings)  # the profiles alone
-    else:
-        resolver = ZonedResolver(NetworkSources(config.network), store, settings, zones=config.zones)
-    if config.overrides is not None:
-        resolver.overrides = load_overrides(config.overrides)
-    limits = ServerLimits(max_connections=config.max_connections, max_connections_per_client=config.max_connections)
-    server_options: dict[str, Any] = {"limits": limits}
+    # always the zoned resolver (the built-in zones take its fast path), so that a reload can
+    # add zones to a daemon started without any
+    resolver = ZonedResolver(NetworkSources(config.network), store, settings, zones=config.zones)
+    resolver.overrides = overrides
+    server_options: dict[str, Any] = {"limits": limits_of(config)}
     if inherited:
         server_options["sockets"] = inherited
     server = SocketmapServer(resolver, [] if inherited else config.listen, **server_options)
     admin_server = None if config.admin is None else AdminServer(resolver, config.admin.host, config.admin.port)
     logging.basicConfig(level=logging.INFO, format="mtasts resolver: %(levelname)s: %(message)s", stream=sys.stderr)
-    overrides = config.overrides
+    daemon = _Daemon(config, resolver, server, inherited=bool(inherited), reread=reread)
+    log = logging.getLogger("mtasts.resolver")
 
     async def run() -> None:
         await resolver.start()
@@ -357,11 +502,10 @@ def run_daemon(config: ResolverConfig, inherited: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        if overrides is not None:
-            loop.add_signal_handler(signal.SIGHUP, reload_overrides, resolver, overrides)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload)
         memory = config.store.kind is StoreKind.MEMORY
         cache = where if memory else f"{where}, {plural(len(resolver), 'cached domain')}"
-        zones = ", ".join(sorted(set(config.zones) - {"postfix", "postfix-tlsrpt", "postfix-legacy"}))
+        zones = ", ".join(sorted(set(config.zones) - _BUILTIN_ZONES))
         sys.stderr.write(
             f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); pid {os.getpid()}\n"
         )
@@ -372,11 +516,29 @@ def run_daemon(config: ResolverConfig, inherited: list[socket.socket]) -> None:
         sys.stderr.flush()
         try:
             await stop.wait()
+            stop.clear()  # a second SIGTERM or Ctrl-C: stop without waiting for the lookups
+            grace = daemon.resolver.settings.answer_timeout + 1.0
+            server.stop_accepting()
+            closing = server.drain()  # idle connections close now, the others once answered
+            log.info(
+                "stopping: no longer accepting connections; %s answered first (at most %g s)",
+                plural(server.lookups_in_progress, "lookup in progress", "lookups in progress"),
+                grace,
+            )
+            if closing:
+                drained = asyncio.ensure_future(asyncio.wait(closing, timeout=grace))
+                hurry = asyncio.ensure_future(stop.wait())
+                await asyncio.wait([drained, hurry], return_when=asyncio.FIRST_COMPLETED)
+                hurry.cancel()
+                if not drained.done():
+                    drained.cancel()
+                    log.info("stopping now: %s abandoned", plural(server.lookups_in_progress, "lookup"))
         finally:
             if admin_server is not None:
                 await admin_server.stop()
             await server.stop()
             await resolver.stop()
+        log.info("stopped")
 
     try:
         run_async(run())
