@@ -1,6 +1,7 @@
 """The domain page (``/domains/{domain}``) and its JSON: the roll-out state from the published
-history, and the TLS-report trend joined with the policy live each day; over the shared samples
-in a fresh SQLite store, with a history written the way ``mtasts publish apply`` writes it."""
+history, the TLS-report trend joined with the policy live each day, and the monitor's checks and
+events; over the shared samples in a fresh SQLite store, with a history written the way
+``mtasts publish apply`` writes it and monitor runs stored the way ``mtasts monitor`` stores them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import httpx
 import pytest
 
 from mtasts.core.policy import Mode
+from mtasts.core.problems import Severity
+from mtasts.monitor.events import Condition
+from mtasts.monitor.history import SqlMonitorHistory
+from mtasts.monitor.snapshot import CheckSnapshot, FindingSeen, RecordState
 from mtasts.publish.history import Served, SqlPublishHistory
 from mtasts.report.analysis import DayPoint
 from mtasts.store.store import ReportStore
@@ -37,12 +42,54 @@ SECOND = Served(
 )
 
 
+UNLISTED = FindingSeen(
+    "mx-not-in-policy",
+    Severity.WARNING,
+    "mx3.krvtz.net",
+    None,
+    "the MX mx3.krvtz.net matches no mx line of the policy",
+    "Add mx3.krvtz.net to the mx lines of the policy.",
+)
+MONITORED = (datetime(2024, 9, 17, 8, 0, tzinfo=UTC), datetime(2024, 9, 17, 9, 0, tzinfo=UTC))
+
+
+def snapshot(at: datetime, *, findings: tuple[FindingSeen, ...] = (), conclusive: bool = True) -> CheckSnapshot:
+    return CheckSnapshot(
+        DOMAIN,
+        at,
+        "warning" if findings else "ok",
+        conclusive,
+        RecordState.FOUND if conclusive else RecordState.FAILED,
+        record_id=SECOND.policy_id if conclusive else None,
+        policy_mode="testing" if conclusive else None,
+        mx=("mx2.krvtz.net", "mx3.krvtz.net") if conclusive else None,
+        findings=findings,
+        inconclusive_reason="" if conclusive else "the nameserver 127.0.0.1 answers nothing",
+    )
+
+
+def monitor_runs(url: str) -> None:
+    """Three runs as the monitor stores them: a finding opens, a run that could not look, the
+    finding cleared (what the monitor compares is its own business; the page shows what it kept)."""
+    condition = Condition(DOMAIN, "finding", UNLISTED.subject, UNLISTED.severity, UNLISTED.message, UNLISTED.fix)
+    with SqlMonitorHistory(ReportStore(url)) as monitor:
+        monitor.record_run(
+            snapshot(MONITORED[0], findings=(UNLISTED,)), 1.25, opened=[condition], kept=[], cleared=[], notify=[]
+        )
+        monitor.record_run(
+            snapshot(MONITORED[0].replace(minute=30), conclusive=False), 0.5, opened=[], kept=[], cleared=[], notify=[]
+        )
+        (event,) = monitor.open_events(DOMAIN)
+        monitor.record_run(snapshot(MONITORED[1]), 2.0, opened=[], kept=[], cleared=[event], notify=[])
+
+
 @pytest.fixture(scope="module")
 def published_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = sample_store(tmp_path_factory.mktemp("domains"))
     with SqlPublishHistory(ReportStore(url)) as history:
         history.record(FIRST)
         history.record(SECOND)
+    monitor_runs(url)
     return url
 
 
@@ -88,7 +135,6 @@ async def test_the_trend_lines_up_with_the_policy_history(client: httpx.AsyncCli
     assert trend["2024-09-18"]["policy_id"] == SECOND.policy_id
     assert trend["2024-09-18"]["mx"] == ["mx2.krvtz.net"]
     assert [e["policy_id"] for e in data["history"]] == [FIRST.policy_id, SECOND.policy_id]
-    assert data["monitor"] is None
     assert sum(r["successful"] + r["failed"] for r in data["trend"]) == (
         data["reports"]["totals"]["successful"] + data["reports"]["totals"]["failed"]
     )
@@ -137,3 +183,39 @@ async def test_a_domain_never_published(client: httpx.AsyncClient) -> None:
     bad = await client.get("/api/domains/-bad-")
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "domain-invalid"
+
+
+async def test_the_monitors_checks_and_events(client: httpx.AsyncClient) -> None:
+    monitor = (await client.get(f"/api/domains/{DOMAIN}")).json()["monitor"]
+    assert monitor["last_checked_at"] == MONITORED[1].isoformat()
+    assert monitor["open_events"] == 0
+    assert [(r["checked_at"], r["status"], r["conclusive"], r["findings"]) for r in monitor["runs"]] == [
+        (MONITORED[1].isoformat(), "ok", True, 0),
+        (MONITORED[0].replace(minute=30).isoformat(), "unknown", False, 0),
+        (MONITORED[0].isoformat(), "warning", True, 1),
+    ]
+    assert monitor["runs"][1]["inconclusive_reason"] == "the nameserver 127.0.0.1 answers nothing"
+    (event,) = monitor["events"]
+    assert (event["code"], event["subject"], event["severity"]) == ("finding", UNLISTED.subject, "warning")
+    assert (event["opened_at"], event["cleared_at"]) == (MONITORED[0].isoformat(), MONITORED[1].isoformat())
+    assert event["title"].startswith("a new finding")
+
+    html = (await client.get(f"/domains/{DOMAIN}")).text
+    section = html[html.index('id="monitor"') :]
+    assert "Last checked 2024-09-17 09:00 UTC; open events: 0." in section
+    events = section[section.index('id="monitor-events"') : section.index('id="monitor-runs"')]
+    assert UNLISTED.subject in events
+    assert UNLISTED.message in events
+    assert 'class="event cleared"' in events
+    runs = section[section.index('id="monitor-runs"') :]
+    assert runs.index("2024-09-17 09:00") < runs.index("2024-09-17 08:30") < runs.index("2024-09-17 08:00")
+    assert "inconclusive" in runs
+    assert "the nameserver 127.0.0.1 answers nothing" in runs
+    japanese = (await client.get(f"/domains/{DOMAIN}?lang=ja")).text
+    assert "最終チェック 2024-09-17 09:00 UTC" in japanese
+
+
+async def test_a_domain_the_monitor_never_checked(client: httpx.AsyncClient) -> None:
+    data = (await client.get("/api/domains/company-y.example")).json()
+    assert data["monitor"] == {"last_checked_at": None, "open_events": 0, "runs": [], "events": []}
+    assert 'id="no-monitor"' in (await client.get("/domains/company-y.example")).text

@@ -88,6 +88,15 @@ def serve(
             metavar="FILE",
         ),
     ] = None,
+    publish_admin: Annotated[
+        str | None,
+        typer.Option(
+            "--publish-admin",
+            help="The running 'mtasts publish serve' admin listener, HOST:PORT, that the domain pages' publish "
+            "actions reload ('off': none); default: [server] admin of --publish-config.",
+            metavar="ADDR",
+        ),
+    ] = None,
     nameserver: Annotated[
         str | None,
         typer.Option(
@@ -146,8 +155,9 @@ def serve(
     """Serve the inspector: / is the form, /check?domain=D runs the live check and shows every
     finding with its fix, /result/ID is the permanent link, /api/check?domain=D the JSON of
     'mtasts check --json'. Results are kept in memory only. /reports is the TLS-report dashboard
-    and /domains/D the domain page (roll-out state, report trend), read from --db; /openapi.json
-    describes the JSON API. Ctrl-C stops (exit 0)."""
+    and /domains/D the domain page (roll-out state, report trend, monitor history; publish
+    actions for admins, which reload --publish-admin), read from --db; /openapi.json describes
+    the JSON API. Ctrl-C stops (exit 0)."""
     from mtasts.publish.config import parse_address
     from mtasts.store.errors import UnsupportedDatabase
     from mtasts.store.store import ReportStore, default_db_url
@@ -184,6 +194,12 @@ def serve(
         fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
     if publish_config is not None and not publish_config.is_file():
         fail(f"--publish-config {publish_config}: no such file", ExitCode.CANNOT_RUN)
+    admin_address = None
+    if publish_admin is not None and publish_admin != "off":
+        try:
+            admin_address = parse_address(publish_admin)
+        except ValueError as exc:
+            fail(f"--publish-admin {publish_admin}: {exc}", ExitCode.USAGE)
     extra = PUBLIC_DEFAULTS if public else {}
     settings = WebSettings(
         network=network,
@@ -191,6 +207,8 @@ def serve(
         language=lang.value,
         db=store_url,
         publish_config=publish_config,
+        publish_admin=admin_address,
+        publish_admin_off=publish_admin == "off",
         **extra,  # type: ignore[arg-type]
     )
     from mtasts.cli.web_users import serve_auth  # accounts: sign-in, sessions, roles

@@ -396,14 +396,17 @@ class Accounts:
         with Session(self.store.engine) as session, session.begin():
             session.add(WebAuditRow(at=_naive(now), actor=actor, action=action, domain=domain, detail=detail))
 
-    def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]:
-        """The newest ``limit`` entries, newest first."""
+    def audit_entries(self, *, limit: int = 100, domain: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` entries (``domain``: about that domain only), newest first."""
         from sqlalchemy import select  # noqa: PLC0415
         from sqlalchemy.orm import Session  # noqa: PLC0415
 
         from mtasts.store.models import WebAuditRow  # noqa: PLC0415
 
-        query = select(WebAuditRow).order_by(WebAuditRow.at.desc(), WebAuditRow.id.desc()).limit(limit)
+        query = select(WebAuditRow)
+        if domain is not None:
+            query = query.where(WebAuditRow.domain == domain)
+        query = query.order_by(WebAuditRow.at.desc(), WebAuditRow.id.desc()).limit(limit)
         with Session(self.store.engine) as session:
             return [
                 AuditEntry(_aware(row.at), row.actor, row.action, row.domain, row.detail)

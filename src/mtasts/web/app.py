@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtasts.check.inspect import normalize_domain
 from mtasts.i18n import translator as findings_translator
+from mtasts.web.actions import action_routes
 from mtasts.web.auth import Auth, AuthMiddleware, auth_routes, csrf_token_of, identity_of
 from mtasts.web.i18n import COOKIE, LANGUAGES, N_, choose_language, translations
 from mtasts.web.jobs import Busy, CheckService, Job, JobState, Limited
@@ -299,6 +300,7 @@ def create_app(
             await checks.close()
             reports.close()
 
+    actions, action_service = action_routes(settings, page, reports, auth)  # publish actions: mtasts.web.actions
     routes = [
         Route("/", index, name="index"),
         Route("/check", check, name="check"),
@@ -307,6 +309,7 @@ def create_app(
         Route("/api/check", api_check, name="api_check"),
         Route("/api/result/{job_id}", api_result, name="api_result"),
         *report_routes(settings, page, reports),  # /reports, /domains, /api/..., /openapi.json: mtasts.web.reports
+        *actions,
         Mount("/static", StaticFiles(packages=[("mtasts.web", "static")]), name="static"),
         *(auth_routes(auth, page) if auth is not None else ()),  # login, logout: mtasts.web.auth
     ]
@@ -320,6 +323,7 @@ def create_app(
     )
     app.state.checks = checks
     app.state.reports = reports
+    app.state.actions = action_service
     app.state.auth = auth  # accounts: mtasts.web.auth (None: every page open, as an embedding program wants)
     return app
 

@@ -7,9 +7,11 @@ store and the publish configuration), and the TLS-report trend joined with the p
 live on each day (its id, mode and MX), so that a change and its effect line up: the chart
 marks each day a new policy began, and the table says which policy each day's sessions met.
 
-The history of checks and events belongs to ``mtasts monitor`` (being built beside this): the
-page keeps its place (``<section id="monitor">``, ``"monitor": null`` in the JSON) and reads
-nothing of it yet.
+Below them, what ``mtasts monitor`` saw, from its history in the same database
+(:class:`~mtasts.monitor.history.SqlMonitorHistory`): the newest scheduled checks (status,
+conclusive or not, the record's id and the policy's mode) and the events they opened and
+cleared, open ones first. The publish actions (apply, advance to enforce, retire) and their
+audit trail are :mod:`mtasts.web.actions`; this page links to them.
 """
 
 from __future__ import annotations
@@ -46,11 +48,26 @@ from mtasts.web.reports import (
 from mtasts.web.settings import WebSettings
 
 if TYPE_CHECKING:
+    from mtasts.monitor.history import EventRecord, RunRecord
     from mtasts.publish.config import Config
     from mtasts.publish.rollout import DomainStatus
     from mtasts.store.interface import ReportStoreProtocol
 
-__all__ = ["DomainView", "TrendRow", "domain_routes", "live_policy", "policy_markers", "trend_rows"]
+__all__ = [
+    "MONITOR_EVENTS_SHOWN",
+    "MONITOR_RUNS_SHOWN",
+    "DomainView",
+    "MonitorView",
+    "TrendRow",
+    "config_path",
+    "domain_routes",
+    "live_policy",
+    "policy_markers",
+    "trend_rows",
+]
+
+MONITOR_RUNS_SHOWN = 50  # the newest checks on the page (the monitor keeps every one)
+MONITOR_EVENTS_SHOWN = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,65 @@ def policy_markers(history: Sequence[Served]) -> tuple[charts.Marker, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorView:
+    """What ``mtasts monitor`` kept of the domain: its newest runs and events, newest first
+    (at most :data:`MONITOR_RUNS_SHOWN` and :data:`MONITOR_EVENTS_SHOWN`)."""
+
+    runs: tuple[RunRecord, ...] = ()
+    events: tuple[EventRecord, ...] = ()
+
+    @property
+    def open_events(self) -> tuple[EventRecord, ...]:
+        return tuple(e for e in self.events if e.cleared_at is None)
+
+    @property
+    def closed_events(self) -> tuple[EventRecord, ...]:
+        return tuple(e for e in self.events if e.cleared_at is not None)
+
+    def title(self, event: EventRecord) -> str:
+        """The event kind's title (English, from :data:`mtasts.monitor.events.EVENT_KINDS`)."""
+        from mtasts.monitor.events import EVENT_KINDS  # noqa: PLC0415
+
+        kind = EVENT_KINDS.get(event.code)
+        return event.code if kind is None else kind.title
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``monitor`` object of the domain JSON (a public contract, in /openapi.json)."""
+        return {
+            "last_checked_at": self.runs[0].started_at.isoformat() if self.runs else None,
+            "open_events": len(self.open_events),
+            "runs": [
+                {
+                    "checked_at": run.started_at.isoformat(),
+                    "status": run.snapshot.status if run.conclusive else "unknown",
+                    "conclusive": run.conclusive,
+                    "inconclusive_reason": run.snapshot.inconclusive_reason,
+                    "elapsed_seconds": run.elapsed,
+                    "record_id": run.snapshot.record_id,
+                    "policy_mode": run.snapshot.policy_mode,
+                    "mx": None if run.snapshot.mx is None else list(run.snapshot.mx),
+                    "findings": len(run.snapshot.findings),
+                }
+                for run in self.runs
+            ],
+            "events": [{**event.to_dict(), "title": self.title(event)} for event in self.events],
+        }
+
+
+def _monitor(store: ReportStoreProtocol, name: str) -> MonitorView | None:
+    """The monitor's history of ``name`` (``None``: a store that keeps none, the in-memory one)."""
+    from mtasts.monitor.history import SqlMonitorHistory  # noqa: PLC0415
+    from mtasts.store.store import ReportStore  # noqa: PLC0415
+
+    if not isinstance(store, ReportStore):
+        return None
+    history = SqlMonitorHistory(store)  # not entered: the service keeps the store open
+    return MonitorView(
+        tuple(history.runs(name, limit=MONITOR_RUNS_SHOWN)), tuple(history.events(name, limit=MONITOR_EVENTS_SHOWN))
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DomainView:
     """What the domain page shows."""
 
@@ -131,6 +207,7 @@ class DomainView:
     status: DomainStatus | None
     trend: tuple[TrendRow, ...]
     notes: tuple[str, ...] = ()  # why a part is missing (no configuration, no history table)
+    monitor: MonitorView | None = None  # None: no store that keeps the monitor's history
 
     def to_dict(self, *, check_url: str, api_check_url: str) -> dict[str, Any]:
         """The JSON of ``/api/domains/{domain}`` (keys are a public contract, in /openapi.json)."""
@@ -141,23 +218,34 @@ class DomainView:
             "history": [entry.to_dict() for entry in self.history],
             "trend": [row.to_dict() for row in self.trend],
             "reports": self.reports.to_dict(),
-            "monitor": None,  # mtasts monitor's history of checks and events: not read yet
+            "monitor": None if self.monitor is None else self.monitor.to_dict(),
             "notes": list(self.notes),
         }
 
 
-def _config(settings: WebSettings) -> tuple[Config | None, str]:
-    """The publish configuration, if there is one: (config, '') or (None, why not)."""
-    from mtasts.publish.config import ConfigError, default_config_path  # noqa: PLC0415
-    from mtasts.publish.snapshot import read_config  # noqa: PLC0415
+def config_path(settings: WebSettings) -> tuple[Path | None, str]:
+    """The publish configuration's file: ``--publish-config``, else ``mtasts publish``'s own
+    when there is one: (path, '') or (None, why not)."""
+    from mtasts.publish.config import default_config_path  # noqa: PLC0415
 
     path = settings.publish_config
     if path is None:
         path = default_config_path()
         if not path.is_file():
             return None, f"no publish configuration at {path} (mtasts web serve --publish-config FILE)"
+    return Path(path), ""
+
+
+def _config(settings: WebSettings) -> tuple[Config | None, str]:
+    """The publish configuration, if there is one: (config, '') or (None, why not)."""
+    from mtasts.publish.config import ConfigError  # noqa: PLC0415
+    from mtasts.publish.snapshot import read_config  # noqa: PLC0415
+
+    path, why = config_path(settings)
+    if path is None:
+        return None, why
     try:
-        return read_config(Path(path)), ""
+        return read_config(path), ""
     except ConfigError as exc:
         return None, f"the publish configuration {path} cannot be used: {exc}"
 
@@ -205,8 +293,10 @@ def build_domain_view(service: ReportService, settings: WebSettings, name: str, 
                 since=since,
                 until=until,
             )
+        monitor = _monitor(store, name)
     status = domain_status(name, entry, history, now=now, evidence=evidence, rules=rules)
-    return DomainView(name, reports, tuple(history), status, trend_rows(reports.daily, history), tuple(notes))
+    trend = trend_rows(reports.daily, history)
+    return DomainView(name, reports, tuple(history), status, trend, tuple(notes), monitor)
 
 
 def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> list[BaseRoute]:
@@ -252,6 +342,15 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
             markers=policy_markers(view.history),
         )
         _, api_check_url = links(request, view.domain)
+        from mtasts.web.actions import ACTION_TITLES, domain_audit  # noqa: PLC0415
+
+        actions = {
+            kind.value: (
+                ACTION_TITLES[kind],
+                str(request.url_for("action_page", domain=view.domain, action=kind.value).path),
+            )
+            for kind in ACTION_TITLES
+        }
         days = view.reports.period.days
         suffix = f"?days={days}" if days else ""
         return page(
@@ -261,6 +360,8 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
             chart=chart,
             api_check_url=api_check_url,
             history_mx=_mx,
+            actions=actions,
+            audit=await domain_audit(request, view.domain),
             **FORMATTING,
             reports_url=str(request.url_for("reports").path),
             domain_reports_url=str(request.url_for("report", domain=view.domain).path) + suffix,

@@ -23,6 +23,8 @@ _NULLABLE_STRING: Final = {"type": "string", "nullable": True}
 _DAY: Final = {"type": "string", "format": "date"}
 _COUNT: Final = {"type": "integer", "minimum": 0}
 _RATE: Final = {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}
+_TIME: Final = {"type": "string", "format": "date-time"}
+_ACTIONS: Final = ("apply", "enforce", "retire")  # mtasts.web.actions.ActionKind
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -181,11 +183,76 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "trend": {"type": "array", "items": _ref("TrendDay")},
             "reports": _ref("Reports"),
             "monitor": {
-                "type": "object",
+                **_ref("Monitor"),
                 "nullable": True,
-                "description": "reserved for mtasts monitor's history of checks and events (null for now)",
+                "description": "mtasts monitor's checks and events (null: the store keeps no monitor history)",
             },
             "notes": {"type": "array", "items": {"type": "string"}},
+        }
+    ),
+    "MonitorRun": _object(
+        {
+            "checked_at": _TIME,
+            "status": {"type": "string", "enum": ["ok", "warning", "error", "unknown"]},
+            "conclusive": {"type": "boolean"},
+            "inconclusive_reason": {"type": "string"},
+            "elapsed_seconds": {"type": "number", "minimum": 0},
+            "record_id": _NULLABLE_STRING,
+            "policy_mode": _NULLABLE_STRING,
+            "mx": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "findings": _COUNT,
+        }
+    ),
+    "MonitorEvent": _object(
+        {
+            "id": {"type": "integer"},
+            "domain": {"type": "string"},
+            "code": {"type": "string"},
+            "subject": {"type": "string"},
+            "severity": {"type": "string", "enum": ["error", "warning", "info"]},
+            "message": {"type": "string"},
+            "fix": {"type": "string"},
+            "opened_at": _TIME,
+            "cleared_at": {**_TIME, "nullable": True},
+            "title": {"type": "string"},
+        }
+    ),
+    "Monitor": {
+        **_object(
+            {
+                "last_checked_at": {**_TIME, "nullable": True},
+                "open_events": _COUNT,
+                "runs": {"type": "array", "items": _ref("MonitorRun")},
+                "events": {"type": "array", "items": _ref("MonitorEvent")},
+            }
+        ),
+        "description": "The newest checks (at most 50) and events (at most 100) of mtasts monitor, newest first",
+    },
+    "ActionPlan": _object(
+        {
+            "domain": {"type": "string"},
+            "action": {"type": "string", "enum": list(_ACTIONS)},
+            "stop": {**_NULLABLE_STRING, "description": "why the action is not possible now"},
+            "edit": {**_NULLABLE_STRING, "description": "the configuration edit made before the steps"},
+            "plan": {"type": "object", "nullable": True, "description": "as 'mtasts publish plan --json'"},
+            "fingerprint": {"type": "string", "description": "what the POST confirms"},
+        }
+    ),
+    "ActionOutcome": _object(
+        {
+            "domain": {"type": "string"},
+            "action": {"type": "string", "enum": list(_ACTIONS)},
+            "outcome": {
+                "type": "string",
+                "enum": ["done", "set-record", "waiting", "refused", "failed", "changed", "stopped"],
+            },
+            "message": {"type": "string"},
+            "done": {"type": "array", "items": {"type": "string"}},
+            "next": {
+                **_object({"action": {"type": "string"}, "not_before": {**_TIME, "nullable": True}}),
+                "nullable": True,
+            },
+            "forced_reason": _NULLABLE_STRING,
         }
     ),
     "Check": {
@@ -244,6 +311,13 @@ _DOMAIN_QUERY: Final = {
     "required": False,
     "description": "only this policy domain",
     "schema": _DOMAIN_SCHEMA,
+}
+_ACTION_PATH: Final = {
+    "name": "action",
+    "in": "path",
+    "required": True,
+    "description": "the publish action",
+    "schema": {"type": "string", "enum": list(_ACTIONS)},
 }
 _UNAVAILABLE: Final = _error("the report store cannot be used (unreachable, unreadable)")
 
@@ -342,6 +416,49 @@ def _paths() -> dict[str, Any]:
                     "503": _UNAVAILABLE,
                 },
             }
+        },
+        "/api/domains/{domain}/actions/{action}": {
+            "get": {
+                "summary": "The plan of a publish action (apply, enforce, retire) now: steps, guards, refusals",
+                "parameters": [_DOMAIN_PATH, _ACTION_PATH],
+                "responses": {
+                    "200": _json("ActionPlan", "the plan, or why the action is not possible here (stop)"),
+                    "400": _error("not a domain name (domain-invalid)"),
+                    "401": _error("not signed in (login-required)"),
+                    "404": _error("no such action (action-unknown)"),
+                    "503": _error("the store cannot be reached (store-unavailable)"),
+                },
+            },
+            "post": {
+                "summary": "Carry out the plan shown (admin role; the X-CSRF-Token header)",
+                "parameters": [_DOMAIN_PATH, _ACTION_PATH],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["fingerprint"],
+                                "properties": {
+                                    "fingerprint": {"type": "string", "description": "the plan's, from the GET"},
+                                    "force": {"type": "boolean", "description": "override refusing guards"},
+                                    "reason": {"type": "string", "description": "why (needed with force)"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("ActionOutcome", "the plan was carried out, up to its outcome"),
+                    "400": _error("a bad domain or body (domain-invalid, body-invalid, reason-missing)"),
+                    "401": _error("not signed in (login-required)"),
+                    "403": _error("not an admin (forbidden), or a missing or wrong CSRF token"),
+                    "404": _error("no such action (action-unknown)"),
+                    "409": _json("ActionOutcome", "nothing was done: refused, changed since shown, or not possible"),
+                    "413": _error("the body is too large (body-too-large)"),
+                    "503": _error("the store cannot be reached or used (store-unavailable, publish-unavailable)"),
+                },
+            },
         },
     }
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
 from mtasts.net.settings import NetworkSettings
 from mtasts.web.i18n import LANGUAGES
 from mtasts.web.ratelimit import RateLimit
+
+if TYPE_CHECKING:
+    from mtasts.publish.config import ListenAddress
 
 __all__ = ["PUBLIC_DEFAULTS", "WebSettings"]
 
@@ -39,6 +43,10 @@ class WebSettings:
     max_waiting: int = 64
     db: str | None = None  # the report store's URL (the dashboard and domain pages); None: no store
     publish_config: Path | None = None  # mtasts publish's configuration (the domain page's roll-out state)
+    # the running policy host's admin listener, which the publish actions reload (mtasts.web.actions):
+    # None is the configuration's [server] admin; publish_admin_off: none (reload it by hand)
+    publish_admin: ListenAddress | None = None
+    publish_admin_off: bool = False
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:

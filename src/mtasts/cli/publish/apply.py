@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +16,6 @@ from mtasts.cli.publish._common import (
     ConfigOption,
     DbOption,
     HttpsPortOption,
-    Known,
     NameserverOption,
     NowOption,
     ReasonOption,
@@ -28,53 +24,25 @@ from mtasts.cli.publish._common import (
     TestingDaysOption,
     TimeoutOption,
     check_force,
-    gather_live,
     listen_address,
     network_settings,
     planned_names,
     read_known,
     rollout_now,
 )
-from mtasts.cli.text import plural
+from mtasts.publish import actions
 from mtasts.publish.config import ListenAddress
 
 if TYPE_CHECKING:
     from mtasts.net.settings import NetworkSettings
+    from mtasts.publish.actions import Known
     from mtasts.publish.apply import Applied
     from mtasts.publish.rollout import Rules
 
-# what retire adds to apply's effects: given the host's reload and the sender's fetch, the
-# coroutine that takes a domain out of the host and checks that no policy is served any more
-Reload = Callable[[], Awaitable[str]]
-Fetch = Callable[[str], Awaitable[bytes]]
-StopServing = Callable[[Reload, Fetch], Callable[[str], Awaitable[str]]]
-
-
-def _reload_via_admin(address: ListenAddress, timeout: float) -> str:
-    """``POST /reload`` on the running host's admin listener (what ``reload`` does); a line
-    saying what is served, or :class:`~mtasts.publish.apply.StepFailed` saying why not."""
-    from mtasts.publish.apply import StepFailed
-
-    connection = http.client.HTTPConnection(address.host, address.port, timeout=timeout)
-    try:
-        connection.request("POST", "/reload", headers={"Content-Length": "0"})
-        response = connection.getresponse()
-        outcome = json.loads(response.read())
-        ok, generation, served = bool(outcome["ok"]), int(outcome["generation"]), int(outcome["served"])
-    except (OSError, http.client.HTTPException) as exc:
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise StepFailed(
-            f"cannot reach the admin listener at http://{address.to_text()}: {detail}; "
-            "is `mtasts publish serve` running?"
-        ) from None
-    except (ValueError, KeyError, TypeError):
-        raise StepFailed(f"unexpected answer from http://{address.to_text()}/reload") from None
-    finally:
-        connection.close()
-    if not ok:
-        problems = "; ".join(str(p) for p in outcome.get("problems", []))
-        raise StepFailed(f"reload refused ({problems}): still serving generation {generation}")
-    return f"reloaded the policy host: generation {generation}, {plural(served, 'domain')} served"
+# what retire adds to apply's effects (mtasts.publish.actions, shared with the web)
+Reload = actions.Reload
+Fetch = actions.Fetch
+StopServing = actions.StopServing
 
 
 def apply_command(
@@ -172,105 +140,47 @@ def run_apply(
     stop_serving: StopServing | None = None,
 ) -> list[Applied]:
     """Plan each of ``names`` and carry the plan out (``apply``, and ``retire`` with
-    ``stop_serving``); anticipated trouble exits with one line."""
+    ``stop_serving``) by :func:`mtasts.publish.actions.carry_out`, as the web's publish actions
+    do; anticipated trouble exits with one line."""
     from mtasts.cli._run import run_async
-    from mtasts.net.dns import DnsClient
-    from mtasts.net.https import fetch_policy
-    from mtasts.publish.apply import HostEffects, StepFailed, apply_plan
     from mtasts.publish.history import SqlPublishHistory
-    from mtasts.publish.plan import DnsRecord
-    from mtasts.publish.rfc2136 import UpdateFailed, delete_txt, query_txt, read_secret, replace_txt
-    from mtasts.publish.rollout import plan_rollout
     from mtasts.store.errors import StoreError, UnsupportedDatabase
     from mtasts.store.store import ReportStore, default_db_url
 
-    admin_address = admin
-    if admin_address is None and not admin_off:
-        admin_address = known.config.server.admin
-    dns_settings = known.config.dns
-    secret = b""
-    if dns_settings is not None:
-        try:
-            secret = read_secret(dns_settings)
-        except UpdateFailed as exc:
-            fail(str(exc), ExitCode.CANNOT_RUN)
+    admin_address = actions.admin_address(known.config, admin, off=admin_off)
+    try:
+        secret = actions.read_tsig_secret(known.config)
+    except actions.CannotRun as exc:
+        fail(str(exc), ExitCode.CANNOT_RUN)
     try:
         store = ReportStore(db or default_db_url(os.environ))
     except UnsupportedDatabase as exc:
         fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
     except StoreError as exc:
         fail(exc.message, ExitCode.CANNOT_RUN)
-    ttl = dns_settings.ttl if dns_settings is not None else None
-
-    def zone_line(record: DnsRecord) -> str:
-        return record.to_zone_line() if ttl is None else record.to_zone_line(ttl)
 
     def clock() -> datetime:
         """When a step happens: the real time, or the fixed --now of a test."""
         return now if fixed_clock else datetime.now(UTC)
 
-    async def reload() -> str:
-        import asyncio
-
-        if admin_address is None:
-            raise StepFailed("[server] admin is off: reload the host (SIGHUP), then run the command again")
-        return await asyncio.to_thread(_reload_via_admin, admin_address, timeout)
-
     async def run() -> list[Applied]:
-        live = await gather_live(names, settings, now, inspect=known)
-        dns = DnsClient(settings)
-
-        async def fetch(name: str) -> bytes:
-            fetched = await fetch_policy(name, dns, settings, now=datetime.now(UTC))
-            if fetched.failure is not None or fetched.body is None:
-                raise StepFailed(f"{fetched.url}: {fetched.detail or fetched.failure}")
-            return fetched.body
-
-        async def publish(record: DnsRecord) -> None:
-            assert dns_settings is not None
-            try:
-                await replace_txt(dns_settings, secret, record.name + ".", record.value)
-            except UpdateFailed as exc:
-                raise StepFailed(str(exc)) from None
-
-        async def delete(record: DnsRecord) -> None:
-            assert dns_settings is not None
-            try:
-                await delete_txt(dns_settings, secret, record.name + ".")
-            except UpdateFailed as exc:
-                raise StepFailed(str(exc)) from None
-
-        async def confirm(record: DnsRecord) -> tuple[str, ...]:
-            assert dns_settings is not None
-            try:
-                return await query_txt(dns_settings, record.name + ".")
-            except UpdateFailed as exc:
-                raise StepFailed(str(exc)) from None
-
-        results = []
+        live = await actions.gather_live(names, settings, now, inspect=known)
         with SqlPublishHistory(store) as history:
-            effects = HostEffects(
-                reload=reload,
-                fetch=fetch,
+            return await actions.carry_out(
+                known,
+                names,
                 history=history,
-                publish=publish if dns_settings is not None else None,
-                confirm=confirm if dns_settings is not None else None,
-                delete=delete if dns_settings is not None else None,
-                stop_serving=None if stop_serving is None else stop_serving(reload, fetch),
+                secret=secret,
+                settings=settings,
+                admin=admin_address,
+                timeout=timeout,
+                now=now,
+                clock=clock,
+                rules=rules,
+                reason=reason,
+                stop_serving=stop_serving,
+                live=live,
             )
-            for name in names:
-                plan = plan_rollout(
-                    name,
-                    known.config.domain(name),
-                    known.histories[name],
-                    live[name],
-                    now=now,
-                    evidence=known.evidence.get(name),
-                    rules=rules,
-                    force_reason=reason,
-                )
-                results.append(await apply_plan(plan, effects, now=clock(), zone_line=zone_line))
-        return results
 
     try:
         return run_async(run())

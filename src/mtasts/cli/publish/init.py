@@ -78,7 +78,7 @@ def init_command(
     existing = None if print_only else _existing(path, name)
 
     from mtasts.cli._run import run_async
-    from mtasts.cli.publish._common import observe
+    from mtasts.publish.actions import observe
     from mtasts.publish.init import InitError, append_entry, entry_text
 
     observations = run_async(observe(name, settings))
@@ -142,8 +142,8 @@ def _facts(name: str, observations: Observations, *, cert: Path | None, key: Pat
     from datetime import UTC, datetime
 
     from mtasts.check.analysis import analyse
-    from mtasts.cli.publish._common import as_if_enforced, enforce_blockers
     from mtasts.net.dns import LookupStatus
+    from mtasts.publish.actions import as_if_enforced, enforce_blockers
     from mtasts.publish.init import InitFacts, LivePolicy, initial_policy
 
     if observations.local_dns:

@@ -23,7 +23,6 @@ from mtasts.cli.publish._common import (
     TestingDaysOption,
     TimeoutOption,
     check_force,
-    gather_live,
     network_settings,
     planned_names,
     read_known,
@@ -68,6 +67,7 @@ def plan_command(
     (`apply` comes next). Exit 0 planned, 1 a change is refused or cannot be planned, 2 usage,
     3 the configuration or database cannot be read."""
     from mtasts.cli._run import run_async
+    from mtasts.publish.actions import gather_live
     from mtasts.publish.rollout import Rules, plan_rollout
 
     check_force(force, reason)

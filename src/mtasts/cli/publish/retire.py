@@ -26,12 +26,11 @@ from mtasts.cli.publish._common import (
     when,
     write_config,
 )
-from mtasts.cli.publish.apply import Fetch, Reload, admin_option, print_results, run_apply
+from mtasts.cli.publish.apply import admin_option, print_results, run_apply
+from mtasts.publish.actions import config_stopper, retire_edit_needed
 from mtasts.publish.config import ConfigError, default_config_path
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from mtasts.publish.rollout import Rules
 
 
@@ -62,10 +61,10 @@ def retire_command(
     domain removed. _smtp._tls is left alone (mtasts never publishes it). Exit 0 done or
     waiting, 1 a step failed or a record waits for you, 2 usage, 3 cannot read or write the
     configuration or database."""
-    from mtasts.core.policy import Mode
+    from mtasts.publish.actions import RetireStop, retire_stop
     from mtasts.publish.history import history_domain
     from mtasts.publish.retire import RetireEditError, retire_config_text
-    from mtasts.publish.rollout import Rules, Stage, retire_entry, stage_of
+    from mtasts.publish.rollout import Rules, retire_entry
 
     settings = network_settings(nameserver, ca_file, https_port, timeout, smtp_port)
     admin_address = admin_option(admin)
@@ -74,25 +73,16 @@ def retire_command(
     path = config or default_config_path()
     name = history_domain(domain)
     known = read_known(path, db, [name], now, rules)
-    history = known.histories[name]
-    stage = stage_of(history)
     entry = known.config.domain(name)
-    if stage is Stage.DRAFT:
-        where = f" (remove its entry from {path})" if entry is not None else ""
-        fail(f"{name} was never published: nothing to retire{where}", ExitCode.USAGE)
-    if stage is Stage.REMOVED:
-        ended = history[-1].until
-        assert ended is not None
-        typer.echo(f"{name}: removed on {when(ended)}: nothing left to do")
-        return
+    stop = retire_stop(name, path, known.histories[name], entry)
+    if stop is not None:
+        kind, message = stop
+        if kind is RetireStop.REMOVED:
+            typer.echo(f"{name}: {message}")
+            return
+        fail(message, ExitCode.USAGE)
     configured: list[str] = []
-    if entry is None and stage is not Stage.RETIRING:
-        fail(
-            f"{name} is not in {path}, but senders may hold its {history[-1].mode.value} policy: put its entry "
-            "back (as it was), then run retire",
-            ExitCode.USAGE,
-        )
-    if entry is not None and (entry.mode is not Mode.NONE or entry.max_age > max_age):
+    if entry is not None and retire_edit_needed(entry, rules):
         wanted = retire_entry(entry, rules)
         try:
             text = path.read_text("utf-8")
@@ -115,7 +105,7 @@ def retire_command(
         fixed_clock=now_text is not None,
         rules=rules,
         reason=None,
-        stop_serving=_stopper(path, now),
+        stop_serving=config_stopper(path, now, write_config),
     )
     from mtasts.publish.apply import Outcome
 
@@ -130,51 +120,12 @@ def retire_command(
 
 def _say_next(path: Path, db: str | None, name: str, now: datetime, rules: Rules) -> None:
     """After a run that did all it could: removed, or when the next run can go on."""
-    from mtasts.publish.rollout import Stage, retire_safe_at, stage_of
+    from mtasts.publish.actions import retire_progress
 
-    history = read_known(path, db, [name], now, rules).histories[name]
-    if stage_of(history) is Stage.REMOVED:
+    removed, safe_at = retire_progress(read_known(path, db, [name], now, rules).histories[name], now)
+    if removed:
         return
-    safe_at = retire_safe_at(history)
-    if safe_at is not None and safe_at > now:
+    if safe_at is not None:
         typer.echo(f"  next: keep serving mode none until {when(safe_at)}, then run mtasts publish retire {name} again")
     else:
         typer.echo(f"  next: run mtasts publish retire {name} again to delete the record and stop serving")
-
-
-def _stopper(path: Path, now: datetime) -> Callable[[Reload, Fetch], Callable[[str], Awaitable[str]]]:
-    """The stop-serving step of retire: comment the entry out of the configuration, reload the
-    host, and check from outside, as a sender fetches, that no policy is served any more."""
-
-    def bind(reload: Reload, fetch: Fetch) -> Callable[[str], Awaitable[str]]:
-        async def stop_serving(name: str) -> str:
-            from mtasts.publish.apply import StepFailed
-            from mtasts.publish.config import parse_config
-            from mtasts.publish.retire import RetireEditError, remove_config_text
-
-            try:
-                text = path.read_text("utf-8")
-                config = parse_config(text, path)
-                if config.domain(name) is not None:
-                    text = remove_config_text(text, path, name, now=now)
-                    write_config(path, text)
-                    config = parse_config(text, path)
-            except OSError as exc:
-                raise StepFailed(f"cannot read {path}: {exc.strerror or exc}") from None
-            except (RetireEditError, ConfigError) as exc:
-                raise StepFailed(str(exc)) from None
-            reloaded = await reload() if config.domains else "no other domain is configured"
-            try:
-                await fetch(name)
-            except StepFailed:
-                return f"mta-sts.{name} serves no policy any more ({reloaded}; its entry in {path} is commented out)"
-            if not config.domains:
-                raise StepFailed(
-                    f"mta-sts.{name} still serves a policy: {path} has no other domain, so the host cannot reload "
-                    "without it; stop mtasts publish serve, then run retire again"
-                )
-            raise StepFailed(f"mta-sts.{name} still serves a policy after the reload: does another host serve it?")
-
-        return stop_serving
-
-    return bind
