@@ -487,17 +487,17 @@ def enforce_config_text(text: str, path: Path | str, domain: str) -> str:
     reads back as exactly that change; :class:`~mtasts.publish.retire.RetireEditError` with
     what to change by hand otherwise."""
     from mtasts.publish.config import ConfigError, parse_config  # noqa: PLC0415
-    from mtasts.publish.retire import _VALUE_RE, RetireEditError, _block, _entry, _same_except  # noqa: PLC0415
+    from mtasts.publish.retire import ENTRY_VALUE_RE, RetireEditError, config_entry, entry_block, same_except  # noqa: PLC0415
 
     before = parse_config(text, path)
-    entry = _entry(before, domain)
+    entry = config_entry(before, domain)
     if entry.mode is Mode.ENFORCE:
         return text
     by_hand = f'set mode = "enforce" in the entry of {entry.name} at line {entry.line} of {path} by hand'
     lines = text.splitlines(keepends=True)
     assert entry.line is not None
-    start, end = _block(lines, entry.line)
-    pattern = _VALUE_RE["mode"]
+    start, end = entry_block(lines, entry.line)
+    pattern = ENTRY_VALUE_RE["mode"]
     found = [i for i in range(start, end) if pattern.match(lines[i])]
     if len(found) != 1:
         raise RetireEditError(f"cannot find one mode line: {by_hand}")
@@ -509,7 +509,7 @@ def enforce_config_text(text: str, path: Path | str, domain: str) -> str:
         after = parse_config(edited, path)
     except ConfigError:
         raise RetireEditError(f"the edit would not load: {by_hand}") from None
-    if not _same_except(before, after, entry.name, enforce_entry(entry)):
+    if not same_except(before, after, entry.name, enforce_entry(entry)):
         raise RetireEditError(f"the edit would change more than the entry's mode: {by_hand}")
     return edited
 

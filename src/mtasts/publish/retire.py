@@ -31,7 +31,7 @@ from mtasts.publish.rollout import Rules, retire_entry
 __all__ = ["RetireEditError", "remove_config_text", "retire_config_text"]
 
 _HEADER_RE = re.compile(r"^\s*\[")
-_VALUE_RE = {
+ENTRY_VALUE_RE = {
     "mode": re.compile(r"^(?P<key>\s*mode\s*=\s*)(?P<value>\"[^\"\n]*\"|'[^'\n]*')(?P<rest>.*)$", re.DOTALL),
     "max_age": re.compile(r"^(?P<key>\s*max_age\s*=\s*)(?P<value>[0-9_+]+)(?P<rest>.*)$", re.DOTALL),
 }
@@ -41,7 +41,7 @@ class RetireEditError(ValueError):
     """The configuration cannot be edited safely; the message says what to change by hand."""
 
 
-def _entry(config: Config, domain: str) -> DomainConfig:
+def config_entry(config: Config, domain: str) -> DomainConfig:
     entry = config.domain(domain)
     if entry is None:
         raise RetireEditError(f"{domain} is not in {config.path}")
@@ -50,7 +50,7 @@ def _entry(config: Config, domain: str) -> DomainConfig:
     return entry
 
 
-def _block(lines: list[str], header: int) -> tuple[int, int]:
+def entry_block(lines: list[str], header: int) -> tuple[int, int]:
     """The entry's lines, 0-based ``[start, end)``: from its header to its last line that is
     not blank or a comment before the next table header (comments there may be the next
     entry's)."""
@@ -65,7 +65,7 @@ def _block(lines: list[str], header: int) -> tuple[int, int]:
     return start, last + 1
 
 
-def _same_except(before: Config, after: Config, domain: str, wanted: DomainConfig | None) -> bool:
+def same_except(before: Config, after: Config, domain: str, wanted: DomainConfig | None) -> bool:
     """``after`` is ``before`` with ``domain`` replaced by ``wanted`` (``None``: removed);
     lines may move, nothing else."""
 
@@ -88,7 +88,7 @@ def retire_config_text(text: str, path: Path | str, domain: str, rules: Rules | 
     """``text`` with ``domain``'s entry set to ``mode = "none"`` and the retiring ``max_age``
     (unchanged when it says so already)."""
     before = parse_config(text, path)
-    entry = _entry(before, domain)
+    entry = config_entry(before, domain)
     wanted = retire_entry(entry, rules or Rules())
     by_hand = (
         f'set mode = "none" and max_age = {wanted.max_age} in the entry of {entry.name} '
@@ -98,9 +98,9 @@ def retire_config_text(text: str, path: Path | str, domain: str, rules: Rules | 
         return text
     lines = text.splitlines(keepends=True)
     assert entry.line is not None
-    start, end = _block(lines, entry.line)
+    start, end = entry_block(lines, entry.line)
     values = {"mode": f'"{wanted.mode.value}"', "max_age": str(wanted.max_age)}
-    for key, pattern in _VALUE_RE.items():
+    for key, pattern in ENTRY_VALUE_RE.items():
         found = [i for i in range(start, end) if pattern.match(lines[i])]
         if len(found) != 1:
             raise RetireEditError(f"cannot find one {key} line: {by_hand}")
@@ -112,7 +112,7 @@ def retire_config_text(text: str, path: Path | str, domain: str, rules: Rules | 
         after = parse_config(edited, path)
     except ConfigError:
         raise RetireEditError(f"the edit would not load: {by_hand}") from None
-    if not _same_except(before, after, entry.name, wanted):
+    if not same_except(before, after, entry.name, wanted):
         raise RetireEditError(f"the edit would change more than the entry's mode and max_age: {by_hand}")
     return edited
 
@@ -120,10 +120,10 @@ def retire_config_text(text: str, path: Path | str, domain: str, rules: Rules | 
 def remove_config_text(text: str, path: Path | str, domain: str, *, now: datetime) -> str:
     """``text`` with ``domain``'s entry commented out under a line saying when and why."""
     before = parse_config(text, path)
-    entry = _entry(before, domain)
+    entry = config_entry(before, domain)
     lines = text.splitlines(keepends=True)
     assert entry.line is not None
-    start, end = _block(lines, entry.line)
+    start, end = entry_block(lines, entry.line)
     if lines and not lines[-1].endswith("\n") and end == len(lines):
         lines[-1] += "\n"
     note = (
@@ -137,6 +137,6 @@ def remove_config_text(text: str, path: Path | str, domain: str, *, now: datetim
         after = parse_config(edited, path)
     except ConfigError:
         raise RetireEditError(f"the edit would not load: {by_hand}") from None
-    if not _same_except(before, after, entry.name, None):
+    if not same_except(before, after, entry.name, None):
         raise RetireEditError(f"the edit would change more than removing {entry.name}: {by_hand}")
     return edited
