@@ -602,9 +602,13 @@ def run_bulk_mtasts(
 
     Each run also records the CPU time of this process and of the lab process, and the UDP
     datagrams the kernel dropped for a full receive buffer (``RcvbufErrors``, system-wide); the
-    first run's reports are compared with what each scenario expects."""
+    first run's reports are compared with what each scenario expects. The collector is set as
+    in the workers of ``mtasts check -f`` (:func:`mtasts.check.workers.tune_collector`) for these
+    runs, and restored after."""
+    import gc
 
     from mtasts.check.inspect import DomainReport, Inspector
+    from mtasts.check.workers import tune_collector
 
     async def bulk_run(workers: int, domains: list[str] = bulk) -> tuple[dict[str, Any], list[DomainReport]]:
         inspector = Inspector(lab_settings(info, timeout))
@@ -646,7 +650,13 @@ def run_bulk_mtasts(
 
     from mtasts.cli._run import run_async  # as `mtasts check` runs: uvloop where installed
 
-    return run_async(main())
+    thresholds = gc.get_threshold()
+    tune_collector()
+    try:
+        return run_async(main())
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def run_bulk_cli(

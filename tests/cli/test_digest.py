@@ -383,3 +383,47 @@ def test_until_still_ends_the_period_where_it_says(tmp_path: Path) -> None:
     (mail,) = server.delivered
     assert mail.message["Subject"] == "[1 alert] TLSRPT digest 2026-11-27 to 2026-11-28"
     assert "Example Sender newly fails" in mail.message.get_content()
+
+
+# --- sessions counted once, as the summary counts them --------------------------------------------
+
+
+def dane_and_sts_report(on: date, ok: int, failed: int) -> dict[str, Any]:
+    """A report that lists the same sessions under the domain's ``tlsa`` and ``sts`` policies, as
+    Microsoft's do (docs/report.md, "Sessions counted once")."""
+    both = report("Microsoft Corporation", on, ok=ok, failed=failed)
+    sts = both["policies"][0]
+    tlsa = {**sts, "policy": {"policy-type": "tlsa", "policy-domain": "example.com"}}
+    both["policies"] = [tlsa, sts]
+    return both
+
+
+def test_the_digest_counts_sessions_as_the_summary_does(tmp_path: Path) -> None:
+    reports = [dane_and_sts_report(day(-n), ok=500, failed=10) for n in range(12)]
+    reports += [report("Google Inc.", day(-n), ok=1000) for n in range(12)]
+    db = store(tmp_path, reports)
+
+    def totals(command: str, *extra: str) -> dict[str, Any]:
+        result = CliRunner().invoke(app, ["report", command, "--db", str(db), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    summary = totals("summary", "--days", "2")
+    digest = totals("digest", "--days", "2")
+    [in_summary], [in_digest] = summary["domains"], digest["domains"]
+    # two days: Google 2 × 1000, Microsoft 2 × 500 ok and 2 × 10 failed, each session once
+    assert (in_digest["total_successful"], in_digest["total_failure"]) == (3000, 20)
+    assert (in_summary["total_successful"], in_summary["total_failure"]) == (3000, 20)
+    assert in_digest["success_rate"] == in_summary["success_rate"]
+    assert in_digest["baseline_success_rate"] == 10500 / 10570  # the week before, counted once too
+    senders = {s["organization_name"]: s["failed_sessions"] for s in digest["failing_senders"]}
+    assert senders == {s["organization_name"]: s["failed_sessions"] for s in summary["failing_senders"]}
+    assert senders == {"Microsoft Corporation": 20}
+
+    # a period that ends before the newest report: its own sessions only, still counted once
+    past = totals("digest", "--days", "1", "--until", str(day(-5)))
+    assert [(d["total_successful"], d["total_failure"]) for d in past["domains"]] == [(1500, 10)]
+    assert [(s["organization_name"], s["failed_sessions"]) for s in past["failing_senders"]] == [
+        ("Microsoft Corporation", 10)
+    ]

@@ -249,6 +249,15 @@ def test_summary_over_days_survives_counts_that_add_past_64_bits(tmp_path: Path,
         with store.engine.begin() as connection:
             connection.execute(text("UPDATE tlsrpt_policy SET total_successful = :n, total_failure = :n"), {"n": 2**62})
             connection.execute(text("UPDATE tlsrpt_failure SET failed_session_count = :n"), {"n": 2**62})
+            # and the roll-ups it kept for them, saturated (a period is summed from those since 0007)
+            for table, columns in (
+                ("tlsrpt_day_total", "successful = :m, failed = :m"),
+                ("tlsrpt_sender_total", "successful = :m, failed = :m"),
+                ("tlsrpt_reporter_day", "successful = :m, failed = :m"),
+                ("tlsrpt_failure_total", "failed = :m"),
+                ("tlsrpt_failure_day", "failed = :m"),
+            ):
+                connection.execute(text(f"UPDATE {table} SET {columns}"), {"m": 2**63 - 1})
     days = (datetime.now(UTC).date() - date(2026, 11, 28)).days + 1
     result = runner.invoke(app, ["report", "summary", "--days", str(days), "--json", "--db", db_url])
     assert result.exit_code == 0, result.output

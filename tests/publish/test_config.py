@@ -225,3 +225,22 @@ def test_report_section_defaults_and_a_store_relative_to_the_file() -> None:
     url = parse_config('[report]\nstore = "postgresql://mtasts@db/mtasts"\n' + DOMAIN, FILE).report
     assert url is not None
     assert url.store == "postgresql://mtasts@db/mtasts"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_lines_are_counted_whatever_ends_them(newline: str) -> None:
+    text = "# a comment\n" + DOMAIN + "\n" + DOMAIN.replace('"example.com"', '"b.example"').replace("86400", "-1")
+    assert problems_of(text.replace("\n", newline)) == [("domain[2].max_age", 12, "-1 is out of range")]
+    [domain] = parse_config(DOMAIN.replace("\n", newline), FILE).domains
+    assert domain.line == 1
+
+
+def test_the_body_is_read_back_once_and_entries_made_otherwise_are_not_trusted() -> None:
+    import dataclasses
+
+    [domain] = parse_config(DOMAIN, FILE).domains
+    assert domain.checked_body == domain.body  # read back through the strict parser
+    assert domain.policy == parse_policy(domain.body)
+    changed = dataclasses.replace(domain, max_age=600, policy=dataclasses.replace(domain.policy, max_age=600))
+    assert changed.checked_body is None  # the snapshot parses this one itself
+    assert changed.body == domain.body.replace(b"86400", b"600")

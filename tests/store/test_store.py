@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
@@ -29,7 +31,7 @@ from mtasts.report.mail import parse_any
 from mtasts.store.errors import StoreMissing, StoreUnavailable, UnsupportedDatabase
 from mtasts.store.interface import Reporter, ReportStoreProtocol
 from mtasts.store.models import Base
-from mtasts.store.store import ReportStore, dedup_key, default_db_url, normalise_url
+from mtasts.store.store import MIGRATIONS, ReportStore, dedup_key, default_db_url, normalise_url
 from tests.conftest import TLSRPT_SAMPLES, require_shared
 from tests.report.test_mail import REPORT
 
@@ -319,7 +321,7 @@ def test_the_migration_fills_the_rollups_of_rows_stored_before_it(
 ) -> None:
     with sql_store_factory() as store:
         store.migrate("0001")
-        store.add_reports(generated_reports(40, seed=3), source="g", now=NOW)
+        store.add_reports(generated_reports(120, seed=7), source="g", now=NOW)
         with store.engine.begin() as connection:  # rows stored by a version without roll-ups
             first = {"tlsrpt_report", "tlsrpt_policy", "tlsrpt_failure"}  # every later revision's tables go
             for table in [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in first]:
@@ -329,40 +331,107 @@ def test_the_migration_fills_the_rollups_of_rows_stored_before_it(
         assert analysed(store.rollup()) == analysed(expected_rollup(store))
         assert_twice_and_reporters(store, None, None)
         assert_twice_and_reporters(store, date(2026, 11, 8), "a.example")
+        for since, domain in [(date(2026, 11, 8), None), (date(2026, 11, 8), "a.example")]:  # the per-day tables
+            assert analysed(store.rollup(since=since, domain=domain)) == analysed(expected_rollup(store, since, domain))
+        assert store.rollup().days_twice  # the backfill kept what was counted twice
+        assert store.stamp() == reports_per_domain(store)
+
+
+def reports_per_domain(store: ReportStoreProtocol) -> int:
+    """What :meth:`ReportStoreProtocol.stamp` should say: each stored report once per policy domain."""
+    return sum(len({p.policy_domain for p in stored.report.policies}) for stored in store.reports())
+
+
+def test_the_stamp_grows_with_every_report_and_only_then(store: ReportStoreProtocol) -> None:
+    assert store.stamp() == 0
+    store.add_reports(generated_reports(30, seed=5), source="g", now=NOW)
+    before = store.stamp()
+    assert before == reports_per_domain(store) > 0
+    store.add_reports(generated_reports(30, seed=5)[:5], source="again", now=NOW)  # stored already
+    assert store.stamp() == before
+    # no session at all, but a new reporter for the dashboard: the stamp moves
+    summary = {"total-successful-session-count": 0, "total-failure-session-count": 0}
+    policy = {"policy": {"policy-type": "sts", "policy-domain": "quiet.example"}, "summary": summary}
+    store.add_reports([make_report(**{"report-id": "no-sessions", "policies": [policy]})], source="new", now=NOW)
+    assert store.stamp() == before + 1
 
 
 BIG: Final = 2**62  # two of these pass 2^63-1, where SQLite's SUM() raises "integer overflow"
 MAX_COUNT: Final = 2**63 - 1
+FIRST_DAY: Final = date(2026, 11, 20)
 
 
-def store_huge_counts(store: ReportStore, *ids: str) -> None:
-    """Reports whose counts the database holds at 2^62, as versions that did not cap counts at
-    parse time accepted them: written in directly, since today's parser refuses such values."""
-    store.add_reports([make_report(**{"report-id": i}) for i in ids], source="old", now=NOW)
+def on_day(report_id: str, day: date) -> TlsRptReport:
+    """:data:`REPORT` (7 successful sessions, 1 failed, one failure detail) on ``day``."""
+    span = {"start-datetime": f"{day}T00:00:00Z", "end-datetime": f"{day}T23:59:59Z"}
+    return make_report(**{"report-id": report_id, "date-range": span})
+
+
+def hold_huge_counts(store: ReportStore, *days: int) -> None:
+    """The per-day roll-up rows of the reports of these days (from :data:`FIRST_DAY`) at 2^62
+    sessions, as a store holds them after years of big counts (each one saturated at ingest)."""
+    per_day = {"tlsrpt_day_total": "successful", "tlsrpt_reporter_day": "successful", "tlsrpt_failure_day": "failed"}
+    chosen = [(FIRST_DAY + timedelta(days=n)).isoformat() for n in days]
     with store.engine.begin() as connection:
-        connection.execute(text("UPDATE tlsrpt_policy SET total_successful = :n, total_failure = :n"), {"n": BIG})
-        connection.execute(text("UPDATE tlsrpt_failure SET failed_session_count = :n"), {"n": BIG})
+        for table, column in per_day.items():
+            other = ", failed = :n" if column == "successful" else ""
+            for day in chosen:
+                statement = f"UPDATE {table} SET {column} = :n{other} WHERE CAST(day AS TEXT) = :day"
+                connection.execute(text(statement), {"n": BIG, "day": day})
 
 
 def test_sums_over_a_period_saturate_instead_of_overflowing(sql_store: ReportStore) -> None:
     store = sql_store
-    store_huge_counts(store, "old-1", "old-2", "old-3")
-    rollup = store.rollup(since=date(2026, 11, 1))  # grouped in the database: SUM over 3 x 2^62
-    ((_, _, _, ok, failed),) = rollup.days
-    assert (ok, failed) == (MAX_COUNT, MAX_COUNT)
+    store.add_reports([on_day(f"r-{n}", FIRST_DAY + timedelta(days=n)) for n in range(4)], source="old", now=NOW)
+    hold_huge_counts(store, 1, 2, 3)
+    rollup = store.rollup(since=FIRST_DAY + timedelta(days=1))  # three days of 2^62, summed in the database
+    assert sorted(day[3:] for day in rollup.days) == [(BIG, BIG)] * 3  # one row a day: nothing to sum
     ((_, _, ok, failed, _, _),) = rollup.senders
     assert (ok, failed) == (MAX_COUNT, MAX_COUNT)
     assert {f[4] for f in rollup.failures} == {MAX_COUNT}
-    (summary,) = summarise_rollup(rollup)
-    assert summary.totals.successful == MAX_COUNT
 
 
 def test_sums_over_a_period_stay_exact_below_the_limit(sql_store: ReportStore) -> None:
     store = sql_store
-    store_huge_counts(store, "old-1")
-    store.add_reports([make_report(**{"report-id": "small"})], source="new", now=NOW)  # 7 ok, 1 failed
-    ((_, _, _, ok, failed),) = store.rollup(since=date(2026, 11, 1)).days
+    store.add_reports([on_day(f"r-{n}", FIRST_DAY + timedelta(days=n)) for n in range(3)], source="new", now=NOW)
+    hold_huge_counts(store, 1)
+    rollup = store.rollup(since=FIRST_DAY + timedelta(days=1))  # 2^62 and one report of 7 ok, 1 failed
+    ((_, _, ok, failed, _, _),) = rollup.senders
     assert (ok, failed) == (BIG + 7, BIG + 1)  # exact: no detour through floating point
+    assert {f[4] for f in rollup.failures} == {BIG + 1}
+
+
+def test_the_migration_saturates_what_it_sums_from_huge_rows(sql_store: ReportStore) -> None:
+    """Rows of 2^62 sessions (versions that did not cap counts at parse time accepted them),
+    two reports on one day: revision 0007 fills that day's roll-up rows with their sums, saturated."""
+    store = sql_store
+    day = FIRST_DAY + timedelta(days=1)
+    store.add_reports([on_day("small", FIRST_DAY), on_day("old-1", day), on_day("old-2", day)], source="old", now=NOW)
+    huge = "report_pk IN (SELECT id FROM tlsrpt_report WHERE report_id LIKE 'old-%')"
+    with store.engine.begin() as connection:
+        policies = f"UPDATE tlsrpt_policy SET total_successful = :n, total_failure = :n WHERE {huge}"
+        details = (
+            "UPDATE tlsrpt_failure SET failed_session_count = :n"
+            f" WHERE policy_pk IN (SELECT id FROM tlsrpt_policy WHERE {huge})"
+        )
+        connection.execute(text(policies), {"n": BIG})
+        connection.execute(text(details), {"n": BIG})
+    downgrade(store, "0006")
+    store.migrate()  # 0007 again: fills its tables and columns from the rows
+    rollup = store.rollup(since=day)
+    ((_, _, ok, failed, _, _),) = rollup.senders
+    assert (ok, failed) == (MAX_COUNT, MAX_COUNT)
+    assert {f[4] for f in rollup.failures} == {MAX_COUNT}
+    assert analysed(store.rollup(since=FIRST_DAY)) == analysed(store.rollup())
+
+
+def downgrade(store: ReportStore, revision: str) -> None:
+    """Run the packaged migrations down to ``revision`` (the store itself only upgrades)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 # --- opening: writers create, readers never do ---------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
-from mtasts.core.tlsrpt_report import Rollup
+from mtasts.core.tlsrpt_report import Rollup, TlsRptReport, parse_report
 from mtasts.store.memory import MemoryReportStore
 from mtasts.store.store import ReportStore
 from mtasts.web.reports import (
@@ -251,3 +251,62 @@ async def test_the_summary_and_the_dashboard_count_the_same_sessions(
     assert summary["random.net"]["by_policy_type"]["tlsa"]["total_successful"] == 2
     policy_types = (await client.get("/api/reports/random.net")).json()["by_policy_type"]
     assert policy_types["sts"]["successful"] == policy_types["tlsa"]["successful"] == 2
+
+
+def many_senders(count: int) -> list[TlsRptReport]:
+    """One report per sending organisation, ``Sender 000`` failing most; the first one from
+    seven sending IPs."""
+    reports = []
+    for number in range(count):
+        details = [
+            {
+                "result-type": "certificate-expired",
+                "failed-session-count": count - number,
+                "sending-mta-ip": f"192.0.2.{ip}",
+            }
+            for ip in range(1, 8 if number == 0 else 2)
+        ]
+        document = {
+            "organization-name": f"Sender {number:03d}",
+            "date-range": {"start-datetime": "2026-11-20T00:00:00Z", "end-datetime": "2026-11-20T23:59:59Z"},
+            "report-id": f"many-{number}",
+            "policies": [
+                {
+                    "policy": {"policy-type": "sts", "policy-domain": "many.example"},
+                    "summary": {
+                        "total-successful-session-count": 10,
+                        "total-failure-session-count": sum(d["failed-session-count"] for d in details),
+                    },
+                    "failure-details": details,
+                }
+            ],
+        }
+        reports.append(parse_report(json.dumps(document).encode()))
+    return reports
+
+
+async def test_the_page_lists_the_senders_that_fail_most_and_the_downloads_list_all(tmp_path: Path) -> None:
+    """A big store's thousands of failing senders would make a page of megabytes: the page lists
+    the 100 that fail most (each with its first 5 addresses), says so, and the CSV and JSON all."""
+    url = f"sqlite:///{tmp_path / 'many.sqlite3'}"
+    with ReportStore(url) as store:
+        store.add_reports(many_senders(130), source="t", now=NOW)
+    async with app_client(url) as client:
+        html = (await client.get("/reports")).text
+        data = (await client.get("/api/reports")).json()
+        rows = list(csv.reader(io.StringIO((await client.get("/api/reports.csv?table=senders")).text)))
+        one_domain = (await client.get("/reports/many.example?days=30")).text  # a period, one domain
+    senders = html[html.index('id="senders-table"') : html.index('id="result-types"')]
+    assert senders.count('<tr class="sender">') == 100
+    assert "Sender 000" in senders
+    assert "Sender 099" in senders
+    assert "Sender 100" not in senders
+    assert "The 100 senders with the most failed sessions of 130 are shown" in senders
+    first = senders[senders.index("Sender 000") : senders.index("Sender 001")]
+    assert "<code>192.0.2.5</code> +2" in first
+    assert "192.0.2.6" not in first
+    assert len(data["failing_senders"]) == 130
+    assert len(data["failing_senders"][0]["sending_ips"]) == 7
+    assert len(rows) == 131  # a header and every sender
+    assert one_domain.count('<tr class="sender">') == 100
+    assert 'id="senders-shown"' in one_domain

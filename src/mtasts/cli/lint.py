@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json, print_problems
-from mtasts.cli.text import plural
 from mtasts.core.advice import policy_advice
 from mtasts.core.policy import lint_policy
 from mtasts.core.problems import ParseError, Problem, Severity
 from mtasts.core.record import lint_sts_record
 from mtasts.core.tlsrpt_record import TlsRptRecord, lint_tlsrpt_record
+from mtasts.i18n import current
 
 app = typer.Typer(
     help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when "
@@ -67,10 +68,10 @@ def lint_policy_command(
             with path.open("rb") as handle:
                 data = handle.read(MAX_POLICY_FILE + 1)
         except OSError as exc:
-            fail(f"cannot read {file}: {exc.strerror or exc}")
+            fail(current().text(f"cannot read {file}: {exc.strerror or exc}"))
         subject = file
     if len(data) > MAX_POLICY_FILE:
-        fail(f"{subject} is larger than 1 MiB: not read (a policy file is a few hundred bytes)")
+        fail(current().text(f"{subject} is larger than 1 MiB: not read (a policy file is a few hundred bytes)"))
     policy, problems = lint_policy(data)
     if policy is not None:
         # the owner's advice, as generate gives it; first_deployment is unknown for a file
@@ -84,7 +85,7 @@ def _check_rua(rua: list[str]) -> bool:
     try:
         TlsRptRecord(rua=tuple(rua))
     except ParseError as exc:
-        fail(f"--rua: {exc.message} ({exc.fix})", ExitCode.USAGE)
+        fail(current().text(f"--rua: {exc.message} ({exc.fix})"), ExitCode.USAGE)
     return True
 
 
@@ -130,17 +131,21 @@ def _finish(
                 "problems": [p.to_dict() for p in problems],
             }
         )
-    else:
-        out = console()
-        print_problems(out, problems, subject=subject)
+    else:  # in the language of --lang / LANG (mtasts.i18n); the JSON above stays English
+        out, tr = console(), current()
+        print_problems(out, problems, subject=subject, tr=tr)
         errors = sum(p.severity is Severity.ERROR for p in problems)
         warnings = sum(p.severity is Severity.WARNING for p in problems)
         name = {"policy": "policy", "record": "_mta-sts record", "tlsrpt": "_smtp._tls record"}[kind]
-        if valid:
-            extra = f" ({plural(warnings, 'warning')})" if warnings else ""
-            out.print(f"[ok]✓ valid {name}[/]{extra}")
+        if valid and warnings:
+            counted = tr.ngettext("%(num)d warning", "%(num)d warnings", warnings) % {"num": warnings}
+            line, style = tr.gettext(f"valid {name} (%(warnings)s)") % {"warnings": counted}, "ok"
+        elif valid:
+            line, style = tr.gettext(f"valid {name}"), "ok"
         else:
-            out.print(f"[severity.error]✗ invalid {name}[/]: {plural(errors, 'error')}")
+            counted = tr.ngettext("%(num)d error", "%(num)d errors", errors) % {"num": errors}
+            line, style = tr.gettext(f"invalid {name}: %(errors)s") % {"errors": counted}, "severity.error"
+        out.print(Text(f"{'✓' if valid else '✗'} {line}", style=style))
     # an invalid input always carries an error; the check keeps "invalid" failing regardless
     severities = [p.severity for p in problems] + ([] if valid else [Severity.ERROR])
     raise typer.Exit(int(exit_for(severities, fail_on)))

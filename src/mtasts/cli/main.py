@@ -14,6 +14,8 @@ from typer.models import DefaultPlaceholder
 from mtasts._version import __version__
 from mtasts.cli import check, demo, generate, lab, lint, monitor, output, publish, report, resolver, web
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
+from mtasts.i18n import LANGUAGES, set_language
+from mtasts.i18n.help import TranslatedHelpGroup
 
 _HELP = (
     "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): "
@@ -40,6 +42,7 @@ app = _App(
     help=_HELP,
     no_args_is_help=True,
     rich_markup_mode="rich",
+    cls=TranslatedHelpGroup,  # --help in the reader's language (mtasts.i18n.help)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -71,6 +74,15 @@ def _epilog_everywhere(group: typer.Typer, epilog: str) -> None:
 
 
 _epilog_everywhere(app, EXIT_CODES_HELP)
+
+
+def _language(value: str | None) -> str | None:
+    """``--lang``, eager so that the help it comes before (``mtasts --lang ja --help``) is in it."""
+    if value is not None:
+        if value.lower() not in LANGUAGES:
+            raise typer.BadParameter(f"{value!r}: choose en or ja", param_hint="--lang")
+        set_language(value.lower())
+    return value
 
 
 def _version(value: bool) -> None:
@@ -105,18 +117,14 @@ def main(
             "--lang",
             metavar="en|ja",
             show_default=False,
+            is_eager=True,
+            callback=_language,
             help="The language of findings, fixes and verdicts (default: LC_ALL / LC_MESSAGES / LANG; "
             "codes and JSON stay English).",
         ),
     ] = None,
 ) -> None:
-    output.configure(width=width)
-    if lang is not None:  # the catalogue of findings (mtasts.i18n): --lang first, else the locale
-        from mtasts.i18n import LANGUAGES, set_language
-
-        if lang.lower() not in LANGUAGES:
-            raise typer.BadParameter(f"{lang!r}: choose en or ja", param_hint="--lang")
-        set_language(lang.lower())
+    output.configure(width=width)  # --lang was applied as it was read (_language)
     if debug:
         os.environ[_DEBUG_ENV] = "1"
 

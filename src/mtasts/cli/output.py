@@ -31,6 +31,7 @@ from rich.text import Text
 from rich.theme import Theme
 
 from mtasts.core.problems import Problem, Severity
+from mtasts.i18n import Translator
 
 __all__ = [
     "THEME",
@@ -396,23 +397,28 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def problem_text(problem: Problem, *, subject: str | None = None) -> Text:
-    """One problem as it appears in a terminal: severity, place, message, code, then the fix."""
+def problem_text(problem: Problem, *, subject: str | None = None, tr: Translator | None = None) -> Text:
+    """One problem as it appears in a terminal: severity, place, message, code, then the fix;
+    its words in ``tr``'s language (:mod:`mtasts.i18n`; English without it), the code as is."""
+    say = tr.text if tr is not None else str
+    label = tr.gettext if tr is not None else str
     style = f"severity.{problem.severity.value}"
     text = Text()
-    text.append(f"{_SYMBOLS[problem.severity]} {problem.severity.value}", style=style)
-    where = problem.location
+    text.append(f"{_SYMBOLS[problem.severity]} {label(problem.severity.value)}", style=style)
+    where = say(problem.location)
     if subject and where:
         where = f"{subject}:{problem.line or ''}:{problem.column or ''}".rstrip(":")
     if where:
         text.append(f" {where}", style="where")
-    text.append(f": {problem.message} ")
+    text.append(f": {say(problem.message)} ")
     text.append(f"[{problem.code}]", style="code")
-    text.append("\n    fix: ", style="fix")
-    text.append(problem.fix)
+    text.append(f"\n    {label('fix: ')}", style="fix")
+    text.append(say(problem.fix))
     return text
 
 
-def print_problems(out: Console, problems: Iterable[Problem], *, subject: str | None = None) -> None:
+def print_problems(
+    out: Console, problems: Iterable[Problem], *, subject: str | None = None, tr: Translator | None = None
+) -> None:
     for problem in problems:
-        out.print(problem_text(problem, subject=subject))
+        out.print(problem_text(problem, subject=subject, tr=tr))

@@ -49,7 +49,7 @@ SENTENCE_PLACEHOLDERS = frozenset({"detail", "reason", "fix", "blocked", "messag
 other placeholder holds data (a name, a number, what a server said) and is left as it is."""
 
 NUMBER_PLACEHOLDERS = frozenset(
-    {"count", "days", "seconds", "status", "length", "limit", "port", "line", "column", "max_age"}
+    {"count", "days", "seconds", "status", "length", "limit", "port", "line", "column", "max_age", "position"}
 )
 """Placeholders that hold a number only: a shape with one never swallows a name before it
 ("_mta-sts.example: 2 TXT records ..." is not "2 TXT records" with count "_mta-sts.example: 2")."""
@@ -57,6 +57,12 @@ NUMBER_PLACEHOLDERS = frozenset(
 NAME_PLACEHOLDERS = frozenset({"subject", "host", "name", "url", "domain", "address", "pattern", "tlsa_host"})
 """Placeholders that hold one name (a host, a URL, a record): never white space, so a list
 ("host: reason; host: reason") is never read as one name and one long reason."""
+
+CHAR_PLACEHOLDERS = frozenset({"char"})
+"""Placeholders that hold one character as Python quotes it (``' '``, ``'é'``, ``'\\x00'``): so
+"mx 'a b': ' ' at position 4 ..." is the mx shape around a character shape, not one character
+that begins with "mx"."""
+_MAX_QUOTED_CHAR = 12  # the longest repr of one character: '\U000e0001'
 
 MAX_TEXT = 100_000  # longer text is not a sentence of ours: left as it is, unread
 _MAX_DEPTH = 4
@@ -139,6 +145,10 @@ class _Shape:
                 return None
         for name in NAME_PLACEHOLDERS.intersection(values):
             if any(c.isspace() for c in values[name]):
+                return None
+        for name in CHAR_PLACEHOLDERS.intersection(values):
+            value = values[name]
+            if len(value) > _MAX_QUOTED_CHAR or value[0] not in "'\"" or value[-1] != value[0]:
                 return None
         return values
 

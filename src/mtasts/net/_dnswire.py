@@ -16,6 +16,7 @@ response is read, accepted or refused exactly as dnspython reads it.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -89,9 +90,11 @@ class Response:
         return bool(self.flags & _TC)
 
 
+@functools.lru_cache(maxsize=4096)
 def qname_wire(name: str) -> tuple[bytes, NameKey] | None:
     """The wire form and key of an absolute query name written in plain ASCII labels, or
-    ``None`` when dnspython must read the name (escapes, IDNA, an invalid name: its errors)."""
+    ``None`` when dnspython must read the name (escapes, IDNA, an invalid name: its errors).
+    Remembered: a host's A and AAAA lookups ask the same name at the same time."""
     if not _PLAIN_NAME.match(name):
         return None
     labels = [label.encode("ascii") for label in name.rstrip(".").split(".")]

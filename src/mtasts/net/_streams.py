@@ -44,7 +44,8 @@ async def close_quietly(writer: asyncio.StreamWriter, timeout: float = 1.0, *, a
     # ValueError: a handshake that failed in Python after OpenSSL finished it (a certificate
     # Python cannot decode) is raised again by wait_closed; it was already reported
     with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, ValueError):
-        await asyncio.wait_for(writer.wait_closed(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: no task per close
+            await writer.wait_closed()
 
 
 class _EofReceivedQuirk(logging.Filter):

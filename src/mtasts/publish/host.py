@@ -44,6 +44,7 @@ every problem, so the command can tell the user.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -121,9 +122,17 @@ def refuse_name(snapshot: Snapshot, request: HttpRequest) -> HttpResponse | None
     return None
 
 
-def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: int) -> HttpResponse:
+def answer_policy(
+    snapshot: Snapshot,
+    request: HttpRequest,
+    *,
+    cache_max_age: int,
+    answers: dict[str, HttpResponse] | None = None,
+) -> HttpResponse:
     """The answer to one request on the TLS connection whose SNI name is ``request.server_name``
-    (pure: the serving rules of the module docstring)."""
+    (pure: the serving rules of the module docstring). ``answers``, when given, keeps the
+    ``200`` of each name once made, head rendered and all (:class:`HttpResponse`): the caller
+    gives one dictionary per snapshot, so a new body is never answered from it."""
     refused = refuse_name(snapshot, request)
     if refused is not None:
         return refused
@@ -139,12 +148,17 @@ def answer_policy(snapshot: Snapshot, request: HttpRequest, *, cache_max_age: in
         )
     if request.path != POLICY_PATH:
         return HttpResponse(404, b"not found\n", label=label)
-    return HttpResponse(
+    if answers is not None and (made := answers.get(site.host)) is not None:
+        return made
+    answer = HttpResponse(
         200,
         site.body,
         (("Content-Type", "text/plain"), ("Cache-Control", f"max-age={cache_max_age}")),
         label=label,
     )
+    if answers is not None:
+        answers[site.host] = answer
+    return answer
 
 
 class PolicyHost:
@@ -153,7 +167,9 @@ class PolicyHost:
     ``listen`` and ``admin`` override the configuration's ``[server]`` addresses (``None`` for
     ``admin``: no admin listener); they, the limits and the cache hint are fixed at
     :meth:`start` (a reload that changes them logs that a restart is needed). ``loader`` builds
-    the snapshot a reload swaps in. Construction binds nothing.
+    the snapshot a reload swaps in. ``tune_collector`` is for a process that is this host and
+    nothing else (``publish serve``): what it holds after :meth:`start` leaves the cyclic
+    garbage collector's sight (:func:`_tune_collector`). Construction binds nothing.
     """
 
     def __init__(
@@ -165,8 +181,11 @@ class PolicyHost:
         admin: ListenAddress | bool | None = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         reports: ReportRoute | None = None,
+        tune_collector: bool = False,
     ) -> None:
         self._snapshot = snapshot
+        # the process is this host (``publish serve``): freeze what start leaves (_tune_collector)
+        self._tune_collector = tune_collector
         # the RFC 8460 report endpoint at its path on every served name ([report]), or none
         self.reports: ReportRoute | None = None
         if reports is not None:
@@ -180,6 +199,9 @@ class PolicyHost:
         self.log_requests = server.access_log
         self._clock = clock
         self.metrics = HostMetrics()
+        # the 200 answer of each name asked for, for the snapshot they were made from
+        self._answers: dict[str, HttpResponse] = {}
+        self._answers_of: Snapshot | None = None
         self._rate = RateLimiter(self.limits.requests_per_second, self.limits.burst)
         self._http = HttpLimits(
             max_header_bytes=self.limits.max_header_bytes,
@@ -292,6 +314,8 @@ class PolicyHost:
             await self.stop()
             raise
         self.bound = tuple(bound)
+        if self._tune_collector:
+            _tune_collector()
         self._warm_up(self._snapshot)
 
     async def stop(self) -> None:
@@ -420,7 +444,9 @@ class PolicyHost:
             snapshot, reports = self._snapshot, self.reports
             if reports is not None and request.path == reports.path:
                 return refuse_name(snapshot, request) or await reports.answer(request)
-            return answer_policy(snapshot, request, cache_max_age=self.cache_max_age)
+            if self._answers_of is not snapshot:  # a reload: the answers of the new bodies
+                self._answers, self._answers_of = {}, snapshot
+            return answer_policy(snapshot, request, cache_max_age=self.cache_max_age, answers=self._answers)
 
         await serve_http(
             reader,
@@ -493,6 +519,22 @@ class PolicyHost:
         )
         now = self._clock()
         return render_metrics(self.metrics, gauges, now) + "".join(source(now) for source in self.metric_sources)
+
+
+def _tune_collector() -> None:
+    """Keep CPython's cyclic garbage collector off what the process holds for good.
+
+    Measured with callgrind (connections one at a time, each a full TLS handshake and one GET):
+    3.12 M instructions per connection, against 2.63 M for a bare uvloop TLS server answering
+    the same bytes, and about 0.12 M of the difference was the collector's full collections
+    walking the modules, functions and snapshot of a 100 MB process again and again; with
+    ``gc.freeze`` (everything alive at start moved out of every later collection) 3.00 M.
+    Only at start: frozen objects are never collected as cycles, so freezing again at a
+    reload would keep the cyclic garbage of every connection open at that moment for good.
+    The thresholds stay CPython's: what a connection leaves is cyclic garbage (stream,
+    protocol and transport refer to each other), which the young collections must keep
+    finding soon."""
+    gc.freeze()
 
 
 FALLBACK_SUBJECT = "mtasts publish: no policy is served for this name"

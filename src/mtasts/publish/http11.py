@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 server connection over h11: keep-alive, bounded head, timeouts, rate limit.
+"""A small HTTP/1.1 server connection: keep-alive, bounded head, timeouts, rate limit.
 
 The policy host and its admin listener answer GETs of small, fixed bodies, so this is all
 they need: :func:`serve_http` reads requests from one connection (already TLS-terminated by
@@ -16,12 +16,22 @@ that announces a body is answered and the connection closed after it; the body i
 when the application asks for it (:attr:`HttpRequest.receive`: the report endpoint of
 ``[report]``), chunk by chunk, each read within the deadline the application gives, so what
 it keeps and how long it waits is the application's bound; otherwise it is never read.
+
+Why request heads are parsed here and not by h11: a policy GET is one request line and a few
+headers, and h11's general state machine and event objects cost about 80 µs of CPU per
+request, five times everything else the host does for it (``bench/publish.py``, profiled).
+:func:`parse_head` is the RFC 9112 grammar for a head (§2.2 message framing, §3 request
+line, §5 field lines, RFC 9110 §5.6.2 tokens), strict: anything else is a ``400`` (or ``505``
+for another major version), as h11 answered. A request with a body is rare here (the report
+endpoint's POSTs) and its framing (``Content-Length``, chunked coding, ``100-continue``) is
+not hand-written: its head is handed to h11, which parses it again and reads the body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,18 +46,35 @@ __all__ = [
     "App",
     "BodyIncomplete",
     "BodyReader",
+    "HeadError",
     "HttpLimits",
     "HttpRequest",
     "HttpResponse",
     "Observer",
+    "ParsedHead",
     "RateLimiter",
     "authority_name",
+    "parse_head",
     "serve_http",
 ]
 
 _READ_CHUNK = 16 * 1024
 _SERVER = f"mtasts/{__version__}"
-_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+# RFC 9110 §5.6.2: token = 1*tchar
+_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TEXT_TOKEN_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+# RFC 9112 §3: request-line = method SP request-target SP HTTP-version; the target is visible
+# ASCII (every form of §3.2 is); HTTP-version = "HTTP/" DIGIT "." DIGIT (§2.3)
+_REQUEST_LINE_RE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# RFC 9110 §5.5: a field value has no CTL but HTAB (obs-text, 0x80-0xFF, is allowed)
+_VALUE_CTL_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TEXT_VALUE_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9112 §2.2: a recipient MAY take a bare LF as a line terminator (so does h11); the head
+# ends at the first empty line
+_HEAD_END_RE = re.compile(rb"\n\r?\n")
+_OWS = b" \t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,24 +113,54 @@ class HttpRequest:
     @property
     def path(self) -> str:
         """The target without its query string."""
-        return self.target.split("?", 1)[0]
+        return self.target.partition("?")[0]
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case), or ``None``."""
-        return next((value for key, value in self.headers if key == name), None)
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """An answer: ``headers`` besides ``Content-Length``, ``Date`` and ``Server`` (added here);
     ``close`` ends the connection after it; ``label`` names what it was about for logs and
-    metrics (the policy domain)."""
+    metrics (the policy domain).
+
+    The head is rendered once, when the response is made (all but ``Date``, which changes once
+    a second, and ``Connection: close``, which the connection decides): an application that
+    answers many requests with one response object (the policy host: one per served name)
+    pays for it once. A header name that is not a token or a value with a control character
+    is a bug of the application: :class:`ValueError` here, never bytes on the wire."""
 
     status: int
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/plain"),)
     close: bool = False
     label: str = ""
+    _head: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.status <= 999:
+            raise ValueError(f"{self.status} is not an HTTP status code")
+        lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, '')}"]
+        for name, value in self.headers:
+            if not _TEXT_TOKEN_RE.fullmatch(name) or _TEXT_VALUE_CTL_RE.search(value) or value != value.strip(" \t"):
+                raise ValueError(f"not a valid header field: {name!r}: {value!r}")
+            lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        before_date = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        object.__setattr__(self, "_head", (before_date, f"Server: {_SERVER}\r\n".encode("ascii")))
+
+    def encode(self, *, close: bool, head_only: bool = False, date: bytes | None = None) -> bytes:
+        """The bytes on the wire: the head (``Connection: close`` when ``close``) and, unless
+        ``head_only`` (the answer to ``HEAD``), the body; ``date`` is the ``Date`` field line."""
+        before_date, after_date = self._head
+        ending = b"Connection: close\r\n\r\n" if close else b"\r\n"
+        body = b"" if head_only else self.body
+        return b"".join((before_date, _date() if date is None else date, after_date, ending, body))
 
 
 App = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -142,21 +199,94 @@ class RateLimiter:
 
 
 class _Date:
-    """The ``Date`` header (RFC 9110 §6.6.1: an origin server with a clock sends it), formatted
-    once per second."""
+    """The ``Date`` field line (RFC 9110 §6.6.1: an origin server with a clock sends it),
+    formatted once per second."""
 
     def __init__(self) -> None:
         self._second = -1
-        self._text = ""
+        self._line = b""
 
-    def __call__(self) -> str:
+    def __call__(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            self._second, self._text = now, formatdate(now, usegmt=True)
-        return self._text
+            self._second, self._line = now, f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+        return self._line
 
 
 _date = _Date()
+
+
+# --- request heads --------------------------------------------------------------------------
+
+
+class HeadError(ValueError):
+    """A request head that is not HTTP/1.1: ``status`` is the answer (400, 431 or 505)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedHead:
+    """A request head as :func:`parse_head` read it: ``headers`` with lower-case names;
+    ``keep_alive`` whether the client lets the connection carry another request (HTTP/1.1
+    without ``Connection: close``); ``has_body`` whether it announces a body."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    keep_alive: bool
+    has_body: bool
+
+
+def parse_head(head: bytes) -> ParsedHead:
+    """Read one request head (``head``: the request line and field lines, up to the LF that
+    ends the last of them, not included); raises :class:`HeadError`. Linear in the length of
+    ``head``: one split, one regular expression match per line (none can backtrack beyond its
+    line)."""
+    lines = head.split(b"\n")
+    request_line = lines[0].removesuffix(b"\r")
+    matched = _REQUEST_LINE_RE.fullmatch(request_line)
+    if matched is None:
+        if not request_line:
+            raise HeadError(400, "no request line received")
+        raise HeadError(400, f"not an HTTP/1.1 request line: {request_line[:80]!r}")
+    method, target, major, minor = matched.groups()
+    if major != b"1":
+        raise HeadError(505, f"HTTP/{major.decode()}.{minor.decode()} is not supported: speak HTTP/1.1")
+    headers: list[tuple[str, str]] = []
+    hosts = 0
+    close = False
+    has_body = False
+    for raw in lines[1:]:
+        line = raw.removesuffix(b"\r")
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN_RE.fullmatch(name):  # also obs-fold (RFC 9112 §5.2: reject it)
+            raise HeadError(400, f"not a header field line: {line[:80]!r}")
+        value = value.strip(_OWS)
+        if _VALUE_CTL_RE.search(value):
+            raise HeadError(400, f"a control character in the value of {name[:80]!r}")
+        lower = name.lower()
+        if lower == b"host":
+            hosts += 1
+        elif lower == b"connection":
+            close = close or any(option.strip(_OWS).lower() == b"close" for option in value.split(b","))
+        elif lower in (b"content-length", b"transfer-encoding") and value != b"0":
+            has_body = True
+        headers.append((lower.decode("ascii"), value.decode("latin-1")))
+    if minor != b"0" and hosts == 0:  # HTTP/1.1 (a later 1.x is read as 1.1, RFC 9112 §2.3)
+        raise HeadError(400, "Missing mandatory Host: header")  # RFC 9112 §3.2
+    if hosts > 1:
+        raise HeadError(400, "Found multiple Host: headers")
+    return ParsedHead(
+        method.decode("ascii"),
+        target.decode("ascii"),
+        tuple(headers),
+        keep_alive=minor == b"1" and not close,  # HTTP/1.0 keep-alive is not offered
+        has_body=has_body,
+    )
 
 
 def _plain(status: int, text: str, *, close: bool = True, label: str = "") -> HttpResponse:
@@ -176,71 +306,75 @@ async def serve_http(
     label: str = "",
 ) -> None:
     """Serve requests on one connection until it ends (the caller closes the stream)."""
-    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
     loop = asyncio.get_running_loop()
-    head_started: float | None = None
+    buffer = b""
     served = 0
 
-    async def send(request: HttpRequest | None, response: HttpResponse, *, head_only: bool = False) -> None:
-        headers = [
-            *response.headers,
-            ("Content-Length", str(len(response.body))),
-            ("Date", _date()),
-            ("Server", _SERVER),
-        ]
-        if response.close:
-            headers.append(("Connection", "close"))
-        reason = _REASONS.get(response.status, b"")
-        data = connection.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-        if not head_only and response.body:
-            data += connection.send(h11.Data(data=response.body))
-        data += connection.send(h11.EndOfMessage())
-        writer.write(data)
-        await asyncio.wait_for(writer.drain(), limits.idle_timeout)
+    transport = writer.transport
+
+    async def send(request: HttpRequest | None, response: HttpResponse, *, close: bool, head_only: bool) -> None:
+        writer.write(response.encode(close=close, head_only=head_only))
+        if transport.get_write_buffer_size():  # not all sent at once: wait, within idle_timeout
+            async with asyncio.timeout(limits.idle_timeout):
+                await writer.drain()
         if observe is not None:
             observe(request, response, 0 if head_only else len(response.body))
 
     while True:
-        try:
-            event = connection.next_event()
-        except h11.RemoteProtocolError as exc:
-            if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                status = exc.error_status_hint
-                reason = "request head too large" if status == 431 else f"bad request: {exc}"
-                await send(None, _plain(status, reason, label=label))
-            return
-        if event is h11.NEED_DATA:
-            idle = connection.their_state is h11.IDLE and head_started is None
+        # 1. a whole head: the first byte within idle_timeout, the rest within header_timeout
+        head_started = loop.time() if buffer else None
+        scanned = 0
+        while (end := _HEAD_END_RE.search(buffer, max(scanned - 2, 0))) is None:
+            if len(buffer) > limits.max_header_bytes:
+                await send(None, _plain(431, "request head too large", label=label), close=True, head_only=False)
+                return
+            scanned = len(buffer)
+            idle = head_started is None
             wait = limits.idle_timeout if idle else limits.header_timeout - (loop.time() - (head_started or 0.0))
             try:
-                data = await asyncio.wait_for(reader.read(_READ_CHUNK), max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):
+                    data = await reader.read(_READ_CHUNK)
             except TimeoutError:
-                if not idle and connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await send(None, _plain(408, "the request head took too long", label=label))
+                if head_started is not None:
+                    timed_out = _plain(408, "the request head took too long", label=label)
+                    await send(None, timed_out, close=True, head_only=False)
                 return
-            if data and head_started is None and connection.their_state is h11.IDLE:
+            if not data:  # the client closed: between requests that is the normal end
+                if buffer:
+                    closed = _plain(400, "bad request: the connection closed inside the request head", label=label)
+                    await send(None, closed, close=True, head_only=False)
+                return
+            if head_started is None:
                 head_started = loop.time()
-            connection.receive_data(data)
-            continue
-        if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            buffer += data
+        if end.start() > limits.max_header_bytes:
+            await send(None, _plain(431, "request head too large", label=label), close=True, head_only=False)
             return
-        if not isinstance(event, h11.Request):  # Data / EndOfMessage of a request already answered
-            if isinstance(event, h11.EndOfMessage) and connection.our_state is h11.DONE:
-                if not _next_cycle(connection):
-                    return
-                head_started = loop.time() if connection.trailing_data[0] else None
-            continue
+        try:
+            head = parse_head(buffer[: end.start()])
+        except HeadError as exc:
+            reason = "request head too large" if exc.status == 431 else f"bad request: {exc.message}"
+            await send(None, _plain(exc.status, reason, label=label), close=True, head_only=False)
+            return
         served += 1
-        has_body = any(k.lower() in (b"content-length", b"transfer-encoding") and v != b"0" for k, v in event.headers)
-        request = HttpRequest(
-            method=event.method.decode("ascii", "replace"),
-            target=event.target.decode("ascii", "replace"),
-            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers),
-            client=client,
-            server_name=server_name,
-            has_body=has_body,
-            receive=_body_reader(connection, reader, writer) if has_body else None,
-        )
+        receive: BodyReader | None = None
+        if head.has_body:  # the body's framing is h11's (see the module docstring)
+            connection = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+            connection.receive_data(buffer)
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                failed = _plain(exc.error_status_hint, f"bad request: {exc}", label=label)
+                await send(None, failed, close=True, head_only=False)
+                return
+            if not isinstance(event, h11.Request):  # cannot be: the head is complete
+                await send(None, _plain(400, "bad request", label=label), close=True, head_only=False)
+                return
+            receive = _body_reader(connection, reader, writer)
+            buffer = b""
+        else:
+            buffer = buffer[end.end() :]
+        request = HttpRequest(head.method, head.target, head.headers, client, server_name, head.has_body, receive)
         wait = rate.allow(client, loop.time()) if rate is not None else 0.0
         if wait > 0:
             response = HttpResponse(
@@ -251,13 +385,10 @@ async def serve_http(
             )
         else:
             response = await app(request)
-        must_close = request.has_body or served >= limits.max_requests or connection.their_http_version != b"1.1"
-        if must_close and not response.close:
-            response = HttpResponse(response.status, response.body, response.headers, True, response.label)
-        await send(request, response, head_only=request.method == "HEAD")
-        if response.close or connection.our_state is h11.MUST_CLOSE:  # we, or the client, said close
+        close = response.close or head.has_body or not head.keep_alive or served >= limits.max_requests
+        await send(request, response, close=close, head_only=request.method == "HEAD")
+        if close:
             return
-        # the request had no body: its EndOfMessage comes next, then the next cycle
 
 
 def _body_reader(connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> BodyReader:
@@ -290,14 +421,6 @@ def _body_reader(connection: h11.Connection, reader: asyncio.StreamReader, write
             raise BodyIncomplete("the client closed the connection before the end of the body")
 
     return receive
-
-
-def _next_cycle(connection: h11.Connection) -> bool:
-    """Start the next request/response cycle; ``False`` when the connection must close."""
-    if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
-        return False
-    connection.start_next_cycle()
-    return True
 
 
 def authority_name(host: str) -> str:

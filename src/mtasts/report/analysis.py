@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from operator import itemgetter
@@ -32,12 +32,14 @@ from typing import Any, Final
 from mtasts.core._frozen import trusted_constructor
 from mtasts.core.tlsrpt_report import (
     DayTotal,
+    DayTwice,
     FailureRow,
     FailureTotal,
     PolicyRow,
     ResultType,
     Rollup,
     SenderTotal,
+    SenderTwice,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "DomainDigest",
     "DomainSummary",
     "LastReport",
+    "Overview",
     "Readiness",
     "ReadinessVerdict",
     "SenderIssue",
@@ -59,6 +62,7 @@ __all__ = [
     "digest",
     "failing_senders",
     "failing_senders_rollup",
+    "overview_rollup",
     "readiness",
     "readiness_rollup",
     "rollup_rows",
@@ -275,62 +279,175 @@ def count_once(rollup: Rollup) -> Rollup:
 
 def summarise_rollup(rollup: Rollup) -> list[DomainSummary]:
     """:func:`summarise` over a roll-up, its sessions counted once (:func:`count_once`; the
-    totals by policy type as reported)."""
+    totals by policy type as reported).
+
+    Written for tens of thousands of rows (the dashboard computes it on a cold view): one pass
+    per table, the rule of :func:`count_once` applied inline to the ``sts`` rows, and each
+    domain's tables looked up once per run of its rows (a store returns a domain's rows
+    together; any order still gives the same result)."""
+    twice = {(key, day): (ok, bad) for key, day, ok, bad in rollup.days_twice}
     days: dict[str | None, dict[date, list[int]]] = {}
     kinds: dict[str | None, dict[str, list[int]]] = {}
-    once = count_once(rollup)
-    for (key, day, kind, successful, failed), (_, _, _, successful_once, failed_once) in zip(
-        rollup.days, once.days, strict=True
-    ):
-        per_day = days.get(key)
-        if per_day is None:
-            per_day = days[key] = {}
-            kinds[key] = {}
-        pair = per_day.get(day)
-        if pair is None:
-            per_day[day] = [successful_once, failed_once]
-        else:
-            pair[0] += successful_once
-            pair[1] += failed_once
-        per_kind = kinds[key]
+    last_key: Any = _NOTHING
+    per_day: dict[date, list[int]] = {}
+    per_kind: dict[str, list[int]] = {}
+    for key, day, kind, reported_ok, reported_failed in rollup.days:
+        successful, failed = reported_ok, reported_failed
+        if key != last_key:
+            last_key = key
+            known = days.get(key)
+            if known is None:
+                per_day = days[key] = {}
+                per_kind = kinds[key] = {}
+            else:
+                per_day, per_kind = known, kinds[key]
         pair = per_kind.get(kind)
         if pair is None:
-            per_kind[kind] = [successful, failed]
+            per_kind[kind] = [reported_ok, reported_failed]
+        else:
+            pair[0] += reported_ok
+            pair[1] += reported_failed
+        if twice and kind == "sts":
+            minus = twice.get((key, day))
+            if minus is not None:  # count_once: the tlsa result counts these sessions
+                successful = successful - minus[0] if successful > minus[0] else 0
+                failed = failed - minus[1] if failed > minus[1] else 0
+        pair = per_day.get(day)
+        if pair is None:
+            per_day[day] = [successful, failed]
         else:
             pair[0] += successful
             pair[1] += failed
-    orgs: dict[str | None, dict[str, Totals]] = defaultdict(dict)
-    for key, org, successful, failed, _, _ in once.senders:
-        orgs[key][org] = orgs[key].get(org, Totals()).add(successful, failed)
-    twice: dict[str | None, Totals] = {}
+    orgs: dict[str | None, dict[str, list[int]]] = defaultdict(dict)
+    for key, org, successful, failed, _, _ in _senders_once(rollup):
+        per_org = orgs[key]
+        pair = per_org.get(org)
+        if pair is None:
+            per_org[org] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    double: dict[str | None, list[int]] = {}
     for key, _, successful, failed in rollup.days_twice:
-        twice[key] = twice.get(key, Totals()).add(successful, failed)
-    counters: dict[str, dict[str | None, dict[str, int]]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
+        pair = double.setdefault(key, [0, 0])
+        pair[0] += successful
+        pair[1] += failed
+    counters: dict[tuple[str, str | None], dict[str, int]] = {}
+    last: Any = _NOTHING
+    counter: dict[str, int] = {}
     for key, _, kind, value, failed, _, _, _ in rollup.failures:
-        by_kind = counters.get(kind)
-        if by_kind is not None:
-            counter = by_kind.get(key)
-            if counter is None:
-                counter = by_kind[key] = {}
-            name = (value or "") if kind == "result_type" else value or "(unknown)"
-            counter[name] = counter.get(name, 0) + failed
+        if kind == "reason":
+            continue
+        if (kind, key) != last:
+            last = (kind, key)
+            counter = counters.setdefault(last, {})
+        name = (value or "") if kind == "result_type" else value or "(unknown)"
+        counter[name] = counter.get(name, 0) + failed
+    empty: dict[str, int] = {}
     summaries = []
     for key in sorted(days, key=_domain_order):
         daily = sorted(days[key].items())
         summaries.append(
             DomainSummary(
                 policy_domain=key,
-                totals=Totals(sum(pair[0] for _, pair in daily), sum(pair[1] for _, pair in daily)),
+                totals=Totals(sum([pair[0] for _, pair in daily]), sum([pair[1] for _, pair in daily])),
                 daily=tuple([_new_day_point(day, ok, failed) for day, (ok, failed) in daily]),
                 by_policy_type={kind: Totals(*pair) for kind, pair in sorted(kinds[key].items())},
-                by_organization=dict(sorted(orgs[key].items(), key=lambda item: (-item[1].failed, item[0]))),
-                by_result_type=_sorted_counts(counters["result_type"].get(key, {})),
-                by_receiving_mx=_sorted_counts(counters["mx"].get(key, {})),
-                by_sending_ip=_sorted_counts(counters["sending_ip"].get(key, {})),
-                double_counted=twice.get(key, Totals()),
+                by_organization={
+                    org: Totals(ok, bad)
+                    for org, (ok, bad) in sorted(orgs[key].items(), key=lambda item: (-item[1][1], item[0]))
+                },
+                by_result_type=_sorted_counts(counters.get(("result_type", key), empty)),
+                by_receiving_mx=_sorted_counts(counters.get(("mx", key), empty)),
+                by_sending_ip=_sorted_counts(counters.get(("sending_ip", key), empty)),
+                double_counted=Totals(*double.get(key, (0, 0))),
             )
         )
     return summaries
+
+
+_NOTHING: Final = object()  # a key no row has: the first row always starts a run
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What :func:`summarise_rollup` says about every domain at once, without each domain's
+    breakdowns: what a dashboard of all domains shows (sessions counted once, as there)."""
+
+    domains: Mapping[str | None, Totals]  # each domain's sessions, in the order of the summaries
+    daily: tuple[DayPoint, ...]  # all domains' sessions per day
+    by_policy_type: Mapping[str, Totals]  # as reported
+    by_organization: Mapping[str, Totals]  # most failed first
+    by_result_type: Mapping[str, int]  # failed sessions, most first (as each summary counts them)
+    by_receiving_mx: Mapping[str, int]
+    by_sending_ip: Mapping[str, int]
+    double_counted: Totals  # left out of the totals: see count_once
+
+
+def overview_rollup(rollup: Rollup) -> Overview:
+    """The :class:`Overview` of a roll-up: one pass over each of its tables (a dashboard over
+    a million session rows computes it cold in milliseconds, where summarising each domain
+    first and adding the summaries up took several times longer)."""
+    twice = {(key, day): (ok, bad) for key, day, ok, bad in rollup.days_twice}
+    domains: dict[str | None, list[int]] = {}
+    daily: dict[date, list[int]] = {}
+    kinds: dict[str, list[int]] = {}
+    last_key: Any = _NOTHING
+    totals = [0, 0]
+    for key, day, kind, reported_ok, reported_failed in rollup.days:
+        successful, failed = reported_ok, reported_failed
+        if key != last_key:
+            last_key = key
+            totals = domains.setdefault(key, [0, 0])
+        pair = kinds.get(kind)
+        if pair is None:
+            kinds[kind] = [reported_ok, reported_failed]
+        else:
+            pair[0] += reported_ok
+            pair[1] += reported_failed
+        if twice and kind == "sts":
+            minus = twice.get((key, day))
+            if minus is not None:  # count_once, as in summarise_rollup
+                successful = successful - minus[0] if successful > minus[0] else 0
+                failed = failed - minus[1] if failed > minus[1] else 0
+        totals[0] += successful
+        totals[1] += failed
+        pair = daily.get(day)
+        if pair is None:
+            daily[day] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    orgs: dict[str, list[int]] = {}
+    for _, org, successful, failed, _, _ in _senders_once(rollup):
+        pair = orgs.get(org)
+        if pair is None:
+            orgs[org] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    counters: dict[str, dict[str, int]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
+    for _, _, kind, value, failed, _, _, _ in rollup.failures:
+        counter = counters.get(kind)
+        if counter is not None:
+            name = (value or "") if kind == "result_type" else value or "(unknown)"
+            counter[name] = counter.get(name, 0) + failed
+    double = [0, 0]
+    for _, _, successful, failed in rollup.days_twice:
+        double[0] += successful
+        double[1] += failed
+    return Overview(
+        domains={key: Totals(*domains[key]) for key in sorted(domains, key=_domain_order)},
+        daily=tuple([_new_day_point(day, ok, bad) for day, (ok, bad) in sorted(daily.items())]),
+        by_policy_type={kind: Totals(*pair) for kind, pair in sorted(kinds.items())},
+        by_organization={
+            org: Totals(ok, bad) for org, (ok, bad) in sorted(orgs.items(), key=lambda item: (-item[1][1], item[0]))
+        },
+        by_result_type=_sorted_counts(counters["result_type"]),
+        by_receiving_mx=_sorted_counts(counters["mx"]),
+        by_sending_ip=_sorted_counts(counters["sending_ip"]),
+        double_counted=Totals(*double),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +486,9 @@ class SenderIssue:
         }
 
 
+_new_sender_issue = trusted_constructor(SenderIssue)
+
+
 def failing_senders(policies: Iterable[PolicyRow], failures: Iterable[FailureRow]) -> list[SenderIssue]:
     """The senders to work with, most failed sessions first.
 
@@ -379,20 +499,36 @@ def failing_senders(policies: Iterable[PolicyRow], failures: Iterable[FailureRow
 
 
 def failing_senders_rollup(rollup: Rollup) -> list[SenderIssue]:
-    """:func:`failing_senders` over a roll-up, its sessions counted once (:func:`count_once`)."""
-    counts: dict[tuple[str | None, str], Totals] = {}
+    """:func:`failing_senders` over a roll-up, its sessions counted once (:func:`count_once`).
+
+    One pass over the senders and one over the failure values (a sender's values come
+    together from a store; any order gives the same result)."""
+    counts: dict[tuple[str | None, str], list[int]] = {}
     first: dict[tuple[str | None, str], date] = {}
     last: dict[tuple[str | None, str], date] = {}
     for domain, org, successful, failed, first_failed, last_failed in _senders_once(rollup):
         key = (domain, org)
-        counts[key] = counts.get(key, Totals()).add(successful, failed)
+        pair = counts.get(key)
+        if pair is None:
+            counts[key] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
         if first_failed is not None and last_failed is not None:
-            first[key] = min(first.get(key, first_failed), first_failed)
-            last[key] = max(last.get(key, last_failed), last_failed)
+            known = first.get(key)
+            if known is None or first_failed < known:
+                first[key] = first_failed
+            known = last.get(key)
+            if known is None or last_failed > known:
+                last[key] = last_failed
     kinds: dict[str, dict[tuple[str | None, str], dict[str, int]]] = {"result_type": {}, "sending_ip": {}, "mx": {}}
     reasons: dict[tuple[str | None, str], list[tuple[int, str]]] = defaultdict(list)
+    run: Any = _NOTHING
+    key = (None, "")
     for domain, org, kind, value, failed, first_day, last_day, first_seen in rollup.failures:
-        key, name = (domain, org), value or ""
+        if (domain, org) != run:
+            run = key = (domain, org)
+        name = value or ""
         if kind == "result_type":
             known = first.get(key)
             if known is None or first_day < known:
@@ -412,21 +548,26 @@ def failing_senders_rollup(rollup: Rollup) -> list[SenderIssue]:
                 counter = by_kind[key] = {}
             counter[name] = counter.get(name, 0) + failed
     types, ips, mxs = kinds["result_type"], kinds["sending_ip"], kinds["mx"]
-    issues = [
-        SenderIssue(
-            policy_domain=key[0],
-            organization_name=key[1],
-            failed_sessions=counts.get(key, Totals()).failed or sum(types.get(key, {}).values()),
-            successful_sessions=counts.get(key, Totals()).successful,
-            first_failure=first[key],
-            last_failure=last[key],
-            result_types=_sorted_counts(types.get(key, {})),
-            sending_ips=_sorted_counts(ips.get(key, {})),
-            receiving_mxs=_sorted_counts(mxs.get(key, {})),
-            reasons=tuple(dict.fromkeys(reason for _, reason in sorted(reasons.get(key, ())))),
+    empty: dict[str, int] = {}
+    none = (0, 0)
+    issues = []
+    for key, first_failure in first.items():
+        successful, failed = counts.get(key, none)
+        found = types.get(key, empty)
+        issues.append(
+            _new_sender_issue(
+                key[0],
+                key[1],
+                failed or sum(found.values()),
+                successful,
+                first_failure,
+                last[key],
+                _sorted_counts(found),
+                _sorted_counts(ips.get(key, empty)),
+                _sorted_counts(mxs.get(key, empty)),
+                tuple(dict.fromkeys(reason for _, reason in sorted(reasons[key]))) if key in reasons else (),
+            )
         )
-        for key in first
-    ]
     issues.sort(key=lambda i: (-i.failed_sessions, i.policy_domain or "", i.organization_name))
     return issues
 
@@ -485,27 +626,28 @@ def readiness_rollup(
 ) -> list[Readiness]:
     """:func:`readiness` over a roll-up."""
     newest: dict[str | None, date] = {}
-    has_sts: set[str | None] = set()
-    for key, day, kind, _, _ in rollup.days:
+    sts_rows: list[DayTotal] = []  # the second pass reads these only
+    for row in rollup.days:
+        key, day, kind = row[0], row[1], row[2]
         known = newest.get(key)
         if known is None or day > known:
             newest[key] = day
         if kind == "sts":
-            has_sts.add(key)
+            sts_rows.append(row)
+    has_sts = {row[0] for row in sts_rows}
     windows = {
         domain: (end - timedelta(days=days - 1), end) for domain, last in newest.items() for end in [until or last]
     }
     sums: dict[str | None, list[int]] = {}
-    for key, day, kind, successful, failed in rollup.days:
-        if kind == "sts":
-            first, end = windows[key]
-            if first <= day <= end:
-                pair = sums.get(key)
-                if pair is None:
-                    sums[key] = [successful, failed]
-                else:
-                    pair[0] += successful
-                    pair[1] += failed
+    for key, day, _, successful, failed in sts_rows:
+        first, end = windows[key]
+        if first <= day <= end:
+            pair = sums.get(key)
+            if pair is None:
+                sums[key] = [successful, failed]
+            else:
+                pair[0] += successful
+                pair[1] += failed
     sts = {key: Totals(*pair) for key, pair in sums.items()}
     windows_end = {domain: end for domain, (_, end) in windows.items()}
     verdicts = []
@@ -692,6 +834,8 @@ def digest(
     spike_factor: float = 2.0,
     min_failures: int = 5,
     silent_days: int = 3,
+    days_twice: Iterable[DayTwice] = (),
+    senders_twice: Iterable[SenderTwice] = (),
 ) -> Digest:
     """Compare the last ``days`` days (to ``until``, today for a cron job) with the
     ``baseline_days`` before them, and notice reports that stopped coming.
@@ -708,6 +852,12 @@ def digest(
     end on its last report) and that last report is ``silent_days`` or more days before
     ``until``; once it has been silent for ``silent_days + baseline_days`` days it is taken as
     gone (it no longer sends you mail) and no longer flagged.
+
+    Sessions are counted once, as in the summary (:func:`count_once`), from the facts a store
+    kept at ingest (flat rows cannot say which report a row came from): ``days_twice``, per
+    day, from the baseline's first day on (``store.rollup(since=...).days_twice``), and
+    ``senders_twice`` of the period's reports (``since`` to ``until``). Without them sessions
+    count as reported.
     """
     since = until - timedelta(days=days - 1)
     baseline_since = since - timedelta(days=baseline_days)
@@ -718,8 +868,15 @@ def digest(
     now_f = [f for f in recent_failures if f.day >= since]
     before_p = [r for r in recent_rows if r.day < since]
     before_f = [f for f in recent_failures if f.day < since]
-    recent = {s.policy_domain: s.totals for s in summarise(now_p, now_f)}
-    baseline = {s.policy_domain: s.totals for s in summarise(before_p, before_f)}
+    twice = [t for t in days_twice if baseline_since <= t[1] <= until]
+    now_rollup = replace(
+        rollup_rows(now_p, now_f),
+        days_twice=tuple([t for t in twice if t[1] >= since]),
+        senders_twice=tuple(senders_twice),
+    )
+    before_rollup = replace(rollup_rows(before_p, before_f), days_twice=tuple([t for t in twice if t[1] < since]))
+    recent = {s.policy_domain: s.totals for s in summarise_rollup(now_rollup)}
+    baseline = {s.policy_domain: s.totals for s in summarise_rollup(before_rollup)}
     domains = tuple(
         DomainDigest(key, recent[key], baseline.get(key, Totals())) for key in sorted(recent, key=_domain_order)
     )
@@ -737,8 +894,9 @@ def digest(
                     f"{now_rate:.1%} of all (before: {before_rate:.1%})",
                 )
             )
-    before_senders = {(i.policy_domain, i.organization_name) for i in failing_senders(before_p, before_f)}
-    senders = failing_senders(now_p, now_f)
+    # who failed before is a yes or no, which counting once does not change (a tlsa copy stays)
+    before_senders = {(i.policy_domain, i.organization_name) for i in failing_senders_rollup(before_rollup)}
+    senders = failing_senders_rollup(now_rollup)
     for issue in senders:
         if (issue.policy_domain, issue.organization_name) not in before_senders:
             kinds = ", ".join(issue.result_types) or "no details"

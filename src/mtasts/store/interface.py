@@ -140,6 +140,13 @@ class ReportStoreProtocol(Protocol):
         """Whether the report with this :func:`dedup_key` is stored."""
         ...
 
+    def stamp(self) -> int:
+        """A number that grows whenever a stored report adds to what :meth:`rollup` and
+        :meth:`reporters` say (every report with a policy result), and only then: what a
+        reader keeps a computed view by. Cheap where :meth:`count` is not (it reads a few
+        thousand roll-up rows, not every report: PostgreSQL counts rows by reading them)."""
+        ...
+
     def stored_report(self, key: str) -> StoredReport | None: ...
 
     def reports(self, *, since: date | None = None, domain: str | None = None) -> Iterator[StoredReport]:

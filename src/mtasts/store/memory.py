@@ -1,7 +1,7 @@
 """A report store in plain Python: the same contract as the SQL store, nothing on disk.
 
 For tests and the web UI's previews: fast, no schema, nothing to clean up. It keeps what a
-database keeps (the reports in the order stored, with ids, and the four roll-up tables merged
+database keeps (the reports in the order stored, with ids, and the five roll-up tables merged
 by the rules of :mod:`mtasts.store.rollups`), so the contract tests run on it unchanged. Several
 :class:`MemoryReportStore` objects built on one :class:`MemoryDatabase` see the same reports,
 as several ``ReportStore`` objects on one URL do; a lock makes each write atomic.
@@ -32,8 +32,8 @@ from mtasts.store.errors import StoreMissing
 from mtasts.store.interface import AddResult, Message, MessageOutcome, Reporter, StoredReport, dedup_key
 from mtasts.store.rollups import (
     DAY_RULES,
+    FAILURE_DAY_RULES,
     FAILURE_RULES,
-    MAX_COUNT,
     REPORTER_RULES,
     SENDER_RULES,
     RollupDelta,
@@ -65,7 +65,7 @@ class MemoryDatabase:
     created: bool = False  # a writer opened it (a reader refuses a database nobody made)
     rows: dict[str, _Row] = field(default_factory=dict)  # by dedup key, in the order stored
     next_failure_id: int = 1
-    rollups: RollupDelta = field(default_factory=lambda: ({}, {}, {}, {}))
+    rollups: RollupDelta = field(default_factory=lambda: ({}, {}, {}, {}, {}))
 
 
 class MemoryReportStore:
@@ -147,6 +147,10 @@ class MemoryReportStore:
     def count(self) -> int:
         return len(self._db.rows)
 
+    def stamp(self) -> int:
+        with self._db.lock:
+            return sum(values[-1] for values in self._db.rollups[1].values())
+
     def has(self, key: str) -> bool:
         return key in self._db.rows
 
@@ -178,8 +182,8 @@ class MemoryReportStore:
         return found if domain is None else [row for row in found if row.policy_domain == domain]
 
     def _tables(self, since: date | None, domain: str | None) -> list[list[tuple[Any, ...]]]:
-        """The rows of the four roll-up tables (key, then values), or (``since`` given) of what
-        the reports of those days add to them; ``domain``: its rows only."""
+        """The rows of the roll-up tables (key, then values), or (``since`` given) of what the
+        reports of those days add to them; ``domain``: its rows only."""
         if since is None:
             with self._db.lock:
                 tables: RollupDelta = tuple(  # type: ignore[assignment]
@@ -196,8 +200,8 @@ class MemoryReportStore:
         """From the roll-up tables, or (``since`` given) summed from the reports of those days."""
         if domain is not None and not domain:
             return Rollup()  # no policy domain is empty ('' stands for none in the roll-ups)
-        days, senders, failures, reporter_days = self._tables(since, domain)
-        return _as_rollup(days, senders, failures, reporter_days)
+        days, senders, failures, _, _ = self._tables(since, domain)
+        return _as_rollup(days, senders, failures)
 
     def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:
         if domain is not None and not domain:
@@ -235,42 +239,32 @@ def _store(
     for row in fresh:
         database.rows[dedup_key(row.report)] = row
     delta = rollup_delta((row.report for row in fresh), (i for row in fresh for i in row.failure_ids))
-    rules_of_tables = (DAY_RULES, SENDER_RULES, FAILURE_RULES, REPORTER_RULES)
+    rules_of_tables = (DAY_RULES, SENDER_RULES, FAILURE_RULES, REPORTER_RULES, FAILURE_DAY_RULES)
     for table, changes, rules in zip(database.rollups, delta, rules_of_tables, strict=True):
         for table_key, values in changes.items():
             merge(table, table_key, values, rules)
     return tuple(results)
 
 
-def _twice(reporter_days: list[tuple[Any, ...]]) -> tuple[tuple[DayTwice, ...], tuple[SenderTwice, ...]]:
-    """What the reporter-day rows counted twice, summed per domain and day, and per domain and
-    sender (as the SQL store groups them)."""
-    by_day: dict[tuple[str, date], list[int]] = {}
-    by_sender: dict[tuple[str, str], list[int]] = {}
-    for key, org, day, _, ok, bad in reporter_days:
-        if not ok and not bad:
-            continue
-        for table, table_key in ((by_day, (key, day)), (by_sender, (key, org))):
-            pair = table.setdefault(table_key, [0, 0])
-            pair[0] = min(pair[0] + ok, MAX_COUNT)
-            pair[1] = min(pair[1] + bad, MAX_COUNT)
-    return (
-        tuple((key or None, day, ok, bad) for (key, day), (ok, bad) in by_day.items()),
-        tuple((key or None, org, ok, bad) for (key, org), (ok, bad) in by_sender.items()),
-    )
-
-
 def _as_rollup(
     days: list[tuple[Any, ...]],
     senders: list[tuple[Any, ...]],
     failures: list[tuple[Any, ...]],
-    reporter_days: list[tuple[Any, ...]],
 ) -> Rollup:
-    """Table rows as a :class:`Rollup`: ``''`` back to ``None`` where the tables use it for none."""
-    day_totals: tuple[DayTotal, ...] = tuple((d or None, when, k, ok, bad) for d, when, k, ok, bad in days)
-    sender_totals: tuple[SenderTotal, ...] = tuple((d or None, o, ok, bad, f, la) for d, o, ok, bad, f, la in senders)
+    """Table rows as a :class:`Rollup`: ``''`` back to ``None`` where the tables use it for none;
+    what was counted twice from the ``twice_*`` values of the day and sender rows."""
+    day_totals: tuple[DayTotal, ...] = tuple((d or None, when, k, ok, bad) for d, when, k, ok, bad, _, _ in days)
+    days_twice: tuple[DayTwice, ...] = tuple(
+        (d or None, when, ok, bad) for d, when, _, _, _, ok, bad in days if ok or bad
+    )
+    sender_totals: tuple[SenderTotal, ...] = tuple(
+        (d or None, o, ok, bad, f, la) for d, o, ok, bad, f, la, *_ in senders
+    )
+    senders_twice: tuple[SenderTwice, ...] = tuple(
+        (d or None, o, ok, bad) for d, o, _, _, _, _, ok, bad, _ in senders if ok or bad
+    )
     failure_totals: tuple[FailureTotal, ...] = tuple(
         (d or None, o, k, v if k == "result_type" else v or None, bad, f, la, seen)
         for d, o, k, v, bad, f, la, seen in failures
     )
-    return Rollup(day_totals, sender_totals, failure_totals, *_twice(reporter_days))
+    return Rollup(day_totals, sender_totals, failure_totals, days_twice, senders_twice)

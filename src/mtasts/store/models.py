@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "Base",
     "DayTotalRow",
+    "FailureDayRow",
     "FailureDetailRow",
     "FailureTotalRow",
     "MonitorDeliveryRow",
@@ -124,6 +125,9 @@ class DayTotalRow(Base):
     policy_type: Mapped[str] = mapped_column(String(32), primary_key=True)
     successful: Mapped[int] = mapped_column(BigInteger)
     failed: Mapped[int] = mapped_column(BigInteger)
+    # revision 0007: of an sts row, the sessions counted twice (see ReporterDayRow); 0 otherwise
+    twice_successful: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    twice_failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class SenderTotalRow(Base):
@@ -136,6 +140,12 @@ class SenderTotalRow(Base):
     failed: Mapped[int] = mapped_column(BigInteger)
     first_failed: Mapped[date | None] = mapped_column(Date)
     last_failed: Mapped[date | None] = mapped_column(Date)
+    # revision 0007: the sessions counted twice (see ReporterDayRow), and the reports (each
+    # stored report adds 1 per policy domain: their sum over this small table is the store's
+    # change stamp, ReportStoreProtocol.stamp)
+    twice_successful: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    twice_failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    reports: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class FailureTotalRow(Base):
@@ -323,6 +333,10 @@ class ReporterDayRow(Base):
     reports: Mapped[int] = mapped_column(BigInteger)
     twice_successful: Mapped[int] = mapped_column(BigInteger)
     twice_failed: Mapped[int] = mapped_column(BigInteger)
+    # revision 0007: the sessions of these reports' policy results for the domain (a period's
+    # sender totals are summed from here)
+    successful: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 Index(  # what was counted twice, per domain and day, read without sorting the whole table
@@ -334,3 +348,26 @@ Index(  # what was counted twice, per domain and day, read without sorting the w
     sqlite_where=(ReporterDayRow.twice_successful > 0) | (ReporterDayRow.twice_failed > 0),
     postgresql_where=(ReporterDayRow.twice_successful > 0) | (ReporterDayRow.twice_failed > 0),
 )
+
+
+# --- the failure values per day (revision 0007): what a period's roll-up is read from ---------
+
+
+class FailureDayRow(Base):
+    """:class:`FailureTotalRow` per day: the failed sessions of one policy domain, sending
+    organisation and failure-detail value on one day, and ``first_seen`` (the same order as
+    there: its day is this row's). A period's failure values (``rollup(since=...)``) are summed
+    from the rows of its days instead of from every failure detail. The key starts like
+    :class:`FailureTotalRow`'s, so that summing per value needs no sort, and one domain's rows
+    are one range."""
+
+    __tablename__ = "tlsrpt_failure_day"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # SQLite: the key is the table (one B-tree)
+
+    policy_domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    organization_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[int] = mapped_column(BigInteger)

@@ -8,7 +8,9 @@ store), so nothing waits for anything, and the whole batch is *one* statement: d
 CTEs insert the reports (``ON CONFLICT (dedup_key) DO NOTHING``), then only the policies,
 failure details and roll-up contributions of the reports that statement really inserted (a
 report another writer stored first, even one that commits while we wait on its key, adds
-nothing), and merge the roll-ups by the rules of :mod:`mtasts.store.rollups`. Each table's rows
+nothing), and merge the roll-ups by the rules of :mod:`mtasts.store.rollups` (the failure
+values per day are summed from the same JSON rows as their totals, parsed once, in the CTE
+``fv`` that both read: no second document). Each table's rows
 travel as one JSON parameter, so the statement text is constant: psycopg prepares it once and
 the server plans it once.
 
@@ -41,7 +43,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from mtasts.core.tlsrpt_report import TlsRptReport
-from mtasts.store.rollups import EPOCH, KINDS, MAX_COUNT, SEEN_SHIFT, detail_values, report_domains
+from mtasts.store.rollups import (
+    EPOCH,
+    KINDS,
+    MAX_COUNT,
+    SEEN_SHIFT,
+    counted_twice,
+    detail_values,
+    report_domains,
+    tlsa_domains,
+)
 
 __all__ = ["BATCH", "PostgresWriter"]
 
@@ -75,8 +86,9 @@ def _rows(name: str, types: str) -> str:
 
 def _compact(sql: str) -> str:
     """``sql`` on one line: psycopg caches the conversion of a query text up to 4 KiB only. (With
-    the reporter-day insert the statement is about 5 KiB: converting it again costs some 30 µs
-    per statement of up to 1,000 reports, measured, so it was not split for the cache.)"""
+    the reporter-day and failure-day inserts the statement is about 6.8 KiB: converting it again
+    costs some 30 µs per statement of up to 1,000 reports, measured, so it was not split for
+    the cache.)"""
     return " ".join(sql.split())
 
 
@@ -110,29 +122,46 @@ WITH r AS (
          AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10)
     WHERE x.c1 IN (SELECT id FROM p)
 ), d AS (
-    INSERT INTO tlsrpt_day_total AS t (policy_domain, day, policy_type, successful, failed)
-    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX})
-    FROM ({_rows("days", "bigint text date text bigint bigint")}) AS x(c0, c1, c2, c3, c4, c5)
+    INSERT INTO tlsrpt_day_total AS t (policy_domain, day, policy_type, successful, failed, twice_successful,
+                                       twice_failed)
+    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX}), LEAST(sum(x.c6), {_MAX}),
+        LEAST(sum(x.c7), {_MAX})
+    FROM ({_rows("days", "bigint text date text bigint bigint bigint bigint")})
+         AS x(c0, c1, c2, c3, c4, c5, c6, c7)
     WHERE x.c0 IN (SELECT id FROM r)
     GROUP BY 1, 2, 3 ORDER BY x.c1 COLLATE "C", x.c2, x.c3 COLLATE "C"
-    ON CONFLICT (policy_domain, day, policy_type) DO UPDATE SET {_add("successful")}, {_add("failed")}
+    ON CONFLICT (policy_domain, day, policy_type) DO UPDATE SET {_add("successful")}, {_add("failed")},
+        {_add("twice_successful")}, {_add("twice_failed")}
 ), s AS (
     INSERT INTO tlsrpt_sender_total AS t (policy_domain, organization_name, successful, failed, first_failed,
-                                          last_failed)
-    SELECT x.c1, x.c2, LEAST(sum(x.c3), {_MAX}), LEAST(sum(x.c4), {_MAX}), min(x.c5), max(x.c6)
-    FROM ({_rows("senders", "bigint text text bigint bigint date date")}) AS x(c0, c1, c2, c3, c4, c5, c6)
+                                          last_failed, twice_successful, twice_failed, reports)
+    SELECT x.c1, x.c2, LEAST(sum(x.c3), {_MAX}), LEAST(sum(x.c4), {_MAX}), min(x.c5), max(x.c6),
+        LEAST(sum(x.c7), {_MAX}), LEAST(sum(x.c8), {_MAX}), LEAST(sum(x.c9), {_MAX})
+    FROM ({_rows("senders", "bigint text text bigint bigint date date bigint bigint bigint")})
+         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
     WHERE x.c0 IN (SELECT id FROM r)
     GROUP BY 1, 2 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C"
     ON CONFLICT (policy_domain, organization_name) DO UPDATE SET {_add("successful")}, {_add("failed")},
         first_failed = LEAST(t.first_failed, excluded.first_failed),
-        last_failed = GREATEST(t.last_failed, excluded.last_failed)
+        last_failed = GREATEST(t.last_failed, excluded.last_failed),
+        {_add("twice_successful")}, {_add("twice_failed")}, {_add("reports")}
+), fv AS (
+    SELECT * FROM ({_rows("values", "bigint text text text text bigint date date bigint")})
+         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
+    WHERE x.c0 IN (SELECT id FROM r)
+), w AS (
+    INSERT INTO tlsrpt_failure_day AS t (policy_domain, organization_name, kind, value, day, failed, first_seen)
+    SELECT x.c1, x.c2, x.c3, x.c4, x.c6, LEAST(sum(x.c5), {_MAX}), min(x.c8)
+    FROM fv AS x
+    GROUP BY 1, 2, 3, 4, 5
+    ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3 COLLATE "C", x.c4 COLLATE "C", x.c6
+    ON CONFLICT (policy_domain, organization_name, kind, value, day) DO UPDATE SET {_add("failed")},
+        first_seen = LEAST(t.first_seen, excluded.first_seen)
 ), v AS (
     INSERT INTO tlsrpt_failure_total AS t (policy_domain, organization_name, kind, value, failed, first_day,
                                            last_day, first_seen)
     SELECT x.c1, x.c2, x.c3, x.c4, LEAST(sum(x.c5), {_MAX}), min(x.c6), max(x.c7), min(x.c8)
-    FROM ({_rows("values", "bigint text text text text bigint date date bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
-    WHERE x.c0 IN (SELECT id FROM r)
+    FROM fv AS x
     GROUP BY 1, 2, 3, 4 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3 COLLATE "C", x.c4 COLLATE "C"
     ON CONFLICT (policy_domain, organization_name, kind, value) DO UPDATE SET {_add("failed")},
         first_day = LEAST(t.first_day, excluded.first_day),
@@ -140,13 +169,15 @@ WITH r AS (
         first_seen = LEAST(t.first_seen, excluded.first_seen)
 ), g AS (
     INSERT INTO tlsrpt_reporter_day AS t (policy_domain, organization_name, day, reports, twice_successful,
-                                          twice_failed)
-    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX}), LEAST(sum(x.c6), {_MAX})
-    FROM ({_rows("reporters", "bigint text text date bigint bigint bigint")}) AS x(c0, c1, c2, c3, c4, c5, c6)
+                                          twice_failed, successful, failed)
+    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX}), LEAST(sum(x.c6), {_MAX}),
+        LEAST(sum(x.c7), {_MAX}), LEAST(sum(x.c8), {_MAX})
+    FROM ({_rows("reporters", "bigint text text date bigint bigint bigint bigint bigint")})
+         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
     WHERE x.c0 IN (SELECT id FROM r)
     GROUP BY 1, 2, 3 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3
     ON CONFLICT (policy_domain, organization_name, day) DO UPDATE SET {_add("reports")},
-        {_add("twice_successful")}, {_add("twice_failed")}
+        {_add("twice_successful")}, {_add("twice_failed")}, {_add("successful")}, {_add("failed")}
 )
 SELECT id FROM r
 """)  # noqa: S608 (nothing interpolated but constants: type names, parameter names, MAX_COUNT)
@@ -301,16 +332,21 @@ def _parameters(
         # what this report adds to the roll-ups, row by row: the statement sums the rows of
         # the reports it really inserted (and summing there costs less than merging here)
         org, day = report.organization_name, report.day
-        for domain, (count, twice_ok, twice_failed) in report_domains(report).items():
-            reporters.append((report_pk, domain, org, day, count, twice_ok, twice_failed))
+        for domain, counts in report_domains(report).items():
+            reporters.append((report_pk, domain, org, day, *counts))
         seen_day = (day - EPOCH).days << SEEN_SHIFT
         ids = iter(failure_ids[first_failure:failure_index])
+        tlsa = tlsa_domains(report)
+        counted: set[str] = set()  # the domains this report was counted for (one report each)
         for policy in report.policies:
             domain = policy.policy_domain or ""
             ok, failed = policy.total_successful, policy.total_failure
-            days.append((report_pk, domain, day, policy.policy_type.value, ok, failed))
+            twice = (ok, failed) if counted_twice(policy, tlsa) else (0, 0)
+            days.append((report_pk, domain, day, policy.policy_type.value, ok, failed, *twice))
             failed_day = day if failed else None
-            senders.append((report_pk, domain, org, ok, failed, failed_day, failed_day))
+            first = domain not in counted
+            counted.add(domain)
+            senders.append((report_pk, domain, org, ok, failed, failed_day, failed_day, *twice, int(first)))
             for detail in policy.failure_details:
                 seen = seen_day + next(ids)
                 count = detail.failed_session_count

@@ -1,10 +1,12 @@
 """The roll-up arithmetic every store shares, with no database in it.
 
-A store keeps four roll-up tables in step with its rows (see :mod:`mtasts.store.models`):
+A store keeps five roll-up tables in step with its rows (see :mod:`mtasts.store.models`):
 sessions per (domain, day, policy type), per (domain, sender), failed sessions per (domain,
-sender, kind, value), and per (domain, sender, day) the reports and the sessions they counted
-twice (:func:`report_domains`). A freshly stored report adds to them by the rules of
-:data:`DAY_RULES`, :data:`SENDER_RULES`, :data:`FAILURE_RULES` and :data:`REPORTER_RULES`:
+sender, kind, value), per (domain, sender, day) the reports, their sessions and the sessions
+they counted twice (:func:`report_domains`; the day and sender totals keep those too), and
+failed sessions per (domain, sender, kind, value, day), from which a period is summed. A
+freshly stored report adds to them by the rules of :data:`DAY_RULES`, :data:`SENDER_RULES`,
+:data:`FAILURE_RULES`, :data:`REPORTER_RULES` and :data:`FAILURE_DAY_RULES`:
 counts add up, saturating at 2^63-1 like the
 64-bit columns; first days and first-seen keep the least, last days the greatest (``None``: no
 value yet). The SQL stores apply the same rules in their upserts; the in-memory store applies
@@ -17,11 +19,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any, Final, Literal, TypeAlias
 
-from mtasts.core.tlsrpt_report import FailureDetail, PolicyType, TlsRptReport
+from mtasts.core.tlsrpt_report import FailureDetail, PolicyResult, PolicyType, TlsRptReport
 
 __all__ = [
     "DAY_RULES",
     "EPOCH",
+    "FAILURE_DAY_RULES",
     "FAILURE_RULES",
     "KINDS",
     "MAX_COUNT",
@@ -29,10 +32,12 @@ __all__ = [
     "SEEN_SHIFT",
     "SENDER_RULES",
     "RollupDelta",
+    "counted_twice",
     "detail_values",
     "merge",
     "report_domains",
     "rollup_delta",
+    "tlsa_domains",
 ]
 
 MAX_COUNT: Final = 2**63 - 1
@@ -41,15 +46,18 @@ SEEN_SHIFT: Final = 40  # first_seen = (days since 1970) << 40 | failure id
 KINDS: Final = ("result_type", "sending_ip", "mx", "reason")
 
 Rule: TypeAlias = Literal["add", "least", "greatest"]
-DAY_RULES: Final[tuple[Rule, ...]] = ("add", "add")  # successful, failed
-SENDER_RULES: Final[tuple[Rule, ...]] = ("add", "add", "least", "greatest")  # ..., first_failed, last_failed
+# the values of each table in column order (the twice_* columns: sessions counted twice)
+DAY_RULES: Final[tuple[Rule, ...]] = ("add",) * 4  # successful, failed, twice_successful, twice_failed
+# successful, failed, first_failed, last_failed, twice_successful, twice_failed, reports
+SENDER_RULES: Final[tuple[Rule, ...]] = ("add", "add", "least", "greatest", "add", "add", "add")
 FAILURE_RULES: Final[tuple[Rule, ...]] = ("add", "least", "greatest", "least")  # failed, first, last, seen
-REPORTER_RULES: Final[tuple[Rule, ...]] = ("add", "add", "add")  # reports, twice_successful, twice_failed
+REPORTER_RULES: Final[tuple[Rule, ...]] = ("add",) * 5  # reports, twice_successful, twice_failed, successful, failed
+FAILURE_DAY_RULES: Final[tuple[Rule, ...]] = ("add", "least")  # failed, first_seen
 
 Table: TypeAlias = dict[tuple[Any, ...], list[Any]]
-RollupDelta: TypeAlias = tuple[Table, Table, Table, Table]
-"""What some reports add to the day, sender, failure and reporter-day tables: key -> values
-(column order)."""
+RollupDelta: TypeAlias = tuple[Table, Table, Table, Table, Table]
+"""What some reports add to the day, sender, failure, reporter-day and failure-day tables:
+key -> values (column order)."""
 
 
 def detail_values(detail: FailureDetail) -> tuple[str, str, str, str | None]:
@@ -80,7 +88,8 @@ def merge(table: Table, key: tuple[Any, ...], values: Sequence[Any], rules: Sequ
 
 def report_domains(report: TlsRptReport) -> dict[str, list[int]]:
     """What one report adds to the reporter-day table, per policy domain (``''``: none): one
-    report, and the sessions it counted twice, ``[1, successful, failed]``.
+    report, the sessions it counted twice and all its sessions, ``[1, twice_successful,
+    twice_failed, successful, failed]``.
 
     Sessions are counted twice when the report holds both a ``tlsa`` and an ``sts`` result for
     the same policy domain: some reporters (Microsoft) evaluate each session against the
@@ -89,16 +98,30 @@ def report_domains(report: TlsRptReport) -> dict[str, list[int]]:
     (docs/report.md, "Sessions counted once"). Per report, not per day: only one report
     says that its two results are the same sessions."""
     domains: dict[str, list[int]] = {}
-    tlsa = {policy.policy_domain or "" for policy in report.policies if policy.policy_type is PolicyType.TLSA}
+    tlsa = tlsa_domains(report)
     for policy in report.policies:
         domain = policy.policy_domain or ""
         entry = domains.get(domain)
         if entry is None:
-            entry = domains[domain] = [1, 0, 0]
+            entry = domains[domain] = [1, 0, 0, 0, 0]
+        ok, failed = policy.total_successful, policy.total_failure
         if policy.policy_type is PolicyType.STS and domain in tlsa:
-            entry[1] = min(entry[1] + policy.total_successful, MAX_COUNT)
-            entry[2] = min(entry[2] + policy.total_failure, MAX_COUNT)
+            entry[1] = min(entry[1] + ok, MAX_COUNT)
+            entry[2] = min(entry[2] + failed, MAX_COUNT)
+        entry[3] = min(entry[3] + ok, MAX_COUNT)
+        entry[4] = min(entry[4] + failed, MAX_COUNT)
     return domains
+
+
+def counted_twice(policy: PolicyResult, tlsa: set[str]) -> bool:
+    """Whether ``policy`` lists sessions that its report also lists under a ``tlsa`` result
+    for the same domain (``tlsa``: :func:`tlsa_domains` of the report; see :func:`report_domains`)."""
+    return policy.policy_type is PolicyType.STS and (policy.policy_domain or "") in tlsa
+
+
+def tlsa_domains(report: TlsRptReport) -> set[str]:
+    """The policy domains (``''``: none) for which ``report`` holds a ``tlsa`` result."""
+    return {policy.policy_domain or "" for policy in report.policies if policy.policy_type is PolicyType.TLSA}
 
 
 def rollup_delta(reports: Iterable[TlsRptReport], failure_ids: Iterable[int]) -> RollupDelta:
@@ -108,39 +131,53 @@ def rollup_delta(reports: Iterable[TlsRptReport], failure_ids: Iterable[int]) ->
     senders: Table = {}
     found: Table = {}
     reporters: Table = {}
+    found_days: Table = {}
     ids = iter(failure_ids)
     for report in reports:
         day, org = report.day, report.organization_name
         for domain, values in report_domains(report).items():
             merge(reporters, (domain, org, day), values, REPORTER_RULES)
+            merge(senders, (domain, org), (0, 0, None, None, 0, 0, 1), SENDER_RULES)  # one report more
         day_number = (day - EPOCH).days << SEEN_SHIFT
+        tlsa = tlsa_domains(report)
         for policy in report.policies:
             domain = policy.policy_domain or ""
             ok, failed = policy.total_successful, policy.total_failure
-            merge(days, (domain, day, policy.policy_type.value), (ok, failed), DAY_RULES)
+            twice_ok, twice_failed = (ok, failed) if counted_twice(policy, tlsa) else (0, 0)
+            merge(days, (domain, day, policy.policy_type.value), (ok, failed, twice_ok, twice_failed), DAY_RULES)
             failed_day = day if failed else None
-            merge(senders, (domain, org), (ok, failed, failed_day, failed_day), SENDER_RULES)
+            merge(senders, (domain, org), (ok, failed, failed_day, failed_day, twice_ok, twice_failed, 0), SENDER_RULES)
             for detail in policy.failure_details:
                 seen = day_number + next(ids)
                 count = detail.failed_session_count
                 for kind, value in zip(KINDS, detail_values(detail), strict=True):
                     if value is None:
                         continue
+                    # merge(found, ..., FAILURE_RULES) and merge(found_days, ..., FAILURE_DAY_RULES)
+                    # written out: this is the hot loop
                     key = (domain, org, kind, value)
                     known = found.get(key)
                     if known is None:
                         found[key] = [count, day, day, seen]
-                        continue
-                    # merge(found, key, ..., FAILURE_RULES) written out: this is the hot loop
-                    total = known[0] + count
-                    known[0] = total if total < MAX_COUNT else MAX_COUNT
-                    if day < known[1]:
-                        known[1] = day
-                    elif day > known[2]:
-                        known[2] = day
-                    if seen < known[3]:  # noqa: PLR1730 (a comparison costs less than min())
-                        known[3] = seen
-    return days, senders, found, reporters
+                    else:
+                        total = known[0] + count
+                        known[0] = total if total < MAX_COUNT else MAX_COUNT
+                        if day < known[1]:
+                            known[1] = day
+                        elif day > known[2]:
+                            known[2] = day
+                        if seen < known[3]:  # noqa: PLR1730 (a comparison costs less than min())
+                            known[3] = seen
+                    day_key = (domain, org, kind, value, day)
+                    known = found_days.get(day_key)
+                    if known is None:
+                        found_days[day_key] = [count, seen]
+                    else:
+                        total = known[0] + count
+                        known[0] = total if total < MAX_COUNT else MAX_COUNT
+                        if seen < known[1]:  # noqa: PLR1730
+                            known[1] = seen
+    return days, senders, found, reporters, found_days
 
 
 def sorted_rows(table: Table) -> Iterator[tuple[Any, ...]]:

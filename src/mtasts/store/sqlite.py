@@ -27,6 +27,7 @@ from mtasts.core.tlsrpt_report import TlsRptReport
 from mtasts.store.models import (
     Base,
     DayTotalRow,
+    FailureDayRow,
     FailureDetailRow,
     FailureTotalRow,
     PolicyResultRow,
@@ -36,6 +37,7 @@ from mtasts.store.models import (
 )
 from mtasts.store.rollups import (
     DAY_RULES,
+    FAILURE_DAY_RULES,
     FAILURE_RULES,
     MAX_COUNT,
     REPORTER_RULES,
@@ -56,6 +58,7 @@ _RULES: Final[dict[type[Base], tuple[Rule, ...]]] = {
     SenderTotalRow: SENDER_RULES,
     FailureTotalRow: FAILURE_RULES,
     ReporterDayRow: REPORTER_RULES,
+    FailureDayRow: FAILURE_DAY_RULES,
 }
 
 
@@ -98,12 +101,11 @@ def _upsert(model: type[Base]) -> str:
 
 
 class _DateText(dict[date | None, str | None]):
-    """A date as SQLite text, each distinct day converted once (a batch has a few dozen)."""
+    """A date as SQLite text, each distinct day converted once (a batch has a few dozen): read
+    as ``text[day]``, a dictionary lookup, where a call per value cost more than the upserts."""
 
-    def __call__(self, day: date | None) -> str | None:
-        text = self.get(day, "")
-        if text == "":
-            text = self[day] = None if day is None else day.isoformat()
+    def __missing__(self, day: date | None) -> str | None:
+        text = self[day] = None if day is None else day.isoformat()
         return text
 
 
@@ -192,19 +194,22 @@ def _store_batch(cursor: sqlite3.Cursor, batch: list[Entry], received_text: str)
                 )
                 failure_pks.append(cast(int, cursor.lastrowid))
     if fresh:
-        days, senders, found, reporters = rollup_delta(fresh, failure_pks)
+        days, senders, found, reporters, found_days = rollup_delta(fresh, failure_pks)
         text = _DateText()
         if days:
-            cursor.executemany(
-                _upsert(DayTotalRow), [(d, text(w), k, ok, bad) for d, w, k, ok, bad in sorted_rows(days)]
-            )
+            day_rows = [(d, text[w], k, *counts) for d, w, k, *counts in sorted_rows(days)]
+            cursor.executemany(_upsert(DayTotalRow), day_rows)
         if senders:
-            sender_rows = [(d, o, ok, bad, text(f), text(la)) for d, o, ok, bad, f, la in sorted_rows(senders)]
+            sender_rows = [
+                (d, o, ok, bad, text[f], text[la], *rest) for d, o, ok, bad, f, la, *rest in sorted_rows(senders)
+            ]
             cursor.executemany(_upsert(SenderTotalRow), sender_rows)
         if found:
-            value_rows = [(d, o, k, v, bad, text(f), text(la), n) for d, o, k, v, bad, f, la, n in sorted_rows(found)]
+            value_rows = [(d, o, k, v, bad, text[f], text[la], n) for d, o, k, v, bad, f, la, n in sorted_rows(found)]
             cursor.executemany(_upsert(FailureTotalRow), value_rows)
-        reporter_rows = [(d, o, text(w), n, ok, bad) for d, o, w, n, ok, bad in sorted_rows(reporters)]
+            value_day_rows = [(d, o, k, v, text[w], bad, n) for d, o, k, v, w, bad, n in sorted_rows(found_days)]
+            cursor.executemany(_upsert(FailureDayRow), value_day_rows)
+        reporter_rows = [(d, o, text[w], *counts) for d, o, w, *counts in sorted_rows(reporters)]
         cursor.executemany(_upsert(ReporterDayRow), reporter_rows)
     return stored
 

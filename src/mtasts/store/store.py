@@ -6,11 +6,12 @@ creates the engine and brings the schema to the newest Alembic revision. Ingest 
 no report-id) and transactional (:meth:`ReportStore.add_reports` stores every report of one
 message or none of them).
 
-Each ingest also adds its reports to four roll-up tables (sessions per domain and day, per
-domain and sender, per failure-detail value, and per domain, sender and day the reports and the
-sessions they counted twice), so that :meth:`ReportStore.rollup` and
-:meth:`ReportStore.reporters`, what a summary and the dashboard need, read a few thousand rows
-instead of every stored one.
+Each ingest also adds its reports to five roll-up tables (sessions per domain and day, per
+domain and sender, per failure-detail value, per domain, sender and day the reports, their
+sessions and those they counted twice, and per failure-detail value and day), so that
+:meth:`ReportStore.rollup` and :meth:`ReportStore.reporters`, what a summary and the dashboard
+need, read a few thousand rows (everything stored) or sum the per-day rows of a period in the
+database, instead of reading every stored report.
 
 One class serves both databases: SQLAlchemy already gives them one engine, one schema (the
 models and Alembic scripts) and one query language for every read, and the reads are most of
@@ -30,8 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, cast
@@ -55,13 +57,10 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    literal,
     literal_column,
     select,
     type_coerce,
-    union_all,
 )
-from sqlalchemy import cast as cast_
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -72,15 +71,16 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.types import TypeEngine
 
 from mtasts.core.tlsrpt_report import (
     DayTotal,
+    DayTwice,
     FailureRow,
     FailureTotal,
     PolicyRow,
     Rollup,
     SenderTotal,
+    SenderTwice,
     TlsRptReport,
     parse_report,
 )
@@ -97,6 +97,7 @@ from mtasts.store.errors import (
 from mtasts.store.interface import AddResult, Message, MessageOutcome, Reporter, StoredReport, dedup_key
 from mtasts.store.models import (
     DayTotalRow,
+    FailureDayRow,
     FailureDetailRow,
     FailureTotalRow,
     PolicyResultRow,
@@ -104,6 +105,7 @@ from mtasts.store.models import (
     ReportRow,
     SenderTotalRow,
 )
+from mtasts.store.rollups import EPOCH as _EPOCH
 from mtasts.store.rollups import MAX_COUNT as _MAX_COUNT
 from mtasts.store.rollups import SEEN_SHIFT as _SEEN_SHIFT
 
@@ -420,6 +422,11 @@ class ReportStore:
         with Session(self.engine) as session:
             return int(session.scalar(select(func.count()).select_from(ReportRow)) or 0)
 
+    def stamp(self) -> int:
+        """The reports of the sender totals, summed (each report adds 1 per policy domain)."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.coalesce(func.sum(SenderTotalRow.reports), 0))).scalar() or 0)
+
     def has(self, key: str) -> bool:
         with Session(self.engine) as session:
             return session.scalar(select(ReportRow.id).where(ReportRow.dedup_key == key)) is not None
@@ -483,62 +490,46 @@ class ReportStore:
             return [FailureRow(**row._asdict()) for row in session.execute(ordered)]
 
     def rollup(self, *, since: date | None = None, domain: str | None = None) -> Rollup:
-        """The stored rows summed per the keys of :class:`Rollup`, in the database: read from the
-        roll-up tables, or (``since`` given) grouped from the rows of those days. Equal, up to
-        order, to ``rollup_rows(self.policy_rows(...), self.failure_rows(...))``."""
+        """The stored rows summed per the keys of :class:`Rollup`, read from the roll-up tables
+        only: everything stored from the totals; a period (``since``) summed in the database
+        from the per-day tables (the day totals, the reporter days, the failure values per
+        day), or from the totals too when it starts on or before the first stored day. Equal,
+        up to order, to ``rollup_rows(self.policy_rows(...), self.failure_rows(...))``."""
         if domain is not None and not domain:
             return Rollup()  # no policy domain is empty ('' stands for none in the roll-ups)
-        with _gc_paused(), self.engine.connect() as connection:
-            # SQLite: days come back as text, each distinct one read once below
-            day_type = String() if connection.dialect.name == "sqlite" else Date()
-            rows: list[Sequence[Any]]
+        with _gc_paused():
+            if since is not None:
+                with self.engine.connect() as connection:
+                    if _covers_everything(connection, since):
+                        since = None  # the same sums, from the smaller tables
+            # the failure values (the biggest read) on a second connection meanwhile: the
+            # drivers let go of the GIL while the database works, so both reads run at once
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-rollup") as pool:
+                found = pool.submit(self._failure_rows, since, domain)
+                days, senders = self._days_and_senders(since, domain)
+                failures = found.result()
+        return _as_rollup(days, senders, failures)
+
+    def _failure_rows(self, since: date | None, domain: str | None) -> Sequence[Any]:
+        """The failure-value rows of a roll-up, in the column order of their totals table."""
+        with self.engine.connect() as connection:
             if since is None:
-                rows = [_plain_rows(connection, query) for query in _rollup_tables(domain, day_type)]
-            else:
-                queries = _rollup_grouped(connection.dialect.name, since, domain, day_type)
-                grouped_days, grouped_senders, grouped_failures = (connection.execute(q).all() for q in queries)
-                rows = [  # each count comes as two partial sums (see _sum): joined here
-                    [(d, w, k, _count(*ok), _count(*bad)) for d, w, k, ok, bad in _pairs(grouped_days, 3, 2)],
-                    [
-                        (d, o, _count(*ok), _count(*bad), f, la)
-                        for d, o, ok, bad, f, la in _pairs(grouped_senders, 2, 2)
-                    ],
-                    [
-                        (d, o, k, v, _count(*bad), f, la, int(n))
-                        for d, o, k, v, bad, f, la, n in _pairs(grouped_failures, 4, 1)
-                    ],
-                ]
-            days, senders, failures = rows
-            # every distinct day value, read once (SQLite returns text; PostgreSQL dates)
-            texts = {row[1] for row in days} | {row[4] for row in senders} | {row[5] for row in senders}
-            texts |= {row[5] for row in failures} | {row[6] for row in failures}
-            known: dict[Any, Any] = {
-                text: text if text is None or isinstance(text, date) else date.fromisoformat(text) for text in texts
-            }
-            day_totals: tuple[DayTotal, ...] = tuple(
-                [(key or None, known[when], kind, ok, bad) for key, when, kind, ok, bad in days]
-            )
-            sender_totals: tuple[SenderTotal, ...] = tuple(
-                [(key or None, org, ok, bad, known[first], known[last]) for key, org, ok, bad, first, last in senders]
-            )
-            failure_totals: tuple[FailureTotal, ...] = tuple(
-                [
-                    (
-                        key or None,
-                        org,
-                        kind,
-                        value if kind == "result_type" else value or None,
-                        bad,
-                        known[first],
-                        known[last],
-                        seen,
-                    )
-                    for key, org, kind, value, bad, first, last, seen in failures
-                ]
-            )
-            del rows, days, senders, failures  # freed now, not collected later
-            days_twice, senders_twice = _twice(connection, since, domain)
-        return Rollup(day_totals, sender_totals, failure_totals, days_twice, senders_twice)
+                return _plain_rows(connection, _table_rows(FailureTotalRow, domain))
+            return _period_failures(_summed(connection, lambda exact: _period_values(since, domain, exact)))
+
+    def _days_and_senders(self, since: date | None, domain: str | None) -> tuple[Sequence[Any], Sequence[Any]]:
+        """The day and sender rows of a roll-up, in the column order of their totals tables."""
+        with self.engine.connect() as connection:
+            days = _plain_rows(connection, _day_rows(since, domain))
+            if since is None:
+                return days, _plain_rows(connection, _table_rows(SenderTotalRow, domain))
+            senders = [  # each count comes as two partial sums (see _sum): joined here; no report count
+                (d, o, _count(oh, ol), _count(bh, bl), first, last, _count(toh, tol), _count(tbh, tbl), 0)
+                for d, o, oh, ol, bh, bl, first, last, toh, tol, tbh, tbl in _summed(
+                    connection, lambda exact: _period_senders(since, domain, exact)
+                )
+            ]
+        return days, senders
 
     def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:
         """From the reporter-day table, grouped in the database (one row per organisation and
@@ -547,11 +538,17 @@ class ReportStore:
             return []
         row = ReporterDayRow
         query = _reporter_days(
-            (row.policy_domain, row.organization_name, func.max(row.day), func.count()), since, domain
+            (row.policy_domain, row.organization_name, type_coerce(func.max(row.day), String()), func.count()),
+            since,
+            domain,
         ).group_by(row.policy_domain, row.organization_name)
         with self.engine.connect() as connection:
-            found = connection.execute(query).all()
-        return [Reporter(key or None, org, _as_date(last), int(days)) for key, org, last, days in found]
+            found = _plain_rows(connection, query)
+        days: dict[Any, date] = {}
+        return [
+            Reporter(key or None, org, days.get(last) or days.setdefault(last, _as_date(last)), int(count))
+            for key, org, last, count in found
+        ]
 
     def stored_report(self, key: str) -> StoredReport | None:
         with Session(self.engine) as session:
@@ -601,9 +598,23 @@ def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
 
 
 def _as_date(value: Any) -> date:
-    """A day as SQLite (text, once an aggregate has hidden the column's type) or PostgreSQL
-    (a date) returns it."""
+    """A day as SQLite (text) or PostgreSQL (a date) returns it."""
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class _Days(dict[Any, Any]):
+    """Days as the driver returns them (SQLite: ISO text) made dates, each distinct one once
+    (a roll-up holds tens of thousands of days, a few hundred distinct); ``None`` stays."""
+
+    def __missing__(self, value: Any) -> Any:
+        day = self[value] = None if value is None else _as_date(value)
+        return day
+
+
+def _covers_everything(connection: Connection, since: date) -> bool:
+    """Whether a period from ``since`` holds every stored report (one index lookup)."""
+    first = connection.execute(select(type_coerce(func.min(ReportRow.day), String()))).scalar()
+    return first is None or _as_date(first) >= since
 
 
 def _reporter_days(columns: Sequence[Any], since: date | None, domain: str | None) -> Select[Any]:
@@ -616,121 +627,144 @@ def _reporter_days(columns: Sequence[Any], since: date | None, domain: str | Non
     return query
 
 
-def _twice(connection: Connection, since: date | None, domain: str | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The ``days_twice`` and ``senders_twice`` of a roll-up, grouped from the reporter-day
-    table in the database (only its rows that counted sessions twice)."""
+def _text_days(columns: Iterable[Any]) -> list[Any]:
+    """``columns`` with the days read as the driver returns them (see :func:`_plain_rows`)."""
+    return [type_coerce(c, String()) if isinstance(c.type, Date) else c for c in columns]
+
+
+def _table_rows(model: type[Any], domain: str | None) -> Select[Any]:
+    """Every row of a roll-up table (``domain``: its rows only), its columns in table order."""
+    query = select(*_text_days(cast(Table, model.__table__).columns))
+    return query if domain is None else query.where(model.policy_domain == domain)
+
+
+def _day_rows(since: date | None, domain: str | None) -> Select[Any]:
+    """The day totals (with what their ``sts`` rows counted twice), from ``since`` on."""
+    query = _table_rows(DayTotalRow, domain)
+    return query if since is None else query.where(DayTotalRow.day >= since)
+
+
+def _period_senders(since: date, domain: str | None, exact: bool) -> Select[Any]:
+    """The sender totals of the days from ``since`` on, summed from the reporter days."""
     row = ReporterDayRow
-    twice = (row.twice_successful > 0) | (row.twice_failed > 0)
-    sums = (*_sum(row.twice_successful), *_sum(row.twice_failed))
-    by_day = _reporter_days((row.policy_domain, row.day, *sums), since, domain).where(twice)
-    by_sender = _reporter_days((row.policy_domain, row.organization_name, *sums), since, domain).where(twice)
-    known: dict[Any, date] = {}
-    days = []
-    for key, day, oh, ol, bh, bl in _plain_rows(connection, by_day.group_by(row.policy_domain, row.day)):
-        when = known.get(day)
-        if when is None:
-            when = known[day] = _as_date(day)
-        days.append((key or None, when, _count(oh, ol), _count(bh, bl)))
-    by_sender = by_sender.group_by(row.policy_domain, row.organization_name)
-    senders = [
-        (key or None, org, _count(oh, ol), _count(bh, bl))
-        for key, org, oh, ol, bh, bl in _plain_rows(connection, by_sender)
-    ]
-    return tuple(days), tuple(senders)
+    failed_day = type_coerce(case((row.failed > 0, row.day), else_=None), String())
+    columns = (
+        row.policy_domain,
+        row.organization_name,
+        *_sum(row.successful, exact),
+        *_sum(row.failed, exact),
+        func.min(failed_day),
+        func.max(failed_day),
+        *_sum(row.twice_successful, exact),
+        *_sum(row.twice_failed, exact),
+    )
+    return _reporter_days(columns, since, domain).group_by(row.policy_domain, row.organization_name)
 
 
-def _rollup_tables(domain: str | None, day_type: TypeEngine[Any]) -> tuple[Select[Any], ...]:
-    queries = []
-    for model in (DayTotalRow, SenderTotalRow, FailureTotalRow):
-        columns = cast(Table, model.__table__).columns
-        query = select(*(type_coerce(c, day_type) if isinstance(c.type, Date) else c for c in columns))
-        if domain is not None:
-            query = query.where(model.policy_domain == domain)
-        queries.append(query)
-    return tuple(queries)
-
-
-def _rollup_grouped(
-    dialect: str, since: date, domain: str | None, day_type: TypeEngine[Any]
-) -> tuple[Select[Any], ...]:
-    """The roll-up of the rows from ``since`` on, grouped in the database."""
-    domain_key = func.coalesce(PolicyResultRow.policy_domain, "")
-    policies = select().select_from(PolicyResultRow).join(ReportRow, ReportRow.id == PolicyResultRow.report_pk)
-    policies = policies.where(ReportRow.day >= since)
+def _period_values(since: date, domain: str | None, exact: bool) -> Select[Any]:
+    """The failure values of the days from ``since`` on, summed from the failure days (their
+    key starts with the grouping columns: no sort). The first and last days are those of the
+    least and greatest ``first_seen`` (its high bits are the row's day: an integer compares
+    faster than a day, which SQLite keeps as text)."""
+    row = FailureDayRow
+    query = select(
+        row.policy_domain,
+        row.organization_name,
+        row.kind,
+        row.value,
+        *_sum(row.failed, exact),
+        type_coerce(func.max(row.first_seen), BigInteger()),
+        type_coerce(func.min(row.first_seen), BigInteger()),
+    ).where(row.day >= since)
     if domain is not None:
-        policies = policies.where(PolicyResultRow.policy_domain == domain)
-    failures = policies.join(FailureDetailRow, FailureDetailRow.policy_pk == PolicyResultRow.id)
-    day = ReportRow.day
-    failed_day = case((PolicyResultRow.total_failure > 0, day), else_=None)
-    days = policies.add_columns(
-        domain_key,
-        day,
-        PolicyResultRow.policy_type,
-        *_sum(PolicyResultRow.total_successful),
-        *_sum(PolicyResultRow.total_failure),
-    ).group_by(domain_key, day, PolicyResultRow.policy_type)
-    senders = policies.add_columns(
-        domain_key,
-        ReportRow.organization_name,
-        *_sum(PolicyResultRow.total_successful),
-        *_sum(PolicyResultRow.total_failure),
-        type_coerce(func.min(failed_day), day_type),
-        type_coerce(func.max(failed_day), day_type),
-    ).group_by(domain_key, ReportRow.organization_name)
-    if dialect == "sqlite":
-        day_number = cast_(func.julianday(day) - 2440587.5, BigInteger)
-    else:
-        day_number = cast_(day - date(1970, 1, 1), BigInteger)
-    first_seen = func.min(day_number * (1 << _SEEN_SHIFT) + FailureDetailRow.id)
-    values = {
-        "result_type": FailureDetailRow.result_type,
-        "sending_ip": func.coalesce(func.nullif(FailureDetailRow.sending_mta_ip, ""), ""),
-        "mx": func.coalesce(
-            func.nullif(FailureDetailRow.receiving_mx_hostname, ""), func.nullif(FailureDetailRow.receiving_ip, ""), ""
-        ),
-        "reason": func.nullif(FailureDetailRow.failure_reason_code, ""),
-    }
-    grouped = [
-        failures.add_columns(
-            domain_key,
-            ReportRow.organization_name,
-            literal(kind, String),
-            value,
-            *_sum(FailureDetailRow.failed_session_count),
-            type_coerce(func.min(day), day_type),
-            type_coerce(func.max(day), day_type),
-            type_coerce(first_seen, BigInteger),
-        )
-        .where(value.is_not(None))
-        .group_by(domain_key, ReportRow.organization_name, value)
-        for kind, value in values.items()
+        query = query.where(row.policy_domain == domain)
+    return query.group_by(row.policy_domain, row.organization_name, row.kind, row.value)
+
+
+def _period_failures(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Failure-value rows in the column order of the failure totals, from :func:`_period_values`."""
+    days: dict[int, date] = {}
+
+    def day_of(seen: int) -> date:
+        number = seen >> _SEEN_SHIFT
+        day = days.get(number)
+        if day is None:
+            day = days[number] = _EPOCH + timedelta(days=number)
+        return day
+
+    return [
+        (d, o, k, v, _count(high, low), day_of(int(first)), day_of(int(last)), int(first))
+        for d, o, k, v, high, low, last, first in rows
     ]
-    return days, senders, union_all(*grouped)  # type: ignore[return-value]
+
+
+def _as_rollup(days: Sequence[Any], senders: Sequence[Any], failures: Sequence[Any]) -> Rollup:
+    """Rows in the column order of the day, sender and failure totals as a :class:`Rollup`:
+    ``''`` back to ``None`` where the tables use it for none, days made dates, and what was
+    counted twice taken from the ``twice_*`` columns."""
+    known = _Days()
+    day_totals: tuple[DayTotal, ...] = tuple(
+        [(key or None, known[when], kind, ok, bad) for key, when, kind, ok, bad, _, _ in days]
+    )
+    days_twice: tuple[DayTwice, ...] = tuple(
+        [(key or None, known[when], ok, bad) for key, when, _, _, _, ok, bad in days if ok or bad]
+    )
+    sender_totals: tuple[SenderTotal, ...] = tuple(
+        [(key or None, org, ok, bad, known[first], known[last]) for key, org, ok, bad, first, last, *_ in senders]
+    )
+    senders_twice: tuple[SenderTwice, ...] = tuple(
+        [(key or None, org, ok, bad) for key, org, _, _, _, _, ok, bad, _ in senders if ok or bad]
+    )
+    failure_totals: tuple[FailureTotal, ...] = tuple(
+        [
+            (
+                key or None,
+                org,
+                kind,
+                value if kind == "result_type" else value or None,
+                bad,
+                known[first],
+                known[last],
+                seen,
+            )
+            for key, org, kind, value, bad, first, last, seen in failures
+        ]
+    )
+    return Rollup(day_totals, sender_totals, failure_totals, days_twice, senders_twice)
 
 
 # Sums over a period cannot overflow. SQLite's SUM() raises "integer overflow" past 2^63-1 (and
 # TOTAL() is a float, inexact past 2^53); PostgreSQL's SUM(bigint) is numeric, but the roll-up
-# tables saturate at 2^63-1 and a period must read the same. So each count is summed in two
-# halves, its high bits (x >> 32, below 2^31) and its low 32 bits: each partial sum fits 64
-# bits for up to 2^32 rows, and Python joins them exactly and saturates like the roll-ups.
+# tables saturate at 2^63-1 and a period must read the same. A period's query sums each count
+# once (PostgreSQL: exact; SQLite: exact unless it raises); when SQLite raises, the query runs
+# again with each count summed in two halves, its high bits (x >> 32, below 2^31) and its low
+# 32 bits: each partial sum fits 64 bits for up to 2^32 rows, and Python joins them exactly and
+# saturates like the roll-ups. (Two sums per count cost a tenth more on every read.)
 _HALF: Final = 32
 
 
-def _sum(column: Any) -> tuple[Any, Any]:
-    """Two partial sums of a non-negative 64-bit ``column`` (high and low 32 bits); see above."""
+def _sum(column: Any, exact: bool) -> tuple[Any, Any]:
+    """Two partial sums of a non-negative 64-bit ``column``: the high and low 32 bits
+    (``exact``), or 0 and the sum (see above)."""
+    if not exact:
+        return literal_column("0", BigInteger), type_coerce(func.sum(column), BigInteger)
     high = func.sum(column.op(">>")(literal_column(str(_HALF))))
     low = func.sum(column.op("&")(literal_column(str((1 << _HALF) - 1))))
     return type_coerce(high, BigInteger), type_coerce(low, BigInteger)
+
+
+def _summed(connection: Connection, query: Callable[[bool], Select[Any]]) -> Sequence[Any]:
+    """The rows of ``query(exact)`` with single sums, or with split ones should SQLite's SUM()
+    overflow (see above)."""
+    try:
+        return _plain_rows(connection, query(False))
+    except DBAPIError as exc:
+        if "integer overflow" not in str(exc.orig):
+            raise
+    return _plain_rows(connection, query(True))
 
 
 def _count(high: Any, low: Any) -> int:
     """A count from the two partial sums of :func:`_sum`, saturated at 2^63-1 like the roll-ups
     (PostgreSQL returns the sums as ``Decimal``, SQLite as ``int``; NULL for no rows)."""
     return min((int(high or 0) << _HALF) + int(low or 0), _MAX_COUNT)
-
-
-def _pairs(rows: Iterable[Sequence[Any]], start: int, pairs: int) -> Iterator[tuple[Any, ...]]:
-    """Each row with its ``pairs`` partial-sum pairs from index ``start`` on made into 2-tuples."""
-    end = start + 2 * pairs
-    for row in rows:
-        yield (*row[:start], *zip(row[start:end:2], row[start + 1 : end : 2], strict=True), *row[end:])

@@ -79,6 +79,7 @@ def serve_command(
         loader=lambda generation: load_snapshot(path, generation=generation),
         listen=addresses or None,
         admin=admin_address,
+        tune_collector=True,  # this process is the host: its start-up objects live as long as it
     )
 
     report = snapshot.config.report

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
@@ -27,8 +27,12 @@ from mtasts.cli.report._common import (
     reading,
 )
 from mtasts.cli.text import plural
+from mtasts.core.tlsrpt_report import SenderTwice
 from mtasts.net.mailer import DEFAULT_PORTS, MailError, MailFailureKind, SmtpSecurity, SmtpSettings, compose, send
 from mtasts.report.analysis import digest
+
+if TYPE_CHECKING:  # the store loads when the command runs
+    from mtasts.store.interface import ReportStoreProtocol
 
 PASSWORD_ENV: Final = "MTASTS_SMTP_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 DEFAULT_SMTP: Final = "localhost"
@@ -136,17 +140,24 @@ def digest_command(
             fail(f"--mail-from/--mail-to: {exc}", ExitCode.USAGE)
         settings = smtp_settings(smtp, security, smtp_user, password_file, ca_file, timeout, os.environ)
     wanted = normalise_domain(domain)
+    now = datetime.now(UTC)
+    period_end = last_day or now.date()
+    period_start = period_end - timedelta(days=days - 1)
     with reading(db) as store:
         policies = store.policy_rows(domain=wanted)
         failures = store.failure_rows(domain=wanted)
-    now = datetime.now(UTC)
+        # what the store knows of sessions counted twice, so the digest counts as the summary does
+        wider = store.rollup(since=period_start - timedelta(days=baseline_days), domain=wanted)
+        senders_twice = _senders_twice(store, period_start, period_end, wanted)
     result = digest(
         policies,
         failures,
-        until=last_day or now.date(),
+        until=period_end,
         days=days,
         baseline_days=baseline_days,
         silent_days=silent_days,
+        days_twice=wider.days_twice,
+        senders_twice=senders_twice,
     )
     text = json_text(result.to_dict()) if json_output else result.to_text()
     if settings is not None:
@@ -173,6 +184,25 @@ def digest_command(
         sys.stdout.flush()
     if alerts_exit and result.alerts:
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _senders_twice(store: ReportStoreProtocol, since: date, until: date, domain: str | None) -> list[SenderTwice]:
+    """The sessions each sender's reports of ``since`` to ``until`` counted twice. The store
+    keeps them per sender from a day on, not per day, so a period that ends before the newest
+    report (``--until`` in the past) is the roll-up from ``since`` less the one after ``until``."""
+    period = store.rollup(since=since, domain=domain)
+    if not any(row[1] > until for row in period.days):
+        return list(period.senders_twice)
+    later = {
+        (key, org): (ok, bad)
+        for key, org, ok, bad in store.rollup(since=until + timedelta(days=1), domain=domain).senders_twice
+    }
+    found = []
+    for key, org, ok, bad in period.senders_twice:
+        ok_later, bad_later = later.get((key, org), (0, 0))
+        if ok > ok_later or bad > bad_later:
+            found.append((key, org, ok - ok_later, bad - bad_later))
+    return found
 
 
 def smtp_settings(

@@ -1,0 +1,222 @@
+"""The help of the ``mtasts`` command in the reader's language: every command's help, the short
+help in command lists, the epilog, every option's and argument's help, and the labels click
+and Typer add around them ("Usage: ", "Options", "default: ..."), from the ``cli`` catalogue.
+
+Typer builds the click command tree from docstrings and ``help=`` strings in English when the
+program starts. The root group (:class:`TranslatedHelpGroup`, ``cls=`` of the app in
+``mtasts.cli.main``) gives every command of its tree :class:`HelpContext`, whose ``get_help``
+(the one path of ``--help``, ``no_args_is_help`` and usage errors that show help) renders the
+help with the strings of the command at hand looked up in the catalogue, for that rendering
+only: the tree is English again afterwards, and English (or a string the catalogue lacks) is
+rendered as it is. The language is :func:`mtasts.i18n.current`'s (``--lang``, an eager option
+so that ``mtasts --lang ja --help`` sees it, else ``LC_ALL``/``LC_MESSAGES``/``LANG``).
+
+Typer renders its labels with the process-wide :func:`gettext.gettext` (``typer.core``) or keeps
+them in module constants (``typer.rich_utils``, for the Rich help on a terminal); they are
+swapped for the catalogue's for the rendering and put back, so no other code in the process sees
+another gettext domain. Nothing here changes what the commands do, only the words of the help.
+
+The message ids are what the tree holds (:func:`help_messages` walks it, so an f-string or a
+shared constant is seen as the user sees it): ``python -m mtasts.i18n.help`` writes the template
+with Babel (a development dependency), and the standard toolchain does the rest::
+
+    python -m mtasts.i18n.help > src/mtasts/i18n/locale/cli.pot
+    pybabel update -i src/mtasts/i18n/locale/cli.pot -d src/mtasts/i18n/locale -D cli
+    pybabel compile -d src/mtasts/i18n/locale -D cli
+
+tests/i18n/test_help.py fails when a help string of the covered commands has no translation.
+"""
+
+from __future__ import annotations
+
+import gettext
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from functools import cache
+from typing import Any
+
+import typer
+import typer.core
+from typer import _click as click
+from typer._click.utils import make_default_short_help
+
+from mtasts.i18n import LOCALE_DIR, current
+
+__all__ = [
+    "DOMAIN",
+    "LABELS",
+    "HelpContext",
+    "HelpFormatter",
+    "TranslatedHelpGroup",
+    "catalogue",
+    "help_messages",
+    "short_help_id",
+    "walk",
+]
+
+DOMAIN = "cli"
+
+LABELS: tuple[str, ...] = (
+    "Usage: ",
+    "Arguments",
+    "Options",
+    "Commands",
+    "default: {default}",
+    "env var: {var}",
+    "required",
+    "(dynamic)",
+    "Show this message and exit.",
+    "[default: {}]",
+    "[env var: {}]",
+    "[required]",
+    "(deprecated) ",
+)
+"""What click and Typer write around the help strings (their English, as they say it)."""
+
+_RICH_CONSTANTS = {
+    "ARGUMENTS_PANEL_TITLE": "Arguments",
+    "OPTIONS_PANEL_TITLE": "Options",
+    "COMMANDS_PANEL_TITLE": "Commands",
+    "DEFAULT_STRING": "[default: {}]",
+    "ENVVAR_STRING": "[env var: {}]",
+    "REQUIRED_LONG_STRING": "[required]",
+    "DEPRECATED_STRING": "(deprecated) ",
+}
+_SHORT_HELP_LIMIT = 1_000_000  # a command's first sentence, however long: its entry in command lists
+
+
+@cache
+def catalogue(tag: str) -> gettext.NullTranslations:
+    """The ``cli`` catalogue of ``tag`` (English: none, the source is English). Without its
+    ``.mo`` (a packaging bug, which tests/i18n/test_help.py catches) help is English: ``--help``
+    must work whatever else is broken."""
+    if tag == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[tag], fallback=True)
+
+
+def short_help_id(help_text: str) -> str:
+    """The message id of a command's entry in a list of commands: its first sentence, as click
+    makes it (first paragraph, white space collapsed, up to a word ending with a full stop)."""
+    return make_default_short_help(inspect.cleandoc(help_text), _SHORT_HELP_LIMIT)
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ("mtasts",)) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command under (and with) ``command``, with its path of names, depth first."""
+    yield path, command
+    for name, sub in (getattr(command, "commands", None) or {}).items():
+        yield from walk(sub, (*path, name))
+
+
+def help_messages(command: click.Command) -> dict[str, list[str]]:
+    """Each help string of ``command``'s tree (as a message id) and where it is said
+    (``mtasts lint policy --rua``): help, short help, epilog, every parameter's help; hidden
+    commands and options too (they can be asked for)."""
+    found: dict[str, list[str]] = {}
+
+    def add(text: str | None, where: str) -> None:
+        if text and text.strip():
+            found.setdefault(inspect.cleandoc(text), []).append(where)
+
+    for path, node in walk(command):
+        where = "/".join(path)
+        add(node.help, where)
+        add(node.epilog, f"{where} (epilog)")
+        if node.short_help:
+            add(node.short_help, f"{where} (short help)")
+        elif node.help:
+            add(short_help_id(node.help), f"{where} (short help)")
+        for param in node.params:
+            add(getattr(param, "help", None), f"{where}/{param.opts[0] if param.opts else param.name}")
+    return found
+
+
+class HelpFormatter(click.HelpFormatter):
+    """click's formatter with its one literal label ("Usage: ") from the catalogue."""
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        if prefix is None:
+            prefix = catalogue(current().tag).gettext("Usage: ")
+        super().write_usage(prog, args, prefix)
+
+
+class HelpContext(click.Context):
+    """A context whose help is rendered in the reader's language (see the module)."""
+
+    formatter_class = HelpFormatter
+
+    def get_help(self) -> str:
+        tag = current().tag
+        if tag == "en":
+            return super().get_help()
+        with translated_help(self, catalogue(tag).gettext):
+            return super().get_help()
+
+
+@contextmanager
+def translated_help(ctx: click.Context, say: Callable[[str], str]) -> Iterator[None]:
+    """For the duration of the block, ``ctx.command``'s help strings (and its sub-commands'
+    entries, and Typer's labels) are ``say``'s words for them; English again afterwards."""
+    command = ctx.command
+    with ExitStack() as undo:
+
+        def swap(owner: Any, name: str, english: str | None) -> None:
+            if not english:
+                return
+            words = say(inspect.cleandoc(english))
+            if words != inspect.cleandoc(english):
+                before = getattr(owner, name)
+                setattr(owner, name, words)
+                undo.callback(setattr, owner, name, before)
+
+        swap(command, "help", command.help)
+        swap(command, "epilog", command.epilog)
+        for param in command.get_params(ctx):
+            swap(param, "help", getattr(param, "help", None))
+        for sub in (getattr(command, "commands", None) or {}).values():
+            swap(sub, "short_help", sub.short_help or (short_help_id(sub.help) if sub.help else None))
+        if typer.core.__dict__.get("_") is gettext.gettext:  # Typer's labels, plain help
+            undo.callback(setattr, typer.core, "_", gettext.gettext)
+            typer.core._ = say  # type: ignore[attr-defined,assignment]
+        rich_utils = sys.modules.get("typer.rich_utils")  # the Rich help (loaded when drawn)
+        if rich_utils is None and getattr(command, "rich_markup_mode", None) is not None:
+            from typer import rich_utils  # noqa: PLC0415 (Typer loads it on demand too)
+        if rich_utils is not None:
+            for name, english in _RICH_CONSTANTS.items():
+                if isinstance(getattr(rich_utils, name, None), str):
+                    undo.callback(setattr, rich_utils, name, getattr(rich_utils, name))
+                    setattr(rich_utils, name, say(english))
+        yield
+
+
+class TranslatedHelpGroup(typer.core.TyperGroup):
+    """The root group: every command of its tree gets :class:`HelpContext` (Typer builds the
+    sub-commands first and hands them to the root, so the whole tree is here)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for _, node in walk(self):
+            node.context_class = HelpContext
+
+
+def _write_template() -> None:
+    """``python -m mtasts.i18n.help``: the ``cli`` template (.pot) on standard output."""
+    try:
+        from babel.messages.catalog import Catalog  # noqa: PLC0415
+        from babel.messages.pofile import write_po  # noqa: PLC0415
+    except ImportError:
+        sys.exit("mtasts: error: Babel is needed to write the template (pip install Babel)")
+    from mtasts.cli.main import app  # noqa: PLC0415
+
+    template = Catalog(project="mtasts", domain=DOMAIN, fuzzy=False)
+    for label in LABELS:
+        template.add(label, locations=[("typer", 0)])
+    for message, places in help_messages(typer.main.get_command(app)).items():
+        template.add(message, locations=[(place, 0) for place in places])
+    write_po(sys.stdout.buffer, template, width=0, omit_header=False, sort_output=False)
+
+
+if __name__ == "__main__":
+    _write_template()
