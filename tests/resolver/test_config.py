@@ -369,3 +369,21 @@ async def test_serve_reads_the_default_config_file_and_options_override_it(tmp_p
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 20)
     assert process.returncode == 0
+
+
+def test_serve_refuses_a_ca_file_it_cannot_load(runner: CliRunner, tmp_path: Path) -> None:
+    """A CA file the daemon cannot use would fail every policy fetch later, quietly turning
+    enforcement off (uncached domains answered NOTFOUND): refused at start instead."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    path = tmp_path / "r.toml"
+    path.write_text(f'[network]\nca_file = "{not_pem}"\n')
+    code, out = serve_cli(runner, "--config", str(path))
+    assert code == 2
+    assert f"network.ca_file: {not_pem} holds no usable CA certificate" in out
+    if os.geteuid() != 0:  # root reads any file: the permission case is only testable unprivileged
+        not_pem.write_text("x")
+        not_pem.chmod(0)
+        code, out = serve_cli(runner, "--config", str(path))
+        assert code == 2
+        assert f"network.ca_file: cannot read {not_pem}" in out

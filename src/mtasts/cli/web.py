@@ -23,6 +23,7 @@ import typer
 
 from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.publish._common import ReportersOption, TestingDaysOption  # apply's guard options, as they are
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ def serve(
             metavar="ADDR",
         ),
     ] = None,
+    testing_days: TestingDaysOption = 14,
+    reporters: ReportersOption = 2,
     nameserver: Annotated[
         str | None,
         typer.Option(
@@ -159,6 +162,7 @@ def serve(
     actions for admins, which reload --publish-admin), read from --db; /openapi.json describes
     the JSON API. Ctrl-C stops (exit 0)."""
     from mtasts.publish.config import parse_address
+    from mtasts.publish.rollout import Rules
     from mtasts.store.errors import UnsupportedDatabase
     from mtasts.store.store import ReportStore, default_db_url
     from mtasts.web import PUBLIC_DEFAULTS, WebSettings, create_app
@@ -209,6 +213,7 @@ def serve(
         publish_config=publish_config,
         publish_admin=admin_address,
         publish_admin_off=publish_admin == "off",
+        publish_rules=Rules(testing_days=testing_days, reporters=reporters),
         **extra,  # type: ignore[arg-type]
     )
     from mtasts.cli.web_users import serve_auth  # accounts: sign-in, sessions, roles

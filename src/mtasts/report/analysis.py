@@ -667,7 +667,7 @@ def readiness_rollup(
         elif totals.successful + totals.failed < min_sessions and rate >= READINESS_RULES[0][0]:
             verdict, why = (
                 ReadinessVerdict.TOO_FEW_SESSIONS,
-                f"only {totals.successful + totals.failed} sts sessions reported: wait for more reports",
+                f"only {_sessions(totals.successful + totals.failed)} reported: wait for more reports",
             )
         else:
             verdict, why = next((v, w) for floor, v, w in READINESS_RULES if rate >= floor)
@@ -817,6 +817,11 @@ class Digest:
 
 def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _sessions(count: int) -> str:
+    """``1 sts session``, ``2 sts sessions`` (see :func:`_days`)."""
+    return f"{count} sts session" if count == 1 else f"{count} sts sessions"
 
 
 def _days(count: int) -> str:

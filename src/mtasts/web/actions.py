@@ -206,11 +206,10 @@ class ActionService:
     published history lives there) and the publish configuration of ``settings``."""
 
     def __init__(self, settings: WebSettings, reports: ReportService) -> None:
-        from mtasts.publish.rollout import Rules  # noqa: PLC0415
-
         self.settings = settings
         self.reports = reports
-        self.rules = Rules()  # the guards' defaults, as on the domain page and mtasts publish apply
+        # the guards' thresholds: mtasts web serve's --testing-days and --reporters, as mtasts publish apply's
+        self.rules = settings.publish_rules
         self._lock = asyncio.Lock()
 
     def clock(self) -> datetime:

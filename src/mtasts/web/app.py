@@ -140,6 +140,14 @@ def create_app(
             )
         return response
 
+    def reports_open(request: Request) -> bool:
+        """Whether this visitor may open the report and domain pages, so that the header and the
+        result page link to them: signed in, or every page open (``--no-login``); never for an
+        anonymous visitor of a public inspector, who would only meet the login form."""
+        if settings.db is None:
+            return False
+        return identity_of(request) is not None or (auth is None and not settings.public)
+
     def page(
         request: Request, template: str, status: int = 200, extra_headers: dict[str, str] | None = None, **context: Any
     ) -> Response:
@@ -163,6 +171,7 @@ def create_app(
                 csrf_token=csrf_token_of(request),
                 user=identity_of(request),
                 logout_url=path(request, "logout") if auth is not None else "",
+                reports_nav=path(request, "reports") if reports_open(request) else "",
                 **context,
             )
         )
@@ -235,6 +244,7 @@ def create_app(
             permalink=str(request.url_for("result", job_id=job.id)),
             json_url=path(request, "api_result", job_id=job.id),
             again_url=f"{path(request, 'check')}?domain={view.domain}",
+            domain_page_url=path(request, "domain_page", domain=view.domain) if reports_open(request) else "",
             reuse_minutes=settings.reuse_seconds / 60,
         )
 
@@ -300,6 +310,15 @@ def create_app(
             await checks.close()
             reports.close()
 
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """An address no route answers: the API's error shape under ``/api/``, else a page in the
+        reader's language with the way back (not a bare "Not Found")."""
+        root = request.scope.get("root_path", "")
+        relative = request.url.path[len(root) :] if root and request.url.path.startswith(root) else request.url.path
+        if relative.startswith("/api/"):
+            return _error(404, "not-found", "no such API route: /openapi.json lists them")
+        return page(request, "not_found.html", 404)
+
     actions, action_service = action_routes(settings, page, reports, auth)  # publish actions: mtasts.web.actions
     routes = [
         Route("/", index, name="index"),
@@ -320,6 +339,7 @@ def create_app(
             *([Middleware(AuthMiddleware, auth=auth)] if auth is not None else []),
         ],
         lifespan=lifespan,
+        exception_handlers={404: not_found},
     )
     app.state.checks = checks
     app.state.reports = reports

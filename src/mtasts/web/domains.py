@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 from mtasts.core.policy import Mode, parse_policy
 from mtasts.core.problems import ParseError
 from mtasts.publish.history import Served
-from mtasts.publish.rollout import Rules, Stage, domain_status, evidence_from_rows, evidence_window, stage_of
+from mtasts.publish.rollout import Stage, domain_status, evidence_from_rows, evidence_window, stage_of
 from mtasts.report.analysis import DayPoint, Totals
 from mtasts.web import charts
 from mtasts.web.reports import (
@@ -278,7 +278,7 @@ def build_domain_view(service: ReportService, settings: WebSettings, name: str, 
     with translate_store_errors(store.url):
         history = _history(store, name)
         evidence = None
-        rules = Rules()
+        rules = settings.publish_rules
         if stage_of(history) is Stage.TESTING or (entry is not None and entry.mode is Mode.ENFORCE):
             if entry is not None and entry.policy is not None:
                 mx: tuple[str, ...] = tuple(entry.policy.mx)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
 from mtasts.net.settings import NetworkSettings
+from mtasts.publish.rollout import Rules
 from mtasts.web.i18n import LANGUAGES
 from mtasts.web.ratelimit import RateLimit
 
@@ -47,6 +48,8 @@ class WebSettings:
     # None is the configuration's [server] admin; publish_admin_off: none (reload it by hand)
     publish_admin: ListenAddress | None = None
     publish_admin_off: bool = False
+    # the guards' thresholds of the publish actions (mtasts publish apply's --testing-days, --reporters)
+    publish_rules: Rules = field(default_factory=Rules)
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:

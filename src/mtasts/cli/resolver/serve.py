@@ -344,9 +344,26 @@ def files_problems(config: ResolverConfig) -> tuple[list[str], dict[str, Overrid
         except (OverrideError, UnicodeDecodeError) as exc:
             problems.append(f"overrides: {config.overrides}: {exc}")
     ca_file = config.network.ca_file
-    if ca_file is not None and not ca_file.is_file():
-        problems.append(f"network.ca_file: {ca_file} is not a file")
+    if ca_file is not None:
+        problems.extend(ca_file_problems(ca_file))
     return problems, overrides
+
+
+def ca_file_problems(ca_file: Path) -> list[str]:
+    """Why ``ca_file`` cannot verify a policy host, if it cannot: checked by loading it as the
+    fetcher will. A CA file the service user cannot read would otherwise fail every fetch
+    later, quietly: uncached domains would get ``NOTFOUND`` and enforcement would be off."""
+    import ssl
+
+    try:
+        if not ca_file.is_file():
+            return [f"network.ca_file: {ca_file} is not a file"]
+        ssl.create_default_context(cafile=str(ca_file))
+    except ssl.SSLError as exc:  # before OSError, its base class
+        return [f"network.ca_file: {ca_file} holds no usable CA certificate: {exc.reason or exc}"]
+    except OSError as exc:
+        return [f"network.ca_file: cannot read {ca_file}: {exc.strerror or exc}"]
+    return []
 
 
 def reread_config(
