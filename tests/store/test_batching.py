@@ -77,6 +77,36 @@ def test_a_message_larger_than_a_batch_is_stored_whole(store: ReportStoreProtoco
     assert_rollups_match_rows(store)
 
 
+def test_a_value_repeated_in_one_report_adds_up(store: ReportStoreProtocol) -> None:
+    """One report naming the same sending IP, result type and MX in many details, under two
+    policy types, at counts near the largest a report may give (the PostgreSQL store sums a report's
+    details per value before the database sees them): each value holds the sum of its details."""
+    big = 4 * 10**11  # two of them and 5: just under the 10^12 a count may be
+    detail = {"result-type": "certificate-expired", "sending-mta-ip": "192.0.2.1", "receiving-ip": "198.51.100.1"}
+    details = [{**detail, "failed-session-count": n} for n in (big, big, 5)]
+    policies = [
+        {
+            "policy": {"policy-type": kind, "policy-domain": "a.example"},
+            "summary": {"total-successful-session-count": 1, "total-failure-session-count": 2 * big + 5},
+            "failure-details": details,
+        }
+        for kind in ("sts", "tlsa")
+    ]
+    small = {**detail, "sending-mta-ip": "192.0.2.2", "failed-session-count": 3}
+    other = {
+        "policy": {"policy-type": "sts", "policy-domain": "b.example"},
+        "summary": {"total-successful-session-count": 1, "total-failure-session-count": 6},
+        "failure-details": [small, small],
+    }
+    store.add_reports([make_report(**{"report-id": "repeats", "policies": [*policies, other]})], source="m", now=NOW)
+    failed = {(f[0], f[2], f[3]): f[4] for f in store.rollup().failures}
+    assert failed[("a.example", "sending_ip", "192.0.2.1")] == 2 * (2 * big + 5)  # sts and tlsa
+    assert failed[("a.example", "result_type", "certificate-expired")] == 2 * (2 * big + 5)
+    assert failed[("b.example", "sending_ip", "192.0.2.2")] == 6
+    assert failed[("b.example", "mx", "198.51.100.1")] == 6
+    assert_rollups_match_rows(store)
+
+
 @pytest.mark.parametrize("mode", ["messages", "one message"])
 def test_two_writers_racing_on_the_same_batch_store_each_report_once(
     sql_store_factory: Callable[..., ReportStore], mode: str

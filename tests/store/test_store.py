@@ -535,3 +535,11 @@ def test_a_broken_schema_is_not_mistaken_for_an_outage(tmp_path: Path) -> None:
             connection.exec_driver_sql("DROP TABLE tlsrpt_day_total")
         with pytest.raises(OperationalError, match="no such table"), translate_store_errors(store.url):
             store.rollup()
+
+
+def test_a_sqlite_commit_is_on_disk_when_it_returns(tmp_path: Path) -> None:
+    """Ingest marks a message processed only after its commit: the commit must survive a power
+    failure, so a writer runs WAL with synchronous=FULL (NORMAL may lose the last commits)."""
+    with ReportStore(f"sqlite:///{tmp_path / 'reports.sqlite3'}") as store, store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

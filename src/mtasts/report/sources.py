@@ -62,6 +62,7 @@ FAILED_FOLDER: Final = ".mtasts-failed"
 STDIN_LABEL: Final = "<stdin>"
 """How standard input (given as ``-``) is named in messages and output."""
 _SKIP_SUFFIXES: Final = frozenset({".md", ".txt", ".html", ".pdf", ".py", ".toml", ".yaml", ".yml"})
+_CHUNK: Final = 64 * 1024  # bytes per read at least (a file that grows meanwhile is read on)
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -183,18 +184,28 @@ def _read(path: Path, limit: int, *, mbox: bool = False) -> bytes | None:
     a FIFO or device put in its place cannot stall the run."""
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _NotRegular(mode)
-        with os.fdopen(fd, "rb") as handle:
-            fd = -1
-            head = handle.read(5)
-            if mbox and head == b"From ":
-                return None
-            return head + handle.read(max(limit + 1 - len(head), 0))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegular(info.st_mode)
+        # read in pieces of the size fstat gave (plus one byte: the end is met at once), not
+        # with one buffered read(limit): that allocates the limit (64 MiB) first, which cost
+        # four times the reading of a report file of a few KiB
+        size = max(info.st_size + 1, _CHUNK)
+        pieces: list[bytes] = []
+        got, want, head_checked = 0, limit + 1, not mbox
+        while got < want:
+            piece = os.read(fd, min(want - got, size))
+            pieces.append(piece)
+            got += len(piece)
+            if not head_checked and (got >= len(b"From ") or not piece):
+                head_checked = True
+                if b"".join(pieces).startswith(b"From "):
+                    return None  # an mbox: read message by message
+            if not piece:
+                break
+        return b"".join(pieces)
     finally:
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
 
 
 def _info(name: str) -> tuple[str, set[str]]:
