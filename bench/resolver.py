@@ -52,7 +52,16 @@ How it runs (every server and every load generator in a process of its own):
   limit. Every process starts at the same wall-clock instant; after ``--warmup`` seconds,
   replies are counted and their latency (send to complete reply, ``time.perf_counter_ns``)
   recorded for ``--duration`` seconds. Server CPU per answer is the server process's user +
-  system time (``/proc``) over the run divided by the answers.
+  system time (``/proc``) over the run divided by the answers; with each run its load average
+  and how often per second the server was preempted (involuntary context switches, every
+  thread). On two CPUs the server and the load processes take each other's CPU, and the p99
+  follows how often the server was preempted more than anything the server does, so each of
+  the three servers is also measured *pinned* (the server alone on CPU 0, the load processes
+  on the others, by ``sched_setaffinity``) and at a *fixed* rate (``--fixed-rate``, 20,000/s
+  over 50 connections, pinned): each connection sends on a schedule, and a request held back
+  by a late reply is timed from when it should have left, so a stall counts for every request
+  it delays (no coordinated omission). For the fixed-rate runs the best round is the one
+  with the lowest p99.
 
 Measured, for both daemons, each warmed first with one lookup of every domain (and checked to
 give the same answer): cached answers/s, p50 and p99 at 1 and at 50 connections; parent probes
@@ -92,7 +101,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 SCRIPT = Path(__file__).resolve()
-sys.path.insert(0, str(BENCH.parent / "src"))
+sys.path.append(str(BENCH.parent / "src"))  # after PYTHONPATH: PYTHONPATH=OLD/src runs an older tree
 
 PEER_PACKAGE = "postfix-mta-sts-resolver"
 PEER_VERSION = "1.5.1"
@@ -211,6 +220,20 @@ class Child:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def preempted(self) -> int:
+        """Involuntary context switches of every thread of the process so far."""
+        total = 0
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("nonvoluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        return total
+
+    def set_cpus(self, cpus: Sequence[int]) -> None:
+        """Run every thread of the process on ``cpus`` only."""
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), set(cpus))
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -236,6 +259,7 @@ def _serve_mtasts(job_file: Path) -> None:
 
     from mtasts.cli._run import run_async
     from mtasts.net.settings import NetworkSettings
+    from mtasts.resolver import server as server_module
     from mtasts.resolver.cache import DEFAULT_RULES
     from mtasts.resolver.server import ListenSpec, SocketmapServer
     from mtasts.resolver.service import ResolverSettings
@@ -260,6 +284,9 @@ def _serve_mtasts(job_file: Path) -> None:
         await resolver.start()
         server = SocketmapServer(resolver, [ListenSpec(host="127.0.0.1", port=0)])
         await server.start()
+        freeze_heap = getattr(server_module, "freeze_heap", None)  # absent in older trees
+        if freeze_heap is not None:
+            freeze_heap()  # as serve does
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -355,9 +382,20 @@ def frame(key: str, name: str = PROFILE) -> bytes:
 
 
 def _load(job_file: Path) -> None:
-    """Closed-loop socketmap clients (one request in flight per connection); JSON on stdout."""
+    """Socketmap clients, one request in flight per connection; JSON on stdout.
+
+    Closed loop (the next request as soon as the reply is in) unless the job gives a ``rate``
+    (answers/s for this process): then each connection sends on a fixed schedule, and a
+    request that could not leave on time because its connection still waited for the previous
+    reply is timed from when it should have left (the stall counts for every request it held
+    back, not only for the one it hit: no coordinated omission); one that left late only
+    because the event loop's timer fired late (libuv's timers have millisecond granularity)
+    is timed from when it left."""
     job = json.loads(job_file.read_text())
+    if job.get("cpus"):
+        os.sched_setaffinity(0, set(job["cpus"]))
     frames = [frame(key) for key in job["keys"]]
+    rate: float | None = job.get("rate")
     start_at: float = job["start_at"]
     warmup: float = job["warmup"]
     duration: float = job["duration"]
@@ -370,7 +408,8 @@ def _load(job_file: Path) -> None:
             self.index = offset
             self.done = done
             self.buffer = b""
-            self.sent = 0
+            self.sent = 0  # when the request in flight is timed from (perf_counter_ns)
+            self.due = 0  # fixed rate: when the next request should leave
             self.running = True
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -380,6 +419,20 @@ def _load(job_file: Path) -> None:
             self.sent = time.perf_counter_ns()
             self.transport.write(frames[self.index % len(frames)])
             self.index += 1
+
+        def send_due(self) -> None:  # fixed rate: the timer fired; timed from now
+            self.due += interval
+            self.send()
+
+        def next_request(self, now: int) -> None:
+            if rate is None:
+                self.send()
+            elif now >= self.due:  # held back by the reply: timed from when it was due
+                self.send()
+                self.sent = self.due
+                self.due += interval
+            else:
+                loop.call_later((self.due - now) / 1e9, self.send_due)
 
         def data_received(self, data: bytes) -> None:
             buffer = self.buffer + data
@@ -397,13 +450,17 @@ def _load(job_file: Path) -> None:
                 if not self.done.done():
                     self.done.set_result(None)
                 return
-            self.send()
+            self.next_request(now)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self.done.done():
                 self.done.set_exception(ConnectionError(f"the server closed the connection: {exc!r}"))
 
+    interval = 0 if rate is None else int(len(job["offsets"]) / rate * 1e9)  # per connection
+    loop: asyncio.AbstractEventLoop
+
     async def run() -> dict[str, Any]:
+        nonlocal loop
         loop = asyncio.get_running_loop()
         clients = []
         for offset in job["offsets"]:
@@ -415,8 +472,9 @@ def _load(job_file: Path) -> None:
         begin = time.perf_counter_ns()
         window[0] = begin + int(warmup * 1e9)
         window[1] = window[0] + int(duration * 1e9)
-        for client in clients:
-            client.send()
+        for i, client in enumerate(clients):  # fixed rate: spread over the first interval
+            client.due = begin + i * interval // len(clients)
+            client.next_request(begin)
         await asyncio.gather(*(c.done for c in clients))
         for client in clients:
             client.transport.close()
@@ -436,9 +494,21 @@ def run_load(
     warmup: float,
     workdir: Path,
     server: Child | None = None,
+    rate: float | None = None,
+    pinned: bool = False,
 ) -> dict[str, float]:
-    """Rate (answers/s), p50 and p99 (ms) and server CPU (µs per answer) of one load run."""
+    """Rate (answers/s), p50 and p99 (ms) and server CPU (µs per answer) of one load run, with
+    the load average and how often per second the server was preempted (involuntary context
+    switches: the CPU went to another process while the server had work).
+
+    ``rate`` (answers/s, all connections together): a fixed-rate run (:func:`_load`) instead
+    of a closed loop. ``pinned``: the server on the first CPU and the load processes on the
+    others, so that the load generator never takes the server's CPU (other processes still
+    may)."""
     processes = max(1, min(processes, connections))
+    cpus = sorted(os.sched_getaffinity(0))
+    if pinned and (server is None or len(cpus) < 2):
+        raise RuntimeError("a pinned run needs a server process and two CPUs")
     start_at = time.time() + 1.0 + 0.2 * processes
     spread = max(1, len(keys) // connections)
     offsets = [i * spread for i in range(connections)]
@@ -452,31 +522,45 @@ def run_load(
             "start_at": start_at,
             "warmup": warmup,
             "duration": duration,
+            "rate": None if rate is None else rate / processes,
+            "cpus": cpus[1:] if pinned else None,
         }
         job_file = workdir / f"load-{p}.json"
         job_file.write_text(json.dumps(job))
         command = [sys.executable, str(SCRIPT), "--load", str(job_file)]
         children.append(subprocess.Popen(command, stdout=subprocess.PIPE))
-    time.sleep(max(0.0, start_at + warmup - time.time()))
-    cpu_before = server.cpu_seconds() if server is not None else 0.0
-    time.sleep(duration)
-    cpu_after = server.cpu_seconds() if server is not None else 0.0
+    if pinned:
+        assert server is not None
+        server.set_cpus(cpus[:1])
+    try:
+        time.sleep(max(0.0, start_at + warmup - time.time()))
+        cpu_before = server.cpu_seconds() if server is not None else 0.0
+        switches_before = server.preempted() if server is not None else 0
+        time.sleep(duration)
+        cpu_after = server.cpu_seconds() if server is not None else 0.0
+        switches = (server.preempted() - switches_before) if server is not None else 0
+        load_average = os.getloadavg()[0]
+        outputs = [child.communicate(timeout=duration + warmup + 60)[0] for child in children]
+    finally:
+        if pinned:
+            assert server is not None
+            server.set_cpus(cpus)
     count = 0
     latencies: list[int] = []
-    for child in children:
-        out, _ = child.communicate(timeout=duration + warmup + 60)
+    for child, out in zip(children, outputs, strict=True):
         if child.returncode != 0:
             raise RuntimeError("a load process failed")
         result = json.loads(out)
         count += result["count"]
         latencies += result["latencies_ns"]
     latencies.sort()
-    rate = count / duration
     return {
-        "rate": rate,
+        "rate": count / duration,
         "p50_ms": _percentile(latencies, 0.50) / 1e6,
         "p99_ms": _percentile(latencies, 0.99) / 1e6,
         "cpu_us": (cpu_after - cpu_before) / count * 1e6 if server is not None and count else 0.0,
+        "preempted_per_s": switches / duration,
+        "load_average": load_average,
     }
 
 
@@ -638,8 +722,11 @@ def warm(name: str, port: int, domains: list[str]) -> dict[str, Any]:
     return {"warm_seconds": seconds, "sample_answer": answers[domains[0]]}
 
 
-def best(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The round with the highest rate (other processes only ever slow a round down)."""
+def best(runs: list[dict[str, float]], *, fixed: bool = False) -> dict[str, float]:
+    """The round with the highest rate, or for a fixed-rate run the lowest p99 (other
+    processes only ever slow a round down)."""
+    if fixed:
+        return min(runs, key=lambda run: run["p99_ms"])
     return max(runs, key=lambda run: run["rate"])
 
 
@@ -652,6 +739,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None, help="seconds measured per run (5; quick 2)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring")
     parser.add_argument("--load-processes", type=int, default=2, help="load processes for 50 connections")
+    parser.add_argument(
+        "--fixed-rate", type=float, default=20_000.0, help="answers/s of the fixed-rate latency run (20,000)"
+    )
     parser.add_argument("--rounds", type=int, default=None, help="rounds of every run, best kept (3; quick 1)")
     parser.add_argument("--rss-policies", type=int, default=None, help="policies for RSS (100,000; quick 10,000)")
     parser.add_argument("--reinstall", action="store_true", help="recreate the peer's virtual environment")
@@ -697,6 +787,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "warmup": args.warmup,
             "load_processes": args.load_processes,
             "rounds": args.rounds,
+            "fixed_rate": args.fixed_rate,
         },
         "peer_name": f"{PEER_PACKAGE} {PEER_VERSION}",
     }
@@ -742,24 +833,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results.setdefault(name, {}).update(warm(name, port, domains))
         # Every round measures every server, in an order rotated each round, so load from
         # other processes falls on all of them alike; each figure is the best round's.
-        workloads: list[tuple[str, str, list[str], int]] = []
+        workloads: list[tuple[str, str, list[str], int, dict[str, Any]]] = []
+        pinned = {"pinned": True}
         for name in servers:
-            workloads.append((name, "c50", domains, 50))
+            workloads.append((name, "c50", domains, 50, {}))
             if "sqlite" not in name:
-                workloads.append((name, "c1", domains, 1))
+                workloads.append((name, "c1", domains, 1, {}))
+                workloads.append((name, "c50_pinned", domains, 50, pinned))
+                workloads.append((name, "fixed", domains, 50, {"rate": args.fixed_rate, **pinned}))
             if name in ("mtasts", "peer"):
-                workloads.append((name, "probes", ["." + d for d in domains], 50))
+                workloads.append((name, "probes", ["." + d for d in domains], 50, {}))
         runs: dict[tuple[str, str], list[dict[str, float]]] = {}
         for round_number in range(args.rounds):
             say(f"round {round_number + 1} of {args.rounds} ({len(workloads)} runs) ...")
             shift = round_number % len(workloads)
-            for name, what, keys, connections in workloads[shift:] + workloads[:shift]:
+            for name, what, keys, connections, options in workloads[shift:] + workloads[:shift]:
                 child, port = servers[name]
                 processes = 1 if connections == 1 else args.load_processes
-                measured = run_load(port, keys, connections, processes, server=child, **load)
+                measured = run_load(port, keys, connections, processes, server=child, **load, **options)
                 runs.setdefault((name, what), []).append(measured)
         for (name, what), rounds in runs.items():
-            results.setdefault(name, {})[what] = best(rounds)
+            results.setdefault(name, {})[what] = best(rounds, fixed=what == "fixed")
         null.stop()
         for side in sides:
             child, port = servers[side]
@@ -831,13 +925,17 @@ def print_report(r: dict[str, Any]) -> None:
     print(
         f"closed-loop socketmap load, {s['duration']:g} s measured after {s['warmup']:g} s; "
         f"50 connections over {s['load_processes']} load processes; {DOMAINS:,} warmed domains; "
-        f"best of {s['rounds']} rounds\n"
+        f"best of {s['rounds']} rounds; pinned: the server on CPU 0, the load on the others; "
+        f"fixed: {s['fixed_rate']:,.0f} answers/s on a schedule, pinned\n"
     )
     header = f"{'':34} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/answer':>14}"
+    header += f" {'preempted/s':>12} {'load':>5}"
     print(header)
     rows: list[tuple[str, dict[str, float]]] = [
         ("null responder, 1 connection", r["null"]["c1"]),
         ("null responder, 50 connections", r["null"]["c50"]),
+        ("null responder, 50, pinned", r["null"]["c50_pinned"]),
+        ("null responder, 50, fixed", r["null"]["fixed"]),
     ]
     for side in ("mtasts", "peer"):
         if side not in r:
@@ -845,11 +943,16 @@ def print_report(r: dict[str, Any]) -> None:
         rows += [
             (f"{side}: cached, 1 connection", r[side]["c1"]),
             (f"{side}: cached, 50 connections", r[side]["c50"]),
+            (f"{side}: cached, 50, pinned", r[side]["c50_pinned"]),
+            (f"{side}: cached, 50, fixed", r[side]["fixed"]),
             (f"{side}: parent probes, 50", r[side]["probes"]),
             (f"{side}: SQLite cache, 50", r[side]["sqlite_c50"]),
         ]
     for label, row in rows:
-        print(f"{label:34} {row['rate']:>10,.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['cpu_us']:>14.1f}")
+        print(
+            f"{label:34} {row['rate']:>10,.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['cpu_us']:>14.1f}"
+            f" {row['preempted_per_s']:>12,.0f} {row['load_average']:>5.2f}"
+        )
     print()
     for side in ("mtasts", "peer"):
         if side not in r:
@@ -887,6 +990,8 @@ def print_report(r: dict[str, Any]) -> None:
             for label, key in (
                 ("1 connection", "c1"),
                 ("50 connections", "c50"),
+                ("50 connections, pinned", "c50_pinned"),
+                (f"50 connections at {s['fixed_rate']:,.0f}/s", "fixed"),
                 ("parent probes", "probes"),
                 ("SQLite, 50", "sqlite_c50"),
             ):
@@ -901,6 +1006,10 @@ def print_report(r: dict[str, Any]) -> None:
                 (
                     "p99 at 50 connections <= 1/3 of the peer's",
                     mine["c50"]["p99_ms"] <= GOAL_P99_RATIO * peer["c50"]["p99_ms"],
+                ),
+                (
+                    f"p99 at 50 connections and {s['fixed_rate']:,.0f}/s <= 1/3 of the peer's",
+                    mine["fixed"]["p99_ms"] <= GOAL_P99_RATIO * peer["fixed"]["p99_ms"],
                 ),
             ]
         checks += [

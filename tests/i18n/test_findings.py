@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mtasts.check.inspect import DomainReport, Inspector
 from mtasts.cli.main import app as mtasts_app
-from mtasts.i18n import LANGUAGES, LOCALE_DIR, current, language_from_environment, set_language, translator
+from mtasts.i18n import LANGUAGES, LOCALE_DIR, current, language_from_environment, translator
 from mtasts.i18n.messages import MESSAGES, PLURALS
 from mtasts.lab.scenarios import CATALOGUE
 from mtasts.net.settings import NetworkSettings
@@ -32,13 +32,6 @@ from babel.messages.pofile import read_po  # noqa: E402
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 _COMPILE = "pybabel compile -d src/mtasts/i18n/locale -D findings"
 OTHER_LANGUAGES = [t for t in LANGUAGES if t != "en"]
-
-
-@pytest.fixture(autouse=True)
-def _language_of_the_environment() -> Iterator[None]:
-    set_language(None)
-    yield
-    set_language(None)
 
 
 def _sentences(report: DomainReport) -> Iterator[tuple[str, str]]:

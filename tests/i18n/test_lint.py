@@ -24,18 +24,11 @@ from mtasts.core.policy import lint_policy
 from mtasts.core.problems import Problem
 from mtasts.core.record import lint_sts_record
 from mtasts.core.tlsrpt_record import lint_tlsrpt_record
-from mtasts.i18n import set_language, translator
+from mtasts.i18n import translator
 from tests.conftest import ABSENT_REASON, VECTORS
 
 JA = translator("ja")
 _QUOTED = re.compile(r"'[^']*'")
-
-
-@pytest.fixture(autouse=True)
-def _language_of_the_environment() -> Iterator[None]:
-    set_language(None)
-    yield
-    set_language(None)
 
 
 def _vectors(name: str) -> list[dict[str, Any]]:

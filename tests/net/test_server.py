@@ -20,6 +20,7 @@ from cryptography import x509
 from mtasts.net.server import (
     Listener,
     ServerLimits,
+    ServerProtocol,
     StreamServer,
     close_writer,
     sanitize,
@@ -355,6 +356,124 @@ async def test_a_taken_port_is_reported_and_nothing_is_left_bound() -> None:
             await asyncio.open_connection("127.0.0.2", first.port)
         with pytest.raises(RuntimeError, match="already listening"):
             await first.start([Listener("127.0.0.3", greet_and_wait)])
+
+
+# --- protocol listeners ----------------------------------------------------------------------------
+
+
+class LineProtocol(ServerProtocol):
+    """Answers each line from ``data_received`` (no stream, no task): ``ok`` and the TLS version;
+    a line ``stream`` hands the rest of the connection, bytes after it included, to
+    :func:`echo_rest` on a stream; ``hold`` keeps the connection open without answering."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self, client: str) -> None:
+        super().__init__(client)
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, _, self.buffer = self.buffer.partition(b"\n")
+            if line == b"stream":
+                self.hand_over(echo_rest, self.buffer)
+                return
+            if line == b"hold":
+                continue
+            ssl_object = self.transport.get_extra_info("ssl_object")
+            self.transport.write(b"ok " + (ssl_object.version() if ssl_object else "plain").encode() + b"\n")
+            if line == b"bye":
+                self.close()
+                return
+
+
+async def echo_rest(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Echo every line, prefixed, until the client leaves."""
+    while line := await reader.readline():
+        writer.write(b"stream: " + line)
+        await writer.drain()
+
+
+async def test_a_listener_has_a_handler_or_a_protocol() -> None:
+    for bad in [{}, {"handler": echo_names, "protocol": LineProtocol}]:
+        with pytest.raises(ValueError, match="handler or a protocol"):
+            Listener("127.0.0.1", **bad)  # type: ignore[arg-type]
+
+
+async def test_a_protocol_listener_terminates_tls_at_accept_and_chooses_by_sni(ca: trustme.CA) -> None:
+    a, default = server_context(ca, "a.test"), server_context(ca, "default.test")
+    listening = select_by_sni(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), {"a.test": a}, default)
+    async with serving([Listener("127.0.0.1", tls=listening, protocol=LineProtocol)]) as server:
+        for _ in range(50):  # the ClientHello is in the socket before the server accepts
+            tls = await early_hello_handshake("127.0.0.1", server.port, client_context(ca), "a.test")
+            assert served_names(tls) == ["a.test"]
+        unchecked = client_context(ca)
+        unchecked.check_hostname = False
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=unchecked, server_hostname="")
+        assert served_names(writer.get_extra_info("ssl_object")) == ["default.test"]
+        writer.write(b"x\nbye\n")
+        assert await reader.read() == b"ok TLSv1.3\nok TLSv1.3\n"  # and the server closed
+        writer.close()
+        await wait_until(lambda: len(server) == 0)
+
+
+async def test_a_protocol_connection_continues_as_a_stream() -> None:
+    async with serving([Listener("127.0.0.1", protocol=LineProtocol)]) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"one\nstream\ntwo\n")  # "two" arrives with the line that hands over
+        assert await reader.readline() == b"ok plain\n"
+        assert await reader.readline() == b"stream: two\n"
+        writer.write(b"three\n")
+        assert await reader.readline() == b"stream: three\n"
+        assert len(server) == 1  # still counted
+        writer.close()
+        await wait_until(lambda: len(server) == 0)
+
+
+async def test_protocol_connections_are_capped_and_counted_through_their_handshake(ca: trustme.CA) -> None:
+    limits = ServerLimits(max_connections=10, max_connections_per_client=2, handshake_timeout=0.3)
+    listener = Listener("127.0.0.1", tls=server_context(ca, "a.test"), protocol=LineProtocol)
+    async with serving([listener], limits=limits) as server:
+        silent = await asyncio.open_connection("127.0.0.1", server.port)  # no ClientHello
+        open_reader, open_writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca), server_hostname="a.test"
+        )
+        await wait_until(lambda: len(server) == 2)
+        with pytest.raises((ConnectionResetError, ssl.SSLError, ConnectionAbortedError, BrokenPipeError)):
+            await early_hello_handshake("127.0.0.1", server.port, client_context(ca), "a.test")  # a third: refused
+        assert server.refused == 1
+        assert await silent[0].read() == b""  # dropped at the handshake deadline, its slot given back
+        silent[1].close()
+        await wait_until(lambda: len(server) == 1)
+        open_writer.write(b"x\n")
+        assert await open_reader.readline() == b"ok TLSv1.3\n"  # the open one is not touched
+        open_writer.close()
+        await wait_until(lambda: len(server) == 0)
+        assert server.connections.of("127.0.0.1") == 0
+
+
+async def test_stop_ends_protocol_connections_handshakes_and_streams(ca: trustme.CA) -> None:
+    server = StreamServer("test")
+    await server.start([Listener("127.0.0.1", tls=server_context(ca, "a.test"), protocol=LineProtocol)])
+    in_handshake = await asyncio.open_connection("127.0.0.1", server.port)
+    clients = []
+    for first in [b"hold\n", b"stream\n"]:  # one served by callbacks, one handed over to a stream
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=client_context(ca), server_hostname="a.test"
+        )
+        writer.write(first + b"x\n")
+        assert await reader.readline() in (b"ok TLSv1.3\n", b"stream: x\n")
+        clients.append((reader, writer))
+    await wait_until(lambda: len(server) == 3)
+    await server.stop()
+    assert len(server) == 0
+    for reader, writer in [in_handshake, *clients]:
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+            assert await reader.read() == b""
+        writer.transport.abort()
+    current = asyncio.current_task()
+    assert not [t for t in asyncio.all_tasks() if t is not current and "test" in t.get_name()]
 
 
 def test_sanitize() -> None:

@@ -240,6 +240,35 @@ async def test_pipelined_requests_are_answered_in_order(host: PolicyHost, domain
     ]
 
 
+async def test_a_request_with_a_body_after_a_get_is_answered_and_ends_the_connection(
+    host: PolicyHost, domains: Domains
+) -> None:
+    # the GET is answered from the protocol's callbacks, the POST (a body) on a stream
+    name = f"mta-sts.{domains.names[8]}"
+
+    def send(post: str) -> bytes:
+        with tls_connect(port(host), name, domains.client_context()) as sock:
+            get = f"GET {POLICY_PATH} HTTP/1.1\r\nHost: {name}\r\n\r\n"
+            after = f"GET {POLICY_PATH} HTTP/1.1\r\nHost: {name}\r\n\r\n"  # never answered: the POST closes
+            return raw_exchange(sock, (get + post + after).encode())
+
+    for post, status in [
+        (f"POST {POLICY_PATH} HTTP/1.1\r\nHost: {name}\r\nContent-Length: 5\r\n\r\nhello", b"405"),
+        (f"POST {POLICY_PATH} HTTP/1.1\r\nHost: {name}\r\nContent-Length: x\r\n\r\n", b"400"),  # bad framing
+    ]:
+        answer = await asyncio.to_thread(send, post)
+        statuses = [line.split(b" ")[1] for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+        assert statuses == [b"200", status], answer
+        assert b"Connection: close\r\n" in answer.rpartition(b"HTTP/1.1 ")[2]
+    await wait_for_no_connections(host)
+
+
+async def wait_for_no_connections(host: PolicyHost) -> None:
+    async with asyncio.timeout(20):
+        while host.connections:
+            await asyncio.sleep(0.01)
+
+
 async def test_metrics_and_health_on_the_admin_listener(host: PolicyHost, domains: Domains) -> None:
     await asyncio.to_thread(fetch, port(host), f"mta-sts.{domains.names[9]}", domains.client_context())
     admin = host.admin_bound

@@ -12,6 +12,7 @@ from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import console, print_json, print_problems
 from mtasts.core.policy import MAX_AGE_LIMIT, Mode
 from mtasts.core.problems import ParseError
+from mtasts.i18n import current
 from mtasts.publish.plan import POLICY_FILE, ZONE_FILE, Deployment, plan_deployment
 
 
@@ -64,7 +65,7 @@ def generate(
         if json_output:
             print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
         else:
-            print_problems(console(stderr=True), exc.problems)
+            print_problems(console(stderr=True), exc.problems, tr=current())
         raise typer.Exit(int(ExitCode.USAGE)) from exc  # the values given on the command line
     written = {} if output_dir is None else _write_files(plan, output_dir)
     if json_output:
@@ -79,14 +80,14 @@ def _write_files(plan: Deployment, folder: Path) -> dict[str, Path]:
     there are replaced (a new plan has a new policy id)."""
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist (create it first)"
-        fail(f"cannot write to {folder}: it {what}")
+        fail(current().text(f"cannot write to {folder}: it {what}"))
     written: dict[str, Path] = {}
     for name, data in plan.files().items():
         path = folder / name
         try:
             path.write_bytes(data)
         except OSError as exc:
-            fail(f"cannot write {path}: {exc.strerror or exc}")
+            fail(current().text(f"cannot write {path}: {exc.strerror or exc}"))
         written[name] = path
     return written
 
@@ -94,32 +95,54 @@ def _write_files(plan: Deployment, folder: Path) -> dict[str, Path]:
 def _render(plan: Deployment, written: dict[str, Path]) -> None:
     """The plan as plain text: everything meant to be copied (the policy, the zone-file lines)
     starts at column 0 with no box, border or indentation around it, since an indented policy
-    line is invalid and an indented zone-file line belongs to the previous owner name."""
-    out = console()
+    line is invalid and an indented zone-file line belongs to the previous owner name. The
+    explanations are in the language of --lang / LANG (the ``findings`` catalogue of
+    :mod:`mtasts.i18n`); what is meant to be copied stays as it is."""
+    out, tr = console(), current()
 
     def say(text: str = "", style: str | None = None) -> None:
         out.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
+    def words(message_id: str, **values: object) -> str:
+        return tr.gettext(message_id) % values
+
     host = plan.policy_host
-    say(f"MTA-STS for {plan.domain}", style="heading")
+    say(words("MTA-STS for %(domain)s", domain=plan.domain), style="heading")
     say()
-    say(f"1. Point {host} at an HTTPS server: an A and/or AAAA record for its address, or a")
-    say(f"   CNAME to its name. That server needs a certificate valid for {host}.")
+    say(
+        words(
+            "1. Point %(host)s at an HTTPS server: an A and/or AAAA record for its address, or a\n"
+            "   CNAME to its name. That server needs a certificate valid for %(host)s.",
+            host=host,
+        )
+    )
     say()
-    say(f"2. Serve this file at {plan.policy_url}")
-    say("   (Content-Type: text/plain, no redirect; lines end in CRLF, as --output-dir writes it):")
+    say(
+        words(
+            "2. Serve this file at %(url)s\n"
+            "   (Content-Type: text/plain, no redirect; lines end in CRLF, as --output-dir writes it):",
+            url=plan.policy_url,
+        )
+    )
     say()
     for line in plan.policy.to_text().split("\r\n")[:-1]:
         say(line)
     say()
-    say("3. Once the policy is reachable, publish these DNS records (zone-file lines, absolute names):")
+    say(words("3. Once the policy is reachable, publish these DNS records (zone-file lines, absolute names):"))
     say()
     for record in plan.records:
         say(record.to_zone_line())
     if written:
         say()
-        say(f"Wrote {written[POLICY_FILE]}: serve it as it is.")
-        say(f"Wrote {written[ZONE_FILE]}: add it to the zone of {plan.domain}, with the {host} line filled in.")
+        say(words("Wrote %(file)s: serve it as it is.", file=written[POLICY_FILE]))
+        say(
+            words(
+                "Wrote %(file)s: add it to the zone of %(domain)s, with the %(host)s line filled in.",
+                file=written[ZONE_FILE],
+                domain=plan.domain,
+                host=host,
+            )
+        )
     if plan.warnings:
         out.print()
-        print_problems(out, plan.warnings)
+        print_problems(out, plan.warnings, tr=tr)

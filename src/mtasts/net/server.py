@@ -25,8 +25,14 @@ and never sends a ClientHello holds a slot only until the handshake deadline), a
 progress included (asyncio's ``Server.close()`` on Python 3.11 leaves established connections
 running and cannot reach connections still in their handshake).
 
-Protocol code only sees ``(reader, writer)``; an unexpected error in it is logged and ends that
-one connection, never the server.
+Protocol code sees either ``(reader, writer)`` (a :data:`Handler`, run in a task per
+connection) or protocol callbacks (a :class:`ServerProtocol`, for a :class:`Listener` with
+``protocol``: no stream objects and no task once the connection is open, which is what a host
+answering one small request per new TLS connection spends most of its Python time on). Both
+come through the same accept, caps, TLS-at-accept and stop code; a protocol connection may
+continue as a stream (:meth:`ServerProtocol.hand_over`) for the rare request its callbacks do
+not answer themselves. An unexpected error in either is logged and ends that one connection,
+never the server.
 """
 
 from __future__ import annotations
@@ -39,14 +45,16 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "DEFAULT_SERVER_LIMITS",
     "Connections",
     "Handler",
     "Listener",
+    "ProtocolFactory",
     "ServerLimits",
+    "ServerProtocol",
     "StreamServer",
     "close_writer",
     "sanitize",
@@ -58,9 +66,15 @@ log = logging.getLogger("mtasts.net.server")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 """Serves one connection; the server closes the stream when it returns."""
 
+ProtocolFactory = Callable[[str], "ServerProtocol"]
+"""Makes the protocol of one accepted connection, given the client's address (before the TLS
+handshake: the protocol's ``connection_made`` comes after it)."""
+
 _BIND_ATTEMPTS = 20
 _BACKLOG = 1024
-_ACCEPT_BURST = 16  # accepts in a row before letting other tasks run
+# accepts per readiness of a listening socket: one, like nginx (multi_accept off); a burst would
+# put a burst of TLS handshakes ahead of the requests of connections already open
+_ACCEPT_BURST = 1
 _ACCEPT_RETRY_DELAY = 0.5  # seconds; out of file descriptors or memory: let connections end first
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -137,16 +151,25 @@ def select_by_sni(
 class Listener:
     """One listening address: who serves its connections and, for TLS, the context it uses.
 
-    ``tls`` ``None`` is plain TCP (a protocol may still upgrade in-band); ``name`` labels log lines.
+    Exactly one of ``handler`` (a task with a stream per connection) and ``protocol`` (a
+    :class:`ServerProtocol` per connection, see the module docstring) serves it. ``tls``
+    ``None`` is plain TCP (a protocol may still upgrade in-band); ``name`` labels log lines.
     """
 
     address: str
-    handler: Handler
+    handler: Handler | None = None
     tls: ssl.SSLContext | None = None
     name: str = ""
     # asked with the accepted socket, before any byte is read, for another context than ``tls``
-    # (None: ``tls``); it may peek (MSG_PEEK) but not read: TLS-ALPN-01 (mtasts.publish.alpn)
-    choose_tls: Callable[[socket.socket], Awaitable[ssl.SSLContext | None]] | None = None
+    # (what it awaits to None: ``tls``); it may peek (MSG_PEEK) but not read: TLS-ALPN-01
+    # (mtasts.publish.alpn). Returning None instead of an awaitable is "``tls``, decided at
+    # once": no coroutine per connection while nothing needs a look at the ClientHello.
+    choose_tls: Callable[[socket.socket], Awaitable[ssl.SSLContext | None] | None] | None = None
+    protocol: ProtocolFactory | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.protocol is None):
+            raise ValueError(f"listener {self.address}: give a handler or a protocol, not both or neither")
 
 
 class Connections:
@@ -164,6 +187,9 @@ class Connections:
         self._total = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # protocol connections: opening (TLS handshake, or choose_tls) and open
+        self._openings: dict[asyncio.Task[None], tuple[ServerProtocol, socket.socket]] = {}
+        self._protocols: set[ServerProtocol] = set()
         self.closing = False
 
     def __len__(self) -> int:
@@ -201,6 +227,23 @@ class Connections:
 
         task.add_done_callback(done)
 
+    def track_opening(self, task: asyncio.Task[None], protocol: ServerProtocol, conn: socket.socket) -> None:
+        """Keep ``task`` (setting up ``protocol``'s connection on ``conn``) until it ends. Its
+        slot is given back here only when the connection never opened; once it did, the
+        protocol gives it back at ``connection_lost`` (:meth:`ServerProtocol.connection_lost`)."""
+        self._openings[task] = (protocol, conn)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[None]) -> None:
+        protocol, conn = self._openings.pop(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # a bug (the expected failures are caught)
+            log.error("unexpected error opening a connection from %s", protocol.client, exc_info=exc)
+        if protocol._state == _NEW:  # cancelled before the transport took the socket
+            conn.close()
+        if protocol._state in (_NEW, _OPENING):  # no transport reached connection_made
+            protocol._state = _ENDED
+            self.release(protocol.client)
+
     def opened(self, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
 
@@ -210,7 +253,11 @@ class Connections:
     async def aclose(self) -> None:
         """Refuse new connections, cancel every handler and abort every transport still open."""
         self.closing = True
-        tasks = list(self._tasks)
+        # streams first: a task cancelled between its stream's connection_made and its next step
+        # has the loop close that stream internally, which leaves it looking open for good
+        for writer in list(self._writers):
+            writer.transport.abort()
+        tasks = [*self._tasks, *self._openings]  # cancelling an opening aborts its handshake
         for task in tasks:
             task.cancel()
         if tasks:
@@ -218,6 +265,8 @@ class Connections:
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
+        for protocol in list(self._protocols):
+            protocol.transport.abort()  # its connection_lost gives the slot back
         # let connection_lost callbacks run, which close the sockets
         for _ in range(3):
             await asyncio.sleep(0)
@@ -250,7 +299,8 @@ class StreamServer:
             max_connections=limits.max_connections, max_per_client=limits.max_connections_per_client
         )
         self._sockets: list[socket.socket] = []
-        self._acceptors: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the listeners are registered with
+        self._accept_retries: dict[socket.socket, asyncio.TimerHandle] = {}
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -292,45 +342,50 @@ class StreamServer:
                 if port != 0 or exc.errno != errno.EADDRINUSE:
                     raise
                 continue
-            self._sockets, self.port = sockets, chosen
+            self._sockets, self.port, self._loop = sockets, chosen, loop
             for sock, listener in zip(sockets, listeners, strict=True):
-                task = loop.create_task(self._accept(sock, listener), name=f"{self.name} accept {listener.address}")
-                self._acceptors.add(task)
+                loop.add_reader(sock, self._accept, loop, sock, listener)
             return chosen
         raise OSError(errno.EADDRINUSE, f"{self.name}: no port number is free on every address")
 
     async def stop(self) -> None:
         """Stop listening, then end every connection (handshakes in progress included)."""
-        acceptors = list(self._acceptors)
-        for task in acceptors:
-            task.cancel()
-        if acceptors:
-            await asyncio.gather(*acceptors, return_exceptions=True)
-        self._acceptors.clear()
+        for handle in self._accept_retries.values():
+            handle.cancel()
+        self._accept_retries.clear()
         for sock in self._sockets:
+            if self._loop is not None:
+                self._loop.remove_reader(sock)
             sock.close()
-        self._sockets = []
+        self._sockets, self._loop = [], None
         await self.connections.aclose()
 
     # --- per connection ---------------------------------------------------------------------
 
-    async def _accept(self, sock: socket.socket, listener: Listener) -> None:
-        loop = asyncio.get_running_loop()
-        accepted = 0
-        while True:
+    def _accept(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, listener: Listener) -> None:
+        """Accept what the listening socket holds (the loop calls this while it is readable):
+        no future, task or reader registration per connection. At most ``_ACCEPT_BURST`` in a
+        row, then the loop runs the rest (a flood of connections must not starve them)."""
+        for _ in range(_ACCEPT_BURST):
             try:
-                conn, peer = await loop.sock_accept(sock)
+                conn, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
-                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:
+                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:  # let connections end first
                     log.warning("%s: cannot accept connections (%s); retrying", self.name, exc.strerror)
-                    await asyncio.sleep(_ACCEPT_RETRY_DELAY)
-                else:  # the peer gave up before accept (ECONNABORTED) and the like
-                    log.debug("%s: accept failed: %r", self.name, exc)
+                    loop.remove_reader(sock)
+                    self._accept_retries[sock] = loop.call_later(
+                        _ACCEPT_RETRY_DELAY, self._accept_again, loop, sock, listener
+                    )
+                    return
+                log.debug("%s: accept failed: %r", self.name, exc)  # the peer gave up first, and the like
                 continue
             self._dispatch(loop, conn, peer, listener)
-            accepted += 1
-            if accepted % _ACCEPT_BURST == 0:
-                await asyncio.sleep(0)  # a flood of connections must not starve the handlers
+
+    def _accept_again(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, listener: Listener) -> None:
+        del self._accept_retries[sock]
+        loop.add_reader(sock, self._accept, loop, sock, listener)
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: object, listener: Listener) -> None:
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
@@ -339,6 +394,12 @@ class StreamServer:
             _refuse(conn, self.busy_reply)
             return
         conn.setblocking(False)
+        if listener.protocol is not None:
+            protocol = listener.protocol(client)
+            protocol._server = self
+            opening = loop.create_task(self._open(conn, listener, protocol), name=f"{self.name} {client}")
+            self.connections.track_opening(opening, protocol, conn)
+            return
         handed_over: list[bool] = []
         task = loop.create_task(self._serve(conn, listener, client, handed_over), name=f"{self.name} {client}")
         self.connections.track(task, client)
@@ -350,12 +411,17 @@ class StreamServer:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=self.stream_limit)
         opened: list[asyncio.StreamWriter] = []
-        # The callback only hands the writer back: the handler runs in this task. It must not
-        # be None, or StreamWriter.start_tls would think this is the client side.
-        protocol = asyncio.StreamReaderProtocol(reader, lambda _reader, writer: opened.append(writer))
+
+        # The callback only hands the writer back (and counts it): the handler runs in this
+        # task. It must not be None, or StreamWriter.start_tls would think this is the client side.
+        def made(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            opened.append(writer)
+            self.connections.opened(writer)  # from here stop() aborts it, whatever this task does
+
+        protocol = asyncio.StreamReaderProtocol(reader, made)
         tls = listener.tls
-        if tls is not None and listener.choose_tls is not None:
-            tls = await listener.choose_tls(conn) or tls
+        if tls is not None and listener.choose_tls is not None and (choosing := listener.choose_tls(conn)) is not None:
+            tls = await choosing or tls
         # From here the transport owns the socket (both asyncio and uvloop take it before
         # their first await) and closes it, whatever happens next.
         handed_over.append(True)
@@ -369,13 +435,31 @@ class StreamServer:
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
             step = "TLS handshake" if listener.tls is not None else "connection set-up"
             log.debug("%s: %s with %s failed: %r", what, step, client, exc)
+            for writer in opened:
+                writer.transport.abort()
+                self.connections.closed(writer)
             return
+        except BaseException:  # cancelled by stop(), which aborts the stream if there is one
+            for writer in opened:
+                self.connections.closed(writer)
+            raise
         if not opened:  # the transport closed before the protocol saw it (a peer gone at once)
             return
         writer = opened[0]
-        self.connections.opened(writer)
+        assert listener.handler is not None  # a Listener has a handler or a protocol
+        await self._serve_stream(listener.handler, reader, writer, client, what)
+
+    async def _serve_stream(
+        self,
+        handler: Handler,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: str,
+        what: str,
+    ) -> None:
+        """Run ``handler`` on an open stream (already in :meth:`Connections.opened`), then close it."""
         try:
-            await listener.handler(reader, writer)
+            await handler(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
             log.debug("%s: connection from %s ended: %r", what, client, exc)
         except Exception:  # a bug: keep serving the others, say where
@@ -388,6 +472,113 @@ class StreamServer:
                     await close_writer(writer, self.limits.close_timeout)
             finally:
                 self.connections.closed(writer)
+
+    async def _open(self, conn: socket.socket, listener: Listener, protocol: ServerProtocol) -> None:
+        """Set up a protocol connection: TLS (if any) on the accepted socket before any byte of
+        it is read, then ``protocol.connection_made``; the task ends there."""
+        loop = asyncio.get_running_loop()
+        tls = listener.tls
+        try:
+            if tls is not None and listener.choose_tls is not None and (choosing := listener.choose_tls(conn)):
+                tls = await choosing or tls
+            # from here the transport owns the socket (uvloop and asyncio take it before their
+            # first await) and closes it, whatever happens next
+            protocol._state = _OPENING
+            if tls is None:
+                await loop.connect_accepted_socket(lambda: protocol, conn)
+            else:
+                await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    conn,
+                    ssl=tls,
+                    ssl_handshake_timeout=self.limits.handshake_timeout,
+                    ssl_shutdown_timeout=self.limits.close_timeout,
+                )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
+            step = "TLS handshake" if listener.tls is not None else "connection set-up"
+            log.debug("%s: %s with %s failed: %r", listener.name or self.name, step, protocol.client, exc)
+
+
+_NEW, _OPENING, _OPEN, _HANDED_OVER, _ENDED = range(5)  # the states of a ServerProtocol's connection
+
+
+class ServerProtocol(asyncio.Protocol):
+    """The protocol of one connection of a :class:`Listener` with ``protocol``.
+
+    The server makes it at accept (``client``: the peer address), takes a connection slot for
+    it then, and gives the slot back when the connection ends: :meth:`connection_made` and
+    :meth:`connection_lost` here do that bookkeeping, so a subclass that overrides them calls
+    them (``super()``). ``connection_made`` comes after the TLS handshake; a connection whose
+    handshake fails never reaches the protocol. :meth:`close` is the graceful end (bounded by
+    :attr:`ServerLimits.close_timeout`); :meth:`StreamServer.stop` aborts the transport.
+    """
+
+    __slots__ = ("_server", "_state", "client", "transport")
+    transport: asyncio.Transport
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self._state = _NEW
+        self._server: StreamServer | None = None  # set by the server that accepted it
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream transport (uvloop's TLS transport is one without subclassing asyncio's)
+        self.transport = cast(asyncio.Transport, transport)
+        server = self._server
+        if server is None or self._state not in (_NEW, _OPENING):
+            return
+        self._state = _OPEN
+        server.connections._protocols.add(self)
+        if server.connections.closing:  # stop() is sweeping: do not outlive it
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        if server is not None and self._state in (_NEW, _OPENING, _OPEN):
+            self._state = _ENDED
+            server.connections._protocols.discard(self)
+            server.connections.release(self.client)
+
+    def close(self) -> None:
+        """End the connection once what was written is sent; abort it when the peer does not
+        let it close within ``close_timeout`` (over TLS the TLS layer keeps that deadline:
+        ``ssl_shutdown_timeout``)."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.close()
+        server = self._server
+        if server is not None and transport.get_extra_info("sslcontext") is None:
+            asyncio.get_running_loop().call_later(server.limits.close_timeout, transport.abort)
+
+    def hand_over(self, handler: Handler, data: bytes = b"", *, eof: bool = False) -> None:
+        """Serve the rest of this connection as a stream, from a task running ``handler``: its
+        reader first holds ``data`` (what this protocol received and did not consume) and then
+        the end of input if ``eof``. The connection keeps its slot and its place in
+        :meth:`StreamServer.stop`; this protocol gets no callback any more."""
+        server = self._server
+        if server is None or self._state != _OPEN:
+            raise RuntimeError("hand_over: the connection is not open")
+        transport = self.transport
+        reader = asyncio.StreamReader(limit=server.stream_limit)
+        opened: list[asyncio.StreamWriter] = []
+        stream = asyncio.StreamReaderProtocol(reader, lambda _reader, writer: opened.append(writer))
+        transport.set_protocol(stream)
+        stream.connection_made(transport)
+        if data:
+            reader.feed_data(data)
+        if eof:
+            reader.feed_eof()
+        writer = opened[0]
+        self._state = _HANDED_OVER
+        connections = server.connections
+        connections._protocols.discard(self)
+        connections.opened(writer)
+        transport.resume_reading()  # the stream reader pauses by itself when it holds too much
+        task = asyncio.get_running_loop().create_task(
+            server._serve_stream(handler, reader, writer, self.client, server.name), name=f"{server.name} {self.client}"
+        )
+        connections.track(task, self.client)
 
 
 async def _listening_socket(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:

@@ -2,7 +2,10 @@
 
 One process, shared listeners (any number of addresses, IPv4 and IPv6), the certificate chosen
 by SNI, over :mod:`mtasts.net.server` (TLS terminated at accept, connection caps, clean stop)
-and :mod:`mtasts.publish.http11` (keep-alive, bounded head, timeouts, per-client rate).
+and :mod:`mtasts.publish.http11` (keep-alive, bounded head, timeouts, per-client rate). The
+policy listeners serve from protocol callbacks (:class:`~mtasts.publish.http11.HttpProtocol`:
+every answer below but the report endpoint's is made in ``data_received``, no stream or task
+per connection); the report endpoint and any request with a body continue on a stream.
 
 Serving rules (docs/publish.md lists them for operators):
 
@@ -51,7 +54,7 @@ import logging
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,7 +69,16 @@ from mtasts.core.fetch import POLICY_PATH
 from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.alpn import AlpnChallenges, peek_client_hello
 from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
+from mtasts.publish.http11 import (
+    HttpLimits,
+    HttpProtocol,
+    HttpRequest,
+    HttpResponse,
+    HttpService,
+    RateLimiter,
+    authority_name,
+    serve_http,
+)
 from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
 from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot, build_snapshot
 
@@ -218,6 +230,15 @@ class PolicyHost:
             max_connections=server_limits.max_connections, max_per_client=server_limits.max_connections_per_client
         )
         self._server_limits = server_limits
+        # what every policy connection shares (made once: a connection only holds a reference)
+        self._service = HttpService(
+            answer=self._answer_now,
+            app=self._answer,
+            limits=self._http,
+            rate=self._rate,
+            observe=self._observe,
+            names=_connection_names,
+        )
         self._servers: list[StreamServer] = []
         self._admin_server: StreamServer | None = None
         self._reload_lock = asyncio.Lock()
@@ -272,13 +293,16 @@ class PolicyHost:
         else:
             connection.context = chosen
 
-    async def _choose_tls(self, conn: socket.socket) -> ssl.SSLContext | None:
+    def _choose_tls(self, conn: socket.socket) -> Awaitable[ssl.SSLContext | None] | None:
         """The TLS-ALPN-01 challenge context for the CA's validation handshake of a pending
-        name (built-in ACME with ``challenge = "tls-alpn-01"``), else ``None``: the listening
-        context. Peeks at the ClientHello only while a challenge is pending."""
+        name (built-in ACME with ``challenge = "tls-alpn-01"``), else the listening context
+        (``None``, at once). Peeks at the ClientHello only while a challenge is pending."""
         challenges = self.alpn_challenges
         if not challenges:
             return None
+        return self._challenge_context(conn, challenges)
+
+    async def _challenge_context(self, conn: socket.socket, challenges: AlpnChallenges) -> ssl.SSLContext | None:
         hello = await peek_client_hello(conn, self.limits.handshake_timeout)
         chosen = None if hello is None else challenges.context_for(hello)
         if chosen is not None and hello is not None:
@@ -301,7 +325,13 @@ class PolicyHost:
                 server.connections = self._connections  # one cap for the whole host, whatever the port
                 self._servers.append(server)
                 listeners = [
-                    Listener(a.host, self._serve_policy, context, f"publish {a.to_text()}", self._choose_tls)
+                    Listener(
+                        a.host,
+                        tls=context,
+                        name=f"publish {a.to_text()}",
+                        choose_tls=self._choose_tls,
+                        protocol=self._policy_connection,
+                    )
                     for a in addresses
                 ]
                 chosen = await server.start(listeners, port)
@@ -433,32 +463,26 @@ class PolicyHost:
 
     # --- serving ------------------------------------------------------------------------------
 
-    async def _serve_policy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ssl_object = writer.get_extra_info("ssl_object")
-        context = getattr(ssl_object, "context", None)
-        name = context.served_name if isinstance(context, ServedContext) else None
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+    def _policy_connection(self, client: str) -> HttpProtocol:
+        return HttpProtocol(client, self._service)
 
-        async def app(request: HttpRequest) -> HttpResponse:
-            snapshot, reports = self._snapshot, self.reports
-            if reports is not None and request.path == reports.path:
-                return refuse_name(snapshot, request) or await reports.answer(request)
-            if self._answers_of is not snapshot:  # a reload: the answers of the new bodies
-                self._answers, self._answers_of = {}, snapshot
-            return answer_policy(snapshot, request, cache_max_age=self.cache_max_age, answers=self._answers)
+    def _answer_now(self, request: HttpRequest) -> HttpResponse | None:
+        """The answer made in ``data_received``: all but the report endpoint's (``None``)."""
+        snapshot, reports = self._snapshot, self.reports
+        if reports is not None and request.path == reports.path:
+            return None
+        if self._answers_of is not snapshot:  # a reload: the answers of the new bodies
+            self._answers, self._answers_of = {}, snapshot
+        return answer_policy(snapshot, request, cache_max_age=self.cache_max_age, answers=self._answers)
 
-        await serve_http(
-            reader,
-            writer,
-            app,
-            limits=self._http,
-            client=client,
-            server_name=name,
-            rate=self._rate,
-            observe=self._observe,
-            label=(name or "").removeprefix("mta-sts."),
-        )
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
+        """The answer on a stream (the report endpoint, requests with a body)."""
+        snapshot, reports = self._snapshot, self.reports
+        if reports is not None and request.path == reports.path:
+            return refuse_name(snapshot, request) or await reports.answer(request)
+        answer = self._answer_now(request)
+        assert answer is not None  # only the report endpoint is left to this path
+        return answer
 
     def _observe(self, request: HttpRequest | None, response: HttpResponse, sent: int) -> None:
         self.metrics.request(response.label, response.status)
@@ -519,6 +543,16 @@ class PolicyHost:
         )
         now = self._clock()
         return render_metrics(self.metrics, gauges, now) + "".join(source(now) for source in self.metric_sources)
+
+
+def _connection_names(transport: asyncio.BaseTransport) -> tuple[str | None, str]:
+    """The served name the TLS handshake chose for a connection (its SNI callback set a
+    :class:`ServedContext`; ``None``: the fallback certificate) and its label for metrics."""
+    context = getattr(transport.get_extra_info("ssl_object"), "context", None)
+    if isinstance(context, ServedContext):
+        name = context.served_name
+        return name, name.removeprefix("mta-sts.")
+    return None, ""
 
 
 def _tune_collector() -> None:

@@ -6,6 +6,17 @@ they need: :func:`serve_http` reads requests from one connection (already TLS-te
 (:data:`App`: request in, :class:`HttpResponse` out) and writes it, until the client closes,
 a bound is reached or a timeout fires. Nothing here knows about policies.
 
+:class:`HttpProtocol` is the same server as protocol callbacks (a
+:class:`~mtasts.net.server.ServerProtocol`), for the policy listeners: a sender opens a TLS
+connection, sends one GET and leaves, and a stream, a task and a timeout context per
+connection and per read were a sixth of the host's CPU for it (``bench/publish.py``,
+callgrind). It answers in ``data_received`` what the application can answer at once
+(:data:`Answer`: the policy, every refusal); a request with a body, or one the application
+leaves (``None``: the report endpoint), is handed over with the bytes after it to
+:func:`serve_http` on a stream (:meth:`~mtasts.net.server.ServerProtocol.hand_over`), which
+serves the rest of that connection. The bounds and answers are the same either way (one
+parser, one set of limits, the same responses).
+
 Bounds, per connection: the request head (request line and headers) is at most
 ``max_header_bytes`` (else ``431``) and must arrive within ``header_timeout`` of its first
 byte (else ``408``); between requests a connection may sit idle for ``idle_timeout`` (then it
@@ -41,15 +52,19 @@ from http import HTTPStatus
 import h11
 
 from mtasts._version import __version__
+from mtasts.net.server import ServerProtocol
 
 __all__ = [
+    "Answer",
     "App",
     "BodyIncomplete",
     "BodyReader",
     "HeadError",
     "HttpLimits",
+    "HttpProtocol",
     "HttpRequest",
     "HttpResponse",
+    "HttpService",
     "Observer",
     "ParsedHead",
     "RateLimiter",
@@ -304,11 +319,12 @@ async def serve_http(
     rate: RateLimiter | None = None,
     observe: Observer | None = None,
     label: str = "",
+    served: int = 0,
 ) -> None:
-    """Serve requests on one connection until it ends (the caller closes the stream)."""
+    """Serve requests on one connection until it ends (the caller closes the stream);
+    ``served``: how many this connection had before (handed over by :class:`HttpProtocol`)."""
     loop = asyncio.get_running_loop()
     buffer = b""
-    served = 0
 
     transport = writer.transport
 
@@ -389,6 +405,242 @@ async def serve_http(
         await send(request, response, close=close, head_only=request.method == "HEAD")
         if close:
             return
+
+
+Answer = Callable[[HttpRequest], HttpResponse | None]
+"""The answer to a request, made at once (no I/O, no waiting), or ``None``: the request goes
+to the :data:`App` of the :class:`HttpService`, on a stream."""
+
+Names = Callable[[asyncio.BaseTransport], tuple[str | None, str]]
+"""A connection's server name (for :attr:`HttpRequest.server_name`) and label (for the
+responses made here), read from its open transport."""
+
+
+def _no_names(_: asyncio.BaseTransport) -> tuple[str | None, str]:
+    return None, ""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpService:
+    """What every :class:`HttpProtocol` connection of a listener shares (made once, not per
+    connection): ``answer`` for what can be answered at once, ``app`` for the rest (and for
+    every request with a body), the bounds, the per-client rate, the observer, and ``names``."""
+
+    answer: Answer
+    app: App
+    limits: HttpLimits
+    rate: RateLimiter | None = None
+    observe: Observer | None = None
+    names: Names = _no_names
+
+
+class HttpProtocol(ServerProtocol):
+    """One connection served by callbacks (see the module docstring): the same requests, bounds
+    and answers as :func:`serve_http`, which it hands over to for what ``answer`` leaves.
+
+    One timer per connection: it fires at the earliest deadline that may have passed (the
+    first byte of a head within ``idle_timeout``, the rest within ``header_timeout``, a stalled
+    write within ``idle_timeout``) and, when the deadline moved later meanwhile, sets itself
+    again, so keep-alive requests never touch it."""
+
+    __slots__ = (
+        "_buffer",
+        "_deadline",
+        "_done",
+        "_eof",
+        "_head_started",
+        "_label",
+        "_loop",
+        "_scanned",
+        "_served",
+        "_server_name",
+        "_service",
+        "_timer",
+        "_timer_at",
+        "_writing_paused",
+    )
+
+    def __init__(self, client: str, service: HttpService) -> None:
+        super().__init__(client)
+        self._service = service
+        self._buffer = b""
+        self._scanned = 0  # bytes of the buffer known to hold no end of head
+        self._served = 0
+        self._head_started: float | None = None  # loop time of the current head's first byte
+        self._writing_paused = False
+        self._eof = False
+        self._done = False  # closing or handed over: no more requests here
+        self._server_name: str | None = None
+        self._label = ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
+
+    # --- the transport's callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._server_name, self._label = self._service.names(transport)
+        self._loop = loop = asyncio.get_running_loop()
+        self._deadline = self._timer_at = at = loop.time() + self._service.limits.idle_timeout
+        self._timer = loop.call_at(at, self._on_timer)
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._buffer = self._buffer + data if self._buffer else data
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        # the client sent everything: answer what is complete (even with writing paused: the
+        # transport holds it), then the end of input decides like serve_http's read of b""
+        self._eof = True
+        self._writing_paused = False
+        self._process()
+        if not self._done:
+            if self._buffer:
+                self._fail(400, "bad request: the connection closed inside the request head")
+            else:
+                self._finish()
+        return None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self.transport.pause_reading()
+        self._set_deadline(self._loop.time() + self._service.limits.idle_timeout)
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._done:
+            return
+        self.transport.resume_reading()
+        self._set_deadline(self._loop.time() + self._service.limits.idle_timeout)
+        self._process()
+
+    def _stop(self) -> None:
+        """This connection answers no more heads here: no more timeouts for it."""
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+        super().connection_lost(exc)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Answer every complete head in the buffer, in order, while the transport takes writes."""
+        service = self._service
+        limits = service.limits
+        while not self._done and not self._writing_paused:
+            buffer = self._buffer
+            if not buffer:
+                self._head_started = None
+                return
+            end = _HEAD_END_RE.search(buffer, max(self._scanned - 2, 0))
+            if end is None:
+                if len(buffer) > limits.max_header_bytes:
+                    self._fail(431, "request head too large")
+                    return
+                self._scanned = len(buffer)
+                if self._head_started is None:
+                    self._head_started = now = self._loop.time()
+                    self._set_deadline(now + limits.header_timeout)
+                return
+            self._scanned = 0
+            if end.start() > limits.max_header_bytes:
+                self._fail(431, "request head too large")
+                return
+            try:
+                head = parse_head(buffer[: end.start()])
+            except HeadError as exc:
+                self._fail(exc.status, "request head too large" if exc.status == 431 else f"bad request: {exc.message}")
+                return
+            if head.has_body:  # its framing and body are serve_http's (h11)
+                self._hand_over()
+                return
+            request = HttpRequest(head.method, head.target, head.headers, self.client, self._server_name)
+            response = service.answer(request)
+            if response is None:
+                self._hand_over()
+                return
+            self._served += 1
+            self._buffer = buffer[end.end() :]
+            self._head_started = None
+            rate = service.rate
+            if rate is not None and (wait := rate.allow(self.client, self._loop.time())) > 0:
+                response = HttpResponse(
+                    429,
+                    b"too many requests\n",
+                    (("Content-Type", "text/plain"), ("Retry-After", str(math.ceil(wait)))),
+                    label=self._label,
+                )
+            close = response.close or not head.keep_alive or self._served >= limits.max_requests
+            head_only = request.method == "HEAD"
+            self.transport.write(response.encode(close=close, head_only=head_only))
+            if service.observe is not None:
+                service.observe(request, response, 0 if head_only else len(response.body))
+            if close:
+                self._finish()
+                return
+            self._deadline = self._loop.time() + limits.idle_timeout  # later: the timer catches up
+
+    def _fail(self, status: int, reason: str) -> None:
+        """Answer a head that cannot be served (``status``) and close, as serve_http does."""
+        response = _plain(status, reason, label=self._label)
+        self.transport.write(response.encode(close=True))
+        if self._service.observe is not None:
+            self._service.observe(None, response, len(response.body))
+        self._finish()
+
+    def _finish(self) -> None:
+        self._stop()
+        self.close()
+
+    def _hand_over(self) -> None:
+        """Serve this connection's rest, from the current head on, with serve_http."""
+        self._stop()
+        data, self._buffer = self._buffer, b""
+        self.hand_over(self._serve_stream, data, eof=self._eof)
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        service = self._service
+        await serve_http(
+            reader,
+            writer,
+            service.app,
+            limits=service.limits,
+            client=self.client,
+            server_name=self._server_name,
+            rate=service.rate,
+            observe=service.observe,
+            label=self._label,
+            served=self._served,
+        )
+
+    # --- time ---------------------------------------------------------------------------------
+
+    def _set_deadline(self, at: float) -> None:
+        self._deadline = at
+        if at < self._timer_at and self._timer is not None:  # earlier than the timer: set it again
+            self._timer.cancel()
+            self._timer_at = at
+            self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        if self._loop.time() < self._deadline:  # the deadline moved on since the timer was set
+            self._timer_at = self._deadline
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        if self._head_started is not None and not self._writing_paused:
+            self._fail(408, "the request head took too long")
+        else:  # idle between requests, or a client that does not read its answers
+            self._finish()
 
 
 def _body_reader(connection: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> BodyReader:

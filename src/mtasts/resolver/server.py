@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -47,7 +48,7 @@ from mtasts.net.server import DEFAULT_SERVER_LIMITS, Connections, ServerLimits, 
 from mtasts.resolver.service import PolicyResolver
 from mtasts.resolver.socketmap import CLOSED, NEED_DATA, Malformed, Request, SocketmapReader, Status, encode_reply
 
-__all__ = ["ListenSpec", "SocketmapServer", "parse_listen"]
+__all__ = ["ListenSpec", "SocketmapServer", "freeze_heap", "parse_listen"]
 
 log = logging.getLogger("mtasts.resolver.server")
 
@@ -84,6 +85,22 @@ def parse_listen(text: str) -> ListenSpec:
         return ListenSpec(path=Path(rest))
     address = parse_address(rest)  # the policy host's reading of IPv4:PORT and [IPv6]:PORT
     return ListenSpec(host=address.host, port=address.port)
+
+
+def freeze_heap() -> None:
+    """Move everything the daemon holds once it is started (modules, zones, the cache loaded
+    from the store) out of every later collection of CPython's cyclic garbage collector.
+
+    A cached answer allocates nothing that outlives it, so the collector does not run while
+    the daemon only answers (none ran in 5 s of 50-connection load, ``bench/resolver.py``);
+    it runs when background work (first lookups, TXT re-checks, refreshes) allocates, and
+    then its full collections walk the whole heap: 29 ms measured in a daemon with 1,000 cached
+    domains, every connection's answers waiting meanwhile. Frozen, they walk only what came
+    after. Called once, after start-up, as ``mtasts publish serve`` does; not at a reload:
+    frozen objects are never collected as cycles, so freezing while connections are open
+    would keep their cyclic garbage for good."""
+    gc.collect()
+    gc.freeze()
 
 
 class SocketmapServer:

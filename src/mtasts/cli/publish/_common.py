@@ -30,7 +30,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help=f"The configuration file (default: {default_config_path()}).",
+        help="The configuration file [default: publish.toml in the user config directory, ~/.config/mtasts on Linux].",
         metavar="FILE",
         dir_okay=False,
     ),

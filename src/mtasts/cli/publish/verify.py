@@ -43,7 +43,9 @@ def verify_command(
     json_output: JsonOption = False,
     expiry_days: Annotated[
         float,
-        typer.Option("--expiry-days", min=0, help="A policy host certificate with this many days left or fewer."),
+        typer.Option(
+            "--expiry-days", min=0, help="Report a policy host certificate with this many days left or fewer."
+        ),
     ] = 14,
     fail_on: Annotated[
         FailOn,

@@ -1,4 +1,8 @@
-"""Options and helpers every ``mtasts report`` command shares: the store, the period, the output file."""
+"""Options and helpers every ``mtasts report`` command shares: the store, the period, the output file.
+
+What the commands print for a person is in the language of --lang / LANG (:func:`mtasts.i18n.current`:
+finished English sentences recognised by their shape in the ``findings`` catalogue, labels looked
+up); JSON, CSV, codes and the server's log lines stay English."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import typer
 from rich.console import Console
 
 from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.i18n import current
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
     from mtasts.store.interface import ReportStoreProtocol
@@ -58,7 +63,7 @@ def open_store(db: str | None, *, create: bool = True) -> ReportStoreProtocol:
     try:
         return ReportStore(db or default_db_url(os.environ), create=create)
     except UnsupportedDatabase as exc:
-        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+        fail(current().text(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}"), ExitCode.USAGE)
 
 
 @contextlib.contextmanager
@@ -74,11 +79,12 @@ def reading(db: str | None) -> Iterator[ReportStoreProtocol]:
         with store, translate_store_errors(store.url):
             yield store
     except StoreError as exc:
-        fail(exc.message, ExitCode.CANNOT_RUN)
+        fail(current().text(exc.message), ExitCode.CANNOT_RUN)
 
 
 def cannot_read(err: Console, path: Path, exc: OSError) -> None:
-    err.print(f"[severity.error]error:[/] cannot read {path}: {exc.strerror or exc}")
+    tr = current()
+    err.print(f"[severity.error]{tr.gettext('error')}:[/] {tr.text(f'cannot read {path}: {exc.strerror or exc}')}")
 
 
 def check_output(path: Path) -> None:
@@ -86,16 +92,16 @@ def check_output(path: Path) -> None:
     created: a typo in a path should not leave folders behind) and ``path`` must not be one."""
     folder = path.parent
     if not folder.is_dir():
-        fail(f"cannot write {path}: the folder {folder} does not exist (create it first)")
+        fail(current().text(f"cannot write {path}: the folder {folder} does not exist (create it first)"))
     if path.is_dir():
-        fail(f"cannot write {path}: it is a folder; give a file name")
+        fail(current().text(f"cannot write {path}: it is a folder; give a file name"))
 
 
 def write_output(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror or exc}")
+        fail(current().text(f"cannot write {path}: {exc.strerror or exc}"))
 
 
 def json_text(data: object) -> str:

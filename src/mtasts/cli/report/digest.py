@@ -28,6 +28,7 @@ from mtasts.cli.report._common import (
 )
 from mtasts.cli.text import plural
 from mtasts.core.tlsrpt_report import SenderTwice
+from mtasts.i18n import current
 from mtasts.net.mailer import DEFAULT_PORTS, MailError, MailFailureKind, SmtpSecurity, SmtpSettings, compose, send
 from mtasts.report.analysis import digest
 
@@ -129,15 +130,15 @@ def digest_command(
     try:
         last_day = date.fromisoformat(until) if until else None
     except ValueError:
-        fail(f"--until {until!r} is not a date (YYYY-MM-DD)", ExitCode.USAGE)
+        fail(current().text(f"--until {until!r} is not a date (YYYY-MM-DD)"), ExitCode.USAGE)
     settings = None
     if mail_to:
         if starttls and security is not SmtpSecurity.STARTTLS:
-            fail(f"--starttls contradicts --smtp-security {security.value}", ExitCode.USAGE)
+            fail(current().text(f"--starttls contradicts --smtp-security {security.value}"), ExitCode.USAGE)
         try:
             compose(sender=mail_from, recipients=mail_to, subject="", body="", now=datetime.now(UTC))
         except ValueError as exc:  # a line break in an address, or an address the header refuses
-            fail(f"--mail-from/--mail-to: {exc}", ExitCode.USAGE)
+            fail(current().text(f"--mail-from/--mail-to: {exc}"), ExitCode.USAGE)
         settings = smtp_settings(smtp, security, smtp_user, password_file, ca_file, timeout, os.environ)
     wanted = normalise_domain(domain)
     now = datetime.now(UTC)
@@ -159,7 +160,8 @@ def digest_command(
         days_twice=wider.days_twice,
         senders_twice=senders_twice,
     )
-    text = json_text(result.to_dict()) if json_output else result.to_text()
+    # the text (printed or mailed) in the language of --lang / LANG, line by line; the JSON stays English
+    text = json_text(result.to_dict()) if json_output else "\n".join(map(current().text, result.to_text().split("\n")))
     if settings is not None:
         flag = f"[{plural(len(result.alerts), 'alert')}] " if result.alerts else ""
         message = compose(
@@ -178,7 +180,8 @@ def digest_command(
                     f"the default is {settings.address} with {settings.security.value}: name your server with "
                     "--smtp HOST[:PORT], or for a local relay without TLS: --smtp localhost:25 --smtp-security none"
                 )
-            fail(f"cannot send the digest: {exc.message}" + (f" ({hint})" if hint else ""))
+            tr = current()
+            fail(tr.text(f"cannot send the digest: {exc.message}") + (tr.text(f" ({hint})") if hint else ""))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -223,13 +226,15 @@ def smtp_settings(
     if security is SmtpSecurity.NONE:
         if user is not None:
             fail(
-                "--smtp-user needs TLS: AUTH is never sent over an unencrypted connection (--smtp-security none)",
+                current().text(
+                    "--smtp-user needs TLS: AUTH is never sent over an unencrypted connection (--smtp-security none)"
+                ),
                 ExitCode.USAGE,
             )
         if ca_file is not None:
-            fail("--smtp-ca-file needs TLS; it means nothing with --smtp-security none", ExitCode.USAGE)
+            fail(current().text("--smtp-ca-file needs TLS; it means nothing with --smtp-security none"), ExitCode.USAGE)
     if password_file is not None and user is None:
-        fail("--smtp-password-file needs --smtp-user (the name to log in as)", ExitCode.USAGE)
+        fail(current().text("--smtp-password-file needs --smtp-user (the name to log in as)"), ExitCode.USAGE)
     password = None
     if user is not None:
         if password_file is not None:
@@ -237,9 +242,16 @@ def smtp_settings(
         elif environ.get(PASSWORD_ENV):
             password = environ[PASSWORD_ENV]
         else:
-            fail(f"--smtp-user needs a password: --smtp-password-file FILE or ${PASSWORD_ENV}", ExitCode.USAGE)
+            fail(
+                current().text(f"--smtp-user needs a password: --smtp-password-file FILE or ${PASSWORD_ENV}"),
+                ExitCode.USAGE,
+            )
     if ca_file is not None and not ca_file.is_file():
-        fail(f"cannot read the CA file {ca_file}: {'it is a folder' if ca_file.is_dir() else 'no such file'}")
+        fail(
+            current().text(
+                f"cannot read the CA file {ca_file}: {'it is a folder' if ca_file.is_dir() else 'no such file'}"
+            )
+        )
     return SmtpSettings(host, port, security, user, password, ca_file, timeout)
 
 
@@ -248,10 +260,10 @@ def _read_password(path: Path) -> str:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        fail(f"cannot read the password file {path}: {reason}")
+        fail(current().text(f"cannot read the password file {path}: {reason}"))
     password = text.splitlines()[0] if text else ""
     if not password:
-        fail(f"the password file {path} is empty (its first line is the password)")
+        fail(current().text(f"the password file {path} is empty (its first line is the password)"))
     return password
 
 
@@ -269,17 +281,20 @@ def parse_smtp_server(text: str, default_port: int = 25) -> tuple[str, int]:
         except ValueError:
             closed = ""
         if not closed or (rest and not rest.startswith(":")):
-            fail(f"--smtp {text!r}: write an IPv6 address in brackets, e.g. [2001:db8::25]:587", ExitCode.USAGE)
+            fail(
+                current().text(f"--smtp {text!r}: write an IPv6 address in brackets, e.g. [2001:db8::25]:587"),
+                ExitCode.USAGE,
+            )
         port = rest[1:] if rest else port
     elif value.count(":") > 1:  # a bare IPv6 address: no port can be told apart
         try:
             host = str(ipaddress.IPv6Address(value))
         except ValueError:
-            fail(f"--smtp {text!r} is not HOST[:PORT] (IPv6: [ADDRESS]:PORT)", ExitCode.USAGE)
+            fail(current().text(f"--smtp {text!r} is not HOST[:PORT] (IPv6: [ADDRESS]:PORT)"), ExitCode.USAGE)
     elif ":" in value:
         host, _, port = value.partition(":")
     if not host or any(c.isspace() or c in "/@" for c in host):
-        fail(f"--smtp {text!r}: {host!r} is not a host name or address", ExitCode.USAGE)
+        fail(current().text(f"--smtp {text!r}: {host!r} is not a host name or address"), ExitCode.USAGE)
     if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        fail(f"--smtp {text!r}: {port!r} is not a port number (1-65535)", ExitCode.USAGE)
+        fail(current().text(f"--smtp {text!r}: {port!r} is not a port number (1-65535)"), ExitCode.USAGE)
     return host, int(port)

@@ -17,7 +17,7 @@ from mtasts.cli.report._common import (
     cannot_read,
     open_store,
 )
-from mtasts.cli.text import plural
+from mtasts.i18n import current
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
     from mtasts.report.ingest import IngestOutcome
@@ -46,10 +46,11 @@ def _print_outcome(err: Console, outcome: IngestOutcome) -> None:
     problem = outcome.error or outcome.warning
     if problem is None:
         return
-    print_problems(err, [problem], subject=None)
-    err.print(f"  in {outcome.label}", style="where")
+    tr = current()
+    print_problems(err, [problem], subject=None, tr=tr)
+    err.print(tr.gettext("  in %(source)s") % {"source": outcome.label}, style="where")
     if outcome.moved_to is not None and outcome.moved_to != outcome.label:
-        err.print(f"  set aside: {outcome.moved_to}", style="where")
+        err.print(tr.gettext("  set aside: %(place)s") % {"place": outcome.moved_to}, style="where")
 
 
 def _ingest_summary(outcomes: list[IngestOutcome], database: str, stopped: str | None) -> dict[str, object]:
@@ -97,9 +98,9 @@ def ingest_command(
     from mtasts.cli.exitcodes import ExitCode, fail
     from mtasts.store.errors import StoreError, describe_store_error, redact_url
 
-    out, err = console(), console(stderr=True)
+    out, err, tr = console(), console(stderr=True), current()
     if not paths and not imap:
-        fail("give at least one PATH, or --imap URL", ExitCode.USAGE)
+        fail(tr.text("give at least one PATH, or --imap URL"), ExitCode.USAGE)
     database = url = ""  # known once the store is open (``_store`` reads --db and $MTASTS_DB)
     outcomes: list[IngestOutcome] = []
     stopped: str | None = None
@@ -134,10 +135,10 @@ def ingest_command(
                     unreadable = not _ingest_path(store, path, outcomes, err, json_output, retry_failed) or unreadable
     except StoreError as exc:
         if not opened:
-            fail(exc.message)
+            fail(tr.text(exc.message))
         stopped = f"{exc.message}; stopped: what was stored is committed, the rest is left for the next run"
     except SQLAlchemyError as exc:  # opening the store (the ingest itself raises StoreError)
-        fail(describe_store_error(exc, url))
+        fail(tr.text(describe_store_error(exc, url)))
     summary = _ingest_summary(outcomes, database, stopped)
     if json_output:
         print_json(summary)
@@ -145,14 +146,23 @@ def ingest_command(
         set_aside = summary["set_aside"]
         stored = summary["stored"]
         assert isinstance(stored, int)
+        reports = tr.ngettext("%(num)d report", "%(num)d reports", stored) % {"num": stored}
         out.print(
-            f"[ok]{plural(stored, 'report')}[/] stored, {summary['duplicates']} already stored, "
-            f"{'[severity.error]' if set_aside else ''}{set_aside}{'[/]' if set_aside else ''} set aside, "
-            f"{summary['skipped']} skipped; database {database}",
+            tr.gettext(
+                "%(stored)s stored, %(duplicates)s already stored, %(set_aside)s set aside, "
+                "%(skipped)s skipped; database %(database)s"
+            )
+            % {
+                "stored": f"[ok]{reports}[/]",
+                "duplicates": summary["duplicates"],
+                "set_aside": f"[severity.error]{set_aside}[/]" if set_aside else set_aside,
+                "skipped": summary["skipped"],
+                "database": database,
+            },
             soft_wrap=True,  # one line, whatever the terminal width: scripts and cron mails read it
         )
     if stopped is not None:
-        fail(stopped)
+        fail(tr.text(stopped))
     if unreadable:
         raise typer.Exit(int(ExitCode.CANNOT_RUN))
     if summary["set_aside"]:

@@ -18,6 +18,7 @@ from mtasts.cli.report._common import (
 from mtasts.cli.report.tables import report_table
 from mtasts.core.problems import ParseError, Severity
 from mtasts.core.tlsrpt_report import TlsRptReport
+from mtasts.i18n import current
 from mtasts.report.mail import parse_any
 from mtasts.report.sources import STDIN_LABEL, Source, iter_sources, read_stream
 
@@ -32,7 +33,7 @@ def parse_command(
     """Read reports and print them normalised. '-' reads one report (JSON or gzip), e-mail or
     mbox from standard input, named <stdin> in the output. Exit status 1 when an input is not a
     report, 3 when a FILE cannot be read (the others are still printed)."""
-    out, err = console(), console(stderr=True)
+    out, err, tr = console(), console(stderr=True), current()
     reports: list[tuple[str, TlsRptReport]] = []
     failed = unreadable = False
     stdin_read = False
@@ -46,8 +47,8 @@ def parse_command(
                     reports.extend((source.label, report) for report in parse_any(source.data))
                 except ParseError as exc:
                     failed = True
-                    print_problems(err, exc.problems, subject=source.label)
-                    err.print(f"  in {source.label}", style="where")
+                    print_problems(err, exc.problems, subject=source.label, tr=tr)
+                    err.print(tr.gettext("  in %(source)s") % {"source": source.label}, style="where")
         except OSError as exc:
             unreadable = True
             cannot_read(err, path, exc)
@@ -58,7 +59,7 @@ def parse_command(
             out.print(report_table(label, report))
             warnings = [w for w in report.warnings if w.severity is not Severity.ERROR]
             if warnings:
-                print_problems(out, warnings)
+                print_problems(out, warnings, tr=tr)
     if unreadable:
         raise typer.Exit(int(ExitCode.CANNOT_RUN))
     if failed:

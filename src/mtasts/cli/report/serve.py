@@ -15,6 +15,7 @@ from mtasts.cli.report._common import (
     DbOption,
     open_store,
 )
+from mtasts.i18n import current
 
 _OPTIONS: Final = {"cert": "--cert", "key": "--key", "host": "--host", "port": "--port", "spool_dir": "--spool-dir"}
 """The option of each setting :class:`mtasts.report.server.StartupError` can name."""
@@ -108,11 +109,11 @@ def serve_command(
     from mtasts.store.errors import StoreError, describe_store_error
 
     if not no_tls and (cert is None or key is None):
-        fail("give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls", ExitCode.USAGE)
+        fail(current().text("give --cert and --key (RFC 8460 §5.4 requires HTTPS), or --no-tls"), ExitCode.USAGE)
     if rate <= 0:
-        fail(f"--rate {rate:g}: must be above 0 (reports per minute per client)", ExitCode.USAGE)
+        fail(current().text(f"--rate {rate:g}: must be above 0 (reports per minute per client)"), ExitCode.USAGE)
     if path is not None and not path.startswith("/"):
-        fail(f"--path {path}: must begin with / (e.g. /tlsrpt)", ExitCode.USAGE)
+        fail(current().text(f"--path {path}: must begin with / (e.g. /tlsrpt)"), ExitCode.USAGE)
 
     def cannot_start(exc: StartupError) -> NoReturn:
         fail(f"{_OPTIONS.get(exc.setting, exc.setting)} {exc.value}: {exc.message}", ExitCode.CANNOT_RUN)
@@ -160,7 +161,7 @@ def serve_command(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         where = "{}://{}:{}/".format("http" if no_tls else "https", *server.address)
-        err.print(f"[ok]listening[/] on {where}; Ctrl-C stops", soft_wrap=True)
+        err.print(current().gettext("[ok]listening[/] on %(url)s; Ctrl-C stops") % {"url": where}, soft_wrap=True)
         try:
             await stop.wait()
         finally:
@@ -174,6 +175,6 @@ def serve_command(
         # DatabaseError: the one thing that can fail so is opening the store (a file that is
         # not a database); the store does not say it is unusable yet, but it is
         where = "--db" if db else "$MTASTS_DB" if os.environ.get("MTASTS_DB") else "the default database"
-        fail(f"{where}: {describe_store_error(exc, store.url)}", ExitCode.CANNOT_RUN)
+        fail(current().text(f"{where}: {describe_store_error(exc, store.url)}"), ExitCode.CANNOT_RUN)
     except OSError as exc:
-        fail(f"cannot start the server on {host}:{port}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        fail(current().text(f"cannot start the server on {host}:{port}: {exc.strerror or exc}"), ExitCode.CANNOT_RUN)

@@ -16,6 +16,7 @@ from mtasts.cli.report._common import (
     today,
 )
 from mtasts.cli.report.tables import domains_table, result_types_table, senders_table
+from mtasts.i18n import current
 from mtasts.report.analysis import (
     failing_senders_rollup,
     readiness_rollup,
@@ -46,16 +47,16 @@ def summary_command(
             }
         )
         return
-    out = console()
+    out, tr = console(), current()
     if not summaries:
         where = escape(store.display_url)
         selection = " for this selection" if since or wanted else ""
-        out.print(f"No reports stored{selection} in {where}.", soft_wrap=True)
-        out.print("Store some with [heading]mtasts report ingest PATH[/] (files, e-mails, mbox, Maildir).")
+        out.print(tr.gettext(f"No reports stored{selection} in %(where)s.") % {"where": where}, soft_wrap=True)
+        out.print(tr.gettext("Store some with [heading]mtasts report ingest PATH[/] (files, e-mails, mbox, Maildir)."))
         return
     out.print(domains_table(summaries, verdicts))
     if senders:
         out.print(senders_table(senders))
         out.print(result_types_table(summaries))
     else:
-        out.print("[ok]No sender reported a failed TLS session.[/]")
+        out.print(f"[ok]{tr.gettext('No sender reported a failed TLS session.')}[/]")

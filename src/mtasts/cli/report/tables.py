@@ -3,6 +3,8 @@
 They are :class:`~mtasts.cli.output.FitTable` s: names, counts, dates, verdicts and result types
 are data (never split), explanations are prose (wrapped at word boundaries), and the daily
 sparkline is decoration: it shows fewer days, then none, before anything else has to give.
+Headers, titles and explanations are in the language of --lang / LANG (:mod:`mtasts.i18n`);
+names, counts, result types and verdicts are data and stay as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.markup import escape
 
 from mtasts.cli.output import Column, Fit, FitTable
 from mtasts.core.tlsrpt_report import TlsRptReport
+from mtasts.i18n import current
 from mtasts.report.analysis import (
     RESULT_TYPE_HELP,
     DomainSummary,
@@ -27,14 +30,14 @@ SPARKLINE_DAYS = (30, 14, 7)  # the days the sparkline can show, as the width al
 
 
 def report_table(label: str, report: TlsRptReport) -> FitTable:
-    dates = report.to_dict()["date_range"]
+    dates, say = report.to_dict()["date_range"], current().gettext
     table = FitTable(
-        Column("domain", Fit.DATA),
-        Column("policy", Fit.DATA),
-        Column("ok", Fit.DATA, justify="right"),
-        Column("failed", Fit.DATA, justify="right"),
-        Column("failures: result type ×sessions, sending MTA → receiving MX"),
-        title=f"{escape(report.organization_name)} — {escape(report.report_id or '(no report-id)')}",
+        Column(say("domain"), Fit.DATA),
+        Column(say("policy"), Fit.DATA),
+        Column(say("ok"), Fit.DATA, justify="right"),
+        Column(say("failed"), Fit.DATA, justify="right"),
+        Column(say("failures: result type ×sessions, sending MTA → receiving MX")),
+        title=f"{escape(report.organization_name)} — {escape(report.report_id or say('(no report-id)'))}",
         caption=escape(f"{dates['start']} → {dates['end']} · {label}"),  # the file path, whole
     )
     for policy in report.policies:
@@ -48,7 +51,7 @@ def report_table(label: str, report: TlsRptReport) -> FitTable:
                 line += f"\n  [code]{escape(detail.failure_reason_code)}[/]"
             lines.append(line)
         table.add_row(
-            escape(policy.policy_domain or "(none)"),
+            escape(policy.policy_domain or say("(none)")),
             policy.policy_type.value,
             str(policy.total_successful),
             f"[severity.error]{policy.total_failure}[/]" if policy.total_failure else "0",
@@ -72,20 +75,23 @@ def _rate(rate: float | None) -> str:
 
 
 def domains_table(summaries: list[DomainSummary], verdicts: dict[str | None, Readiness]) -> FitTable:
+    say = current().gettext
     table = FitTable(
-        Column("domain", Fit.DATA),
-        Column("ok", Fit.DATA, justify="right"),
-        Column("failed", Fit.DATA, justify="right"),
-        Column("success", Fit.DATA, justify="right"),
-        Column(lambda days: f"daily success ({days} days)", Fit.DECORATIVE, sizes=SPARKLINE_DAYS),
-        Column("last report", Fit.DATA),
-        Column("enforce?", Fit.DATA),
-        title="TLS sessions by policy domain",
+        Column(say("domain"), Fit.DATA),
+        Column(say("ok"), Fit.DATA, justify="right"),
+        Column(say("failed"), Fit.DATA, justify="right"),
+        Column(say("success"), Fit.DATA, justify="right"),
+        Column(
+            lambda days: say("daily success (%(days)s days)") % {"days": days}, Fit.DECORATIVE, sizes=SPARKLINE_DAYS
+        ),
+        Column(say("last report"), Fit.DATA),
+        Column(say("enforce?"), Fit.DATA),
+        title=say("TLS sessions by policy domain"),
     )
     for summary in summaries:
         verdict = verdicts[summary.policy_domain]
         table.add_row(
-            escape(summary.policy_domain or "(none)"),
+            escape(summary.policy_domain or say("(none)")),
             str(summary.totals.successful),
             f"[severity.error]{summary.totals.failed}[/]" if summary.totals.failed else "0",
             _rate(summary.totals.rate),
@@ -105,29 +111,31 @@ def _counts(counts: dict[str, int] | object, limit: int = 3) -> str:
     assert isinstance(counts, dict)
     items = list(counts.items())
     text = ", ".join(f"{name} ×{count}" for name, count in items[:limit])
-    return text + (f", +{len(items) - limit} more" if len(items) > limit else "")
+    more = current().gettext(", +%(count)s more") % {"count": len(items) - limit}
+    return text + (more if len(items) > limit else "")
 
 
 def senders_table(senders: list[SenderIssue]) -> FitTable:
+    say = current().gettext
     table = FitTable(
-        Column("domain", Fit.DATA),
-        Column("sender", Fit.DATA),
-        Column("failed", Fit.DATA, justify="right"),
-        Column("how"),
-        Column("since", Fit.DATA),
-        Column("last", Fit.DATA),
-        Column("from / to"),
-        title="Senders to work with",
+        Column(say("domain"), Fit.DATA),
+        Column(say("sender"), Fit.DATA),
+        Column(say("failed"), Fit.DATA, justify="right"),
+        Column(say("how")),
+        Column(say("since"), Fit.DATA),
+        Column(say("last"), Fit.DATA),
+        Column(say("from / to")),
+        title=say("Senders to work with"),
     )
     for issue in senders:
         ends = " → ".join(
             part for part in (_counts(dict(issue.sending_ips), 2), _counts(dict(issue.receiving_mxs), 2)) if part
         )
-        how = escape(_counts(dict(issue.result_types)) or "(no failure details)")
+        how = escape(_counts(dict(issue.result_types)) or say("(no failure details)"))
         if issue.reasons:
             how += "\n[code]" + escape("; ".join(issue.reasons[:2])) + "[/]"
         table.add_row(
-            escape(issue.policy_domain or "(none)"),
+            escape(issue.policy_domain or say("(none)")),
             escape(issue.organization_name),
             f"[severity.error]{issue.failed_sessions}[/]",
             how,
@@ -139,19 +147,21 @@ def senders_table(senders: list[SenderIssue]) -> FitTable:
 
 
 def result_types_table(summaries: list[DomainSummary]) -> FitTable:
+    tr = current()
+    say = tr.gettext
     table = FitTable(
-        Column("domain", Fit.DATA),
-        Column("result type", Fit.DATA),
-        Column("sessions", Fit.DATA, justify="right"),
-        Column("what it means"),
-        title="Failures by result type",
+        Column(say("domain"), Fit.DATA),
+        Column(say("result type"), Fit.DATA),
+        Column(say("sessions"), Fit.DATA, justify="right"),
+        Column(say("what it means")),
+        title=say("Failures by result type"),
     )
     for summary in summaries:
         for kind, count in summary.by_result_type.items():
             table.add_row(
-                escape(summary.policy_domain or "(none)"),
+                escape(summary.policy_domain or say("(none)")),
                 f"[severity.error]{escape(kind)}[/]",
                 str(count),
-                escape(RESULT_TYPE_HELP.get(kind, "not in the IANA registry: ask the sender")),
+                escape(tr.text(RESULT_TYPE_HELP.get(kind, "not in the IANA registry: ask the sender"))),
             )
     return table

@@ -68,13 +68,18 @@ def selftest(
         str | None,
         typer.Option(
             "--listen",
-            help="Ask the daemon on inet:HOST:PORT or unix:PATH, with the map name --zone "
-            "[default: the profile recommended for this Postfix].",
+            help="Ask the daemon on inet:HOST:PORT or unix:PATH (with the map name --zone) "
+            "instead of the socketmap of smtp_tls_policy_maps.",
             show_default=False,
         ),
     ] = None,
     zone: Annotated[
-        str | None, typer.Option("--zone", help="The map name (zone) to ask with --listen.", show_default=False)
+        str | None,
+        typer.Option(
+            "--zone",
+            help="The map name (zone) to ask with --listen [default: the profile recommended for this Postfix].",
+            show_default=False,
+        ),
     ] = None,
     postfix_config: Annotated[
         Path | None,

@@ -479,7 +479,7 @@ def run_daemon(
     from mtasts.cli._run import run_async
     from mtasts.resolver.config import StoreKind
     from mtasts.resolver.metrics import AdminServer
-    from mtasts.resolver.server import SocketmapServer
+    from mtasts.resolver.server import SocketmapServer, freeze_heap
     from mtasts.resolver.sources import NetworkSources
     from mtasts.resolver.zones import ZonedResolver
 
@@ -515,6 +515,7 @@ def run_daemon(
             await server.stop()
             await resolver.stop()
             raise
+        freeze_heap()  # the cache loaded from the store, the zones, the modules: see there
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
