@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from html import unescape
 from pathlib import Path
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from mtasts.core.policy import Mode
 from mtasts.core.problems import Severity
-from mtasts.monitor.events import Condition
+from mtasts.monitor.events import CHECK_CODES
 from mtasts.monitor.history import SqlMonitorHistory
+from mtasts.monitor.rules import check_conditions, transitions
 from mtasts.monitor.snapshot import CheckSnapshot, FindingSeen, RecordState
 from mtasts.publish.history import Served, SqlPublishHistory
 from mtasts.report.analysis import DayPoint
@@ -42,18 +45,21 @@ SECOND = Served(
 )
 
 
-UNLISTED = FindingSeen(
+UNLISTED = FindingSeen(  # as the inspector says it
     "mx-not-in-policy",
     Severity.WARNING,
     "mx3.krvtz.net",
     None,
-    "the MX mx3.krvtz.net matches no mx line of the policy",
-    "Add mx3.krvtz.net to the mx lines of the policy.",
+    "the MX mx3.krvtz.net matches no 'mx' line of the policy; senders refuse to deliver to it",
+    "Add 'mx: mx3.krvtz.net' (or a '*.' pattern covering it) to the policy and change the policy id.",
 )
 MONITORED = (datetime(2024, 9, 17, 8, 0, tzinfo=UTC), datetime(2024, 9, 17, 9, 0, tzinfo=UTC))
+BOTH_MX = ("mx2.krvtz.net", "mx3.krvtz.net")
 
 
-def snapshot(at: datetime, *, findings: tuple[FindingSeen, ...] = (), conclusive: bool = True) -> CheckSnapshot:
+def snapshot(
+    at: datetime, *, findings: tuple[FindingSeen, ...] = (), conclusive: bool = True, mx: tuple[str, ...] = BOTH_MX
+) -> CheckSnapshot:
     return CheckSnapshot(
         DOMAIN,
         at,
@@ -62,25 +68,31 @@ def snapshot(at: datetime, *, findings: tuple[FindingSeen, ...] = (), conclusive
         RecordState.FOUND if conclusive else RecordState.FAILED,
         record_id=SECOND.policy_id if conclusive else None,
         policy_mode="testing" if conclusive else None,
-        mx=("mx2.krvtz.net", "mx3.krvtz.net") if conclusive else None,
+        mx=mx if conclusive else None,
         findings=findings,
-        inconclusive_reason="" if conclusive else "the nameserver 127.0.0.1 answers nothing",
+        inconclusive_reason="" if conclusive else "the check stopped on an unexpected error",
     )
 
 
 def monitor_runs(url: str) -> None:
-    """Three runs as the monitor stores them: a finding opens, a run that could not look, the
-    finding cleared (what the monitor compares is its own business; the page shows what it kept)."""
-    condition = Condition(DOMAIN, "finding", UNLISTED.subject, UNLISTED.severity, UNLISTED.message, UNLISTED.fix)
+    """Three runs as the monitor stores them, their events decided by the monitor's rules: a
+    finding opens, a run that could not look, then the finding cleared and mx3 gone from the MX
+    (an ``mx-changed`` notice, open until the next run)."""
+    first, unsure = (
+        snapshot(MONITORED[0], findings=(UNLISTED,)),
+        snapshot(MONITORED[0].replace(minute=30), conclusive=False),
+    )
+    last = snapshot(MONITORED[1], mx=BOTH_MX[:1])
     with SqlMonitorHistory(ReportStore(url)) as monitor:
-        monitor.record_run(
-            snapshot(MONITORED[0], findings=(UNLISTED,)), 1.25, opened=[condition], kept=[], cleared=[], notify=[]
-        )
-        monitor.record_run(
-            snapshot(MONITORED[0].replace(minute=30), conclusive=False), 0.5, opened=[], kept=[], cleared=[], notify=[]
-        )
-        (event,) = monitor.open_events(DOMAIN)
-        monitor.record_run(snapshot(MONITORED[1]), 2.0, opened=[], kept=[], cleared=[event], notify=[])
+        for previous, current, elapsed in ((None, first, 1.25), (first, unsure, 0.5), (first, last, 2.0)):
+            events = monitor.open_events(DOMAIN)
+            conditions = (
+                check_conditions(previous, current, events, now=current.checked_at) if current.conclusive else []
+            )
+            change = transitions(events, conditions, evaluated=CHECK_CODES if current.conclusive else set())
+            monitor.record_run(
+                current, elapsed, opened=change.opened, kept=change.kept, cleared=change.cleared, notify=[]
+            )
 
 
 @pytest.fixture(scope="module")
@@ -188,31 +200,71 @@ async def test_a_domain_never_published(client: httpx.AsyncClient) -> None:
 async def test_the_monitors_checks_and_events(client: httpx.AsyncClient) -> None:
     monitor = (await client.get(f"/api/domains/{DOMAIN}")).json()["monitor"]
     assert monitor["last_checked_at"] == MONITORED[1].isoformat()
-    assert monitor["open_events"] == 0
+    assert monitor["open_events"] == 1
     assert [(r["checked_at"], r["status"], r["conclusive"], r["findings"]) for r in monitor["runs"]] == [
         (MONITORED[1].isoformat(), "ok", True, 0),
         (MONITORED[0].replace(minute=30).isoformat(), "unknown", False, 0),
         (MONITORED[0].isoformat(), "warning", True, 1),
     ]
-    assert monitor["runs"][1]["inconclusive_reason"] == "the nameserver 127.0.0.1 answers nothing"
-    (event,) = monitor["events"]
-    assert (event["code"], event["subject"], event["severity"]) == ("finding", UNLISTED.subject, "warning")
-    assert (event["opened_at"], event["cleared_at"]) == (MONITORED[0].isoformat(), MONITORED[1].isoformat())
-    assert event["title"].startswith("a new finding")
+    assert monitor["runs"][1]["inconclusive_reason"] == "the check stopped on an unexpected error"
+    changed, finding = monitor["events"]
+    assert (finding["code"], finding["subject"], finding["severity"]) == ("finding", UNLISTED.subject, "warning")
+    assert (finding["opened_at"], finding["cleared_at"]) == (MONITORED[0].isoformat(), MONITORED[1].isoformat())
+    assert finding["title"] == "the finding is resolved"  # cleared: not "a new finding"
+    assert (changed["code"], changed["cleared_at"], changed["title"]) == ("mx-changed", None, "the MX records changed")
 
     html = (await client.get(f"/domains/{DOMAIN}")).text
     section = html[html.index('id="monitor"') :]
-    assert "Last checked 2024-09-17 09:00 UTC; open events: 0." in section
+    assert "Last checked 2024-09-17 09:00 UTC; open events: 1." in section
     events = section[section.index('id="monitor-events"') : section.index('id="monitor-runs"')]
     assert UNLISTED.subject in events
-    assert UNLISTED.message in events
+    assert f"the finding is resolved: {escape(UNLISTED.message)}" in events
+    assert f"the MX records changed: {changed['message']}" in events
     assert 'class="event cleared"' in events
+    assert 'class="event open"' in events
     runs = section[section.index('id="monitor-runs"') :]
     assert runs.index("2024-09-17 09:00") < runs.index("2024-09-17 08:30") < runs.index("2024-09-17 08:00")
     assert "inconclusive" in runs
-    assert "the nameserver 127.0.0.1 answers nothing" in runs
+    assert "the check stopped on an unexpected error" in runs
     japanese = (await client.get(f"/domains/{DOMAIN}?lang=ja")).text
     assert "最終チェック 2024-09-17 09:00 UTC" in japanese
+
+
+async def test_the_domain_page_in_japanese(client: httpx.AsyncClient) -> None:
+    """The roll-out's guards and next step and the monitor's events, runs and fixes are in
+    Japanese; the names, codes and the JSON stay as they were."""
+    data = (await client.get(f"/api/domains/{DOMAIN}")).json()
+    page = await client.get(f"/domains/{DOMAIN}", headers={"accept-language": "ja"})
+    html = unescape(page.text)
+    rollout = html[html.index('id="rollout"') : html.index('id="history"')]
+    assert "次の作業" in rollout
+    assert "公開設定にありません：廃止してください（mtasts publish retire krvtz.net）" in rollout
+    assert "2024-09-10 00:00 UTC から" in rollout  # testing-days
+    assert "組織からレポートがあります。2 組織からのレポートが必要です" in rollout  # reporters
+    assert "sts・証明書・STARTTLS の失敗は報告されていません" in rollout  # failures
+    events = html[html.index('id="monitor-events"') : html.index('id="monitor-runs"')]
+    assert (
+        "MX レコードが変わりました：krvtz.net の MX ホストが変わりました（mx3.krvtz.net を削除）："
+        "比べるためのポリシーは取得できませんでした" in events
+    )
+    assert "新しい MX ホストがポリシーに載っていなければ、mx 行に追加して新しい id を公開してください。" in events
+    assert "指摘が解消しました：MX mx3.krvtz.net はポリシーのどの 'mx' 行にも一致しません。" in events
+    assert "<code>mx-changed</code>" in events  # codes and subjects stay as they are
+    assert UNLISTED.subject in events
+    runs = html[html.index('id="monitor-runs"') :]
+    assert "判定不能" in runs
+    assert "チェックが予期しないエラーで止まりました" in runs
+    english = [
+        data["rollout"]["next"],
+        *(g["message"] for g in data["rollout"]["guards"]),
+        *(e["title"] for e in data["monitor"]["events"]),
+        *(e["message"] for e in data["monitor"]["events"]),
+        data["monitor"]["events"][0]["fix"],
+        *(r["inconclusive_reason"] for r in data["monitor"]["runs"] if r["inconclusive_reason"]),
+        "a new finding",
+    ]
+    assert len(english) == 11
+    assert [text for text in english if text in html] == []
 
 
 async def test_a_domain_the_monitor_never_checked(client: httpx.AsyncClient) -> None:

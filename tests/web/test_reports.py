@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from html import unescape
 from pathlib import Path
 
 import httpx
@@ -184,6 +185,30 @@ async def test_japanese(client: httpx.AsyncClient) -> None:
     assert "対応が必要な送信元" in page.text
     assert "日ごとのセッション" in page.text  # the chart's labels too
     assert "Company-X" in page.text
+
+
+@pytest.mark.parametrize("path", ["/reports", "/reports/company-y.example", "/reports/blogreen.org"])
+async def test_the_readiness_reasons_and_the_advice_in_japanese(client: httpx.AsyncClient, path: str) -> None:
+    """What the analysis says (why a domain is or is not ready for enforce, what to do about a
+    failing sender) is Japanese on the page and English in the JSON."""
+    data = (await client.get(path.replace("/reports", "/api/reports"))).json()
+    html = unescape((await client.get(path, params={"lang": "ja"})).text)
+    domains = html[html.index('id="domains-table"') : html.index('id="senders"')]
+    senders = html[html.index('id="senders"') : html.index('id="result-types"')]
+    english = [row["readiness"]["explanation"] for row in data["domains"]]
+    english += [sender["advice"] for sender in data["failing_senders"]]
+    assert english
+    assert [text for text in english if text in html] == []
+    if path == "/reports/blogreen.org":
+        assert "報告された sts のセッションは 1 件だけです：レポートがもっと集まるまでお待ちください" in domains
+        assert "No sender reported a failed TLS session." not in html
+        return
+    assert "1% を超えるセッションが失敗しています：enforce にするとメールが返送されます" in domains
+    assert "MX が STARTTLS を提供しませんでした：すべての MX で TLS を有効にしてください" in senders
+    if path == "/reports":
+        assert "2024-09-03 までの 30 日間に MTA-STS ポリシーを報告した送信側はありません" in domains
+        assert "登録されていない結果の種類 'Testing'：意味を送信側に問い合わせてください" in senders
+        assert "（なし）" in domains  # the reports without a policy domain
 
 
 async def test_no_database_yet_is_an_empty_dashboard_that_says_so(tmp_path: Path) -> None:

@@ -76,7 +76,9 @@ def serve(
             "--db",
             help="The report store of the dashboard and the domain pages: a database URL (sqlite:///path, "
             "postgresql://...) or SQLite file. Default: $MTASTS_DB, else reports.sqlite3 in the user data directory "
-            "(as mtasts report). Read only: nothing is created.",
+            "(as mtasts report). The report pages only read it; with accounts it also keeps the accounts, sessions "
+            "and audit trail (made when missing) and an admin's publish actions record the published history in it. "
+            "With --no-login nothing is written or created.",
             metavar="URL",
         ),
     ] = None,

@@ -1,6 +1,8 @@
 """The sentence shapes of the ``findings`` catalogue: every finding message and fix, the sender's
-verdict, the parsers' problems and the check's text labels, in English with ``%(name)s``
-placeholders (see :mod:`mtasts.i18n`). They are the message ids of
+verdict, the parsers' problems and the check's text labels, and what the web pages show of the
+report analysis (readiness, advice), the roll-out (guards, next step) and the monitor (event
+titles, fixes, messages), in English with ``%(name)s`` placeholders (see :mod:`mtasts.i18n`).
+They are the message ids of
 ``locale/<lang>/LC_MESSAGES/findings.po``::
 
     pybabel extract -k N_ -k NP_:1,2 -o src/mtasts/i18n/locale/findings.pot src/mtasts/i18n/messages.py
@@ -549,6 +551,106 @@ MESSAGES: tuple[str, ...] = (
     N_("RFC 8460 §4.4 requires both session counts in every summary."),
     N_("%(field)s %(value)s has no time zone; read as UTC"),
     N_("RFC 3339 date-times end in 'Z' or an offset."),
+    # --- report/analysis.py: the readiness to enforce from the TLS reports (the web's report pages)
+    N_("at least %(rate)s of sessions validated: enforce is safe"),
+    N_("%(low)s to %(high)s validated: fix the failing senders' causes first"),
+    N_("more than %(rate)s of sessions failed: enforcing would bounce mail"),
+    N_("no sts sessions reported in the %(days)s days to %(day)s"),
+    N_("no sender reported an MTA-STS policy in the %(days)s days to %(day)s"),
+    N_("only %(count)s sts sessions reported: wait for more reports"),
+    N_("only %(count)s sts session reported: wait for more reports"),
+    # --- monitor/events.py: the event titles and fixes (the web's domain page translates them)
+    N_("a new finding"),
+    N_("the finding is resolved"),
+    N_("the policy body changed but its id did not"),
+    N_("the policy id changed"),
+    N_("the MX records changed"),
+    N_("a certificate expires within %(days)s days"),
+    N_("the _mta-sts record is gone"),
+    N_("the policy cannot be fetched any more"),
+    N_("the failure rate jumped against the domain's baseline"),
+    N_("a sending organisation newly fails"),
+    N_("a reporter went silent"),
+    N_("no TLS reports at all"),
+    N_("The finding's own fix (see docs/check.md)."),
+    N_("Publish a new id in the _mta-sts TXT record (e.g. the date and time) whenever the policy body changes."),
+    N_("Nothing, if you changed the policy; otherwise find out who changed the record."),
+    N_("If the policy does not list the new MX hosts, add them to its mx lines and publish a new id."),
+    N_("Renew the certificate (and automate renewal, e.g. ACME)."),
+    N_("Renew the certificate now; check why automatic renewal did not."),
+    N_("Renew the certificate today and reload the server that presents it."),
+    N_("Publish the record again; to retire MTA-STS on purpose, serve mode none first (RFC 8461 §8.3)."),
+    N_("Make https://mta-sts.<domain>/.well-known/mta-sts.txt answer again (see the finding for the cause)."),
+    N_("See which senders and result types fail (mtasts report summary --domain D) and fix the MX or policy."),
+    N_("Work with that sender: the result types in the event say what failed (mtasts report summary)."),
+    N_("Check that the TLSRPT record still names a working rua, and that mail from the reporter still arrives."),
+    N_("Check the _smtp._tls record's rua and that reports reach the store (mtasts report ingest, report serve)."),
+    # --- monitor/rules.py and monitor/snapshot.py: the events' messages and why a run was inconclusive
+    N_(
+        "the policy of %(domain)s changed (sha256 %(old)s… → %(new)s…) but the _mta-sts id is still %(id)s: senders that hold the old policy will not fetch the new one"
+    ),
+    N_("the policy id of %(domain)s changed from %(old)s to %(new)s"),
+    N_("the MX hosts of %(domain)s changed (%(detail)s): %(reason)s"),
+    N_("added %(added)s; removed %(removed)s"),
+    N_("added %(added)s"),
+    N_("removed %(removed)s"),
+    N_("no policy was fetched to compare them with"),
+    N_("the policy still lists every MX"),
+    N_("the policy does not list %(hosts)s"),
+    N_("the certificate of the policy host %(host)s expired (%(date)s UTC)"),
+    N_("the certificate of the policy host %(host)s expires in %(days)s days (%(date)s UTC)"),
+    N_("the certificate of the MX host %(host)s expired (%(date)s UTC)"),
+    N_("the certificate of the MX host %(host)s expires in %(days)s days (%(date)s UTC)"),
+    N_("the _mta-sts TXT record of %(domain)s is gone (its id was %(id)s)"),
+    N_("the _mta-sts TXT record of %(domain)s is gone"),
+    N_("the policy of %(domain)s cannot be fetched any more: %(detail)s"),
+    N_("%(domain)s: no TLS report stored for the last %(days)s days, although the domain publishes a TLSRPT record"),
+    N_("no valid policy"),
+    N_("the check did not run"),
+    N_("the check stopped on an unexpected error"),
+    # --- publish/rollout.py and web/domains.py: the roll-out's guards, next step and notes (the web's domain page)
+    N_("not in testing: serve mode testing for %(count)s days first"),
+    N_("in testing for %(days)s days since %(since)s UTC; needs %(count)s days"),
+    N_("in testing for %(days)s day since %(since)s UTC; needs %(count)s days"),
+    N_("in testing for %(days)s days since %(since)s UTC"),
+    N_("in testing for %(days)s day since %(since)s UTC"),
+    N_("no report data"),
+    N_("no report data; needs %(count)s"),
+    N_("reports from %(count)s organisations (%(names)s) from %(since)s to %(until)s"),
+    N_("reports from %(count)s organisations (%(names)s) from %(since)s to %(until)s; needs %(required)s"),
+    N_("reports from %(count)s organisation (%(names)s) from %(since)s to %(until)s"),
+    N_("reports from %(count)s organisation (%(names)s) from %(since)s to %(until)s; needs %(required)s"),
+    N_("reports from %(count)s organisations from %(since)s to %(until)s"),
+    N_("reports from %(count)s organisations from %(since)s to %(until)s; needs %(required)s"),
+    N_("needs %(count)s"),
+    N_("%(count)s failed sessions (%(kinds)s), the last on %(day)s; needs %(days)s clean days"),
+    N_("no sts, certificate or STARTTLS failures reported from %(since)s to %(until)s"),
+    N_("no sts, certificate or STARTTLS failures reported"),
+    N_(
+        "enforce with max_age %(max_age)s straight from %(mode)s: serve enforce with max_age %(old)s first and raise it once that has been served for %(days)s days"
+    ),
+    N_(
+        "enforce with max_age %(max_age)s straight from %(mode)s: serve enforce with max_age %(old)s first and raise it once that has been served for %(days)s day"
+    ),
+    N_("max_age %(old)s → %(max_age)s: enforce served since %(since)s UTC; raise it from %(ready)s UTC"),
+    N_("max_age %(old)s → %(max_age)s: enforce served since %(since)s UTC"),
+    N_("nothing: its record is deleted and it is no longer served"),
+    N_("not configured"),
+    N_("not configured: retire it (mtasts publish retire %(domain)s)"),
+    N_("never published (or removed): remove it from the configuration"),
+    N_("delete the records once no sender can hold an earlier policy"),
+    N_("delete the records and stop serving (mtasts publish plan)"),
+    N_("enforce may be applied (mtasts publish plan)"),
+    N_('ready for enforce: set mode = "enforce"'),
+    N_("enforce possible if reports stay clean"),
+    N_("enforce waits on: %(reason)s"),
+    N_("a changed testing body to apply (mtasts publish plan); then %(reason)s"),
+    N_("a change to apply: %(stage)s → %(target)s (mtasts publish plan)"),
+    N_("max_age may grow to %(max_age)s"),
+    N_('mx = "from-dns": run mtasts publish plan to compare with live MX'),
+    N_("nothing: the configuration is what is served"),
+    N_("no publish configuration at %(path)s (mtasts web serve --publish-config FILE)"),
+    N_("the publish configuration %(path)s cannot be used: %(error)s"),
 )
 
 PLURALS: tuple[tuple[str, str], ...] = (

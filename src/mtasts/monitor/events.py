@@ -8,8 +8,11 @@ condition holds, stays open, without another notification, while it keeps holdin
 problems; they fire once, and are cleared at the next run without a notification.
 
 Every kind has a stable code (scripts and webhooks match on it), a severity (``None`` when it
-depends on the case, said in ``severity_note``), an explanation and a fix: :data:`EVENT_KINDS`
-is the one table, and docs/monitor.md is checked against it by a test.
+depends on the case, said in ``severity_note``), a title (and one for its cleared transition when
+the opened one would read wrong then: "a new finding" is resolved when cleared), an explanation
+and a fix: :data:`EVENT_KINDS` is the one table, and docs/monitor.md is checked against it by a
+test. The texts are English (webhooks, mails, logs, JSON); the web pages show them in the
+reader's language through the sentence shapes of :mod:`mtasts.i18n.messages`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ class EventKind:
     fix: str
     notice: bool = False
     severity_note: str = ""
+    cleared_title: str = ""  # the title once cleared, when ``title`` says the opposite; else ``title``
+
+    def titled(self, *, cleared: bool) -> str:
+        """The title of an event of this kind, opened or cleared."""
+        return self.cleared_title if cleared and self.cleared_title else self.title
 
 
 _KINDS: tuple[EventKind, ...] = (
@@ -63,12 +71,13 @@ _KINDS: tuple[EventKind, ...] = (
         "finding",
         Source.CHECK,
         None,
-        "a new finding (cleared: the finding is resolved)",
+        "a new finding",
         "The check reports a warning or an error it did not report at the previous run; the event is about one "
         "finding code on one host and address. Certificate expiry warnings are the cert-expiry-* events instead, "
         "and findings about this machine (its nameserver, port 25) make the run inconclusive rather than events.",
         "The finding's own fix (see docs/check.md).",
         severity_note="the finding's severity",
+        cleared_title="the finding is resolved",
     ),
     EventKind(
         "policy-changed-same-id",
@@ -272,7 +281,7 @@ class Transition:
             "code": self.code,
             "subject": self.subject,
             "severity": self.severity.value,
-            "title": kind.title,
+            "title": kind.titled(cleared=self.kind is TransitionKind.CLEARED),
             "message": self.message,
             "explanation": kind.explanation,
             "fix": self.fix,
@@ -294,7 +303,8 @@ def events_table() -> str:
         severity = kind.severity_note if kind.severity is None else kind.severity.value
         if kind.notice:
             severity += " (notice)"
-        what = f"{kind.title}: {kind.explanation}".replace("|", "\\|")
+        title = f"{kind.title} (cleared: {kind.cleared_title})" if kind.cleared_title else kind.title
+        what = f"{title}: {kind.explanation}".replace("|", "\\|")
         fix = kind.fix.replace("|", "\\|")
         rows.append(f"| `{kind.code}` | {kind.source.value} | {severity} | {what} | {fix} |")
     return "\n".join(rows) + "\n"

@@ -155,11 +155,12 @@ class MonitorView:
         return tuple(e for e in self.events if e.cleared_at is not None)
 
     def title(self, event: EventRecord) -> str:
-        """The event kind's title (English, from :data:`mtasts.monitor.events.EVENT_KINDS`)."""
+        """The event kind's title, open or cleared (English, from
+        :data:`mtasts.monitor.events.EVENT_KINDS`; the page translates it, the JSON keeps it)."""
         from mtasts.monitor.events import EVENT_KINDS  # noqa: PLC0415
 
         kind = EVENT_KINDS.get(event.code)
-        return event.code if kind is None else kind.title
+        return event.code if kind is None else kind.titled(cleared=event.cleared_at is not None)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``monitor`` object of the domain JSON (a public contract, in /openapi.json)."""

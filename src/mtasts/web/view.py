@@ -2,9 +2,9 @@
 
 Labels are English message ids (marked with :func:`~mtasts.web.i18n.N_`), translated by the
 templates in the request's language. A finding's short meaning is its catalogue title
-(:data:`mtasts.core.findings.CATALOGUE`), translated; its message, fix and evidence, and the
-verdict's sentences, are the inspector's English text (the issue's later increments translate
-them), marked ``lang="en"`` in the page.
+(:data:`mtasts.core.findings.CATALOGUE`), translated; its message and fix, and the verdict's
+sentences, stay the inspector's English here and are translated as the page renders them (the
+``finding_text`` filter: :mod:`mtasts.i18n`); its evidence lines are data, marked ``lang="en"``.
 
 MTA-STS and TLS reporting are separate sections: a domain owner fixes them apart, and one
 working does not mean the other does.
