@@ -230,3 +230,33 @@ async def test_without_dns_section_apply_prints_the_record_and_stops(tmp_path: P
             assert len(entries(world.db)) == 2
         finally:
             await host.stop()
+
+
+async def test_several_refusing_guards_are_one_line_each(tmp_path: Path) -> None:
+    """testing → enforce three days into testing, with no reports: the testing-days and the
+    reporters guards (and the live ones: no MX answers here) refuse; ``apply`` prints one line per
+    refusal, each with the guard's value and what it needs, as ``plan`` does, and changes nothing."""
+    need_knotd()
+    world = World(tmp_path)
+    with start_knot(tmp_path / "knot", DOMAIN, world.records(world.web)) as knot:
+        world.config.write_text(config_text(world.web, 86400, knot))
+        host = world.host(world.config, world.web)
+        await host.start()
+        try:
+            world.config.write_text(config_text(world.web, 86400, knot).replace('mode = "testing"', 'mode = "enforce"'))
+            code, out, err = await world.apply(knot, host, host.bound[0].port)
+            assert (code, err) == (1, "")
+            lines = out.splitlines()
+            assert lines[0] == f"{DOMAIN}:"
+            refusals = lines[1:]
+            assert len(refusals) >= 2
+            assert all(line.startswith("  testing → enforce refused: ") for line in refusals), out
+            assert all(line.count("refused") == 1 for line in refusals), out
+            assert refusals[0].startswith("  testing → enforce refused: in testing for 3 days since ")
+            assert refusals[0].endswith("; needs 14 days")
+            assert refusals[1].startswith("  testing → enforce refused: reports from 0 organisations from ")
+            assert refusals[1].endswith("; needs 2")
+            assert [e.policy_id for e in entries(world.db)] == [LIVE_ID]
+            assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={LIVE_ID}",)
+        finally:
+            await host.stop()

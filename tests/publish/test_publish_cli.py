@@ -8,6 +8,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -79,6 +80,61 @@ def test_a_bad_listen_option_is_a_usage_error(runner: CliRunner, domains: Domain
     result = runner.invoke(app, ["serve", "--config", str(path), "--listen", "::1:443"])
     assert result.exit_code == 2
     assert result.stderr.startswith("mtasts: error: --listen ::1:443: ")
+
+
+def _acme_section(tmp_path: Path, listen: str = "127.0.0.1:0") -> str:
+    """An [acme] section whose CA is not reachable (nothing here needs it to answer)."""
+    return f'\n[acme]\ndirectory = "https://127.0.0.1:9/dir"\nstorage = "{tmp_path / "acme"}"\nlisten = ["{listen}"]\n'
+
+
+@pytest.fixture
+def taken() -> Iterator[str]:
+    """A loopback address another program listens on (SO_REUSEADDR as the host's own sockets)."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield f"127.0.0.1:{other.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("listener", "setting"),
+    [
+        ("policy", "[server] listen"),
+        ("policy", "--listen"),
+        ("admin", "[server] admin"),
+        ("admin", "--admin"),
+        ("acme", "[acme] listen"),
+    ],
+)
+def test_an_address_in_use_is_named_with_its_listener(
+    runner: CliRunner, domains: Domains, tmp_path: Path, taken: str, listener: str, setting: str
+) -> None:
+    """Only the address that is taken is named, with the listener it is for and the setting
+    that gives it; the free listeners (port 0, or the same port on another address) are not
+    blamed. Exit 3, one line."""
+    path = tmp_path / "publish.toml"
+    args = ["serve", "--config", str(path)]
+    listen, admin, extra = ["127.0.0.1:0"], "127.0.0.1:0", ""
+    if setting == "[server] listen":  # the same port on [::1] is free: only 127.0.0.1's is named
+        listen = [f"[::1]:{taken.rsplit(':', 1)[1]}", taken]
+    elif setting == "--listen":
+        args += ["--listen", "127.0.0.1:0", "--listen", taken]
+    elif setting == "[server] admin":
+        admin = taken
+    elif setting == "--admin":
+        args += ["--admin", taken]
+    else:
+        extra = _acme_section(tmp_path, taken)
+    path.write_text(config_text(domains, domains.names[:1], listen=listen, admin=admin, extra=extra))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3, result.output
+    what = {"policy": "policy listener", "admin": "admin listener", "acme": "ACME HTTP-01 challenge listener"}[listener]
+    off = ' or "off"' if listener == "admin" else ""
+    assert result.stderr.splitlines() == [
+        f"mtasts: error: cannot listen on {taken} (the {what}, {setting}): Address already in use; "
+        f"another program listens there: stop it, or give {setting} another address{off}"
+    ]
 
 
 def test_reload_without_a_running_host_is_exit_3(runner: CliRunner) -> None:
@@ -219,3 +275,45 @@ def test_sighup_and_reload_swap_bodies_under_load_without_dropping_a_request(
     assert re.search(rf'127\.0\.0\.1 {host} {host}:\d+ "GET /\.well-known/mta-sts\.txt" 200 \d+$', access, re.MULTILINE)
     assert any("reloaded: generation 2" in line for line in process.lines)
     assert any("reload refused, still serving generation 3" in line for line in process.lines)
+
+
+def test_with_acme_and_no_domain_serve_starts_and_a_reload_adds_one(domains: Domains, tmp_path: Path) -> None:
+    """[acme] and no [[domain]] yet: not a demand for cert and key but a host that starts,
+    says it serves nothing, and serves a domain a reload adds."""
+    path = tmp_path / "publish.toml"
+    path.write_text(config_text(domains, [], extra=_acme_section(tmp_path)))
+    process = Served(path)
+    try:
+        assert process.lines[0] == (
+            "mtasts: warning: no [[domain]] is configured: nothing is served until a reload adds one "
+            "(its certificate then comes from ACME)"
+        )
+        assert any("serving 0 domains on https://127.0.0.1:" in line for line in process.lines)
+        assert not any("error" in line for line in process.lines), process.lines
+        health = http.client.HTTPConnection("127.0.0.1", process.admin, timeout=_PATIENCE)
+        health.request("GET", "/healthz")
+        assert health.getresponse().read() == b"ok: generation 1, 0 served\n"
+        health.close()
+
+        name = domains.names[0]
+        path.write_text(config_text(domains, [name], extra=_acme_section(tmp_path)))
+        reloaded = _reload(process.admin)
+        assert (reloaded.returncode, reloaded.stdout) == (0, "reloaded: generation 2, 1 domain served\n")
+        assert fetch(process.port, f"mta-sts.{name}", domains.client_context())[2] == canonical_body(name)
+        assert process.stop() == 0
+    finally:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+        process.close()
+
+
+def test_without_acme_no_domain_is_refused(runner: CliRunner, domains: Domains, tmp_path: Path) -> None:
+    path = tmp_path / "publish.toml"
+    path.write_text(config_text(domains, []))
+    result = runner.invoke(app, ["serve", "--config", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"mtasts: error: {path}: domain: no domain can be served (none is configured); "
+        "add [[domain]] entries with name, mode, mx, max_age, cert and key"
+    ]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import logging
 import os
 import re
 import ssl
@@ -21,7 +22,7 @@ import httpx
 import pytest
 import trustme
 
-from mtasts.report.server import BodyBudget, EndpointSettings, FailureTally, RateLimiter, ReportServer, _Body, sanitise
+from mtasts.report.server import BodyBudget, EndpointSettings, FailureTally, ReportServer, _Body, sanitise
 from mtasts.store.store import ReportStore
 from tests.core.test_tlsrpt_report import gzip_bomb
 from tests.report.test_mail import BODY, REPORT
@@ -176,17 +177,6 @@ async def test_plain_http_is_not_served_on_the_tls_port(start_server: Callable[.
             await plain.post(url.replace("https://", "http://"), content=BODY, headers=JSON)
 
 
-def test_rate_limiter_refills_over_time() -> None:
-    limiter = RateLimiter(rate_per_minute=60, burst=2)
-    assert [limiter.allow("a", 0.0) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
-    assert limiter.allow("b", 0.0) == 0.0  # per client
-    assert limiter.allow("a", 1.0) == 0.0  # one token per second came back
-    small = RateLimiter(60, 1, max_clients=4)
-    for number in range(10):
-        small.allow(str(number), float(number))
-    assert small.allow("9", 9.0) > 0  # recent clients are remembered
-
-
 # --- hostile clients (issue #8): slow heads and bodies, many connections, large bodies -------
 
 
@@ -260,6 +250,35 @@ async def test_a_body_that_stalls_or_trickles_is_closed(
     assert b"no byte of the body" in stalled_answer
     assert trickled_answer.startswith(b"HTTP/1.1 408")
     assert b"slower than 1000 bytes/s" in trickled_answer
+    assert (await client.post(url, content=BODY, headers=JSON)).status_code == 201
+
+
+async def test_sockets_that_never_start_a_handshake_are_capped_at_accept(
+    start_server: Callable[..., Any], client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a client that opens TCP connections and never sends a ClientHello holds a socket per
+    # connection until the handshake deadline: capped, per client and in total, at accept
+    caplog.set_level(logging.INFO, "mtasts.report.access")
+    _, url = await start_server(max_connections=6, max_connections_per_client=3, handshake_timeout=30)
+    port = port_of(url)
+    silent = [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    assert await answer_of(reader, within=5) == b""  # closed at once, long before the 30 s deadline
+    writer.close()
+    assert "tls.too_many_handshakes" in caplog.text
+    assert "this client has 3 TLS handshakes" in caplog.text
+
+    silent += [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.4", 0))
+    assert await answer_of(reader, within=5) == b""  # the total: 6 handshakes in progress
+    writer.close()
+    assert "the server has 6 TLS handshakes in progress" in caplog.text
+
+    for _, silent_writer in silent:
+        silent_writer.close()
+    await asyncio.sleep(0.3)  # the silent sockets' handshakes end with their close
     assert (await client.post(url, content=BODY, headers=JSON)).status_code == 201
 
 

@@ -352,3 +352,62 @@ async def test_retire_from_the_domain_page_serves_mode_none_first(world: World, 
 
     api = (await alice.get(f"/api/domains/{DOMAIN}/actions/retire")).json()
     assert [s["action"] for s in api["plan"]["steps"]] == ["wait"]  # a sender may hold the testing policy
+
+
+async def test_retire_with_a_max_age_from_the_form(world: World, site: Site) -> None:
+    """The retire page's max_age field (as ``mtasts publish retire --max-age``): shown with the
+    plan it makes, carried by the confirmation, checked on the server with the CLI's bounds."""
+    alice = await site.signed_in("alice")
+    _, applied = await confirm(alice, "apply")
+    assert 'data-outcome="done"' in applied.text
+    config_before = world.config.read_text()
+
+    default = await alice.get(f"/domains/{DOMAIN}/actions/retire")
+    assert 'id="max-age" name="max_age" min="0" step="1" value="86400"' in default.text
+    for bad in ("-1", "1e3", "ten", "3600.5", "９"):
+        refused = await alice.get(f"/domains/{DOMAIN}/actions/retire", params={"max_age": bad})
+        assert refused.status_code == 400, bad
+        assert "is a whole number of seconds, 0 or more" in refused.text
+        posted = await alice.post(
+            f"/domains/{DOMAIN}/actions/retire",
+            data={"csrf_token": form_token(default.text), "fingerprint": fingerprint(default.text), "max_age": bad},
+        )
+        assert posted.status_code == 400, bad
+        assert 'id="outcome"' not in posted.text
+    token = form_token(default.text)
+    api = await alice.get(f"/api/domains/{DOMAIN}/actions/retire", params={"max_age": "-5"})
+    assert (api.status_code, api.json()["error"]["code"]) == (400, "max-age-invalid")
+    for bad_json in ("3600", -1, True, 1.5):
+        by_api = await alice.post(
+            f"/api/domains/{DOMAIN}/actions/retire",
+            json={"fingerprint": fingerprint(default.text), "max_age": bad_json},
+            headers={"x-csrf-token": token},
+        )
+        assert (by_api.status_code, by_api.json()["error"]["code"]) == (400, "max-age-invalid"), bad_json
+    assert world.config.read_text() == config_before
+    assert world.mode() is Mode.TESTING
+
+    shown = await alice.get(f"/domains/{DOMAIN}/actions/retire", params={"max_age": "600"})
+    assert shown.status_code == 200
+    assert f"mode = &#34;none&#34;, max_age = 600 in the entry of {DOMAIN}" in shown.text
+    assert '<input type="hidden" name="max_age" value="600">' in shown.text
+    assert (await alice.get(f"/api/domains/{DOMAIN}/actions/retire?max_age=600")).json()["max_age"] == 600
+    # the default's fingerprint does not confirm the plan with 600: nothing is done
+    stale = await alice.post(
+        f"/domains/{DOMAIN}/actions/retire",
+        data={"csrf_token": token, "fingerprint": fingerprint(default.text), "max_age": "600"},
+    )
+    assert (stale.status_code, 'data-outcome="changed"' in stale.text) == (409, True)
+    assert world.config.read_text() == config_before
+
+    retired = await alice.post(
+        f"/domains/{DOMAIN}/actions/retire",
+        data={"csrf_token": token, "fingerprint": fingerprint(shown.text), "max_age": "600"},
+    )
+    assert retired.status_code == 200, retired.text
+    assert 'data-outcome="done"' in retired.text
+    assert "max_age = 600" in world.config.read_text()
+    none = world.history()[-1]
+    assert (none.mode, none.max_age) == (Mode.NONE, 600)
+    body = Policy(mode=Mode.NONE, max_age=600, mx=(MX,)).to_text().encode()
+    assert await world.sender_sees() == ((f"v=STSv1; id={none.policy_id}",), body)

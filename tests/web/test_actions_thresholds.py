@@ -21,13 +21,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from mtasts.core.policy import Mode
+from mtasts.cli.web import app as web_app
+from mtasts.core.policy import Mode, Policy
 from mtasts.store.store import ReportStore
 from mtasts.web.accounts import Accounts, Role, hash_password
 from tests.web.auth_fixtures import FAST, PASSWORDS, sign_in
 from tests.web.conftest import start_server
-from tests.web.test_actions import DOMAIN, World, policy_body
+from tests.web.test_actions import DOMAIN, MX, World, policy_body
 from tests.web.test_actions import world as world  # noqa: PLC0414 (the fixture, shared)
 
 pytestmark = pytest.mark.lab
@@ -149,3 +151,39 @@ async def test_the_guard_thresholds_of_web_serve_decide_whether_enforce_is_refus
     ended, enforced = world.history()
     assert (ended.until, enforced.mode, enforced.forced_reason) == (enforced.since, Mode.ENFORCE, None)
     assert await world.sender_sees() == ((f"v=STSv1; id={enforced.policy_id}",), policy_body("enforce"))
+
+
+async def test_web_serve_retire_max_age_is_the_max_age_retire_serves(world: World) -> None:
+    """``mtasts web serve --retire-max-age 3600``: the retire page plans mode none with max_age
+    3600 (``mtasts publish retire --max-age``'s role), and a sender then gets that body."""
+    await apply_testing(world, datetime.now(UTC).replace(microsecond=0) - TESTING_SINCE)
+    accounts = Accounts(ReportStore(world.db))
+    accounts.open()
+    accounts.add_user("alice", hash_password(PASSWORDS["alice"], cost=FAST), Role.ADMIN, now=datetime.now(UTC))
+    accounts.close()
+
+    async with web_serve(world, "--retire-max-age", "3600") as alice:
+        shown = (await alice.get(f"/api/domains/{DOMAIN}/actions/retire")).json()
+        page = (await alice.get(f"/domains/{DOMAIN}/actions/retire")).text
+        token = (await alice.get("/api/session")).json()["csrf_token"]
+        done = await alice.post(
+            f"/api/domains/{DOMAIN}/actions/retire",
+            json={"fingerprint": shown["fingerprint"]},
+            headers={"x-csrf-token": token},
+        )
+    assert shown["max_age"] == 3600
+    assert shown["edit"].startswith('mode = "none", max_age = 3600 in the entry of')
+    assert 'value="3600"' in page
+    assert done.status_code == 200, done.text
+    assert done.json()["outcome"] == "done", done.text
+    none = world.history()[-1]
+    assert (none.mode, none.max_age) == (Mode.NONE, 3600)
+    body = Policy(mode=Mode.NONE, max_age=3600, mx=(MX,)).to_text().encode()
+    assert await world.sender_sees() == ((f"v=STSv1; id={none.policy_id}",), body)
+
+
+def test_a_negative_retire_max_age_is_a_usage_error() -> None:
+    result = CliRunner().invoke(web_app, ["serve", "--retire-max-age", "-1"])
+    assert result.exit_code == 2
+    assert "--retire-max-age" in result.output
+    assert "Traceback" not in result.output

@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from mtasts.core.policy import Mode
 from mtasts.core.problems import Severity
+from mtasts.i18n import translator
 from mtasts.monitor.events import CHECK_CODES
 from mtasts.monitor.history import SqlMonitorHistory
 from mtasts.monitor.rules import check_conditions, transitions
@@ -271,3 +272,76 @@ async def test_a_domain_the_monitor_never_checked(client: httpx.AsyncClient) -> 
     data = (await client.get("/api/domains/company-y.example")).json()
     assert data["monitor"] == {"last_checked_at": None, "open_events": 0, "runs": [], "events": []}
     assert 'id="no-monitor"' in (await client.get("/domains/company-y.example")).text
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason", "japanese"),
+    [
+        ("missing", "No such file or directory", "そのようなファイルやディレクトリはありません"),
+        ("directory", "Is a directory", "ディレクトリです"),
+    ],
+)
+async def test_an_unusable_publish_configuration_in_japanese(
+    published_url: str, tmp_path: Path, kind: str, reason: str, japanese: str
+) -> None:
+    """The note on a publish configuration that cannot be read is Japanese down to the operating
+    system's reason, which the JSON keeps as the system said it (read_config's own wording:
+    a change there the shapes no longer fit fails here)."""
+    path = tmp_path / "absent.toml" if kind == "missing" else tmp_path
+    async with app_client(published_url, publish_config=path) as client:
+        (note,) = (await client.get(f"/api/domains/{DOMAIN}")).json()["notes"]
+        html = unescape((await client.get(f"/domains/{DOMAIN}?lang=ja")).text)
+    assert note == (
+        f"the publish configuration {path} cannot be used: {path}: cannot read the configuration: {reason}; "
+        "check the path and its permissions (or give --config FILE)"
+    )
+    translated = translator("ja").translate(note)
+    assert translated.complete, note
+    assert translated.text in html
+    assert f"公開設定 {path} を使えません：{path}：設定を読めません：{japanese}。" in html
+    assert reason not in html
+
+
+async def test_an_unknown_mx_or_address_in_japanese(published_url: str) -> None:
+    """A failure reported without its receiving MX or sending IP is "(unknown)" in the JSON and
+    on the English page, "（不明）" on the Japanese one (the table and its chart)."""
+    async with app_client(published_url) as client:
+        data = (await client.get("/api/reports")).json()
+        english = (await client.get("/reports")).text
+        japanese = (await client.get("/reports?lang=ja")).text
+    assert "(unknown)" in data["by_receiving_mx"]
+    for name in ("receiving-mx", "sending-ips"):
+        part = japanese[japanese.index(f'<section id="{name}"') :].split("</section>")[0]
+        assert "（不明）" in part.split("<table")[1]  # the table
+        assert "（不明）" in part.split("<table")[0]  # the chart
+        assert "(unknown)" not in part
+        assert "(unknown)" in english[english.index(f'<section id="{name}"') :].split("</section>")[0]
+
+
+@pytest.mark.parametrize(
+    ("typed", "english", "japanese"),
+    [
+        ("foo", "'foo' is not a fully qualified domain name", "'foo' は完全修飾ドメイン名ではありません"),
+        (
+            "a..example",
+            "'a..example' is not a valid domain name: the host name has an empty label "
+            "(a leading, trailing or doubled dot)",
+            "'a..example' は有効なドメイン名ではありません：ホスト名に空のラベルがあります",
+        ),
+        ("x" * 301, f"{'x' * 60!r}… is too long to be a domain name", f"{'x' * 60!r}… はドメイン名としては長すぎます"),
+    ],
+)
+async def test_why_a_name_is_not_a_domain_in_japanese(
+    client: httpx.AsyncClient, typed: str, english: str, japanese: str
+) -> None:
+    """The reason given for a name that is not a domain, on the domain page's address, the
+    reports' filter and the inspector's form, in the reader's language (the JSON stays English)."""
+    api = await client.get(f"/api/domains/{typed}")
+    assert (api.status_code, api.json()["error"]["message"]) == (400, english)
+    assert translator("ja").translate(english).complete, english
+    for url in (f"/domains/{typed}", f"/reports?domain={typed}", f"/check?domain={typed}"):
+        page = await client.get(url, headers={"accept-language": "ja"})
+        assert page.status_code == 400, url
+        assert japanese in unescape(page.text), url
+        assert english not in unescape(page.text), url
+    assert english in unescape((await client.get(f"/domains/{typed}")).text)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mtasts.web.ratelimit import RateLimit
+from mtasts.net.ratelimit import RateLimit
 from tests.web.conftest import Client, finished, peer
 
 pytestmark = pytest.mark.lab

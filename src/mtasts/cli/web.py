@@ -102,6 +102,16 @@ def serve(
     ] = None,
     testing_days: TestingDaysOption = 14,
     reporters: ReportersOption = 2,
+    retire_max_age: Annotated[
+        int,
+        typer.Option(
+            "--retire-max-age",
+            min=0,
+            help="The max_age, in seconds, of the mode none policy the retire action serves first "
+            "(as mtasts publish retire --max-age); the retire page can change it for one run.",
+            metavar="S",
+        ),
+    ] = 86400,
     nameserver: Annotated[
         str | None,
         typer.Option(
@@ -215,7 +225,7 @@ def serve(
         publish_config=publish_config,
         publish_admin=admin_address,
         publish_admin_off=publish_admin == "off",
-        publish_rules=Rules(testing_days=testing_days, reporters=reporters),
+        publish_rules=Rules(testing_days=testing_days, reporters=reporters, retire_max_age=retire_max_age),
         **extra,  # type: ignore[arg-type]
     )
     from mtasts.cli.web_users import serve_auth  # accounts: sign-in, sessions, roles

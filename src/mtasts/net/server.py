@@ -49,6 +49,7 @@ from typing import Any, cast
 
 __all__ = [
     "DEFAULT_SERVER_LIMITS",
+    "BindError",
     "Connections",
     "Handler",
     "Listener",
@@ -145,6 +146,17 @@ def select_by_sni(
 
     listening.sni_callback = choose
     return listening
+
+
+class BindError(OSError):
+    """A listening address of :meth:`StreamServer.start` cannot be bound: ``address`` and
+    ``port`` (the one tried) say which, ``errno`` and ``strerror`` are the system's, so the
+    caller can name the address at fault among several."""
+
+    def __init__(self, code: int | None, strerror: str, address: str, port: int) -> None:
+        super().__init__(code, strerror)
+        self.address = address
+        self.port = port
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +352,7 @@ class StreamServer:
                 for sock in sockets:
                     sock.close()
                 if port != 0 or exc.errno != errno.EADDRINUSE:
-                    raise
+                    raise BindError(exc.errno, exc.strerror or str(exc), listener.address, chosen) from exc
                 continue
             self._sockets, self.port, self._loop = sockets, chosen, loop
             for sock, listener in zip(sockets, listeners, strict=True):

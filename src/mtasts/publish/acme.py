@@ -54,11 +54,12 @@ from josepy import errors as jose_errors
 from josepy import jwa, jwk
 
 from mtasts import __version__
+from mtasts.net.ratelimit import RateLimit, RateLimiter
 from mtasts.net.server import Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.alpn import AlpnChallenges
 from mtasts.publish.certstore import CertificateDates, CertificateStore, write_private
 from mtasts.publish.config import AcmeSettings, Challenge, ListenAddress
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, RateLimiter, authority_name, serve_http
+from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, authority_name, serve_http
 from mtasts.publish.renewal import Backoff, RenewalDecision, decide
 
 if TYPE_CHECKING:
@@ -414,7 +415,7 @@ class AcmeManager:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._server: StreamServer | None = None
-        self._rate = RateLimiter(20.0, 100)
+        self._rate = RateLimiter(RateLimit.per_second(20.0, 100))
         self._tick_lock = asyncio.Lock()
         self.bound: tuple[ListenAddress, ...] = ()
         self._known: set[str] = set()

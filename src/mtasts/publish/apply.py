@@ -49,12 +49,16 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a run did for one domain (``done``: one line per step carried out) and why it ended."""
+    """What a run did for one domain (``done``: one line per step carried out) and why it ended.
+
+    ``refusals``: one line per refusing guard (its value and what it needs) when ``outcome`` is
+    :attr:`Outcome.REFUSED`; ``message`` then joins them in one line (the web's audit trail)."""
 
     domain: str
     done: tuple[str, ...]
     outcome: Outcome
     message: str = ""
+    refusals: tuple[str, ...] = ()
 
 
 class Effects(Protocol):
@@ -103,7 +107,7 @@ async def apply_plan(plan: Plan, effects: Effects, *, now: datetime, zone_line: 
     """Run ``plan``'s steps in order; stop at the first that does not succeed."""
     name = plan.domain
     if plan.refusals:
-        return Applied(name, (), Outcome.REFUSED, "; ".join(plan.refusals))
+        return Applied(name, (), Outcome.REFUSED, "; ".join(plan.refusals), plan.refusals)
     done: list[str] = []
 
     def stop(outcome: Outcome, message: str) -> Applied:

@@ -66,7 +66,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mtasts.core.fetch import POLICY_PATH
-from mtasts.net.server import Connections, Listener, ServerLimits, StreamServer, sanitize
+from mtasts.net.ratelimit import RateLimit, RateLimiter
+from mtasts.net.server import BindError, Connections, Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.alpn import AlpnChallenges, peek_client_hello
 from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
 from mtasts.publish.http11 import (
@@ -75,7 +76,6 @@ from mtasts.publish.http11 import (
     HttpRequest,
     HttpResponse,
     HttpService,
-    RateLimiter,
     authority_name,
     serve_http,
 )
@@ -85,7 +85,7 @@ from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot,
 if TYPE_CHECKING:
     from mtasts.publish.reports import ReportRoute
 
-__all__ = ["EXPIRY_WARNING_DAYS", "PolicyHost", "ReloadOutcome", "answer_policy", "refuse_name"]
+__all__ = ["EXPIRY_WARNING_DAYS", "ListenFailed", "PolicyHost", "ReloadOutcome", "answer_policy", "refuse_name"]
 
 log = logging.getLogger("mtasts.publish")
 access_log = logging.getLogger("mtasts.publish.access")
@@ -118,6 +118,26 @@ class ReloadOutcome:
             "problems": list(self.problems),
             "unreadable": self.unreadable,
         }
+
+
+class ListenFailed(OSError):
+    """A listener cannot listen: ``listener`` says which (``"policy"``, ``"admin"``; the ACME
+    challenge listener's caller says ``"acme"``), ``addresses`` the address at fault (all of the
+    listener's when the system did not say which); ``errno`` and ``strerror`` are the system's."""
+
+    def __init__(self, listener: str, addresses: Sequence[ListenAddress], cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.listener = listener
+        self.addresses = tuple(addresses)
+
+    @classmethod
+    def of(cls, listener: str, addresses: Sequence[ListenAddress], cause: OSError) -> ListenFailed:
+        """The failure of ``cause`` (raised binding ``addresses``), naming the one at fault."""
+        if isinstance(cause, BindError):
+            at_fault = [a for a in addresses if a.host == cause.address]
+            if at_fault:
+                return cls(listener, at_fault[:1], cause)
+        return cls(listener, addresses, cause)
 
 
 def refuse_name(snapshot: Snapshot, request: HttpRequest) -> HttpResponse | None:
@@ -214,7 +234,8 @@ class PolicyHost:
         # the 200 answer of each name asked for, for the snapshot they were made from
         self._answers: dict[str, HttpResponse] = {}
         self._answers_of: Snapshot | None = None
-        self._rate = RateLimiter(self.limits.requests_per_second, self.limits.burst)
+        per_client = RateLimit.per_second(self.limits.requests_per_second, self.limits.burst)
+        self._rate = RateLimiter(per_client, max_clients=100_000)
         self._http = HttpLimits(
             max_header_bytes=self.limits.max_header_bytes,
             header_timeout=self.limits.header_timeout,
@@ -313,7 +334,8 @@ class PolicyHost:
 
     async def start(self) -> None:
         """Bind every policy listener (one server per port number, all sharing the connection
-        caps) and the admin listener; then read every certificate's expiry in the background."""
+        caps) and the admin listener; then read every certificate's expiry in the background.
+        An address that cannot be bound is :class:`ListenFailed`, naming it and its listener."""
         by_port: dict[int, list[ListenAddress]] = {}
         for address in self.listen:
             by_port.setdefault(address.port, []).append(address)
@@ -334,11 +356,19 @@ class PolicyHost:
                     )
                     for a in addresses
                 ]
-                chosen = await server.start(listeners, port)
+                try:
+                    chosen = await server.start(listeners, port)
+                except OSError as exc:
+                    raise ListenFailed.of("policy", addresses, exc) from exc
                 bound.extend(ListenAddress(a.host, chosen) for a in addresses)
             if self.admin is not None:
                 self._admin_server = StreamServer("publish admin", limits=_ADMIN_LIMITS)
-                chosen = await self._admin_server.start([Listener(self.admin.host, self._serve_admin)], self.admin.port)
+                try:
+                    chosen = await self._admin_server.start(
+                        [Listener(self.admin.host, self._serve_admin)], self.admin.port
+                    )
+                except OSError as exc:
+                    raise ListenFailed.of("admin", [self.admin], exc) from exc
                 self.admin_bound = ListenAddress(self.admin.host, chosen)
         except BaseException:
             await self.stop()

@@ -52,6 +52,7 @@ from http import HTTPStatus
 import h11
 
 from mtasts._version import __version__
+from mtasts.net.ratelimit import RateLimiter
 from mtasts.net.server import ServerProtocol
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "HttpService",
     "Observer",
     "ParsedHead",
-    "RateLimiter",
     "authority_name",
     "parse_head",
     "serve_http",
@@ -182,35 +182,6 @@ App = Callable[[HttpRequest], Awaitable[HttpResponse]]
 Observer = Callable[[HttpRequest | None, HttpResponse, int], None]
 """Told about every response sent: the request (``None`` when none could be read), the
 response, and the body bytes sent (0 for HEAD)."""
-
-
-class RateLimiter:
-    """Token buckets per client address, sans I/O: the caller passes monotonic seconds.
-
-    At most ``max_clients`` buckets are kept; beyond that the stalest half is forgotten (a
-    forgotten client gets a full bucket back, which only ever errs on the side of serving)."""
-
-    def __init__(self, rate: float, burst: int, *, max_clients: int = 100_000) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, client: str, now: float) -> float:
-        """0.0 when ``client`` may have one more request now, else the seconds to wait."""
-        tokens, last = self._buckets.get(client, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens >= 1.0:
-            self._remember(client, (tokens - 1.0, now))
-            return 0.0
-        self._remember(client, (tokens, now))
-        return (1.0 - tokens) / self._rate
-
-    def _remember(self, client: str, state: tuple[float, float]) -> None:
-        if client not in self._buckets and len(self._buckets) >= self._max_clients:
-            for stale in sorted(self._buckets, key=lambda c: self._buckets[c][1])[: self._max_clients // 2]:
-                del self._buckets[stale]
-        self._buckets[client] = state
 
 
 class _Date:
@@ -391,7 +362,7 @@ async def serve_http(
         else:
             buffer = buffer[end.end() :]
         request = HttpRequest(head.method, head.target, head.headers, client, server_name, head.has_body, receive)
-        wait = rate.allow(client, loop.time()) if rate is not None else 0.0
+        wait = rate.wait(client, loop.time()) if rate is not None else 0.0
         if wait > 0:
             response = HttpResponse(
                 429,
@@ -570,7 +541,7 @@ class HttpProtocol(ServerProtocol):
             self._buffer = buffer[end.end() :]
             self._head_started = None
             rate = service.rate
-            if rate is not None and (wait := rate.allow(self.client, self._loop.time())) > 0:
+            if rate is not None and (wait := rate.wait(self.client, self._loop.time())) > 0:
                 response = HttpResponse(
                     429,
                     b"too many requests\n",

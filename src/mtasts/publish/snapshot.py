@@ -220,7 +220,8 @@ def load_snapshot(path: Path, *, generation: int = 1) -> Snapshot:
 def build_snapshot(config: Config, *, generation: int = 1) -> Snapshot:
     """The snapshot of ``config``; raises :class:`ConfigError` when a domain cannot be served
     as configured (``mx = "from-dns"`` not resolved yet, a body the strict parser rejects, a
-    certificate or key file that is missing) or when no domain can be served at all."""
+    certificate or key file that is missing) or when no domain can be served at all, unless
+    ``[acme]`` is configured (its certificates come later; no domain yet is a host that waits)."""
     problems: list[ConfigProblem] = []
     sites: dict[str, Site] = {}
     unserved: list[tuple[str, str]] = []
@@ -290,9 +291,9 @@ def build_snapshot(config: Config, *, generation: int = 1) -> Snapshot:
             continue
         host = domain.host
         sites[host] = Site(domain.name, host, body, domain.mode, domain.max_age, cert, key)
-    # with ACME, starting before any certificate is issued is the normal first run
-    waiting = config.acme is not None and any(why == ACME_PENDING for _, why in unserved)
-    if not problems and not sites and not waiting:
+    # with ACME, starting before any certificate is issued is the normal first run, and so is
+    # starting before any domain is configured (a reload adds them; ACME orders their certificates)
+    if not problems and not sites and config.acme is None:
         problems.append(
             ConfigProblem(
                 file,

@@ -48,6 +48,7 @@ head or body too slow                     408     ``http.header_timeout``, ``htt
 not HTTP/1.1 (h11 cannot parse it)        400     ``http.bad_request``
 request head over ``max_head``            431     ``http.head_too_large``
 TLS handshake failed or too slow          —       ``tls.handshake``, ``tls.handshake_timeout``
+too many handshakes at once (see below)   —       ``tls.too_many_handshakes``
 too many connections (total, per client)  503     ``http.too_many_connections``
 no memory, disk or parse slot free now    503     ``http.busy``
 unreadable report                         400     the parser's code (``report.gzip.too_large``...)
@@ -75,6 +76,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import logging
 import shutil
@@ -106,6 +108,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
+from mtasts.net.ratelimit import RateLimit, RateLimiter
 from mtasts.report.ingest import utc_now
 from mtasts.report.parsepool import (
     ParseFailed,
@@ -125,7 +128,6 @@ __all__ = [
     "BodyBudget",
     "EndpointSettings",
     "FailureTally",
-    "RateLimiter",
     "ReportEndpoint",
     "ReportServer",
     "StartupError",
@@ -326,33 +328,6 @@ class EndpointSettings:
             )
 
 
-class RateLimiter:
-    """Token buckets per client, sans I/O: the caller passes the time (monotonic seconds)."""
-
-    def __init__(self, rate_per_minute: float, burst: int, *, max_clients: int = 100_000) -> None:
-        self._rate = rate_per_minute / 60.0
-        self._burst = float(burst)
-        self._max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, client: str, now: float) -> float:
-        """0.0 when ``client`` may go on now, else the seconds to wait."""
-        tokens, last = self._buckets.get(client, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens >= 1.0:
-            self._remember(client, (tokens - 1.0, now))
-            return 0.0
-        self._remember(client, (tokens, now))
-        return (1.0 - tokens) / self._rate
-
-    def _remember(self, client: str, state: tuple[float, float]) -> None:
-        if client not in self._buckets and len(self._buckets) >= self._max_clients:
-            # forget the stalest half; a full bucket is what a forgotten client gets back
-            for stale in sorted(self._buckets, key=lambda c: self._buckets[c][1])[: self._max_clients // 2]:
-                del self._buckets[stale]
-        self._buckets[client] = state
-
-
 class FailureTally:
     """Failures counted per code over a window, sans I/O (the caller passes monotonic time),
     so that a flood of the same failure is summarised instead of repeated in the log."""
@@ -516,7 +491,7 @@ def make_app(
     use; :class:`ReportServer` passes worker processes), ``budget`` bounds the bodies being read
     and ``tally`` counts failures for the log's summaries.
     """
-    limiter = RateLimiter(settings.rate_per_minute, settings.burst)
+    limiter = RateLimiter(RateLimit(settings.rate_per_minute, settings.burst), max_clients=100_000)
     ticks = monotonic or time.monotonic
     parser = pool or ParsePool(
         settings.limits,
@@ -554,7 +529,7 @@ def make_app(
                 closing,
             )
         client = request.client.host if request.client else "unknown"
-        wait = limiter.allow(client, ticks())
+        wait = limiter.wait(client, ticks())
         if wait:
             return _error(
                 request,
@@ -973,6 +948,7 @@ class ReportServer:
         self._socket: socket.socket | None = None
         self._acceptor: asyncio.Task[None] | None = None
         self._connecting: set[asyncio.Task[None]] = set()
+        self._handshaking: Counter[str] = Counter()  # handshakes in progress per client
         self._state: ServerState | None = None
         self._pool: ParsePool | None = None
         self._budget: BodyBudget | None = None
@@ -1052,12 +1028,44 @@ class ReportServer:
                 continue  # else the client gave up before the accept (ECONNABORTED): nothing to say
             conn.setblocking(False)
             client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            refusal = self._handshake_refusal(client)
+            if refusal is not None:
+                conn.close()  # before any byte is read or written: no TLS, so no HTTP answer
+                self.tally.note("tls.too_many_handshakes", time.monotonic())
+                _log_access(
+                    AccessEntry(client, None, None, None, None, None, 0.0, "tls.too_many_handshakes", (refusal,))
+                )
+                continue
+            self._handshaking[client] += 1
             handed_over: list[bool] = []
             task = loop.create_task(self._connect(conn, client, new_connection, tls, handed_over))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
             # a task cancelled before its first step never ran: the socket is still ours to close
             task.add_done_callback(_closing_unless(conn, handed_over))
+            task.add_done_callback(functools.partial(self._handshake_ended, client))
+
+    def _handshake_refusal(self, client: str) -> str | None:
+        """None when ``client`` may start one more TLS handshake, else why not.
+
+        The connection caps are applied once a handshake is done (so that a refused client
+        reads a ``503`` saying why); handshakes in progress are capped here, at accept, by the
+        same numbers: without it a client opening sockets and never sending a ClientHello
+        would hold a socket and a task each until the handshake deadline, unbounded.
+        """
+        settings = self.settings
+        total = len(self._connecting)
+        if total >= settings.max_connections:
+            return f"the server has {total} TLS handshakes in progress"
+        mine = self._handshaking[client]
+        if not settings.trust_proxy_headers and mine >= settings.max_connections_per_client:
+            return f"this client has {mine} TLS handshakes in progress"
+        return None
+
+    def _handshake_ended(self, client: str, _: asyncio.Task[None]) -> None:
+        self._handshaking[client] -= 1
+        if self._handshaking[client] <= 0:
+            del self._handshaking[client]
 
     async def _connect(
         self,

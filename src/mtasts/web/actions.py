@@ -14,7 +14,9 @@ configuration entry an action plans with:
   when the run then did nothing;
 - **retire**: ``mtasts publish retire DOMAIN``: ``mode = "none"`` with a short ``max_age`` first,
   then, run again once no sender can hold an earlier policy, the record deleted and the name
-  no longer served (the entry commented out of the file).
+  no longer served (the entry commented out of the file). The short ``max_age`` is ``mtasts web
+  serve --retire-max-age`` (``publish retire --max-age``'s default, a day), or the confirmation
+  form's field (``?max_age=``; the JSON's ``max_age``), checked here with the CLI's bounds.
 
 Two steps, as a confirmation: ``GET /domains/D/actions/A`` shows the plan (steps, guards,
 refusals, notes, the configuration edit it makes) to anyone who may see the domain page, with
@@ -35,6 +37,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs
@@ -48,10 +51,11 @@ from mtasts.web.auth import Auth, identity_of, require_role
 from mtasts.web.i18n import N_
 
 if TYPE_CHECKING:
+    from mtasts.i18n import Translated, Translator
     from mtasts.publish.actions import Known
     from mtasts.publish.apply import Applied
     from mtasts.publish.config import Config, DomainConfig
-    from mtasts.publish.rollout import LiveState, Plan
+    from mtasts.publish.rollout import LiveState, Plan, Rules
     from mtasts.store.store import ReportStore
     from mtasts.web.reports import Page, ReportService
     from mtasts.web.settings import WebSettings
@@ -64,10 +68,12 @@ __all__ = [
     "Preview",
     "action_routes",
     "domain_audit",
+    "translate_list",
 ]
 
 _MAX_BODY = 16 * 1024  # the forms and JSON of this module are a few hundred bytes
 _AUDIT_SHOWN = 50
+_LIST_SPAN = 4  # the most "; "-separated pieces one sentence of a list is made of ("refused: guard; needs N")
 
 
 class ActionKind(StrEnum):
@@ -122,6 +128,7 @@ class Preview:
     plan: Plan | None = None
     stop: str | None = None
     edit: str | None = None  # the configuration edit made before the plan is carried out
+    max_age: int | None = None  # retire: the max_age of the mode none policy it plans with
     config_path: Path | None = None
     known: Known | None = field(default=None, repr=False)  # what the plan was made from
     live: LiveState | None = field(default=None, repr=False)
@@ -150,6 +157,7 @@ class Preview:
             "action": self.action.value,
             "stop": self.stop,
             "edit": self.edit,
+            "max_age": self.max_age,
             "plan": None if self.plan is None else self.plan.to_dict(),
             "fingerprint": self.fingerprint,
         }
@@ -201,6 +209,37 @@ class Performed:
         return "; ".join(parts)
 
 
+def translate_list(translator: Translator, text: str) -> Translated:
+    """``text``, sentences joined by ``"; "`` (the audit trail's entry, a refused run's message:
+    each refusal and each step done), in ``translator``'s language. A sentence may hold ``"; "``
+    itself ("in testing for 0 days since ...; needs 14 days"), so the pieces are grouped: from
+    each piece, the longest run of at most :data:`_LIST_SPAN` pieces that translates whole. At
+    most that many tries per piece: the cost stays linear in the text. Entries do not change,
+    so the last few hundred are remembered (the domain page lists up to 50 on every view)."""
+    return _translate_list(translator, text)
+
+
+@lru_cache(maxsize=512)
+def _translate_list(translator: Translator, text: str) -> Translated:
+    from mtasts.i18n import Translated  # noqa: PLC0415
+
+    if "; " not in text:
+        return translator.translate(text)
+    pieces = text.split("; ")
+    out: list[str] = []
+    complete = True
+    start = 0
+    while start < len(pieces):
+        for end in range(min(len(pieces), start + _LIST_SPAN), start, -1):
+            part = translator.translate("; ".join(pieces[start:end]))
+            if part.complete or end == start + 1:
+                break
+        out.append(part.text)
+        complete = complete and part.complete
+        start = end
+    return Translated("; ".join(out), complete)
+
+
 class ActionService:
     """Plans and carries out the actions of one app (one at a time), on its report store (the
     published history lives there) and the publish configuration of ``settings``."""
@@ -241,7 +280,12 @@ class ActionService:
             raise Unavailable("the published history is kept in an SQL store only (mtasts web serve --db URL)")
         return store
 
-    def _known(self, config: Config, name: str, now: datetime) -> Known:
+    def rules_for(self, max_age: int | None) -> Rules:
+        """The rules an action plans with: the app's, with ``max_age`` (retire's short
+        ``max_age``, already checked by :func:`parse_max_age`) when given."""
+        return self.rules if max_age is None else replace(self.rules, retire_max_age=max_age)
+
+    def _known(self, config: Config, name: str, now: datetime, rules: Rules) -> Known:
         """Runs in a worker thread: the store is synchronous."""
         from mtasts.publish.actions import read_histories  # noqa: PLC0415
         from mtasts.publish.history import SqlPublishHistory  # noqa: PLC0415
@@ -249,10 +293,10 @@ class ActionService:
 
         store = self._store()
         with translate_store_errors(store.url):
-            return read_histories(config, SqlPublishHistory(store), store, [name], now=now, rules=self.rules)
+            return read_histories(config, SqlPublishHistory(store), store, [name], now=now, rules=rules)
 
     def _target(
-        self, action: ActionKind, name: str, entry: DomainConfig | None, path: Path
+        self, action: ActionKind, name: str, entry: DomainConfig | None, path: Path, rules: Rules
     ) -> tuple[DomainConfig | None, str | None, str | None]:
         """(the entry the action plans with, the configuration edit it needs, why it cannot)."""
         from mtasts.core.policy import Mode  # noqa: PLC0415
@@ -271,49 +315,56 @@ class ActionService:
             if entry.mode is Mode.ENFORCE:
                 return entry, None, None
             return enforce_entry(entry), f'mode = "enforce" in the entry of {name} in {path}', None
-        if not retire_edit_needed(entry, self.rules):
+        if not retire_edit_needed(entry, rules):
             return entry, None, None
-        wanted = retire_entry(entry, self.rules)
+        wanted = retire_entry(entry, rules)
         return wanted, f'mode = "none", max_age = {wanted.max_age} in the entry of {name} in {path}', None
 
-    async def preview(self, action: ActionKind, name: str) -> Preview:
+    async def preview(self, action: ActionKind, name: str, *, max_age: int | None = None) -> Preview:
         """The plan of ``action`` on ``name`` now (gathering what a sender sees: DNS, the policy
         fetched from outside, for enforce the live inspection of the MX), or why it cannot be
         planned here (``stop``: no publish configuration, no SQL store, ...); trouble reaching
-        the store is a ``StoreError``."""
+        the store is a ``StoreError``. ``max_age``: retire's short one (else the app's)."""
         from mtasts.publish.actions import gather_live, plan_of, retire_stop, unknown_names, with_entry  # noqa: PLC0415
 
         now = self.clock()
+        rules = self.rules_for(max_age if action is ActionKind.RETIRE else None)
+        shown = rules.retire_max_age if action is ActionKind.RETIRE else None
         try:
             path, config = await asyncio.to_thread(self._config)
         except Unavailable as exc:
-            return Preview(name, action, stop=str(exc))
+            return Preview(name, action, stop=str(exc), max_age=shown)
         entry = config.domain(name)
-        wanted, edit, stop = self._target(action, name, entry, path)
+        wanted, edit, stop = self._target(action, name, entry, path, rules)
         if stop is not None:
-            return Preview(name, action, stop=stop, config_path=path)
+            return Preview(name, action, stop=stop, config_path=path, max_age=shown)
         planned = config if wanted is None or wanted == entry else with_entry(config, wanted)
         try:
-            known = await asyncio.to_thread(self._known, planned, name, now)
+            known = await asyncio.to_thread(self._known, planned, name, now, rules)
         except Unavailable as exc:
-            return Preview(name, action, stop=str(exc), config_path=path)
+            return Preview(name, action, stop=str(exc), config_path=path, max_age=shown)
         if action is ActionKind.RETIRE:
             stopped = retire_stop(name, path, known.histories[name], entry)
             if stopped is not None:
-                return Preview(name, action, stop=stopped[1], config_path=path)
+                return Preview(name, action, stop=stopped[1], config_path=path, max_age=shown)
         if unknown_names(known):
-            return Preview(name, action, stop=f"{name}: not in the configuration and never published", config_path=path)
+            stop = f"{name}: not in the configuration and never published"
+            return Preview(name, action, stop=stop, config_path=path, max_age=shown)
         live = (await gather_live([name], self.settings.network, now, inspect=known))[name]
-        plan = plan_of(known, name, live, now=now, rules=self.rules)
-        return Preview(name, action, plan, None, edit, path, known, live)
+        plan = plan_of(known, name, live, now=now, rules=rules)
+        return Preview(name, action, plan, None, edit, shown, path, known, live)
 
-    async def perform(self, action: ActionKind, name: str, *, fingerprint: str, reason: str | None) -> Performed:
+    async def perform(
+        self, action: ActionKind, name: str, *, fingerprint: str, reason: str | None, max_age: int | None = None
+    ) -> Performed:
         """Plan again and, if the plan is the one confirmed (``fingerprint``), carry it out;
-        ``reason`` overrides a refusing guard. One action at a time."""
+        ``reason`` overrides a refusing guard; ``max_age``: retire's short one. One action at a time."""
         async with self._lock:
-            return await self._perform(action, name, fingerprint=fingerprint, reason=reason)
+            return await self._perform(action, name, fingerprint=fingerprint, reason=reason, max_age=max_age)
 
-    async def _perform(self, action: ActionKind, name: str, *, fingerprint: str, reason: str | None) -> Performed:
+    async def _perform(
+        self, action: ActionKind, name: str, *, fingerprint: str, reason: str | None, max_age: int | None
+    ) -> Performed:
         from mtasts.publish.actions import (  # noqa: PLC0415
             CannotRun,
             admin_address,
@@ -325,7 +376,8 @@ class ActionService:
         )
         from mtasts.publish.history import SqlPublishHistory  # noqa: PLC0415
 
-        preview = await self.preview(action, name)
+        preview = await self.preview(action, name, max_age=max_age)
+        rules = self.rules_for(preview.max_age)
         if preview.stop is not None:
             return Performed(name, action, "stopped", preview.stop)
         if preview.fingerprint != fingerprint:
@@ -347,7 +399,7 @@ class ActionService:
         original: str | None = None
         if preview.edit is not None:
             try:
-                original, known = await asyncio.to_thread(self._edit, action, name, path, known)
+                original, known = await asyncio.to_thread(self._edit, action, name, path, known, rules)
             except (OSError, ValueError) as exc:
                 return Performed(name, action, "failed", f"cannot edit {path}: {getattr(exc, 'strerror', None) or exc}")
             configured.append(f"configured: {preview.edit}")
@@ -363,7 +415,7 @@ class ActionService:
             timeout=settings.network.timeout,
             now=now,
             clock=self.clock,
-            rules=self.rules,
+            rules=rules,
             reason=reason,
             stop_serving=config_stopper(path, now, write_config_file) if action is ActionKind.RETIRE else None,
             live={name: preview.live},
@@ -388,7 +440,7 @@ class ActionService:
             plan.forced_reason or (reason if plan.refusals else None),
         )
 
-    def _edit(self, action: ActionKind, name: str, path: Path, known: Known) -> tuple[str, Known]:
+    def _edit(self, action: ActionKind, name: str, path: Path, known: Known, rules: Rules) -> tuple[str, Known]:
         """The configuration edit of ``action`` (a worker thread): (the text before, what is known
         with the file as written). ``ValueError`` when the file cannot be edited safely."""
         from mtasts.publish.actions import enforce_config_text, write_config_file  # noqa: PLC0415
@@ -399,7 +451,7 @@ class ActionService:
         if action is ActionKind.ENFORCE:
             edited = enforce_config_text(text, path, name)
         else:
-            edited = retire_config_text(text, path, name, self.rules)
+            edited = retire_config_text(text, path, name, rules)
         write_config_file(path, edited)
         return text, replace(known, config=read_config(path))
 
@@ -432,6 +484,26 @@ async def _body(request: Request) -> bytes | None:
 _REASON_MISSING: Final = N_("To override the guards, tick the box and say why (the history keeps the reason).")
 
 
+_MAX_AGE_INVALID: Final = N_(
+    "The max_age of the mode none policy is a whole number of seconds, 0 or more (as mtasts publish retire --max-age)."
+)
+
+
+def parse_max_age(text: str | None) -> tuple[int | None, bool]:
+    """Retire's ``max_age`` from a form field or the query (``mtasts publish retire --max-age``'s
+    bounds: a whole number of seconds, at least 0): (the value or ``None`` when not given,
+    whether it is valid)."""
+    if text is None or not text.strip():
+        return None, True
+    text = text.strip()
+    if not text.isascii() or not text.isdigit():  # no sign, no "1e5", no "١٢"
+        return None, False
+    try:
+        return int(text), True
+    except ValueError:  # more digits than int() converts (4,300)
+        return None, False
+
+
 def _force_reason(force: bool, reason: str) -> tuple[str | None, bool]:
     """(the override's reason or ``None``, whether the pair is valid): ``--force`` and
     ``--reason`` go together, and a reason says something."""
@@ -459,9 +531,9 @@ def action_routes(
         except ValueError:
             return 404, "action-unknown", f"no such action: choose {', '.join(a.value for a in ActionKind)}"
 
-    async def planned(name: str, action: ActionKind) -> Preview | tuple[int, str, str]:
+    async def planned(name: str, action: ActionKind, max_age: int | None = None) -> Preview | tuple[int, str, str]:
         try:
-            return await service.preview(action, name)
+            return await service.preview(action, name, max_age=max_age)
         except StoreError as exc:
             return 503, "store-unavailable", exc.message
 
@@ -469,6 +541,7 @@ def action_routes(
         return {
             "domain_url": str(request.url_for("domain_page", domain=name).path),
             "submit_url": str(request.url_for("action_submit", domain=name, action=action.value).path),
+            "page_url": str(request.url_for("action_page", domain=name, action=action.value).path),
             "json_url": str(request.url_for("api_action", domain=name, action=action.value).path),
         }
 
@@ -494,13 +567,16 @@ def action_routes(
         if len(parsed) == 3:
             return page(request, "reports_unavailable.html", parsed[0], message=parsed[2])
         name, action = parsed
-        preview = await planned(name, action)
+        max_age, valid = parse_max_age(request.query_params.get("max_age"))
+        preview = await planned(name, action, max_age)
         if isinstance(preview, tuple):
             return page(request, "reports_unavailable.html", preview[0], message=preview[2])
-        return show(request, preview)
+        return show(request, preview) if valid else show(request, preview, 400, error=_MAX_AGE_INVALID)
 
-    async def act(request: Request, name: str, action: ActionKind, fingerprint: str, reason: str | None) -> Performed:
-        performed = await service.perform(action, name, fingerprint=fingerprint, reason=reason)
+    async def act(
+        request: Request, name: str, action: ActionKind, fingerprint: str, reason: str | None, max_age: int | None
+    ) -> Performed:
+        performed = await service.perform(action, name, fingerprint=fingerprint, reason=reason, max_age=max_age)
         identity = identity_of(request)
         if auth is not None and identity is not None:
             await asyncio.to_thread(
@@ -529,13 +605,14 @@ def action_routes(
             return values[0] if values else ""
 
         reason, valid = _force_reason(one("force") == "1", one("reason"))
-        if not valid:
-            preview = await planned(name, action)
+        max_age, max_age_valid = parse_max_age(one("max_age"))
+        if not valid or not max_age_valid:
+            preview = await planned(name, action, max_age)
             if isinstance(preview, tuple):
                 return page(request, "reports_unavailable.html", preview[0], message=preview[2])
-            return show(request, preview, 400, error=_REASON_MISSING)
+            return show(request, preview, 400, error=_REASON_MISSING if not valid else _MAX_AGE_INVALID)
         try:
-            performed = await act(request, name, action, one("fingerprint"), reason)
+            performed = await act(request, name, action, one("fingerprint"), reason, max_age)
         except Unavailable as exc:
             return page(request, "reports_unavailable.html", 503, message=str(exc))
         except StoreError as exc:
@@ -554,7 +631,10 @@ def action_routes(
         parsed = parse(request)
         if len(parsed) == 3:
             return _error(*parsed)
-        preview = await planned(*parsed)
+        max_age, valid = parse_max_age(request.query_params.get("max_age"))
+        if not valid:
+            return _error(400, "max-age-invalid", "max_age is a whole number of seconds, 0 or more")
+        preview = await planned(*parsed, max_age)
         if isinstance(preview, tuple):
             return _error(*preview)
         return Response(json.dumps(preview.to_dict(), ensure_ascii=False), media_type="application/json")
@@ -580,8 +660,11 @@ def action_routes(
         reason, valid = _force_reason(force, text)
         if not valid:
             return _error(400, "reason-missing", "force and reason go together: say why the guard is overridden")
+        max_age = data.get("max_age")
+        if max_age is not None and (not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0):
+            return _error(400, "max-age-invalid", "max_age is a whole number of seconds, 0 or more")
         try:
-            performed = await act(request, name, action, data["fingerprint"], reason)
+            performed = await act(request, name, action, data["fingerprint"], reason, max_age)
         except Unavailable as exc:
             return _error(503, "publish-unavailable", str(exc))
         except StoreError as exc:

@@ -28,6 +28,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -40,8 +41,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtasts.check.inspect import normalize_domain
+from mtasts.i18n import Translator
 from mtasts.i18n import translator as findings_translator
-from mtasts.web.actions import action_routes
+from mtasts.web.actions import action_routes, translate_list
 from mtasts.web.auth import Auth, AuthMiddleware, auth_routes, csrf_token_of, identity_of
 from mtasts.web.i18n import COOKIE, LANGUAGES, N_, choose_language, translations
 from mtasts.web.jobs import Busy, CheckService, Job, JobState, Limited
@@ -92,6 +94,10 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _list_text(translator: Translator, text: str) -> str:
+    return translate_list(translator, text).text
+
+
 def _environments() -> dict[str, Environment]:
     """One template environment per language, each with its catalogue installed (new-style
     gettext: translations are escaped and formatted like any other value)."""
@@ -107,6 +113,7 @@ def _environments() -> dict[str, Environment]:
         )
         env.install_gettext_translations(translations(tag), newstyle=True)  # type: ignore[attr-defined]
         env.filters["finding_text"] = findings_translator(tag).text  # messages, fixes, verdicts: mtasts.i18n
+        env.filters["finding_list"] = partial(_list_text, findings_translator(tag))  # "a; b": the audit trail
         environments[tag] = env
     return environments
 

@@ -46,6 +46,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mtasts.net.ratelimit import RateLimit, RateLimiter
 from mtasts.web.accounts import (
     MAX_PASSWORD,
     AccountError,
@@ -58,7 +59,6 @@ from mtasts.web.accounts import (
     verify_password,
 )
 from mtasts.web.i18n import N_
-from mtasts.web.ratelimit import RateLimit, RateLimiter
 
 __all__ = [
     "CSRF_COOKIE",

@@ -28,7 +28,7 @@ from mtasts.check.inspect import DomainReport, Inspector
 from mtasts.core.findings import Finding
 from mtasts.core.problems import Severity
 from mtasts.core.verdict import unknown_verdict
-from mtasts.web.ratelimit import RateLimiter
+from mtasts.net.ratelimit import RateLimiter
 from mtasts.web.settings import WebSettings
 
 __all__ = ["Busy", "CheckService", "Job", "JobState", "Limited"]

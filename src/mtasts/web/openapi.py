@@ -234,6 +234,11 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "action": {"type": "string", "enum": list(_ACTIONS)},
             "stop": {**_NULLABLE_STRING, "description": "why the action is not possible now"},
             "edit": {**_NULLABLE_STRING, "description": "the configuration edit made before the steps"},
+            "max_age": {
+                "type": "integer",
+                "nullable": True,
+                "description": "retire: the max_age of the mode none policy planned (null for the other actions)",
+            },
             "plan": {"type": "object", "nullable": True, "description": "as 'mtasts publish plan --json'"},
             "fingerprint": {"type": "string", "description": "what the POST confirms"},
         }
@@ -420,10 +425,21 @@ def _paths() -> dict[str, Any]:
         "/api/domains/{domain}/actions/{action}": {
             "get": {
                 "summary": "The plan of a publish action (apply, enforce, retire) now: steps, guards, refusals",
-                "parameters": [_DOMAIN_PATH, _ACTION_PATH],
+                "parameters": [
+                    _DOMAIN_PATH,
+                    _ACTION_PATH,
+                    {
+                        "name": "max_age",
+                        "in": "query",
+                        "required": False,
+                        "description": "retire: the max_age of the mode none policy, in seconds "
+                        "(default: mtasts web serve --retire-max-age)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
                 "responses": {
                     "200": _json("ActionPlan", "the plan, or why the action is not possible here (stop)"),
-                    "400": _error("not a domain name (domain-invalid)"),
+                    "400": _error("not a domain name (domain-invalid), a bad max_age (max-age-invalid)"),
                     "401": _error("not signed in (login-required)"),
                     "404": _error("no such action (action-unknown)"),
                     "503": _error("the store cannot be reached (store-unavailable)"),
@@ -443,6 +459,11 @@ def _paths() -> dict[str, Any]:
                                     "fingerprint": {"type": "string", "description": "the plan's, from the GET"},
                                     "force": {"type": "boolean", "description": "override refusing guards"},
                                     "reason": {"type": "string", "description": "why (needed with force)"},
+                                    "max_age": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "retire: the max_age the GET planned with",
+                                    },
                                 },
                             }
                         }
@@ -450,7 +471,9 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json("ActionOutcome", "the plan was carried out, up to its outcome"),
-                    "400": _error("a bad domain or body (domain-invalid, body-invalid, reason-missing)"),
+                    "400": _error(
+                        "a bad domain or body (domain-invalid, body-invalid, reason-missing, max-age-invalid)"
+                    ),
                     "401": _error("not signed in (login-required)"),
                     "403": _error("not an admin (forbidden), or a missing or wrong CSRF token"),
                     "404": _error("no such action (action-unknown)"),

@@ -566,6 +566,7 @@ ORGANIZATION_TITLES: Final = N_("Failed sessions by sending organisation")
 MX_TITLES: Final = N_("Failed sessions by receiving MX")
 IP_TITLES: Final = N_("Failed sessions by sending IP")
 _CHART_DESCRIPTION: Final = N_("The same numbers are in the table below the chart.")
+UNKNOWN: Final = N_("(unknown)")  # report/analysis.py's name for a failure without its MX or sending IP
 
 
 def domain_param(text: str) -> tuple[str | None, str]:
@@ -608,7 +609,7 @@ def view_charts(view: ReportView, gettext: Callable[[str], str]) -> dict[str, st
     ):
         if counts:
             found[name] = charts.breakdown_svg(
-                [charts.Bar(k or NO_DOMAIN, v) for k, v in counts.items()],
+                [charts.Bar(gettext(k) if k == UNKNOWN else k or NO_DOMAIN, v) for k, v in counts.items()],
                 chart_id=f"{prefix}-{name}",
                 title=gettext(title),
                 description=gettext(_CHART_DESCRIPTION),
@@ -677,6 +678,7 @@ def report_routes(settings: WebSettings, page: Page, service: ReportService) -> 
                 domain_page_url=lambda name: str(request.url_for("domain_page", domain=name).path),
                 period_query=lambda days: _query(request, lang=None, days=None if days is None else str(days)),
                 no_domain=NO_DOMAIN,
+                unknown=UNKNOWN,
                 first_codes=first_codes,
                 shown_senders=SHOWN_SENDERS,
                 **FORMATTING,

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
+from mtasts.net.ratelimit import RateLimit
 from mtasts.net.settings import NetworkSettings
 from mtasts.publish.rollout import Rules
 from mtasts.web.i18n import LANGUAGES
-from mtasts.web.ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from mtasts.publish.config import ListenAddress

@@ -110,7 +110,8 @@ def admin_option(admin: str | None) -> ListenAddress | None:
 
 
 def print_results(results: list[Applied]) -> None:
-    """Per domain: what was done, one line a step, then how the run ended (a failure on stderr)."""
+    """Per domain: what was done, one line a step, then how the run ended (a failure on stderr;
+    a refused change: one line per refusing guard, as ``plan`` prints them)."""
     from mtasts.publish.apply import Outcome
 
     for result in results:
@@ -119,6 +120,9 @@ def print_results(results: list[Applied]) -> None:
             typer.echo(f"  {line}")
         if result.outcome is Outcome.FAILED:
             sys.stderr.write(f"mtasts: error: {result.domain}: {result.message}\n")
+        elif result.outcome is Outcome.REFUSED and result.refusals:
+            for line in result.refusals:
+                typer.echo(f"  {line}")
         elif result.outcome is not Outcome.DONE:
             typer.echo(f"  {result.message}")
     sys.stderr.flush()

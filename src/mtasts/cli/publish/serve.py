@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -22,6 +23,7 @@ from mtasts.cli.text import plural
 from mtasts.publish.config import Challenge, ConfigError, ListenAddress, ReportSettings, default_config_path
 
 if TYPE_CHECKING:
+    from mtasts.publish.host import ListenFailed
     from mtasts.report.server import ReportEndpoint
 
 _SHOWN_UNSERVED = 10  # unserved domains named at start; the rest are counted
@@ -41,20 +43,23 @@ def serve_command(
 ) -> None:
     """Serve https://mta-sts.<domain>/.well-known/mta-sts.txt for every configured domain.
 
-    The certificate is chosen by SNI; a name that is not configured with cert and key gets a TLS
-    alert (unrecognized_name), never a policy. SIGHUP or `mtasts publish reload` re-reads the
-    configuration, bodies and certificates without dropping a connection; a configuration with
-    any problem is refused and the previous state kept. One access-log line per request on
-    stderr; metrics on the admin listener (GET /metrics, /healthz). With an [acme] section,
-    domains without cert and key get certificates from the ACME CA (HTTP-01 on [acme] listen,
-    port 80; or tls-alpn-01 on the policy listeners), renewed at two thirds of their lifetime
-    and served without a restart. With a [report] section, TLS reports posted to
-    https://mta-sts.<domain>/v1/report (or [report] path) are stored too."""
+    The certificate is chosen by SNI; a name that is not served (no cert and key, or its ACME
+    certificate not issued yet) gets a fallback certificate no client trusts, never a policy.
+    SIGHUP or `mtasts publish reload` re-reads the configuration, bodies and certificates
+    without dropping a connection; a configuration with any problem is refused and the previous
+    state kept. One access-log line per request on stderr; metrics on the admin listener (GET
+    /metrics, /healthz). With an [acme] section, domains without cert and key get certificates
+    from the ACME CA (HTTP-01 on [acme] listen, port 80; or tls-alpn-01 on the policy
+    listeners), renewed at two thirds of their lifetime and served without a restart; with
+    [acme] and no domain yet, the host starts and serves nothing until a reload adds one. With a
+    [report] section, TLS reports posted to https://mta-sts.<domain>/v1/report (or [report]
+    path) are stored too. An address that cannot be listened on is named with its listener
+    (policy, admin, ACME challenge), exit 3."""
     import asyncio
     import signal
 
     from mtasts.cli._run import run_async
-    from mtasts.publish.host import PolicyHost
+    from mtasts.publish.host import ListenFailed, PolicyHost
     from mtasts.publish.snapshot import load_snapshot
 
     path = config or default_config_path()
@@ -73,6 +78,11 @@ def serve_command(
         more = plural(len(unserved) - _SHOWN_UNSERVED, "more domain")
         sys.stderr.write(f"mtasts: warning: and {more} not served (no certificate yet)\n")
     acme = snapshot.config.acme
+    if not snapshot.config.domains:  # only with [acme]: without, the snapshot refuses no domain
+        sys.stderr.write(
+            "mtasts: warning: no [[domain]] is configured: nothing is served until a reload adds one "
+            "(its certificate then comes from ACME)\n"
+        )
     log_to_stderr()
     host = PolicyHost(
         snapshot,
@@ -104,6 +114,9 @@ def serve_command(
             manager = AcmeManager(host)
             try:
                 await manager.start()
+            except OSError as exc:  # its HTTP-01 listener (tls-alpn-01 binds nothing of its own)
+                await host.stop()
+                raise ListenFailed.of("acme", acme.listen, exc) from exc
             except BaseException:
                 await host.stop()
                 raise
@@ -153,10 +166,32 @@ def serve_command(
 
     try:
         run_async(run())
-    except OSError as exc:
-        wanted = ", ".join(a.to_text() for a in (*host.listen, *(acme.listen if acme is not None else ())))
-        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" if exc.errno == 13 else ""
-        fail(f"cannot listen on {wanted}: {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
+    except ListenFailed as exc:
+        _listen_failed(exc, option_given={"policy": bool(addresses), "admin": admin is not None})
+    except OSError as exc:  # not a listener's address (the fallback certificate's temporary file, say)
+        fail(f"cannot start the policy host: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+
+
+# which listener, the option that sets it and the configuration key that does
+_LISTENERS = {
+    "policy": ("policy listener", "--listen", "[server] listen"),
+    "admin": ("admin listener", "--admin", "[server] admin"),
+    "acme": ("ACME HTTP-01 challenge listener", "", "[acme] listen"),
+}
+
+
+def _listen_failed(exc: ListenFailed, *, option_given: dict[str, bool]) -> NoReturn:
+    """One line: the address that cannot be listened on, whose it is, why and what to do."""
+    what, option, key = _LISTENERS[exc.listener]
+    setting = option if option and option_given.get(exc.listener) else key
+    where = ", ".join(a.to_text() for a in exc.addresses)
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        other = ' or "off"' if exc.listener == "admin" else ""
+        hint = f"; another program listens there: stop it, or give {setting} another address{other}"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    fail(f"cannot listen on {where} (the {what}, {setting}): {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
 
 
 def _report_endpoint(report: ReportSettings) -> ReportEndpoint:

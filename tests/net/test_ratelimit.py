@@ -1,10 +1,11 @@
-"""The token buckets of public mode, on a stepped clock."""
+"""The token buckets every server shares (policy host, report endpoint, web inspector and login), on a
+stepped clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from mtasts.web.ratelimit import RateLimit, RateLimiter
+from mtasts.net.ratelimit import RateLimit, RateLimiter
 
 
 def test_burst_then_refill_per_client() -> None:
@@ -41,3 +42,27 @@ def test_invalid_limits() -> None:
         RateLimit(per_minute=0, burst=1)
     with pytest.raises(ValueError, match="burst"):
         RateLimit(per_minute=1, burst=0)
+
+
+def test_per_client_only_waits_in_seconds() -> None:
+    # the policy host's and the report endpoint's use: no shared bucket, the wait as a float
+    limiter = RateLimiter(RateLimit.per_second(1.0, 2))
+    assert [limiter.wait("a", 0.0) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
+    assert limiter.wait("b", 0.0) == 0.0
+    assert limiter.wait("a", 0.5) == pytest.approx(0.5)
+    assert limiter.wait("a", 1.0) == 0.0  # one token a second came back
+
+
+def test_memory_is_bounded_and_recent_clients_are_remembered() -> None:
+    limiter = RateLimiter(RateLimit.per_second(0.001, 1), max_clients=4)
+    for number in range(10_000):
+        limiter.wait(str(number), float(number) / 1000)
+    assert len(limiter) == 4
+    assert limiter.wait("9999", 10.0) > 0  # the most recent client is still held to its empty bucket
+    assert limiter.wait("0", 10.0) == 0.0  # a long-forgotten one starts full
+
+
+def test_a_clock_that_steps_back_gives_no_tokens() -> None:
+    limiter = RateLimiter(RateLimit.per_second(1.0, 1))
+    assert limiter.wait("a", 100.0) == 0.0
+    assert limiter.wait("a", 50.0) > 0
