@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from mtasts.lab.world import check_options as lab_check_options
 from mtasts.net.settings import NetworkSettings
 
 
@@ -24,16 +25,4 @@ def lab_settings(lab: Any) -> NetworkSettings:
 @pytest.fixture(scope="session")
 def lab_options(lab: Any) -> list[str]:
     """The same, as ``mtasts check`` options."""
-    info = lab.info()
-    return [
-        "--nameserver",
-        info["nameserver"],
-        "--ca-file",
-        info["ca_file"],
-        "--https-port",
-        str(info["https_port"]),
-        "--smtp-port",
-        str(info["smtp_port"]),
-        "--timeout",
-        "2",
-    ]
+    return lab_check_options(lab.info(), timeout=2)

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
+from mtasts.lab.world import check_options as lab_check_options
 from mtasts.report.analysis import RESULT_TYPE_HELP
 from tests.cli.terminal import (
     BOX_DRAWING,
@@ -176,19 +177,7 @@ def test_report_parse_fits_the_terminal(columns: int, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def check_options(lab: Any) -> list[str]:
-    info = lab.info()
-    return [
-        "--nameserver",
-        info["nameserver"],
-        "--ca-file",
-        info["ca_file"],
-        "--https-port",
-        str(info["https_port"]),
-        "--smtp-port",
-        str(info["smtp_port"]),
-        "--timeout",
-        "2",
-    ]
+    return lab_check_options(lab.info(), timeout=2)
 
 
 @pytest.fixture(scope="module")

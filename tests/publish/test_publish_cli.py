@@ -4,6 +4,7 @@ one line per problem and the exit-code scheme; a real process reloaded by SIGHUP
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import re
@@ -14,12 +15,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.publish import app
+from mtasts.publish.actions import config_stopper, reload_via_admin, write_config_file
+from mtasts.publish.apply import StepFailed
+from mtasts.publish.config import ListenAddress
 from tests.publish.hosting import Client, Domains, canonical_body, config_text, fetch, make_domains
 
 COMMAND = [sys.executable, "-c", "from mtasts.cli.publish import app; app()"]
@@ -300,6 +305,53 @@ def test_with_acme_and_no_domain_serve_starts_and_a_reload_adds_one(domains: Dom
         reloaded = _reload(process.admin)
         assert (reloaded.returncode, reloaded.stdout) == (0, "reloaded: generation 2, 1 domain served\n")
         assert fetch(process.port, f"mta-sts.{name}", domains.client_context())[2] == canonical_body(name)
+        assert process.stop() == 0
+    finally:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+        process.close()
+
+
+@pytest.mark.parametrize("acme", [True, False], ids=["acme", "no-acme"])
+async def test_retiring_the_last_domain_reloads_only_a_host_that_can_run_without_one(
+    domains: Domains, tmp_path: Path, acme: bool
+) -> None:
+    """retire's stop-serving step on the last configured domain: with [acme] the host reloads
+    into a configuration without domains and the name serves nothing any more; without it the
+    host could not reload, so the step says to stop the service and leaves it serving."""
+    path = tmp_path / "publish.toml"
+    name = domains.names[0]
+    extra = _acme_section(tmp_path) if acme else ""
+    path.write_text(config_text(domains, [name], extra=extra))
+    process = Served(path)
+    context = domains.client_context()
+
+    async def reload() -> str:
+        return await asyncio.to_thread(reload_via_admin, ListenAddress("127.0.0.1", process.admin), _PATIENCE)
+
+    async def sender_fetch(host_of: str) -> bytes:  # as a sender fetches: verified TLS, 200 only
+        try:
+            status, _, body = await asyncio.to_thread(fetch, process.port, f"mta-sts.{host_of}", context)
+        except OSError as exc:  # a certificate for another name, a closed connection
+            raise StepFailed(str(exc)) from None
+        if status != 200:
+            raise StepFailed(f"HTTP {status}")
+        return body
+
+    try:
+        stop_serving = config_stopper(path, datetime.now(UTC), write_config_file)(reload, sender_fetch)
+        if acme:
+            said = await stop_serving(name)
+            assert said == (
+                f"mta-sts.{name} serves no policy any more (reloaded the policy host: generation 2, 0 domains "
+                f"served; its entry in {path} is commented out)"
+            )
+            assert f'[[domain]]\nname = "{name}"' not in path.read_text()
+        else:
+            with pytest.raises(StepFailed, match="has no other domain, so the host cannot reload without it"):
+                await stop_serving(name)
+            assert (await sender_fetch(name)) == canonical_body(name)  # still served: nothing reloaded
         assert process.stop() == 0
     finally:
         if process.process.poll() is None:

@@ -91,45 +91,35 @@ class SocketmapClient:
 
 
 class PolicyRequestLog:
-    """The lab's HTTPS log for one policy host (``mta-sts.<domain>``): every request it
-    answers, as ``(method, path)``, counted by the lab itself, so a test can tell how many
-    times a daemon in another process fetched the policy (as bench/resolver.py counts them).
-
-    The lab keeps no request log of its own; this wraps the host's answer table in the running
-    lab's HTTPS server (its per-host ``responders``, looked up per connection) for the length
-    of a ``with`` block. That server has no public accessor on :class:`~mtasts.lab.world.Lab`.
-    """
+    """The lab's HTTPS log for one policy host (``mta-sts.<domain>``) over a ``with`` block:
+    every request it read, as ``(method, path)``, counted by the lab itself
+    (:meth:`~mtasts.lab.world.Lab.https_requests`), so a test can tell how many times a daemon
+    in another process fetched the policy (as bench/resolver.py counts them)."""
 
     def __init__(self, controller: Any, domain: str) -> None:
         self.controller = controller
         self.host = f"mta-sts.{domain}"
-        self.requests: list[tuple[str, str]] = []  # appended on the lab's thread
+        self._before = 0
 
     def __enter__(self) -> PolicyRequestLog:
-        from mtasts.lab.https import answer_from_table
-        from mtasts.lab.plan import POLICY_PATH
-
-        lab = self.controller.lab
-        (host,) = [h for h in lab.plan.https_hosts if h.name == self.host]
-        table = answer_from_table(host)
-
-        def logged(request: Any) -> Any:
-            self.requests.append((request.method, request.path))
-            return table(request)
-
-        self._policy = ("GET", POLICY_PATH)
-
-        self.controller.call(lambda: lab._https.responders.__setitem__(self.host, logged))
+        self._before = len(self.controller.https_requests(self.host))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        lab = self.controller.lab
-        self.controller.call(lambda: lab._https.responders.pop(self.host, None))
+        pass
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of each request read since the block began."""
+        logged = self.controller.https_requests(self.host)[self._before :]
+        return [(request.method, request.path) for request in logged]
 
     @property
     def fetches(self) -> int:
         """Policy requests (``GET /.well-known/mta-sts.txt``) logged so far."""
-        return self.requests.count(self._policy)
+        from mtasts.lab.plan import POLICY_PATH
+
+        return self.requests.count(("GET", POLICY_PATH))
 
 
 class ServeProcess:

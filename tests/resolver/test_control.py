@@ -195,3 +195,79 @@ def test_query_listen_with_no_daemon_is_one_line(runner: CliRunner) -> None:
     code, out = cli(runner, "query", "example.com", "--listen", "inet:127.0.0.1:9")
     assert code == 3
     assert out.startswith("mtasts: error: cannot ask the daemon on inet:127.0.0.1:9:")
+
+
+def _daemon_config(tmp_path: Path, port: int) -> Path:
+    """A configuration file as an operator writes it: where the daemon listens, an override
+    (an answer that needs no network), no DNS at all (a direct lookup fails open)."""
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    (tmp_path / "overrides.toml").write_text(
+        f'[[override]]\ndomain = "example.com"\naction = "force-enforce"\nmx = ["mx9.example.com"]\n'
+        f'expires = {later}\nreason = "ticket 2"\n'
+    )
+    config = tmp_path / "xdg" / "mtasts" / "resolver.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        f'listen = ["inet:127.0.0.1:{port}"]\noverrides = "{tmp_path / "overrides.toml"}"\n'
+        '[network]\nnameserver = "127.0.0.1:9"\ntimeout = 0.5\n[store]\nurl = "memory"\n'
+    )
+    return config
+
+
+def test_query_asks_the_daemon_the_configuration_file_names(runner: CliRunner, tmp_path: Path) -> None:
+    from mtasts.cli.main import app as main_app
+    from tests.resolver.helpers import ServeProcess
+    from tests.resolver.postfix import free_port
+
+    port = free_port()
+    config = _daemon_config(tmp_path, port)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path)}
+    with ServeProcess([], env=env) as daemon:
+        daemon.wait_line(rf"listening on inet:127\.0\.0\.1:{port} .*; configuration: {re.escape(str(config))}; pid ")
+        # the default configuration file, as the daemon found it
+        result = runner.invoke(main_app, ["resolver", "query", "example.com"], env=env)
+        assert (result.exit_code, result.output) == (
+            0,
+            "example.com: OK secure match=mx9.example.com servername=hostname\n"
+            "  profile     postfix\n"
+            f"  source      daemon on inet:127.0.0.1:{port}\n",
+        )
+        code, out = cli(runner, "query", "example.com", "--config", str(config), "--json")
+        assert (code, json.loads(out)["answer"], json.loads(out)["source"]) == (
+            0,
+            "OK secure match=mx9.example.com servername=hostname",
+            "daemon",
+        )
+        # --direct resolves here, without the daemon's overrides: no DNS, so fail-open
+        code, out = cli(runner, "query", "example.com", "--direct", "--nameserver", "127.0.0.1:9", "--timeout", "0.5")
+        assert code == 1, out
+        assert out.splitlines()[:3] == ["example.com: NOTFOUND", "  profile     postfix", "  source      fail-open"]
+        assert daemon.stop() == 0
+
+
+def test_query_with_no_daemon_running_says_so_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    from tests.resolver.postfix import free_port
+
+    port = free_port()
+    config = _daemon_config(tmp_path, port)
+    code, out = cli(runner, "query", "example.com", "--config", str(config))
+    assert (code, out) == (
+        3,
+        f"mtasts: error: no daemon is running on the listen address of {config} (inet:127.0.0.1:{port}: "
+        "Connection refused): start mtasts resolver serve, or resolve here with --direct\n",
+    )
+    code, out = cli(runner, "query", "example.com", "--listen", f"inet:127.0.0.1:{port}", "--direct")
+    assert (code, out) == (2, "mtasts: error: --direct: resolves here, not with --listen (choose one)\n")
+
+
+def test_serve_says_when_it_read_no_configuration_file(tmp_path: Path) -> None:
+    from tests.resolver.helpers import ServeProcess
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path)}
+    with ServeProcess(["--listen", "inet:127.0.0.1:0", "--memory-only"], env=env) as daemon:
+        missing = re.escape(str(tmp_path / "xdg" / "mtasts" / "resolver.toml"))
+        daemon.wait_line(
+            rf"\(cache: memory only\); configuration: none \({missing} does not exist: defaults and the "
+            r"command line\); pid \d+$"
+        )
+        assert daemon.stop() == 0

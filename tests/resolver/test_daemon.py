@@ -431,3 +431,34 @@ async def test_unix_socket_owner_and_group(lab: Any, resolver_settings: NetworkS
         assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (nobody.pw_uid, nobody.pw_gid, 0o660)
     finally:
         await owned.stop()
+
+
+class _BrokenResolver(PolicyResolver):
+    """A resolver with a bug for one key: its fast answer raises."""
+
+    def reply_now(self, name: str, key: str) -> bytes | None:
+        if key == "bug.example":
+            raise RuntimeError("a bug")
+        return super().reply_now(name, key)
+
+
+async def test_a_bug_in_an_answer_is_temp_and_the_connection_goes_on(
+    lab: Any, resolver_settings: NetworkSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alone in a read (the fast path) or pipelined (the codec's loop), the request that hit a
+    bug is answered TEMP, logged, counted; the requests around it are answered as usual."""
+    broken = await start_daemon(resolver_settings, resolver_class=_BrokenResolver)
+    temp = "TEMP internal error in the MTA-STS resolver"
+    try:
+        client = await broken.client()
+        probe = "." + lab.domain("enforce-ok")
+        assert await client.query("postfix", "bug.example") == temp
+        assert await client.query("postfix", probe) == "NOTFOUND "
+        pipelined = [f"postfix {key}".encode() for key in ("bug.example", probe)]
+        await client.send(b"".join(b"%d:%s," % (len(payload), payload) for payload in pipelined))
+        assert [await client.read_reply(), await client.read_reply()] == [temp, "NOTFOUND "]
+        await client.close()
+    finally:
+        await broken.stop()
+    assert broken.resolver.counters["internal_errors"] == 2
+    assert "unexpected error answering bug.example" in caplog.text

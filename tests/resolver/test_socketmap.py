@@ -157,3 +157,72 @@ def test_nothing_buffered_means_no_event_is_ready(wire: bytes) -> None:
     events(reader)
     assert reader.buffered == 0
     assert reader.next_event() is NEED_DATA
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"19:postfix example.com,",
+        b"13:postfix a.com,14:postfix .b.com,",  # two requests: left to next_event
+        b"13:postfix a.com,5:pos",  # one and a partial one
+        b"13:postfix a.c",  # partial
+        b"",
+        b"7:postfix,",
+        b"8:postfix ,",
+        b"8: example,",
+        b"11:postfix \xff\xfe\xfd,",
+        b"abc:postfix a.com,",
+        b":postfix a.com,",
+        b"+3:a b,",  # int() would take "+3"; not a netstring length
+        b"13:postfix a.com;",
+        b"12:postfix a.com,",
+        b"14:postfix a.com,",
+        b"10001:postfix " + b"k" * 9993 + b",",  # above the limit
+        b"10000:postfix " + b"k" * 9992 + b",",  # exactly the limit
+    ],
+)
+def test_take_whole_agrees_with_next_event(wire: bytes) -> None:
+    """The server's fast path takes a read that is exactly one well-formed request and nothing
+    else; for everything else it consumes nothing, and the general path answers as before."""
+    whole = SocketmapReader().take_whole(wire)
+    reader = SocketmapReader()
+    reader.receive_data(wire)
+    found = events(reader)
+    if whole is None:
+        assert not (len(found) == 1 and isinstance(found[0], Request) and reader.buffered == 0)
+    else:
+        assert [Request(*whole)] == found
+        assert reader.buffered == 0
+
+
+def test_take_whole_only_when_nothing_is_held_and_known_requests_are_remembered() -> None:
+    known: dict[bytes, tuple[str, str]] = {}
+    reader = SocketmapReader(known=known)
+    assert reader.take_whole(b"13:postfix a.com,") == ("postfix", "a.com")
+    assert known == {b"13:postfix a.com,": ("postfix", "a.com")}
+    other = SocketmapReader(known=known)  # another connection of the same server
+    assert other.take_whole(b"13:postfix a.com,") == ("postfix", "a.com")
+    reader.receive_data(b"13:post")  # a partial frame held: the next read continues it
+    assert reader.take_whole(b"13:postfix a.com,") is None
+    broken = SocketmapReader(known=known)
+    broken.receive_data(b"junk,")
+    assert isinstance(broken.next_event(), Malformed)
+    assert broken.take_whole(b"13:postfix a.com,") is None  # a broken stream stays broken
+    skipping = SocketmapReader(known=known)
+    skipping.receive_data(b"10001:postfix ")
+    assert skipping.next_event() is NEED_DATA
+    assert skipping.take_whole(b"13:postfix a.com,") is None  # part of the oversized frame
+    assert SocketmapReader(known=known).take_whole(b"7:postfix,") is None
+    assert len(known) == 1  # what is not a whole request is not remembered
+
+
+def test_known_requests_are_bounded() -> None:
+    known: dict[bytes, tuple[str, str]] = {}
+    reader = SocketmapReader(known=known)
+    for number in range(5000):
+        payload = b"postfix d%d.example" % number
+        assert reader.take_whole(b"%d:%s," % (len(payload), payload)) == ("postfix", f"d{number}.example")
+    assert 0 < len(known) <= 4096
+    long_key = b"postfix " + b"k" * 600
+    assert reader.take_whole(b"%d:%s," % (len(long_key), long_key)) is not None
+    assert all(len(wire) <= 512 for wire in known)

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mtasts.lab.world import check_options as lab_check_options
 from mtasts.net.settings import NetworkSettings
 from mtasts.web import WebSettings, create_app
 
@@ -109,19 +110,7 @@ class Served:
 
 
 def lab_options(lab: Any) -> list[str]:
-    info = lab.info()
-    return [
-        "--nameserver",
-        info["nameserver"],
-        "--ca-file",
-        info["ca_file"],
-        "--https-port",
-        str(info["https_port"]),
-        "--smtp-port",
-        str(info["smtp_port"]),
-        "--timeout",
-        "2",
-    ]
+    return lab_check_options(lab.info(), timeout=2)
 
 
 def start_server(*options: str, login: bool = False) -> Served:

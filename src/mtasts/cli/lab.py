@@ -121,6 +121,8 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
 
 
 def _show(data: dict[str, Any], elapsed: float) -> None:
+    from mtasts.lab.world import check_options
+
     out = console()
     out.print(f"[heading]mtasts lab[/] ready in {elapsed * 1000:.0f} ms")
     out.print(f"  nameserver  {data['nameserver']}  (e.g. dig -p {data['dns_port']} @{data['nameserver_address']} ...)")
@@ -136,8 +138,7 @@ def _show(data: dict[str, Any], elapsed: float) -> None:
     out.print(table)
     example = data["domains"][0]["name"] if data["domains"] else "DOMAIN"
     out.print(
-        f"Check a domain: [where]mtasts check {example} --nameserver {data['nameserver']} "
-        f"--ca-file {data['ca_file']} --https-port {data['https_port']} --smtp-port {data['smtp_port']}[/]",
+        f"Check a domain: [where]mtasts check {example} {' '.join(check_options(data))}[/]",
         soft_wrap=True,
     )
     out.print("Press Ctrl-C to stop.")

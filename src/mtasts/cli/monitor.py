@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mtasts.cli._run import run_async
+from mtasts.cli._run import log_to_stderr, run_async
 from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.report._common import DbOption, json_text, open_store
@@ -535,12 +535,7 @@ def serve_command(
     notifiers = _notifiers(
         mail_to, mail_from, smtp, security, smtp_user, password_file, smtp_ca, smtp_timeout, webhook, webhook_ca
     )
-    handler = logging.StreamHandler(sys.stderr)  # the monitor's own lines only (not the libraries')
-    handler.setFormatter(logging.Formatter("mtasts monitor: %(message)s"))
-    logger = logging.getLogger("mtasts.monitor")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    log_to_stderr("mtasts monitor: %(message)s", {"mtasts.monitor": logging.INFO})  # not the libraries' lines
     with ExitStack() as stack:
         monitor = _build(db, settings, notifiers, silent_days, report_events, concurrency, _now, stack)
 

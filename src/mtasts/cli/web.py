@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mtasts.cli._run import log_to_stderr
 from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.publish._common import ReportersOption, TestingDaysOption  # apply's guard options, as they are
@@ -287,14 +288,8 @@ async def _serve(web: Starlette, sock: socket.socket) -> None:
 
 
 def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    debug = os.environ.get("MTASTS_DEBUG") == "1"
-    for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if debug else level)
-        logger.propagate = False
+    levels = {"mtasts": logging.INFO, "uvicorn": logging.WARNING}
+    log_to_stderr("%(asctime)s %(levelname)s %(name)s %(message)s", levels)
 
 
 def _ehlo_name() -> str:

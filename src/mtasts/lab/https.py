@@ -18,11 +18,12 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import NamedTuple
 
 from mtasts.lab._net import DEFAULT_LIMITS, Handler, Limits, SharedPortServer, sanitize
 from mtasts.lab.plan import HttpAnswer, HttpsHost
 
-__all__ = ["HttpError", "HttpsServer", "Request", "parse_head", "render_answer"]
+__all__ = ["HttpError", "HttpsServer", "LoggedRequest", "Request", "parse_head", "render_answer"]
 
 log = logging.getLogger("mtasts.lab.https")
 
@@ -105,6 +106,15 @@ def render_answer(answer: HttpAnswer, *, head_only: bool = False) -> bytes:
 Responder = Callable[[Request], HttpAnswer]
 
 
+class LoggedRequest(NamedTuple):
+    """One request an HTTPS host read (:attr:`HttpsServer.requests`): the host it was for, its
+    method and its path (without the query)."""
+
+    host: str
+    method: str
+    path: str
+
+
 def answer_from_table(host: HttpsHost) -> Responder:
     """A responder that serves ``host.answers`` by path to GET and HEAD."""
 
@@ -139,6 +149,7 @@ class HttpsServer(SharedPortServer[HttpsHost]):
     ) -> None:
         self.contexts = contexts
         self.responders = dict(responders or {})
+        self.requests: list[LoggedRequest] = []  # every request read, in order, answered or not
         super().__init__("https", hosts, port=port, limits=limits, delay=delay)
 
     def _stream_limit(self) -> int:
@@ -183,6 +194,7 @@ class HttpsServer(SharedPortServer[HttpsHost]):
             return
         body = await asyncio.wait_for(reader.readexactly(length), limits.idle_timeout) if length else b""
         request = Request(parsed.method, parsed.target, parsed.headers, body)
+        self.requests.append(LoggedRequest(host.name, request.method, request.path))
         if host.hang:
             await self._hang(reader)
             return

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import dns.resolver
 
+from mtasts.lab.https import LoggedRequest
 from mtasts.lab.scenarios import Scenario
 from mtasts.lab.sink import Report
 from mtasts.lab.smtp import Message
@@ -162,6 +163,11 @@ class LabController:
     def reports(self) -> tuple[Report, ...]:
         """TLS reports the sink received."""
         result: tuple[Report, ...] = self.call(self.lab.reports)
+        return result
+
+    def https_requests(self, host: str | None = None) -> tuple[LoggedRequest, ...]:
+        """HTTPS requests the lab's hosts read (:meth:`Lab.https_requests`)."""
+        result: tuple[LoggedRequest, ...] = self.call(lambda: self.lab.https_requests(host))
         return result
 
     # --- independent clients, configured for the lab ---------------------------------------

@@ -16,7 +16,7 @@ import random
 import shutil
 import ssl
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from mtasts.lab._net import DEFAULT_LIMITS, Limits, check_delay
 from mtasts.lab.certs import LabCertificates
 from mtasts.lab.dns import DnsServer, Zone
-from mtasts.lab.https import HttpsServer, Request
+from mtasts.lab.https import HttpsServer, LoggedRequest, Request
 from mtasts.lab.plan import POLICY_PATH, HttpAnswer, HttpsHost, Plan, SmtpHost, plan_lab
 from mtasts.lab.scenarios import CertKind, MxFault, Scenario, select_scenarios
 from mtasts.lab.sink import Report, ReportSink
@@ -33,7 +33,7 @@ from mtasts.lab.smtp import Mailboxes, Message, SmtpServer
 from mtasts.net._streams import silence_starttls_eof_warning
 from mtasts.net.server import select_by_sni
 
-__all__ = ["DEFAULT_ZONE", "Lab", "Limits", "Ports"]
+__all__ = ["DEFAULT_ZONE", "Lab", "Limits", "Ports", "check_options"]
 
 _S = TypeVar("_S", DnsServer, HttpsServer, SmtpServer)
 
@@ -55,6 +55,23 @@ class Ports:
 
 
 DEFAULT_PORTS = Ports()
+
+
+def check_options(info: Mapping[str, Any], *, timeout: float | None = None) -> list[str]:
+    """The ``mtasts check`` options that point it at the lab described by ``info``
+    (:meth:`Lab.info`, or the file of ``mtasts lab up --info``): its nameserver, its CA file,
+    its HTTPS and SMTP ports, and ``--timeout`` when given."""
+    options = [
+        "--nameserver",
+        str(info["nameserver"]),
+        "--ca-file",
+        str(info["ca_file"]),
+        "--https-port",
+        str(info["https_port"]),
+        "--smtp-port",
+        str(info["smtp_port"]),
+    ]
+    return options if timeout is None else [*options, "--timeout", f"{timeout:g}"]
 
 
 def random_network() -> ipaddress.IPv4Network:
@@ -226,6 +243,13 @@ class Lab:
     def reports(self) -> tuple[Report, ...]:
         """TLS reports POSTed to the sink."""
         return tuple(self.sink.reports)
+
+    def https_requests(self, host: str | None = None) -> tuple[LoggedRequest, ...]:
+        """Every HTTPS request the lab's hosts have read since :meth:`start`, in order, for
+        ``host`` only when given (``mta-sts.<domain>``): how a test counts the policy fetches
+        of a client in another process (``GET`` of ``/.well-known/mta-sts.txt``)."""
+        logged = self._running(self._https).requests
+        return tuple(logged) if host is None else tuple(r for r in logged if r.host == host.rstrip(".").lower())
 
     # --- changing the world while it runs (tests of ``mtasts monitor``) ----------------------
 

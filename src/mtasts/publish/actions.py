@@ -590,12 +590,15 @@ def config_stopper(path: Path, now: datetime, write: Callable[[Path, str], None]
                     write(path, edited)
                 except OSError as exc:
                     raise StepFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-            reloaded = await reload() if config.domains else "no other domain is configured"
+            # the host reloads into a configuration without domains only with [acme] (a host
+            # that waits for its first domain); without it, the last domain needs a stop
+            can_reload = bool(config.domains) or config.acme is not None
+            reloaded = await reload() if can_reload else "no other domain is configured"
             try:
                 await fetch(name)
             except StepFailed:
                 return f"mta-sts.{name} serves no policy any more ({reloaded}; its entry in {path} is commented out)"
-            if not config.domains:
+            if not can_reload:
                 raise StepFailed(
                     f"mta-sts.{name} still serves a policy: {path} has no other domain, so the host cannot reload "
                     "without it; stop mtasts publish serve, then run retire again"

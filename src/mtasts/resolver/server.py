@@ -6,7 +6,10 @@ protocol object, not a task reading a stream: :meth:`_Connection.data_received` 
 sans-I/O codec (:mod:`mtasts.resolver.socketmap`) and answers every complete request at once
 from :meth:`PolicyResolver.reply_now <mtasts.resolver.service.PolicyResolver.reply_now>`
 (cached answers, parent probes, junk keys: no task, no await, one ``write`` for all the
-replies a read produced). Only a request that needs network work (a first lookup) gets a task;
+replies a read produced). A read that is exactly one request, as nearly every read is (Postfix
+waits for each reply), skips the codec's buffer and loop (:meth:`SocketmapReader.take_whole
+<mtasts.resolver.socketmap.SocketmapReader.take_whole>`, with a table of requests already parsed
+that the connections share). Only a request that needs network work (a first lookup) gets a task;
 while it runs the connection stops reading, so replies stay in request order and nothing is
 buffered beyond the codec's one partial frame. Reading also stops while the peer does not read
 its replies (``pause_writing``), so a client cannot make the daemon buffer without bound.
@@ -144,6 +147,7 @@ class SocketmapServer:
         )
         self._unix_slots = Connections(max_connections=limits.max_connections, max_per_client=limits.max_connections)
         self._open: set[_Connection] = set()
+        self._known_requests: dict[bytes, tuple[str, str]] = {}  # shared by the connections' codecs
         self.addresses: list[str] = []  # where it listens, ports filled in
 
     @property
@@ -273,10 +277,11 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: SocketmapServer, slots: Connections, client: str | None) -> None:
         self._server = server
         self._resolver = server.resolver
+        self._reply_now = server.resolver.reply_now  # bound once: called for every request
         self._slots = slots
         self._client = client
         self._admitted = False
-        self._codec = SocketmapReader()
+        self._codec = SocketmapReader(known=server._known_requests)
         self._transport: Any = None
         self._loop = asyncio.get_running_loop()
         self._pending: asyncio.Task[None] | None = None  # the lookup being waited for
@@ -306,8 +311,13 @@ class _Connection(asyncio.Protocol):
         self._idle_timer = self._loop.call_at(self._last_activity + self._server.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        self._codec.receive_data(data)
         self._last_activity = self._loop.time()
+        if self._pending is None:
+            whole = self._codec.take_whole(data)
+            if whole is not None:  # one complete request, nothing before it: most reads
+                self._answer_one(whole)
+                return
+        self._codec.receive_data(data)
         if self._pending is None:
             self._answer()
 
@@ -374,6 +384,23 @@ class _Connection(asyncio.Protocol):
                 return
             replies.append(reply)
         self._write(replies)
+        if self._eof or self._draining:
+            self._transport.close()
+
+    def _answer_one(self, request: tuple[str, str]) -> None:
+        """:meth:`_answer` for a read that held exactly one request (the codec holds nothing
+        else): the same answer, the same task when it must wait, without the codec's loop."""
+        try:
+            reply = self._reply_now(*request)
+        except Exception:  # a bug: as in _answer
+            reply = self._internal_error(Request(*request))
+        if reply is None:
+            self._pause_reading()
+            self._pending = self._loop.create_task(
+                self._answer_later(Request(*request)), name="mtasts socketmap lookup"
+            )
+            return
+        self._transport.write(reply)
         if self._eof or self._draining:
             self._transport.close()
 

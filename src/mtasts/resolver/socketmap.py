@@ -109,14 +109,23 @@ def encode_reply(status: Status, data: str = "") -> bytes:
     return b"%d:%s," % (len(payload), payload)
 
 
+_KNOWN_LIMIT: Final = 4096  # whole requests remembered by a `known` mapping before it is emptied
+_KNOWN_MAX_BYTES: Final = 512  # and only short ones (a domain name is at most 253 bytes)
+
+
 class SocketmapReader:
     """Netstring requests from a byte stream, one event at a time.
 
-    ``max_query`` is the largest request accepted (Postfix's own limit by default).
+    ``max_query`` is the largest request accepted (Postfix's own limit by default). ``known``,
+    a dict shared by the readers of one server (with the same ``max_query``), remembers the
+    whole requests :meth:`take_whole` has parsed, ``wire bytes -> (name, key)``: the same few
+    thousand keys come again and again, and a dict hit costs a tenth of parsing one. It holds
+    at most 4,096 requests of at most 512 bytes each, and is emptied when full.
     """
 
-    def __init__(self, max_query: int = MAX_QUERY_BYTES) -> None:
+    def __init__(self, max_query: int = MAX_QUERY_BYTES, *, known: dict[bytes, tuple[str, str]] | None = None) -> None:
         self.max_query = max_query
+        self._known = known
         self._buffer = bytearray()
         self._skip = 0  # bytes of an oversized frame still to drop
         self._skipping = False  # dropping an oversized frame; its comma is still due
@@ -136,6 +145,46 @@ class SocketmapReader:
             self._skip -= dropped
             data = data[dropped:]
         self._buffer += data
+
+    def take_whole(self, data: bytes) -> tuple[str, str] | None:
+        """``(name, key)`` when the reader holds nothing and ``data`` is exactly one complete,
+        well-formed request, else ``None`` and nothing is consumed: then feed ``data`` to
+        :meth:`receive_data` as usual (a partial frame, several, an oversized or malformed one).
+
+        The server's fast path: Postfix sends one request and waits for its reply, so almost
+        every read is exactly one netstring, which this takes without copying it into the
+        buffer and out again, and without building a :class:`Request` (the pair is equal to
+        one); with ``known``, a request seen before is not parsed again. The same checks as
+        :meth:`next_event`: a request that fails one of them is left to it."""
+        if self._buffer or self._skipping or self._broken:
+            return None
+        known = self._known
+        if known is None:
+            return self._parse_whole(data)
+        found = known.get(data)
+        if found is None:
+            found = self._parse_whole(data)
+            if found is not None and len(data) <= _KNOWN_MAX_BYTES:
+                if len(known) >= _KNOWN_LIMIT:
+                    known.clear()
+                known[data] = found
+        return found
+
+    def _parse_whole(self, data: bytes) -> tuple[str, str] | None:
+        colon = data.find(b":", 0, _MAX_LENGTH_DIGITS + 1)
+        end = len(data) - 1
+        if colon <= 0 or data[end] != 0x2C:  # ","
+            return None
+        digits = data[:colon]
+        if not digits.isdigit() or int(digits) != end - colon - 1 or end - colon - 1 > self.max_query:
+            return None
+        name, space, key = data[colon + 1 : end].partition(b" ")
+        if not space or not name or not key:
+            return None
+        try:
+            return name.decode("ascii"), key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
 
     def next_event(self) -> Request | Malformed | _Sentinel:
         """The next request, a :class:`Malformed` one, :data:`NEED_DATA` or :data:`CLOSED`."""

@@ -59,14 +59,12 @@ def listen_address(text: str, option: str) -> ListenAddress:
 
 
 def log_to_stderr() -> None:
+    """The policy host's log lines (its access log, reloads, ACME) on stderr."""
     import logging
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logger = logging.getLogger("mtasts")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if os.environ.get("MTASTS_DEBUG") == "1" else logging.INFO)
-    logger.propagate = False
+    from mtasts.cli._run import log_to_stderr as to_stderr
+
+    to_stderr("%(asctime)s %(levelname)s %(name)s %(message)s", {"mtasts": logging.INFO})
 
 
 DbOption = Annotated[

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Final, NoReturn
 
 import typer
 
+from mtasts.cli._run import log_to_stderr
 from mtasts.cli.output import console
 from mtasts.cli.report._common import (
     DbOption,
@@ -145,13 +145,7 @@ def serve_command(
     except StartupError as exc:
         cannot_start(exc)
     server = ReportServer(store, host=host, port=port, tls=tls, settings=settings)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    for name, level in (("mtasts", logging.INFO), ("uvicorn", logging.WARNING)):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if os.environ.get("MTASTS_DEBUG") == "1" else level)
-        logger.propagate = False
+    log_to_stderr("%(asctime)s %(levelname)s %(message)s", {"mtasts": logging.INFO, "uvicorn": logging.WARNING})
     err = console(stderr=True)
 
     async def run() -> None:

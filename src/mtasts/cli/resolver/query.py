@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,10 +15,12 @@ from mtasts.cli.output import print_json
 from mtasts.net.settings import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
+    from mtasts.resolver.server import ListenSpec
     from mtasts.resolver.service import Lookup, PolicyResolver
 
 from mtasts.cli.resolver._common import (
     CaFile,
+    ConfigFile,
     FailOpenTemp,
     HttpsPort,
     Nameserver,
@@ -27,6 +31,7 @@ from mtasts.cli.resolver._common import (
     fmt_time,
     load_overrides,
     network_settings,
+    read_config,
     resolver_settings,
 )
 
@@ -41,10 +46,21 @@ def query(
         str | None,
         typer.Option(
             "--listen",
-            help="Ask the daemon running on inet:HOST:PORT or unix:PATH (a plain socketmap lookup, as Postfix makes).",
+            help="Ask the daemon running on inet:HOST:PORT or unix:PATH (a plain socketmap lookup, as Postfix makes) "
+            "[default: the listen addresses of the configuration file].",
             show_default=False,
         ),
     ] = None,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Resolve DOMAIN here, as a freshly started daemon would, instead of asking the running daemon "
+            "(implied by --overrides, --strict-testing, --fail-open-temp, --nameserver, --ca-file, --https-port "
+            "and --refuse-private).",
+        ),
+    ] = False,
+    config_file: ConfigFile = None,
     overrides: OverridesFile = None,
     strict_testing: StrictTesting = False,
     fail_open_temp: FailOpenTemp = False,
@@ -54,11 +70,11 @@ def query(
     https_port: HttpsPort = 443,
     refuse_private: RefusePrivate = False,
 ) -> None:
-    """The answer Postfix would get for DOMAIN, and why (resolved directly, as a fresh daemon would;
-    with --listen, the running daemon's answer).
+    """The answer the running daemon gives Postfix for DOMAIN (asked on --listen, else on the
+    configuration file's listen addresses); with --direct, resolved here, and why.
 
-    Exit status 0 with an answer (OK or NOTFOUND), 1 when the answer is fail-open because DNS or HTTPS failed
-    (with --listen: when the daemon answers TEMP, TIMEOUT or PERM, or cannot be reached: 3)."""
+    Exit status 0 with an answer (OK or NOTFOUND), 1 when the daemon answers TEMP, TIMEOUT or PERM,
+    3 when no daemon can be reached (with --direct: 1 when the answer is fail-open because DNS or HTTPS failed)."""
     from mtasts.cli._run import run_async
     from mtasts.resolver.answers import Profile
     from mtasts.resolver.keys import classify_key
@@ -70,8 +86,23 @@ def query(
         chosen = Profile(profile)
     except ValueError:
         fail(f"--profile: {profile!r} is not one of {', '.join(p.value for p in Profile)}", ExitCode.USAGE)
-    if listen is not None:
-        query_daemon(listen, domain, chosen.value, json_output, timeout)
+    implied = [
+        name
+        for name, given in (
+            ("--overrides", overrides is not None),
+            ("--strict-testing", strict_testing),
+            ("--fail-open-temp", fail_open_temp),
+            ("--nameserver", nameserver is not None),
+            ("--ca-file", ca_file is not None),
+            ("--https-port", https_port != 443),
+            ("--refuse-private", refuse_private),
+        )
+        if given
+    ]
+    if listen is not None and (direct or implied):
+        fail(f"{'--direct' if direct else implied[0]}: resolves here, not with --listen (choose one)", ExitCode.USAGE)
+    if not direct and not implied:
+        query_daemon(listen, config_file, domain, chosen.value, json_output, timeout)
         return
     network = network_settings(nameserver, ca_file, timeout, https_port, refuse_private)
     settings = resolver_settings(strict_testing, fail_open_temp, timeout)
@@ -163,24 +194,44 @@ def print_document(document: dict[str, Any]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def query_daemon(listen: str, domain: str, profile: str, json_output: bool, timeout: float) -> None:
-    """Ask a running daemon, as Postfix does: one socketmap request, one reply."""
+def daemon_addresses(listen: str | None, config_file: Path | None) -> tuple[list[ListenSpec], str]:
+    """Where to ask the daemon: ``--listen``, else the listen addresses of the configuration
+    file (``--config``, or the default file if it exists, else the daemon's default address);
+    and where they came from, for messages. An ``inet:`` address on every interface is asked
+    on loopback."""
+    from mtasts.resolver.server import parse_listen
+
+    if listen is not None:
+        try:
+            return [parse_listen(listen)], "--listen"
+        except ValueError as exc:
+            fail(f"--listen: {exc}", ExitCode.USAGE)
+    config = read_config(config_file)
+    addresses = "listen address" if len(config.listen) == 1 else "listen addresses"
+    where = f"the {addresses} of {config.path}" if config.path else f"the daemon's default {addresses}"
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 (a listener on every address)
+    specs = [dataclasses.replace(s, host=loopback.get(s.host or "", s.host)) for s in config.listen]
+    return specs, where
+
+
+def query_daemon(
+    listen: str | None, config_file: Path | None, domain: str, profile: str, json_output: bool, timeout: float
+) -> None:
+    """Ask the running daemon, as Postfix does: one socketmap request, one reply, on the first
+    of its addresses that accepts the connection."""
     import asyncio
 
     from mtasts.cli._run import run_async
-    from mtasts.resolver.server import parse_listen
 
-    try:
-        spec = parse_listen(listen)
-    except ValueError as exc:
-        fail(f"--listen: {exc}", ExitCode.USAGE)
+    specs, where = daemon_addresses(listen, config_file)
     payload = f"{profile} {domain}".encode()
 
-    async def ask() -> str:
+    async def connect(spec: ListenSpec) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if spec.path is not None:
-            reader, writer = await asyncio.open_unix_connection(str(spec.path))
-        else:
-            reader, writer = await asyncio.open_connection(spec.host, spec.port)
+            return await asyncio.open_unix_connection(str(spec.path))
+        return await asyncio.open_connection(spec.host, spec.port)
+
+    async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         try:
             writer.write(b"%d:%s," % (len(payload), payload))
             await writer.drain()
@@ -194,15 +245,38 @@ def query_daemon(listen: str, domain: str, profile: str, json_output: bool, time
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    try:
-        reply = run_async(asyncio.wait_for(ask(), timeout))
-    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-        fail(f"cannot ask the daemon on {listen}: {getattr(exc, 'strerror', None) or exc or type(exc).__name__}")
+    async def first_reachable() -> tuple[ListenSpec, str] | list[str]:
+        refused = []
+        for spec in specs:
+            try:
+                streams = await asyncio.wait_for(connect(spec), timeout)
+            except (OSError, TimeoutError) as exc:
+                refused.append(f"{spec.to_text()}: {_why(exc)}")
+                continue
+            try:
+                return spec, await asyncio.wait_for(ask(*streams), timeout)
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                fail(f"cannot ask the daemon on {spec.to_text()}: {_why(exc)}")
+        return refused
+
+    asked = run_async(first_reachable())
+    if isinstance(asked, list):
+        if listen is not None:
+            nothing = f"cannot ask the daemon on {asked[0]}"
+        else:
+            nothing = f"no daemon is running on {where} ({'; '.join(asked)})"
+        fail(f"{nothing}: start mtasts resolver serve, or resolve here with --direct")
+    spec, reply = asked
+    shown = listen if listen is not None else spec.to_text()
     answer = reply.rstrip()
     status = answer.partition(" ")[0]
     if json_output:
         print_json({"domain": domain, "profile": profile, "answer": answer, "source": "daemon", "policy": None})
     else:
-        sys.stdout.write(f"{domain}: {answer}\n  profile     {profile}\n  source      daemon on {listen}\n")
+        sys.stdout.write(f"{domain}: {answer}\n  profile     {profile}\n  source      daemon on {shown}\n")
     if status not in ("OK", "NOTFOUND"):
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _why(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)

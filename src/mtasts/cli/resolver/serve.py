@@ -465,6 +465,16 @@ class _Daemon:
 _BUILTIN_ZONES = {"postfix", "postfix-tlsrpt", "postfix-legacy"}
 
 
+def configuration_shown(config: ResolverConfig, environ: Mapping[str, str]) -> str:
+    """The configuration file the daemon read, for its start line, or that it read none (and
+    which default file it looked for), so an operator can tell whether the file was found."""
+    from mtasts.resolver.config import default_config_path
+
+    if config.path is not None:
+        return str(config.path)
+    return f"none ({default_config_path(environ)} does not exist: defaults and the command line)"
+
+
 def run_daemon(
     config: ResolverConfig,
     inherited: list[socket.socket],
@@ -525,7 +535,8 @@ def run_daemon(
         cache = where if memory else f"{where}, {plural(len(resolver), 'cached domain')}"
         zones = ", ".join(sorted(set(config.zones) - _BUILTIN_ZONES))
         sys.stderr.write(
-            f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); pid {os.getpid()}\n"
+            f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); "
+            f"configuration: {configuration_shown(config, os.environ)}; pid {os.getpid()}\n"
         )
         if zones:
             sys.stderr.write(f"mtasts: resolver zones beyond the built-in profiles: {zones}\n")
