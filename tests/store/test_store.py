@@ -118,6 +118,33 @@ def test_stored_reports_read_back_exactly(store: ReportStoreProtocol) -> None:
     assert store.failure_rows() == failures
 
 
+def test_a_report_large_enough_to_be_compressed_reads_back_exactly(sql_store: ReportStore) -> None:
+    """A report's JSON over 2 KiB is compressed in the database (on PostgreSQL with LZ4 where the
+    server has it, revision 0008): it reads back byte for byte, with its rows."""
+    details = [
+        {"result-type": "validation-failure", "failed-session-count": 1, "sending-mta-ip": f"192.0.2.{n}"}
+        for n in range(1, 200)
+    ]
+    policy = {
+        "policy": {"policy-type": "sts", "policy-domain": "example.com"},
+        "summary": {"total-successful-session-count": 7, "total-failure-session-count": len(details)},
+        "failure-details": details,
+    }
+    report = make_report(policies=[policy])
+    assert len(report.raw) > 8192
+    sql_store.add_reports([report], source="mail", now=NOW)
+    (kept,) = sql_store.reports()
+    assert kept.report.raw == report.raw
+    assert len(sql_store.failure_rows()) == len(details)
+    if sql_store.engine.dialect.name == "postgresql":
+        with sql_store.engine.connect() as connection:
+            lz4 = connection.execute(
+                text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+            ).scalar()
+            method = connection.execute(text("SELECT pg_column_compression(raw) FROM tlsrpt_report")).scalar()
+        assert method == ("lz4" if lz4 else "pglz")
+
+
 def test_rows_filter_by_day_and_domain(store: ReportStoreProtocol) -> None:
     early = make_report(
         **{

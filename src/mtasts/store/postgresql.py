@@ -8,19 +8,26 @@ store), so nothing waits for anything, and the whole batch is *one* statement: d
 CTEs insert the reports (``ON CONFLICT (dedup_key) DO NOTHING``), then only the policies,
 failure details and roll-up contributions of the reports that statement really inserted (a
 report another writer stored first, even one that commits while we wait on its key, adds
-nothing), and merge the roll-ups by the rules of :mod:`mtasts.store.rollups` (the failure
-values per day are summed from the same JSON rows as their totals, parsed once, in the CTE
-``fv`` that both read: no second document). Each table's rows
+nothing), and merge the roll-ups by the rules of :mod:`mtasts.store.rollups`. Each table's rows
 travel as one JSON parameter, so the statement text is constant: psycopg prepares it once and
-the server plans it once.
+the server plans it once. The roll-ups are not sent as rows of their own where the server has
+the numbers already: the day totals are summed from the policies' rows, the sender and
+reporter-day totals from one row per report and policy domain, the failure values (per day and
+in total) from one row per report and value; sender and day come from the inserted reports.
 
 A statement is atomic by itself, so a call whose reports fit one batch runs in autocommit mode:
 no ``BEGIN``, no ``COMMIT``, one round trip in all (plus the disk flush of the commit, which is
-then what limits one-transaction-per-message ingest: see ``add_messages``). A bigger call runs
-its batches inside one explicit transaction. Not chosen: psycopg's pipeline mode (``BEGIN``,
-statement and ``COMMIT`` in one flush: measured slower on loopback, 2,100 against 3,500 bare
-one-row transactions/s), and ``COPY`` into a temporary table (a second statement to merge from
-it and a transaction around both: no fewer round trips than this).
+then what limits one-transaction-per-message ingest: see ``add_messages``), and another for
+ids every few batches. A bigger call runs its batches inside one explicit transaction.
+
+Not chosen, measured (issue 12): psycopg's pipeline mode (``BEGIN``, statement and ``COMMIT``
+in one flush: slower on loopback, 2,100 against 3,500 bare one-row transactions/s); ``COPY``
+into a temporary staging table (per failure row: 1.7 µs of client and 4.7 µs of server CPU
+binary, 2.5 and 3.7 as text, against 0.7 and 1.4 for its JSON row, and more round trips); one
+binary array per column (psycopg adapts 2.1 µs per failure row, orjson writes it in 0.05).
+What remains on the server is the rows' own work (a profile of the backend: index inserts and
+the ``ON CONFLICT`` checks about a third, the foreign-key checks of the policy and failure rows
+about 14%, parsing the JSON about 7%).
 
 Reports are inserted in dedup-key order and roll-up keys merged in key order (byte order:
 ``COLLATE "C"`` sorts faster), so two writers storing overlapping batches wait on each other
@@ -57,7 +64,7 @@ from mtasts.store.rollups import (
 __all__ = ["BATCH", "PostgresWriter"]
 
 BATCH: Final = 1000  # reports per statement: bounds the statement's memory, not a server limit
-_ID_BLOCK: Final = 1024  # ids taken from a sequence per round trip (at least)
+_ID_BLOCK: Final = 4096  # ids taken from a sequence per round trip (at least): a round trip every few groups of 200
 
 Entry = tuple[str, TlsRptReport, str]  # dedup key, report, source
 
@@ -86,7 +93,7 @@ def _rows(name: str, types: str) -> str:
 
 def _compact(sql: str) -> str:
     """``sql`` on one line: psycopg caches the conversion of a query text up to 4 KiB only. (With
-    the reporter-day and failure-day inserts the statement is about 6.8 KiB: converting it again
+    the reporter-day and failure-day inserts the statement is about 6.6 KiB: converting it again
     costs some 30 µs per statement of up to 1,000 reports, measured, so it was not split for
     the cache.)"""
     return " ".join(sql.split())
@@ -96,7 +103,11 @@ def _compact(sql: str) -> str:
 # microseconds; psycopg would adapt one array per column far more slowly), except the raw
 # JSON of the reports: one binary ``bytea[]`` beside the reports' rows, zipped with them by
 # ``ROWS FROM`` (as hex inside the JSON it cost the server two fifths more to insert them:
-# the hex text parsed into the document, then decoded).
+# the hex text parsed into the document, then decoded). What the reports' rows hold already
+# is not sent again: the roll-ups take each report's sender and day from ``r`` (which returns
+# them for the reports it inserted: joining it is also what keeps out those already stored),
+# the day totals are summed from the policies' rows (``pr``, with a flag: counted twice), and
+# the sender and reporter-day totals from one row per report and policy domain (``dm``).
 # LEAST/GREATEST skip NULLs, which is the rule for first and last days; sums are taken as
 # numeric and capped, like the saturating merge of the other stores.
 _STATEMENT: Final = _compact(f"""
@@ -109,12 +120,13 @@ WITH r AS (
          AS n(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
     ORDER BY n.c1 COLLATE "C"
     ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
+    RETURNING id, organization_name AS org, day
+), pr (c0, c1, c2, c3, c4, c5, c6, c7, c8, twice) AS (
+    {_rows("policies", "bigint bigint int text text text text bigint bigint boolean")}
 ), p AS (
     INSERT INTO tlsrpt_policy (id, report_pk, position, policy_type, policy_domain, policy_string, mx_host,
                                total_successful, total_failure)
-    SELECT * FROM ({_rows("policies", "bigint bigint int text text text text bigint bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
+    SELECT x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7, x.c8 FROM pr AS x
     WHERE x.c1 IN (SELECT id FROM r)
     RETURNING id
 ), f AS (
@@ -127,60 +139,60 @@ WITH r AS (
 ), d AS (
     INSERT INTO tlsrpt_day_total AS t (policy_domain, day, policy_type, successful, failed, twice_successful,
                                        twice_failed)
-    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX}), LEAST(sum(x.c6), {_MAX}),
-        LEAST(sum(x.c7), {_MAX})
-    FROM ({_rows("days", "bigint text date text bigint bigint bigint bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7)
-    WHERE x.c0 IN (SELECT id FROM r)
-    GROUP BY 1, 2, 3 ORDER BY x.c1 COLLATE "C", x.c2, x.c3 COLLATE "C"
+    SELECT coalesce(x.c4, ''), r.day, x.c3, LEAST(sum(x.c7), {_MAX}), LEAST(sum(x.c8), {_MAX}),
+        LEAST(sum(CASE WHEN x.twice THEN x.c7 ELSE 0 END), {_MAX}),
+        LEAST(sum(CASE WHEN x.twice THEN x.c8 ELSE 0 END), {_MAX})
+    FROM pr AS x JOIN r ON r.id = x.c1
+    GROUP BY 1, 2, 3 ORDER BY coalesce(x.c4, '') COLLATE "C", r.day, x.c3 COLLATE "C"
     ON CONFLICT (policy_domain, day, policy_type) DO UPDATE SET {_add("successful")}, {_add("failed")},
         {_add("twice_successful")}, {_add("twice_failed")}
+), dm (domain, org, day, twice_ok, twice_bad, ok, bad) AS (
+    SELECT x.c1, r.org, r.day, x.c2, x.c3, x.c4, x.c5
+    FROM ({_rows("domains", "bigint text bigint bigint bigint bigint")}) AS x(c0, c1, c2, c3, c4, c5)
+    JOIN r ON r.id = x.c0
 ), s AS (
     INSERT INTO tlsrpt_sender_total AS t (policy_domain, organization_name, successful, failed, first_failed,
                                           last_failed, twice_successful, twice_failed, reports)
-    SELECT x.c1, x.c2, LEAST(sum(x.c3), {_MAX}), LEAST(sum(x.c4), {_MAX}), min(x.c5), max(x.c6),
-        LEAST(sum(x.c7), {_MAX}), LEAST(sum(x.c8), {_MAX}), LEAST(sum(x.c9), {_MAX})
-    FROM ({_rows("senders", "bigint text text bigint bigint date date bigint bigint bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
-    WHERE x.c0 IN (SELECT id FROM r)
-    GROUP BY 1, 2 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C"
+    SELECT x.domain, x.org, LEAST(sum(x.ok), {_MAX}), LEAST(sum(x.bad), {_MAX}),
+        min(CASE WHEN x.bad > 0 THEN x.day END), max(CASE WHEN x.bad > 0 THEN x.day END),
+        LEAST(sum(x.twice_ok), {_MAX}), LEAST(sum(x.twice_bad), {_MAX}), count(*)
+    FROM dm AS x
+    GROUP BY 1, 2 ORDER BY x.domain COLLATE "C", x.org COLLATE "C"
     ON CONFLICT (policy_domain, organization_name) DO UPDATE SET {_add("successful")}, {_add("failed")},
         first_failed = LEAST(t.first_failed, excluded.first_failed),
         last_failed = GREATEST(t.last_failed, excluded.last_failed),
         {_add("twice_successful")}, {_add("twice_failed")}, {_add("reports")}
-), fv AS (
-    SELECT * FROM ({_rows("values", "bigint text text text text bigint date date bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
-    WHERE x.c0 IN (SELECT id FROM r)
+), g AS (
+    INSERT INTO tlsrpt_reporter_day AS t (policy_domain, organization_name, day, reports, twice_successful,
+                                          twice_failed, successful, failed)
+    SELECT x.domain, x.org, x.day, count(*), LEAST(sum(x.twice_ok), {_MAX}), LEAST(sum(x.twice_bad), {_MAX}),
+        LEAST(sum(x.ok), {_MAX}), LEAST(sum(x.bad), {_MAX})
+    FROM dm AS x
+    GROUP BY 1, 2, 3 ORDER BY x.domain COLLATE "C", x.org COLLATE "C", x.day
+    ON CONFLICT (policy_domain, organization_name, day) DO UPDATE SET {_add("reports")},
+        {_add("twice_successful")}, {_add("twice_failed")}, {_add("successful")}, {_add("failed")}
+), fv (domain, org, kind, value, failed, day, seen) AS (
+    SELECT x.c1, r.org, x.c2, x.c3, x.c4, r.day, x.c5
+    FROM ({_rows("values", "bigint text text text bigint bigint")}) AS x(c0, c1, c2, c3, c4, c5)
+    JOIN r ON r.id = x.c0
 ), w AS (
     INSERT INTO tlsrpt_failure_day AS t (policy_domain, organization_name, kind, value, day, failed, first_seen)
-    SELECT x.c1, x.c2, x.c3, x.c4, x.c6, LEAST(sum(x.c5), {_MAX}), min(x.c8)
+    SELECT x.domain, x.org, x.kind, x.value, x.day, LEAST(sum(x.failed), {_MAX}), min(x.seen)
     FROM fv AS x
     GROUP BY 1, 2, 3, 4, 5
-    ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3 COLLATE "C", x.c4 COLLATE "C", x.c6
+    ORDER BY x.domain COLLATE "C", x.org COLLATE "C", x.kind COLLATE "C", x.value COLLATE "C", x.day
     ON CONFLICT (policy_domain, organization_name, kind, value, day) DO UPDATE SET {_add("failed")},
         first_seen = LEAST(t.first_seen, excluded.first_seen)
 ), v AS (
     INSERT INTO tlsrpt_failure_total AS t (policy_domain, organization_name, kind, value, failed, first_day,
                                            last_day, first_seen)
-    SELECT x.c1, x.c2, x.c3, x.c4, LEAST(sum(x.c5), {_MAX}), min(x.c6), max(x.c7), min(x.c8)
+    SELECT x.domain, x.org, x.kind, x.value, LEAST(sum(x.failed), {_MAX}), min(x.day), max(x.day), min(x.seen)
     FROM fv AS x
-    GROUP BY 1, 2, 3, 4 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3 COLLATE "C", x.c4 COLLATE "C"
+    GROUP BY 1, 2, 3, 4 ORDER BY x.domain COLLATE "C", x.org COLLATE "C", x.kind COLLATE "C", x.value COLLATE "C"
     ON CONFLICT (policy_domain, organization_name, kind, value) DO UPDATE SET {_add("failed")},
         first_day = LEAST(t.first_day, excluded.first_day),
         last_day = GREATEST(t.last_day, excluded.last_day),
         first_seen = LEAST(t.first_seen, excluded.first_seen)
-), g AS (
-    INSERT INTO tlsrpt_reporter_day AS t (policy_domain, organization_name, day, reports, twice_successful,
-                                          twice_failed, successful, failed)
-    SELECT x.c1, x.c2, x.c3, LEAST(sum(x.c4), {_MAX}), LEAST(sum(x.c5), {_MAX}), LEAST(sum(x.c6), {_MAX}),
-        LEAST(sum(x.c7), {_MAX}), LEAST(sum(x.c8), {_MAX})
-    FROM ({_rows("reporters", "bigint text text date bigint bigint bigint bigint bigint")})
-         AS x(c0, c1, c2, c3, c4, c5, c6, c7, c8)
-    WHERE x.c0 IN (SELECT id FROM r)
-    GROUP BY 1, 2, 3 ORDER BY x.c1 COLLATE "C", x.c2 COLLATE "C", x.c3
-    ON CONFLICT (policy_domain, organization_name, day) DO UPDATE SET {_add("reports")},
-        {_add("twice_successful")}, {_add("twice_failed")}, {_add("successful")}, {_add("failed")}
 )
 SELECT id FROM r
 """)  # noqa: S608 (nothing interpolated but constants: type names, parameter names, MAX_COUNT)
@@ -192,15 +204,16 @@ _SEQUENCES: Final = (
 
 
 def _next_ids(sequences: Sequence[str]) -> sql.Composed:
-    """The query taking ids from the three sequences, named as constants: resolving a name per
-    id (``pg_get_serial_sequence`` in each row) made taking ids cost more than storing them."""
+    """The query taking ids from the three sequences, named as constants (resolving a name per
+    id, ``pg_get_serial_sequence`` in each row, made taking ids cost more than storing them):
+    one row of three arrays, which the driver reads several times faster than a row per id."""
     parts = [
-        sql.SQL("SELECT {table}, nextval({sequence}::regclass) FROM generate_series(1, {count})").format(
-            table=sql.Literal(table), sequence=sql.Literal(sequence), count=sql.Placeholder(f"n{table}")
+        sql.SQL("ARRAY(SELECT nextval({sequence}::regclass) FROM generate_series(1, {count}))").format(
+            sequence=sql.Literal(sequence), count=sql.Placeholder(f"n{table}")
         )
         for table, sequence in enumerate(sequences)
     ]
-    return sql.SQL(" UNION ALL ").join(parts)
+    return sql.SQL("SELECT ") + sql.SQL(", ").join(parts)
 
 
 class PostgresWriter:
@@ -251,8 +264,11 @@ class PostgresWriter:
                         raise RuntimeError("the report tables have no id sequences: is the schema mtasts'?")
                     self._next_ids = _next_ids([str(name) for name in names])
                 params = {f"n{table}": max(gap, _ID_BLOCK) if gap else 0 for table, gap in enumerate(missing)}
-                for table, value in raw.execute(self._next_ids, params).fetchall():
-                    self._ids[table].append(value)
+                row = raw.execute(self._next_ids, params).fetchone()
+                if row is None:  # pragma: no cover (a SELECT without FROM returns one row)
+                    raise RuntimeError("taking ids from the sequences returned nothing")
+                for table, values in enumerate(row):
+                    self._ids[table].extend(values)
             taken = []
             for need, have in zip(wanted, self._ids, strict=True):
                 taken.append(have[:need])
@@ -278,12 +294,12 @@ def _parameters(
     reports: list[tuple[Any, ...]] = []
     policies: list[tuple[Any, ...]] = []
     failures: list[tuple[Any, ...]] = []
-    days: list[tuple[Any, ...]] = []
-    senders: list[tuple[Any, ...]] = []
+    domains: list[tuple[Any, ...]] = []
     values: list[tuple[Any, ...]] = []
-    reporters: list[tuple[Any, ...]] = []
+    dumps = orjson.dumps
     failure_index = 0
     for (key, report, source), report_pk in zip(batch, report_ids, strict=True):
+        day = report.day
         reports.append(
             (
                 report_pk,
@@ -293,35 +309,45 @@ def _parameters(
                 report.contact_info,
                 _naive_utc(report.start),
                 _naive_utc(report.end),
-                report.day,
+                day,
                 report.digest,
                 source,
             )
         )
-        first_failure = failure_index
+        # what this report adds to the roll-ups: the statement sums the rows of the reports it
+        # really inserted (and summing there costs less than merging here)
+        seen_day = (day - EPOCH).days << SEEN_SHIFT
+        tlsa = tlsa_domains(report)
+        found: dict[tuple[str, str, str], list[int]] = {}  # (domain, kind, value) -> [failed, first seen]
         for position, policy in enumerate(report.policies):
             policy_pk = next(policy_ids)
+            domain = policy.policy_domain
             policies.append(
                 (
                     policy_pk,
                     report_pk,
                     position,
-                    policy.policy_type.value,
-                    policy.policy_domain,
-                    orjson.dumps(policy.policy_string).decode(),
-                    orjson.dumps(policy.mx_host).decode(),
+                    policy.policy_type,  # orjson writes an enum as its value
+                    domain,
+                    dumps(policy.policy_string).decode(),
+                    dumps(policy.mx_host).decode(),
                     policy.total_successful,
                     policy.total_failure,
+                    counted_twice(policy, tlsa),
                 )
             )
+            domain = domain or ""
             for index, detail in enumerate(policy.failure_details):
+                failure_pk = failure_ids[failure_index]
+                failure_index += 1
+                count = detail.failed_session_count
                 failures.append(
                     (
-                        failure_ids[failure_index],
+                        failure_pk,
                         policy_pk,
                         index,
                         str(detail.result_type),
-                        detail.failed_session_count,
+                        count,
                         detail.sending_mta_ip,
                         detail.receiving_mx_hostname,
                         detail.receiving_mx_helo,
@@ -330,29 +356,7 @@ def _parameters(
                         detail.failure_reason_code,
                     )
                 )
-                failure_index += 1
-        # what this report adds to the roll-ups, row by row: the statement sums the rows of
-        # the reports it really inserted (and summing there costs less than merging here)
-        org, day = report.organization_name, report.day
-        for domain, counts in report_domains(report).items():
-            reporters.append((report_pk, domain, org, day, *counts))
-        seen_day = (day - EPOCH).days << SEEN_SHIFT
-        ids = iter(failure_ids[first_failure:failure_index])
-        tlsa = tlsa_domains(report)
-        counted: set[str] = set()  # the domains this report was counted for (one report each)
-        found: dict[tuple[str, str, str], list[int]] = {}  # (domain, kind, value) -> [failed, first seen]
-        for policy in report.policies:
-            domain = policy.policy_domain or ""
-            ok, failed = policy.total_successful, policy.total_failure
-            twice = (ok, failed) if counted_twice(policy, tlsa) else (0, 0)
-            days.append((report_pk, domain, day, policy.policy_type.value, ok, failed, *twice))
-            failed_day = day if failed else None
-            first = domain not in counted
-            counted.add(domain)
-            senders.append((report_pk, domain, org, ok, failed, failed_day, failed_day, *twice, int(first)))
-            for detail in policy.failure_details:
-                seen = seen_day + next(ids)
-                count = detail.failed_session_count
+                seen = seen_day + failure_pk
                 for kind, value in zip(KINDS, detail_values(detail), strict=True):
                     if value is None:
                         continue
@@ -364,18 +368,15 @@ def _parameters(
                         known[0] = total if total < MAX_COUNT else MAX_COUNT
                         if seen < known[1]:  # noqa: PLR1730 (a comparison costs less than min())
                             known[1] = seen
-        # one row per value and report (the report's day and sender are the same for all):
-        # the statement parses and sums a sixth of the rows it did with one per detail and value
-        values += [(report_pk, d, org, k, v, n, day, day, seen) for (d, k, v), (n, seen) in found.items()]
-    documents = {
-        "reports": reports,
-        "policies": policies,
-        "failures": failures,
-        "days": days,
-        "senders": senders,
-        "values": values,
-        "reporters": reporters,
-    }
-    params: dict[str, Any] = {name: orjson.dumps(rows).decode() for name, rows in documents.items()}
+        # one row per policy domain of the report (its reporter-day and sender rows: the same
+        # sums), and one per value and report: the statement parses and sums a sixth of the
+        # rows it did with one per detail and value
+        domains += [
+            (report_pk, d, twice_ok, twice_bad, ok, bad)
+            for d, (_, twice_ok, twice_bad, ok, bad) in report_domains(report).items()
+        ]
+        values += [(report_pk, d, k, v, n, seen) for (d, k, v), (n, seen) in found.items()]
+    documents = {"reports": reports, "policies": policies, "failures": failures, "domains": domains, "values": values}
+    params: dict[str, Any] = {name: dumps(rows).decode() for name, rows in documents.items()}
     params["raws"] = [report.raw for _, report, _ in batch]
     return params
