@@ -103,7 +103,7 @@ def test_babel_extracts_the_table() -> None:
     found = {
         _key(message)
         for _, _, message, _, _ in babel_extract.extract_from_dir(
-            path, [("messages.py", "python")], keywords={"N_": None, "NP_": (1, 2)}
+            path, [("messages.py", "python"), ("cli_messages.py", "python")], keywords={"N_": None, "NP_": (1, 2)}
         )
     }
     assert found == set(MESSAGES) | {singular for singular, _ in PLURALS}

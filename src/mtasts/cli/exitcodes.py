@@ -25,8 +25,9 @@ from typing import IO, Any, NoReturn
 import typer
 
 from mtasts.core.problems import Severity
+from mtasts.i18n import current
 
-__all__ = ["EXIT_CODES_HELP", "CommandError", "ExitCode", "FailOn", "exit_for", "fail"]
+__all__ = ["EXIT_CODES_HELP", "CommandError", "ExitCode", "FailOn", "exit_for", "fail", "in_language"]
 
 
 class ExitCode(IntEnum):
@@ -72,8 +73,21 @@ class CommandError(typer.Exit):
 
     def show(self, file: IO[Any] | None = None) -> None:
         stream = sys.stderr if file is None else file
-        stream.write(f"mtasts: error: {self.message}\n")
+        stream.write(f"mtasts: error: {in_language(self.message)}\n")
         stream.flush()
+
+
+def in_language(message: str) -> str:
+    """``message`` (an English sentence) in the reader's language (:func:`mtasts.i18n.current`)
+    when the catalogue knows all of it, else as it is: a half-translated line helps nobody,
+    and a line a command has already translated is not English any more, so it is never
+    translated twice. The ``mtasts: error: `` prefix around it stays English, as codes do:
+    it is what scripts and searches look for."""
+    tr = current()
+    if tr.tag == "en":
+        return message
+    translated = tr.translate(message)
+    return translated.text if translated.complete else message
 
 
 def fail(message: str, code: ExitCode = ExitCode.CANNOT_RUN) -> NoReturn:

@@ -8,12 +8,13 @@ import traceback
 from typing import Annotated
 
 import typer
+from typer._click.globals import get_current_context  # typer carries its own click (as i18n.help reads)
 from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
 from mtasts.cli import check, demo, generate, lab, lint, monitor, output, publish, report, resolver, web
-from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode
+from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode, in_language
 from mtasts.i18n import LANGUAGES, set_language
 from mtasts.i18n.help import TranslatedHelpGroup
 
@@ -77,11 +78,17 @@ _epilog_everywhere(app, EXIT_CODES_HELP)
 
 
 def _language(value: str | None) -> str | None:
-    """``--lang``, eager so that the help it comes before (``mtasts --lang ja --help``) is in it."""
+    """``--lang``, eager so that the help it comes before (``mtasts --lang ja --help``) is in it.
+
+    The choice lasts as long as the command: when it ends, the environment's language is back,
+    so a command run in-process (a test's ``CliRunner``) leaves no language behind for the next."""
     if value is not None:
         if value.lower() not in LANGUAGES:
             raise typer.BadParameter(f"{value!r}: choose en or ja", param_hint="--lang")
         set_language(value.lower())
+        context = get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(lambda: set_language(None))
     return value
 
 
@@ -143,7 +150,7 @@ def run(argv: list[str] | None = None) -> None:
         store_error = _store_error(exc)
         if store_error is not None:  # anticipated, but a command let it through: still one line
             message, code = store_error
-            sys.stderr.write(f"mtasts: error: {message}\n")
+            sys.stderr.write(f"mtasts: error: {in_language(message)}\n")
             sys.exit(int(code))
         if "--debug" in args or os.environ.get(_DEBUG_ENV) == "1":
             traceback.print_exc()

@@ -58,6 +58,11 @@ NAME_PLACEHOLDERS = frozenset({"subject", "host", "name", "url", "domain", "addr
 """Placeholders that hold one name (a host, a URL, a record): never white space, so a list
 ("host: reason; host: reason") is never read as one name and one long reason."""
 
+OPTION_PLACEHOLDERS = frozenset({"option"})
+"""Placeholders that hold a command-line option's name after its ``--`` (letters, digits and
+``-``): so "--store: sqlite: needs a path" is the "--store" shape around its reason, not option
+"store:" with value "sqlite"."""
+
 CHAR_PLACEHOLDERS = frozenset({"char"})
 """Placeholders that hold one character as Python quotes it (``' '``, ``'é'``, ``'\\x00'``): so
 "mx 'a b': ' ' at position 4 ..." is the mx shape around a character shape, not one character
@@ -145,6 +150,9 @@ class _Shape:
                 return None
         for name in NAME_PLACEHOLDERS.intersection(values):
             if any(c.isspace() for c in values[name]):
+                return None
+        for name in OPTION_PLACEHOLDERS.intersection(values):
+            if not values[name].replace("-", "").isalnum():
                 return None
         for name in CHAR_PLACEHOLDERS.intersection(values):
             value = values[name]

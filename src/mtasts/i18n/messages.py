@@ -16,6 +16,8 @@ on a shape without a translation.
 # ruff: noqa: E501 (a message id stays one literal, as the catalogue shows it)
 from __future__ import annotations
 
+from mtasts.i18n.cli_messages import CLI_MESSAGES
+
 __all__ = ["MESSAGES", "PLURALS"]
 
 
@@ -30,6 +32,7 @@ def NP_(singular: str, plural: str) -> tuple[str, str]:
 
 
 MESSAGES: tuple[str, ...] = (
+    *CLI_MESSAGES,  # the command line's own words (mtasts.i18n.cli_messages)
     # --- check/analysis.py: inspector findings and fixes
     N_("the check of %(name)s stopped on an unexpected error: %(error)s"),
     N_(
@@ -710,6 +713,10 @@ MESSAGES: tuple[str, ...] = (
     N_("no listed MX was inspected"),
     N_("the live inspection predicts that enforce would block mail to %(hosts)s"),
     N_("the live inspection predicts that enforce would block mail to %(hosts)s [%(codes)s]"),
+    # one MX: its reason is a sentence of its own (a list of several stays as the MX verdicts say it)
+    N_("the live inspection predicts that enforce would block mail to %(host)s (%(reason)s)"),
+    N_("the live inspection predicts that enforce would block mail to %(host)s (%(reason)s) [%(codes)s]"),
+    N_("not probed"),
     N_("the live inspection predicts delivery over validated TLS to every listed MX (%(count)s)"),
     N_("the live MX hosts are unknown"),
     N_("live MX not in the policy: %(hosts)s (enforce would refuse mail to them)"),
@@ -806,10 +813,235 @@ MESSAGES: tuple[str, ...] = (
     N_("%(typed)s is not a valid domain name: %(detail)s"),
     N_("%(typed)s is not a fully qualified domain name"),
     N_("%(typed)s… is too long to be a domain name"),
+    # --- cli/publish/plan.py: the text of 'mtasts publish plan' and 'status' (the steps, refusals and next lines are the roll-out's shapes above)
+    N_("nothing to do (id %(id)s)"),
+    N_("why: %(reason)s"),
+    N_("note: %(detail)s"),
+    N_(" since %(when)s (id %(id)s, max_age %(max_age)s)"),
+    N_(" on %(when)s"),
+    N_("; configured: %(stage)s"),
+    N_(" (not yet)"),
+    N_("guards: %(values)s"),
+    N_("next: %(detail)s, from %(when)s"),
+    N_("next: %(detail)s"),
+    N_("keep serving mode none until %(when)s, then run mtasts publish retire %(domain)s again"),
+    N_("run mtasts publish retire %(domain)s again to delete the record and stop serving"),
+    N_('mode = "none", max_age = %(max_age)s in %(path)s'),
+    N_("%(domain)s is not in %(path)s"),
+    N_("%(domain)s: its entry in %(path)s cannot be located; edit it by hand"),
+    N_("--force and --reason TEXT go together: say why the guard is overridden"),
+    N_("--reason: give a reason"),
+    N_("--now %(value)s: not an ISO 8601 time such as 2026-12-01T12:00:00+00:00"),
+    N_("--now %(value)s: give the zone (e.g. +00:00 or Z)"),
+    N_("--now %(value)s: the roll-out clock is set by hand"),
+    # --- cli/publish/verify.py and publish/verify.py: the text of 'mtasts publish verify' (findings, why they matter, fixes; codes stay)
+    N_("%(domain)s: ok"),
+    N_("%(domain)s: nothing was ever recorded for it in the published history"),
+    N_("%(host)s serves a body senders reject: %(detail)s"),
+    N_("no policy was fetched"),
+    N_("%(host)s at %(address)s: %(detail)s"),
+    N_("the certificate of %(host)s at %(address)s expires on %(date)s (%(days)s days left)"),
+    N_("the lookup failed"),
+    N_("%(name)s has no v=STSv1 record; id %(id)s is published"),
+    N_("%(name)s has %(count)s TXT records beginning with v=STSv1"),
+    N_("the live id %(id)s is not in the history of %(domain)s (the history's current id is %(current)s)"),
+    N_("the live id %(id)s is not in the history of %(domain)s"),
+    N_(
+        "the live id %(id)s and the served body were recorded on %(since)s, but the history's current entry is id %(current)s (sha256 %(sha)s) since %(current_since)s"
+    ),
+    N_("MX of %(domain)s: %(detail)s"),
+    N_("%(domain)s has no MX records"),
+    N_("MX %(host)s matches none of the policy's mx (%(patterns)s), mode %(mode)s"),
+    N_(
+        "senders may hold id %(id)s (%(mode)s, max_age %(max_age)s, sha256 %(sha)s) until %(until)s; it does not list %(hosts)s"
+    ),
+    N_("senders may hold id %(id)s (%(mode)s, max_age %(max_age)s, sha256 %(sha)s) until %(until)s"),
+    N_("the configuration builds sha256 %(sha)s; %(host)s serves %(served)s"),
+    N_(
+        "the live id %(id)s was published for sha256 %(sha)s (%(mode)s, max_age %(max_age)s); mta-sts.%(domain)s serves sha256 %(served)s: senders that fetched under %(held_id)s keep the old body until %(until)s at most"
+    ),
+    N_(
+        "the live id %(id)s was published for sha256 %(sha)s (%(mode)s, max_age %(max_age)s); mta-sts.%(domain)s serves sha256 %(served)s: no sender holds the old body any more, but the served one still needs its own id"
+    ),
+    N_(
+        'The history has the served body under id %(id)s: publish _mta-sts.%(domain)s TXT "v=STSv1; id=%(record_id)s" (`mtasts publish apply` does it).'
+    ),
+    N_(
+        "The served body was never recorded (the configuration changed and the host reloaded without `apply`?): run `mtasts publish apply` to record it under a new id and publish that id."
+    ),
+    N_(
+        "verify compares what is live with the bodies and ids mtasts recorded; there are none yet, so only the live MX and certificate can be checked"
+    ),
+    N_("Run `mtasts publish plan` and `mtasts publish apply` (a policy that is already live is taken over)."),
+    N_(
+        "a sender that cannot fetch the policy and holds none applies no policy (RFC 8461 §5); one that holds an old body keeps it until it expires"
+    ),
+    N_(
+        "Make https://mta-sts.%(domain)s/.well-known/mta-sts.txt answer 200 text/plain over validated TLS, without a redirect (is `mtasts publish serve` running, and do the mta-sts A/AAAA records point at it?)."
+    ),
+    N_("senders treat an invalid policy as no policy (RFC 8461 §3.2)"),
+    N_("Serve the body mtasts builds from the configuration (reload `mtasts publish serve`)."),
+    N_(
+        "senders validate the policy host's certificate (RFC 8461 §3.3); a refused one means no policy from that address"
+    ),
+    N_("Install a valid certificate for mta-sts.%(domain)s (ACME renews it; check the host's log for ACME errors)."),
+    N_(
+        "once it expires no sender can fetch the policy; renewal should have happened long before (ACME renews at two thirds of the lifetime)"
+    ),
+    N_(
+        "Renew the certificate of mta-sts.%(domain)s now (with ACME: read the host's `alert:` log lines for why renewal fails)."
+    ),
+    N_("without the record senders never look for the policy (RFC 8461 §3.1)"),
+    N_(
+        'Publish _mta-sts.%(domain)s TXT "v=STSv1; id=<the id of the served body>" (`mtasts publish apply` prints or sets it).'
+    ),
+    N_("senders then assume there is no policy (RFC 8461 §3.1)"),
+    N_("Keep exactly one v=STSv1 record at _mta-sts.%(domain)s."),
+    N_("senders ignore an invalid record, so they apply no policy (RFC 8461 §3.1)"),
+    N_('Replace it with "v=STSv1; id=<id>" (`mtasts publish apply` prints the exact record).'),
+    N_("nothing is known about the id, so nothing about the body can be verified"),
+    N_("Check the domain's authoritative servers (or the --nameserver given), then run verify again."),
+    N_(
+        "senders that fetched under the live id never fetch again while it stays the same (RFC 8461 §3.1), so they keep the body the id was minted for until its max_age runs out, whatever is served now"
+    ),
+    N_(
+        "Run `mtasts publish apply`: it records the served body under a new id and publishes that id (or serve the body the id was minted for again)."
+    ),
+    N_(
+        "the id was set by hand or by another tool: nobody knows which body senders hold under it, and the retiring wait computed from the history is wrong"
+    ),
+    N_("Run `mtasts publish plan` and `mtasts publish apply`: they give the served body a recorded id."),
+    N_(
+        "the history says another body is served (a configuration rolled back by hand?); the guards and the retiring wait read the history"
+    ),
+    N_("Run `mtasts publish apply` to record what is served under a new id."),
+    N_(
+        "a sender keeps a body up to max_age after its last fetch (RFC 8461 §5); under that body it refuses the MX and delivers only after it has checked for a new id (§5.1 step 3): mail to that MX is delayed"
+    ),
+    N_(
+        "Keep the MX that body lists working until the date given; next time, list the new MX in the policy (and publish its id) before changing the MX records."
+    ),
+    N_(
+        "a sender keeps a body up to max_age after its last fetch (RFC 8461 §5), so an earlier policy still applies somewhere until the date given"
+    ),
+    N_("Nothing to do; do not retire the domain or remove what that body lists before the date given."),
+    N_("a sender applying the policy refuses that MX (enforce: the mail waits or bounces; testing: a failure report)"),
+    N_(
+        "Add the MX (or a *. pattern) to mx in the configuration and roll it out with plan/apply, before the MX takes mail."
+    ),
+    N_("MTA-STS applies to MX hosts only; mail to the domain's address records is not protected"),
+    N_("Publish the domain's MX records."),
+    N_("the live MX cannot be compared with the policy"),
+    N_("a change is under way or waiting: until it is served and its id published, senders get the old body"),
+    N_("Run `mtasts publish plan` to see the steps and `mtasts publish apply` to carry them out."),
+    # --- cli/publish/init.py: what 'mtasts publish init' says
+    N_("%(name)s: would block enforce: %(code)s: %(message)s; fix: %(fix)s"),
+    N_("%(name)s: added to %(path)s (mode testing, max_age 86400, %(hosts)s, rua %(rua)s)"),
+    N_("%(name)s: added to %(path)s (mode testing, max_age 86400, %(hosts)s, no rua)"),
+    N_("; %(findings)s would block enforce"),
+    N_("--cert and --key go together: the chain of mta-sts.%(domain)s and its key"),
+    N_("%(name)s %(path)s: no such file"),
+    N_("%(domain)s has no MX hosts: MTA-STS protects delivery to MX hosts; publish MX first"),
+    N_("%(name)s is configured already in %(path)s (line %(line)s): edit that entry instead"),
+    N_("%(name)s is configured already in %(path)s: edit that entry instead"),
+    N_("the new entry would not load: %(detail)s"),
+    N_("%(detail)s: nothing is known about %(domain)s"),
+    N_("%(domain)s publishes a null MX (RFC 7505): it accepts no mail, MTA-STS has nothing to protect"),
+    # --- cli/publish/export.py: what 'mtasts publish export' says
+    N_("exported %(domains)s (%(format)s) to %(path)s"),
+    N_("server configuration: %(path)s"),
+    N_("removed %(files)s of the previous export (no longer configured)"),
+    N_(
+        "serve each mta-sts.<domain> directory as the document root of https://mta-sts.<domain>/ (text/plain, no redirect)"
+    ),
+    N_("include %(config)s in http { }, then: nginx -t && nginx -s reload"),
+    N_("then: mtasts publish plan (it fetches each policy as a sender does and prints the _mta-sts record to set)"),
+    N_(
+        "%(domain)s: no cert and key configured: the ssl_certificate lines of %(host)s are placeholders (marked PLACEHOLDER)"
+    ),
+    N_("%(domain)s: no cert and key configured: Caddy's automatic HTTPS must get the certificate of %(host)s"),
+    N_("%(path)s is not a directory"),
+    N_("%(path)s is not empty: give --force to replace a previous export there"),
+    N_("cannot write the export: %(file)s: %(error)s"),
+    # --- cli/publish/serve.py: what 'mtasts publish serve' and 'reload' say on start and on failure (the log lines stay English)
+    N_("%(name)s: not served (%(reason)s): its policy host gets no policy"),
+    N_("no cert and key configured"),
+    N_("waiting for its ACME certificate"),
+    N_("and %(more)s not served (no certificate yet)"),
+    N_("no [[domain]] is configured: nothing is served until a reload adds one (its certificate then comes from ACME)"),
+    N_("ACME: %(domains)s from %(directory)s, %(challenge)s; certificates in %(storage)s"),
+    N_("http-01 on %(where)s"),
+    N_("tls-alpn-01 on %(where)s"),
+    N_("admin http://%(address)s"),
+    N_("no admin listener"),
+    N_(
+        "TLS reports: POST https://mta-sts.<domain>%(path)s on every served name, for the configured domains, into %(store)s"
+    ),
+    N_("TLS reports: POST https://mta-sts.<domain>%(path)s on every served name, for any domain, into %(store)s"),
+    N_(
+        "serving %(domains)s on %(where)s; %(admin)s; pid %(pid)s (reload: SIGHUP or mtasts publish reload; stop: Ctrl-C)"
+    ),
+    N_("cannot start the policy host: %(error)s"),
+    N_("policy listener"),
+    N_("admin listener"),
+    N_("ACME HTTP-01 challenge listener"),
+    N_("cannot listen on %(where)s (the %(what)s, %(setting)s): %(reason)s"),
+    N_("; another program listens there: stop it, or give %(setting)s another address"),
+    N_('; another program listens there: stop it, or give %(setting)s another address or "off"'),
+    N_(" (ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
+    N_("reloaded: generation %(generation)s, %(domains)s served"),
+    N_("reload refused: still serving generation %(generation)s"),
+    N_("--admin off: reload needs the admin listener's address"),
+    N_("[server] admin is off: send SIGHUP to the serve process instead"),
+    N_("unexpected answer from http://%(address)s/reload: HTTP %(status)s"),
+    # --- publish/config.py and publish/snapshot.py: a configuration's problems ('FILE:LINE: KEY: MESSAGE; FIX', each part a sentence)
+    N_("unknown key"),
+    N_("the keys of [%(section)s] are %(keys)s"),
+    N_("unknown section or key"),
+    N_("is missing"),
+    N_("is empty"),
+    N_("must be a domain name"),
+    N_('e.g. name = "example.com"'),
+    N_("%(value)s is not a valid domain name: %(detail)s"),
+    N_("it is not a fully qualified name"),
+    N_("give the mail domain, e.g. example.com"),
+    N_("%(value)s is %(name)s, already configured at line %(line)s"),
+    N_("configure each domain once (names ignore case, a trailing dot and U-/A-label spelling)"),
+    N_('start with mode = "testing"'),
+    N_("%(value)s is not a mode"),
+    N_('use "testing", "enforce" or "none"'),
+    N_("e.g. max_age = 86400 while testing, 604800 or more once enforced"),
+    N_("must be a whole number of seconds"),
+    N_("e.g. max_age = 86400"),
+    N_("%(value)s is out of range"),
+    N_("give 0 to 31557600 seconds (RFC 8461 §3.2)"),
+    N_('list the MX host names, e.g. mx = ["mx1.example.com"], or write mx = "from-dns"'),
+    N_('must be a list of host names or the string "from-dns"'),
+    N_('e.g. mx = ["mx1.example.com", "*.example.net"]'),
+    N_('list the MX host names (only mode = "none" may have none)'),
+    N_("%(value)s is not a valid MX host name or pattern: %(detail)s"),
+    N_("list MX host names such as mx1.example.com, or patterns such as *.example.com"),
+    N_("give both cert (the PEM chain) and key (its PEM private key), or neither"),
+    N_('%(name)s: mx = "from-dns" is not resolved: the host never looks up MX records while serving'),
+    N_("list the MX host names in mx (deriving them from DNS is a step of `mtasts publish plan`, not yet available)"),
+    N_("check the path (relative paths start at the configuration file's directory)"),
+    N_("%(path)s is not a regular file"),
+    N_("no domain can be served (none has cert and key)"),
+    N_("no domain can be served (none is configured)"),
+    N_("add [[domain]] entries with name, mode, mx, max_age, cert and key"),
 )
 
 PLURALS: tuple[tuple[str, str], ...] = (
     NP_("%(num)d error", "%(num)d errors"),
     NP_("%(num)d warning", "%(num)d warnings"),
     NP_("%(num)d report", "%(num)d reports"),
+    NP_("%(num)d domain", "%(num)d domains"),
+    NP_("%(num)d domain verified: %(counts)s", "%(num)d domains verified: %(counts)s"),
+    NP_("%(num)d more domain", "%(num)d more domains"),
+    NP_("%(num)d problem", "%(num)d problems"),
+    NP_("%(num)d note", "%(num)d notes"),
+    NP_("%(num)d finding", "%(num)d findings"),
+    NP_("%(num)d MX host", "%(num)d MX hosts"),
+    NP_("%(num)d policy file", "%(num)d policy files"),
+    NP_("%(num)d file", "%(num)d files"),
 )

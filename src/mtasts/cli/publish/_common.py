@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.text import plural
+from mtasts.i18n import current
 from mtasts.publish.actions import Known
 from mtasts.publish.config import (
     ConfigError,
@@ -43,10 +45,27 @@ AdminOption = Annotated[
 ]
 
 
+def say(english: str) -> str:
+    """A finished English sentence in the language of ``--lang`` / ``LANG`` (:mod:`mtasts.i18n`:
+    recognised by its shape in :mod:`mtasts.i18n.messages`; English stays as it is)."""
+    return current().text(english)
+
+
+def counted(count: int, singular: str, plural_form: str | None = None) -> str:
+    """:func:`~mtasts.cli.text.plural` in the language of ``--lang`` / ``LANG``: English is
+    ``plural()``'s own words; another language the catalogue's plural of ``%(num)d singular``
+    (a form of :data:`mtasts.i18n.messages.PLURALS`)."""
+    tr = current()
+    if tr.tag == "en":
+        return plural(count, singular, plural_form)
+    forms = (f"%(num)d {singular}", f"%(num)d {plural_form or singular + 's'}")
+    return tr.ngettext(*forms, count) % {"num": count}
+
+
 def config_failed(exc: ConfigError) -> NoReturn:
     """Every problem on its own line, then exit 3 when a file cannot be read, else 2."""
     for problem in exc.problems:
-        sys.stderr.write(f"mtasts: error: {problem.to_text()}\n")
+        sys.stderr.write(f"mtasts: error: {say(problem.to_text())}\n")
     sys.stderr.flush()
     raise typer.Exit(int(ExitCode.CANNOT_RUN if exc.unreadable else ExitCode.USAGE))
 
@@ -55,7 +74,7 @@ def listen_address(text: str, option: str) -> ListenAddress:
     try:
         return parse_address(text)
     except ValueError as exc:
-        fail(f"{option} {text}: {exc}", ExitCode.USAGE)
+        fail(say(f"{option} {text}: {exc}"), ExitCode.USAGE)
 
 
 def log_to_stderr() -> None:
@@ -117,11 +136,11 @@ def rollout_now(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        fail(f"--now {text!r}: not an ISO 8601 time such as 2026-12-01T12:00:00+00:00", ExitCode.USAGE)
+        fail(say(f"--now {text!r}: not an ISO 8601 time such as 2026-12-01T12:00:00+00:00"), ExitCode.USAGE)
     if moment.tzinfo is None:
-        fail(f"--now {text!r}: give the zone (e.g. +00:00 or Z)", ExitCode.USAGE)
+        fail(say(f"--now {text!r}: give the zone (e.g. +00:00 or Z)"), ExitCode.USAGE)
     shown = moment.astimezone(UTC).isoformat()
-    sys.stderr.write(f"mtasts: warning: --now {shown}: the roll-out clock is set by hand\n")
+    sys.stderr.write(f"mtasts: warning: {say(f'--now {shown}: the roll-out clock is set by hand')}\n")
     return moment.astimezone(UTC)
 
 
@@ -142,22 +161,22 @@ def read_known(config_path: Path | None, db: str | None, names: list[str], now: 
     try:  # read only: plan and status create no database
         store = ReportStore(db or default_db_url(os.environ), create=False)
     except UnsupportedDatabase as exc:
-        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+        fail(say(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}"), ExitCode.USAGE)
     try:
         with SqlPublishHistory(store) as history, translate_store_errors(store.url):
             return read_histories(config, history, store, names, now=now, rules=rules)
     except StoreMissing:
         return Known(config, {name: [] for name in wanted_names(config, names)}, {}, False)
     except StoreError as exc:
-        fail(exc.message, ExitCode.CANNOT_RUN)
+        fail(say(exc.message), ExitCode.CANNOT_RUN)
 
 
 def check_force(force: bool, reason: str | None) -> None:
     """``--force`` and ``--reason`` of ``plan`` and ``apply``: together, and a reason that says something."""
     if force != (reason is not None):
-        fail("--force and --reason TEXT go together: say why the guard is overridden", ExitCode.USAGE)
+        fail(say("--force and --reason TEXT go together: say why the guard is overridden"), ExitCode.USAGE)
     if reason is not None and not reason.strip():
-        fail("--reason: give a reason", ExitCode.USAGE)
+        fail(say("--reason: give a reason"), ExitCode.USAGE)
 
 
 def planned_names(known: Known) -> list[str]:
@@ -168,7 +187,7 @@ def planned_names(known: Known) -> list[str]:
     names = list(known.histories)
     unknown = unknown_names(known)
     if unknown:
-        fail(f"{', '.join(unknown)}: not in the configuration and never published", ExitCode.USAGE)
+        fail(say(f"{', '.join(unknown)}: not in the configuration and never published"), ExitCode.USAGE)
     return names
 
 
@@ -184,7 +203,7 @@ def network_settings(
         try:
             server = parse_nameserver(nameserver)
         except ValueError as exc:
-            fail(f"--nameserver {nameserver!r}: {exc}", ExitCode.USAGE)
+            fail(say(f"--nameserver {nameserver!r}: {exc}"), ExitCode.USAGE)
     if ca_file is not None:
         check_ca_file(ca_file)
     try:
@@ -192,7 +211,7 @@ def network_settings(
             nameserver=server, ca_file=ca_file, timeout=timeout, https_port=https_port, smtp_port=smtp_port
         )
     except ValueError as exc:
-        fail(str(exc), ExitCode.USAGE)
+        fail(say(str(exc)), ExitCode.USAGE)
 
 
 def when(moment: datetime) -> str:
@@ -207,4 +226,4 @@ def write_config(path: Path, text: str) -> None:
     try:
         write_config_file(path, text)
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        fail(say(f"cannot write {path}: {exc.strerror or exc}"), ExitCode.CANNOT_RUN)

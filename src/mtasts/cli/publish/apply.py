@@ -29,6 +29,7 @@ from mtasts.cli.publish._common import (
     planned_names,
     read_known,
     rollout_now,
+    say,
 )
 from mtasts.publish import actions
 from mtasts.publish.config import ListenAddress
@@ -115,16 +116,16 @@ def print_results(results: list[Applied]) -> None:
     from mtasts.publish.apply import Outcome
 
     for result in results:
-        typer.echo(f"{result.domain}:" + (f" {result.message}" if result.outcome is Outcome.DONE else ""))
+        typer.echo(f"{result.domain}:" + (f" {say(result.message)}" if result.outcome is Outcome.DONE else ""))
         for line in result.done:
-            typer.echo(f"  {line}")
+            typer.echo(f"  {say(line)}")
         if result.outcome is Outcome.FAILED:
-            sys.stderr.write(f"mtasts: error: {result.domain}: {result.message}\n")
+            sys.stderr.write(f"mtasts: error: {result.domain}: {say(result.message)}\n")
         elif result.outcome is Outcome.REFUSED and result.refusals:
             for line in result.refusals:
-                typer.echo(f"  {line}")
+                typer.echo(f"  {say(line)}")
         elif result.outcome is not Outcome.DONE:
-            typer.echo(f"  {result.message}")
+            typer.echo(f"  {say(result.message)}")
     sys.stderr.flush()
 
 
@@ -155,13 +156,13 @@ def run_apply(
     try:
         secret = actions.read_tsig_secret(known.config)
     except actions.CannotRun as exc:
-        fail(str(exc), ExitCode.CANNOT_RUN)
+        fail(say(str(exc)), ExitCode.CANNOT_RUN)
     try:
         store = ReportStore(db or default_db_url(os.environ))
     except UnsupportedDatabase as exc:
-        fail(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+        fail(say(f"--db: {exc.message}" if db else f"$MTASTS_DB: {exc.message}"), ExitCode.USAGE)
     except StoreError as exc:
-        fail(exc.message, ExitCode.CANNOT_RUN)
+        fail(say(exc.message), ExitCode.CANNOT_RUN)
 
     def clock() -> datetime:
         """When a step happens: the real time, or the fixed --now of a test."""
@@ -189,4 +190,4 @@ def run_apply(
     try:
         return run_async(run())
     except StoreError as exc:
-        fail(exc.message, ExitCode.CANNOT_RUN)
+        fail(say(exc.message), ExitCode.CANNOT_RUN)

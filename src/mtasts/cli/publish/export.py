@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.publish._common import ConfigOption, config_failed, listen_address
-from mtasts.cli.text import plural
+from mtasts.cli.publish._common import ConfigOption, config_failed, counted, listen_address, say
+from mtasts.i18n import current
 from mtasts.publish.config import ConfigError, default_config_path
 from mtasts.publish.export import (
     EXPORT_MANIFEST,
@@ -84,31 +84,46 @@ def export_command(
         rendered = render_export(settings, export_format, root=as_posix(target), listen=addresses)
     except ExportError as exc:
         for problem in exc.problems[:-1]:
-            sys.stderr.write(f"mtasts: error: {problem}\n")
-        fail(exc.problems[-1], ExitCode.USAGE)
+            sys.stderr.write(f"mtasts: error: {say(problem)}\n")
+        fail(say(exc.problems[-1]), ExitCode.USAGE)
     removed = _write(rendered, target, force)
     for site in rendered.placeholders:
         if export_format is ExportFormat.NGINX:
-            sys.stderr.write(
-                f"mtasts: warning: {site.domain}: no cert and key configured: the ssl_certificate lines of "
-                f"{site.host} are placeholders (marked PLACEHOLDER)\n"
+            warning = (
+                f"{site.domain}: no cert and key configured: the ssl_certificate lines of "
+                f"{site.host} are placeholders (marked PLACEHOLDER)"
             )
         elif export_format is ExportFormat.CADDY:
-            sys.stderr.write(
-                f"mtasts: warning: {site.domain}: no cert and key configured: Caddy's automatic HTTPS must get "
-                f"the certificate of {site.host}\n"
+            warning = (
+                f"{site.domain}: no cert and key configured: Caddy's automatic HTTPS must get "
+                f"the certificate of {site.host}"
             )
+        else:
+            continue
+        sys.stderr.write(f"mtasts: warning: {say(warning)}\n")
+    tr = current()
     count = len(rendered.sites)
-    typer.echo(f"exported {plural(count, 'domain')} ({export_format.value}) to {target}")
-    typer.echo(f"  {plural(count, 'policy file')}: {target}/mta-sts.<domain>/.well-known/mta-sts.txt")
-    if rendered.server_config is not None:
-        typer.echo(f"  server configuration: {target / rendered.server_config}")
-    if removed:
-        typer.echo(f"  removed {plural(removed, 'file')} of the previous export (no longer configured)")
-    server_config = target / rendered.server_config if rendered.server_config else target
-    typer.echo("next: " + _NEXT_STEP[export_format].format(config=server_config))
     typer.echo(
-        "then: mtasts publish plan (it fetches each policy as a sender does and prints the _mta-sts record to set)"
+        tr.gettext("exported %(domains)s (%(format)s) to %(path)s")
+        % {"domains": counted(count, "domain"), "format": export_format.value, "path": target}
+    )
+    files = counted(count, "policy file")
+    typer.echo(f"  {files}: {target}/mta-sts.<domain>/.well-known/mta-sts.txt")
+    if rendered.server_config is not None:
+        typer.echo("  " + tr.gettext("server configuration: %(path)s") % {"path": target / rendered.server_config})
+    if removed:
+        typer.echo(
+            "  "
+            + tr.gettext("removed %(files)s of the previous export (no longer configured)")
+            % {"files": counted(removed, "file")}
+        )
+    server_config = target / rendered.server_config if rendered.server_config else target
+    step = tr.text(_NEXT_STEP[export_format].format(config=server_config))
+    typer.echo(tr.gettext("next: %(detail)s") % {"detail": step})
+    typer.echo(
+        tr.gettext(
+            "then: mtasts publish plan (it fetches each policy as a sender does and prints the _mta-sts record to set)"
+        )
     )
 
 
@@ -116,9 +131,9 @@ def _write(rendered: Rendered, target: Path, force: bool) -> int:
     """Write the export into ``target``; the number of files of a previous export removed."""
     try:
         if target.exists() and not target.is_dir():
-            fail(f"{target} is not a directory", ExitCode.USAGE)
+            fail(say(f"{target} is not a directory"), ExitCode.USAGE)
         if target.is_dir() and any(target.iterdir()) and not force:
-            fail(f"{target} is not empty: give --force to replace a previous export there", ExitCode.USAGE)
+            fail(say(f"{target} is not empty: give --force to replace a previous export there"), ExitCode.USAGE)
         target.mkdir(parents=True, exist_ok=True)
         wanted = {f.path for f in rendered.files}
         removed = 0
@@ -132,7 +147,7 @@ def _write(rendered: Rendered, target: Path, force: bool) -> int:
         _atomic_write(manifest, rendered.manifest())
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        fail(f"cannot write the export:{where}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        fail(say(f"cannot write the export:{where}: {exc.strerror or exc}"), ExitCode.CANNOT_RUN)
     return removed
 
 

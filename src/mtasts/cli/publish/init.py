@@ -18,11 +18,13 @@ from mtasts.cli.publish._common import (
     SmtpPortOption,
     TimeoutOption,
     config_failed,
+    counted,
     network_settings,
     rollout_now,
+    say,
     write_config,
 )
-from mtasts.cli.text import plural
+from mtasts.i18n import current
 from mtasts.publish.config import ConfigError, default_config_path
 
 if TYPE_CHECKING:
@@ -66,12 +68,12 @@ def init_command(
 
     name, why = normalize_domain(domain)
     if name is None:
-        fail(why, ExitCode.USAGE)
+        fail(say(why), ExitCode.USAGE)
     if (cert is None) != (key is None):
-        fail("--cert and --key go together: the chain of mta-sts." + name + " and its key", ExitCode.USAGE)
+        fail(say(f"--cert and --key go together: the chain of mta-sts.{name} and its key"), ExitCode.USAGE)
     for option, path in (("--cert", cert), ("--key", key)):
         if path is not None and not path.is_file():
-            fail(f"{option} {path}: no such file", ExitCode.CANNOT_RUN)
+            fail(say(f"{option} {path}: no such file"), ExitCode.CANNOT_RUN)
     settings = network_settings(nameserver, ca_file, https_port, timeout, smtp_port)
     now = rollout_now(now_text)
     path = config or default_config_path()
@@ -91,11 +93,16 @@ def init_command(
     try:
         entry = entry_text(facts, now=now)
     except InitError as exc:
-        fail(str(exc), ExitCode.PROBLEMS)
+        fail(say(str(exc)), ExitCode.PROBLEMS)
+    tr = current()
     for finding in facts.blocking:  # the message names the host and address itself
-        sys.stderr.write(
-            f"mtasts: warning: {name}: would block enforce: {finding.code}: {finding.message}; fix: {finding.fix}\n"
-        )
+        line = tr.gettext("%(name)s: would block enforce: %(code)s: %(message)s; fix: %(fix)s") % {
+            "name": name,
+            "code": finding.code,
+            "message": tr.text(finding.message),
+            "fix": tr.text(finding.fix),
+        }
+        sys.stderr.write(f"mtasts: warning: {line}\n")
     sys.stderr.flush()
     if print_only:
         typer.echo(entry, nl=False)
@@ -103,15 +110,22 @@ def init_command(
     try:
         text = append_entry(existing, entry, path, name)
     except InitError as exc:
-        fail(str(exc), ExitCode.USAGE)
+        fail(say(str(exc)), ExitCode.USAGE)
     except ConfigError as exc:
         config_failed(exc)
     write_config(path, text)
-    blocking = f"; {plural(len(facts.blocking), 'finding')} would block enforce" if facts.blocking else ""
-    typer.echo(
-        f"{name}: added to {path} (mode testing, max_age 86400, {plural(len(set(facts.mx_hosts)), 'MX host')}"
-        f"{', rua ' + ', '.join(facts.rua) if facts.rua else ', no rua'}){blocking}"
-    )
+    values = {"name": name, "path": path, "hosts": counted(len(set(facts.mx_hosts)), "MX host")}
+    if facts.rua:
+        added = tr.gettext("%(name)s: added to %(path)s (mode testing, max_age 86400, %(hosts)s, rua %(rua)s)")
+        values["rua"] = ", ".join(facts.rua)
+    else:
+        added = tr.gettext("%(name)s: added to %(path)s (mode testing, max_age 86400, %(hosts)s, no rua)")
+    blocking = ""
+    if facts.blocking:
+        blocking = tr.gettext("; %(findings)s would block enforce") % {
+            "findings": counted(len(facts.blocking), "finding")
+        }
+    typer.echo(added % values + blocking)
 
 
 def _existing(path: Path, name: str) -> str | None:
@@ -125,14 +139,14 @@ def _existing(path: Path, name: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-        fail(f"cannot read {path}: {detail or exc}", ExitCode.CANNOT_RUN)
+        fail(say(f"cannot read {path}: {detail or exc}"), ExitCode.CANNOT_RUN)
     try:
         found = parse_config(text, path).domain(name)
     except ConfigError as exc:
         config_failed(exc)
     if found is not None:
         where = f" (line {found.line})" if found.line else ""
-        fail(f"{name} is configured already in {path}{where}: edit that entry instead", ExitCode.USAGE)
+        fail(say(f"{name} is configured already in {path}{where}: edit that entry instead"), ExitCode.USAGE)
     return text
 
 
@@ -147,16 +161,16 @@ def _facts(name: str, observations: Observations, *, cert: Path | None, key: Pat
     from mtasts.publish.init import InitFacts, LivePolicy, initial_policy
 
     if observations.local_dns:
-        fail(f"{observations.local_dns}: nothing is known about {name}", ExitCode.CANNOT_RUN)
+        fail(say(f"{observations.local_dns}: nothing is known about {name}"), ExitCode.CANNOT_RUN)
     mx = observations.mx
     if mx.status is LookupStatus.FAILED:
-        fail(f"the MX lookup of {name} failed: {mx.detail}", ExitCode.CANNOT_RUN)
+        fail(say(f"the MX lookup of {name} failed: {mx.detail}"), ExitCode.CANNOT_RUN)
     if mx.nxdomain:
-        fail(f"{name} does not exist (the DNS answers NXDOMAIN): check the spelling", ExitCode.PROBLEMS)
+        fail(say(f"{name} does not exist (the DNS answers NXDOMAIN): check the spelling"), ExitCode.PROBLEMS)
     hosts = tuple(m.host for m in mx.values)
     if hosts == ("",):
         fail(
-            f"{name} publishes a null MX (RFC 7505): it accepts no mail, MTA-STS has nothing to protect",
+            say(f"{name} publishes a null MX (RFC 7505): it accepts no mail, MTA-STS has nothing to protect"),
             ExitCode.PROBLEMS,
         )
     now = datetime.now(UTC)  # certificates are judged by the real clock

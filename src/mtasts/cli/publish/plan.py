@@ -23,13 +23,15 @@ from mtasts.cli.publish._common import (
     TestingDaysOption,
     TimeoutOption,
     check_force,
+    counted,
     network_settings,
     planned_names,
     read_known,
     rollout_now,
+    say,
     when,
 )
-from mtasts.cli.text import plural
+from mtasts.i18n import current
 
 if TYPE_CHECKING:
     from mtasts.publish.rollout import DomainStatus, Plan
@@ -99,19 +101,22 @@ def plan_command(
 
 
 def _plan_text(plan: Plan) -> str:
+    """The plan in the language of ``--lang`` / ``LANG``: the domain, stages and ids as they are."""
+    tr = current()
     head = f"{plan.domain}: {plan.stage.value}"
     if plan.target is not None and plan.target is not plan.stage:
         head += f" → {plan.target.value}"
     lines = []
     if plan.nothing_to_do:
-        lines.append(f"{head}: nothing to do" + (f" (id {plan.policy_id})" if plan.policy_id else ""))
+        done = tr.gettext("nothing to do (id %(id)s)") % {"id": plan.policy_id} if plan.policy_id else ""
+        lines.append(f"{head}: {done or tr.gettext('nothing to do')}")
     else:
         lines.append(f"{head}")
-    lines.extend(f"  {refusal}" for refusal in plan.refusals)
+    lines.extend(f"  {tr.text(refusal)}" for refusal in plan.refusals)
     for number, step in enumerate(plan.steps, 1):
-        lines.append(f"  {number}. {step.text}")
-        lines.append(f"     why: {step.reason}")
-    lines.extend(f"  note: {note}" for note in plan.notes)
+        lines.append(f"  {number}. {tr.text(step.text)}")
+        lines.append("     " + tr.gettext("why: %(reason)s") % {"reason": tr.text(step.reason)})
+    lines.extend("  " + tr.gettext("note: %(detail)s") % {"detail": tr.text(note)} for note in plan.notes)
     return "\n".join(lines)
 
 
@@ -146,23 +151,38 @@ def status_command(
     for status in statuses:
         stages[status.stage.value] = stages.get(status.stage.value, 0) + 1
     counts = ", ".join(f"{n} {stage}" for stage, n in stages.items())
-    typer.echo(f"{plural(len(statuses), 'domain')}" + (f": {counts}" if counts else ""))
+    typer.echo(f"{counted(len(statuses), 'domain')}" + (f": {counts}" if counts else ""))
 
 
 def _status_text(status: DomainStatus) -> str:
-    current = status.current
+    """Where a domain stands, in the language of ``--lang`` / ``LANG`` (stages, guard names and
+    ids as they are)."""
+    tr = current()
+    current_entry = status.current
     head = f"{status.domain}: {status.stage.value}"
-    if current is not None:
-        head += f" since {when(current.since)} (id {current.policy_id}, max_age {current.max_age})"
+    if current_entry is not None:
+        head += tr.gettext(" since %(when)s (id %(id)s, max_age %(max_age)s)") % {
+            "when": when(current_entry.since),
+            "id": current_entry.policy_id,
+            "max_age": current_entry.max_age,
+        }
     elif status.removed_at is not None:
-        head += f" on {when(status.removed_at)}"
+        head += tr.gettext(" on %(when)s") % {"when": when(status.removed_at)}
     if status.configured is not None and status.configured is not status.stage:
-        head += f"; configured: {status.configured.value}"
+        head += tr.gettext("; configured: %(stage)s") % {"stage": status.configured.value}
     lines = [head]
     if status.guards:
         values = ", ".join(
-            f"{g.guard.value} {g.value}/{g.required}" + ("" if g.passed else " (not yet)") for g in status.guards
+            f"{g.guard.value} {say(str(g.value))}/{say(str(g.required))}"
+            + ("" if g.passed else tr.gettext(" (not yet)"))
+            for g in status.guards
         )
-        lines.append(f"  guards: {values}")
-    lines.append(f"  next: {status.next}" + (f", from {when(status.next_at)}" if status.next_at else ""))
+        lines.append("  " + tr.gettext("guards: %(values)s") % {"values": values})
+    what = tr.text(status.next)
+    if status.next_at:
+        lines.append(
+            "  " + tr.gettext("next: %(detail)s, from %(when)s") % {"detail": what, "when": when(status.next_at)}
+        )
+    else:
+        lines.append("  " + tr.gettext("next: %(detail)s") % {"detail": what})
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from mtasts.cli.publish._common import (
     network_settings,
     read_known,
     rollout_now,
+    say,
     when,
     write_config,
 )
@@ -78,9 +79,9 @@ def retire_command(
     if stop is not None:
         kind, message = stop
         if kind is RetireStop.REMOVED:
-            typer.echo(f"{name}: {message}")
+            typer.echo(f"{name}: {say(message)}")
             return
-        fail(message, ExitCode.USAGE)
+        fail(say(message), ExitCode.USAGE)
     configured: list[str] = []
     if entry is not None and retire_edit_needed(entry, rules):
         wanted = retire_entry(entry, rules)
@@ -88,9 +89,9 @@ def retire_command(
             text = path.read_text("utf-8")
             write_config(path, retire_config_text(text, path, name, rules))
         except OSError as exc:
-            fail(f"cannot read {path}: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+            fail(say(f"cannot read {path}: {exc.strerror or exc}"), ExitCode.CANNOT_RUN)
         except (RetireEditError, ConfigError) as exc:
-            fail(str(exc), ExitCode.USAGE)
+            fail(say(str(exc)), ExitCode.USAGE)
         configured.append(f'configured: mode = "none", max_age = {wanted.max_age} in {path}')
         known = read_known(path, db, [name], now, rules)
     results = run_apply(
@@ -126,6 +127,7 @@ def _say_next(path: Path, db: str | None, name: str, now: datetime, rules: Rules
     if removed:
         return
     if safe_at is not None:
-        typer.echo(f"  next: keep serving mode none until {when(safe_at)}, then run mtasts publish retire {name} again")
+        what = f"keep serving mode none until {when(safe_at)}, then run mtasts publish retire {name} again"
     else:
-        typer.echo(f"  next: run mtasts publish retire {name} again to delete the record and stop serving")
+        what = f"run mtasts publish retire {name} again to delete the record and stop serving"
+    typer.echo(f"  {say(f'next: {what}')}")

@@ -16,10 +16,12 @@ from mtasts.cli.publish._common import (
     AdminOption,
     ConfigOption,
     config_failed,
+    counted,
     listen_address,
     log_to_stderr,
+    say,
 )
-from mtasts.cli.text import plural
+from mtasts.i18n import current
 from mtasts.publish.config import Challenge, ConfigError, ListenAddress, ReportSettings, default_config_path
 
 if TYPE_CHECKING:
@@ -71,18 +73,22 @@ def serve_command(
         snapshot = load_snapshot(path)
     except ConfigError as exc:
         config_failed(exc)
+    tr = current()
     unserved = snapshot.unserved
     for name, why in unserved[:_SHOWN_UNSERVED]:
-        sys.stderr.write(f"mtasts: warning: {name}: not served ({why}): its policy host gets no policy\n")
+        sys.stderr.write(f"mtasts: warning: {say(f'{name}: not served ({why}): its policy host gets no policy')}\n")
     if len(unserved) > _SHOWN_UNSERVED:
-        more = plural(len(unserved) - _SHOWN_UNSERVED, "more domain")
-        sys.stderr.write(f"mtasts: warning: and {more} not served (no certificate yet)\n")
+        more = counted(len(unserved) - _SHOWN_UNSERVED, "more domain")
+        sys.stderr.write(
+            "mtasts: warning: " + tr.gettext("and %(more)s not served (no certificate yet)") % {"more": more} + "\n"
+        )
     acme = snapshot.config.acme
     if not snapshot.config.domains:  # only with [acme]: without, the snapshot refuses no domain
-        sys.stderr.write(
-            "mtasts: warning: no [[domain]] is configured: nothing is served until a reload adds one "
-            "(its certificate then comes from ACME)\n"
+        nothing = tr.gettext(
+            "no [[domain]] is configured: nothing is served until a reload adds one "
+            "(its certificate then comes from ACME)"
         )
+        sys.stderr.write(f"mtasts: warning: {nothing}\n")
     log_to_stderr()
     host = PolicyHost(
         snapshot,
@@ -121,12 +127,15 @@ def serve_command(
                 await host.stop()
                 raise
             if acme.challenge is Challenge.HTTP_01:
-                challenge = "http-01 on " + ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+                on = ", ".join(f"http://{a.to_text()}" for a in manager.bound)
+                challenge = tr.gettext("http-01 on %(where)s") % {"where": on}
             else:
-                challenge = "tls-alpn-01 on " + ", ".join(f"https://{a.to_text()}" for a in host.bound)
+                on = ", ".join(f"https://{a.to_text()}" for a in host.bound)
+                challenge = tr.gettext("tls-alpn-01 on %(where)s") % {"where": on}
+            started = tr.gettext("ACME: %(domains)s from %(directory)s, %(challenge)s; certificates in %(storage)s")
+            values = {"directory": acme.directory, "challenge": challenge, "storage": acme.storage}
             sys.stderr.write(
-                f"mtasts: ACME: {plural(len(managed_hosts(host)), 'domain')} from {acme.directory}, "
-                f"{challenge}; certificates in {acme.storage}\n"
+                f"mtasts: {started % {'domains': counted(len(managed_hosts(host)), 'domain'), **values}}\n"
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -141,19 +150,35 @@ def serve_command(
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
         where = ", ".join(f"https://{a.to_text()}" for a in host.bound)
-        admin_text = f"admin http://{host.admin_bound.to_text()}" if host.admin_bound else "no admin listener"
+        if host.admin_bound:
+            admin_text = tr.gettext("admin http://%(address)s") % {"address": host.admin_bound.to_text()}
+        else:
+            admin_text = tr.gettext("no admin listener")
         if endpoint is not None and report is not None:
             from mtasts.store.errors import redact_url
 
-            whose = "the configured domains" if report.accept.value == "configured" else "any domain"
-            sys.stderr.write(
-                f"mtasts: TLS reports: POST https://mta-sts.<domain>{report.path} on every served name, "
-                f"for {whose}, into {redact_url(endpoint.store.url)}\n"
-            )
-        sys.stderr.write(
-            f"mtasts: serving {plural(len(host.snapshot.sites), 'domain')} on {where}; {admin_text}; "
-            f"pid {os.getpid()} (reload: SIGHUP or mtasts publish reload; stop: Ctrl-C)\n"
-        )
+            if report.accept.value == "configured":
+                reports = (
+                    "TLS reports: POST https://mta-sts.<domain>%(path)s on every served name, "
+                    "for the configured domains, into %(store)s"
+                )
+            else:
+                reports = (
+                    "TLS reports: POST https://mta-sts.<domain>%(path)s on every served name, "
+                    "for any domain, into %(store)s"
+                )
+            store_url = redact_url(endpoint.store.url)
+            sys.stderr.write(f"mtasts: {tr.gettext(reports) % {'path': report.path, 'store': store_url}}\n")
+        serving = tr.gettext(
+            "serving %(domains)s on %(where)s; %(admin)s; pid %(pid)s "
+            "(reload: SIGHUP or mtasts publish reload; stop: Ctrl-C)"
+        ) % {
+            "domains": counted(len(host.snapshot.sites), "domain"),
+            "where": where,
+            "admin": admin_text,
+            "pid": os.getpid(),
+        }
+        sys.stderr.write(f"mtasts: {serving}\n")
         sys.stderr.flush()
         try:
             await stop.wait()
@@ -169,7 +194,7 @@ def serve_command(
     except ListenFailed as exc:
         _listen_failed(exc, option_given={"policy": bool(addresses), "admin": admin is not None})
     except OSError as exc:  # not a listener's address (the fallback certificate's temporary file, say)
-        fail(f"cannot start the policy host: {exc.strerror or exc}", ExitCode.CANNOT_RUN)
+        fail(say(f"cannot start the policy host: {exc.strerror or exc}"), ExitCode.CANNOT_RUN)
 
 
 # which listener, the option that sets it and the configuration key that does
@@ -182,16 +207,24 @@ _LISTENERS = {
 
 def _listen_failed(exc: ListenFailed, *, option_given: dict[str, bool]) -> NoReturn:
     """One line: the address that cannot be listened on, whose it is, why and what to do."""
+    tr = current()
     what, option, key = _LISTENERS[exc.listener]
     setting = option if option and option_given.get(exc.listener) else key
     where = ", ".join(a.to_text() for a in exc.addresses)
     hint = ""
     if exc.errno == errno.EADDRINUSE:
-        other = ' or "off"' if exc.listener == "admin" else ""
-        hint = f"; another program listens there: stop it, or give {setting} another address{other}"
+        if exc.listener == "admin":
+            hint = tr.gettext('; another program listens there: stop it, or give %(setting)s another address or "off"')
+        else:
+            hint = tr.gettext("; another program listens there: stop it, or give %(setting)s another address")
+        hint %= {"setting": setting}
     elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    fail(f"cannot listen on {where} (the {what}, {setting}): {exc.strerror or exc}{hint}", ExitCode.CANNOT_RUN)
+        hint = tr.gettext(" (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+    values = {"where": where, "what": tr.gettext(what), "setting": setting, "reason": say(str(exc.strerror or exc))}
+    fail(
+        tr.gettext("cannot listen on %(where)s (the %(what)s, %(setting)s): %(reason)s") % values + hint,
+        ExitCode.CANNOT_RUN,
+    )
 
 
 def _report_endpoint(report: ReportSettings) -> ReportEndpoint:
@@ -205,7 +238,7 @@ def _report_endpoint(report: ReportSettings) -> ReportEndpoint:
     try:
         store = ReportStore(report.store or default_db_url(os.environ))
     except UnsupportedDatabase as exc:
-        fail(f"[report] store: {exc.message}" if report.store else f"$MTASTS_DB: {exc.message}", ExitCode.USAGE)
+        fail(say(f"[report] store: {exc.message}" if report.store else f"$MTASTS_DB: {exc.message}"), ExitCode.USAGE)
     return ReportEndpoint(store, endpoint_settings(report))
 
 
@@ -216,9 +249,9 @@ async def _start_endpoint(endpoint: ReportEndpoint) -> None:
     try:
         await endpoint.start()
     except StoreError as exc:
-        fail(f"[report] store: {exc.message}", ExitCode.CANNOT_RUN)
+        fail(say(f"[report] store: {exc.message}"), ExitCode.CANNOT_RUN)
     except StartupError as exc:
-        fail(f"[report]: {exc}", ExitCode.CANNOT_RUN)
+        fail(say(f"[report]: {exc}"), ExitCode.CANNOT_RUN)
 
 
 def reload_command(
@@ -236,7 +269,7 @@ def reload_command(
 
     if admin is not None:
         if admin == "off":
-            fail("--admin off: reload needs the admin listener's address", ExitCode.USAGE)
+            fail(say("--admin off: reload needs the admin listener's address"), ExitCode.USAGE)
         address = listen_address(admin, "--admin")
     else:
         try:
@@ -244,7 +277,7 @@ def reload_command(
         except ConfigError as exc:
             config_failed(exc)
         if settings.server.admin is None:
-            fail("[server] admin is off: send SIGHUP to the serve process instead", ExitCode.USAGE)
+            fail(say("[server] admin is off: send SIGHUP to the serve process instead"), ExitCode.USAGE)
         address = settings.server.admin
     connection = http.client.HTTPConnection(address.host, address.port, timeout=timeout)
     try:
@@ -254,8 +287,10 @@ def reload_command(
     except (OSError, http.client.HTTPException) as exc:
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         fail(
-            f"cannot reach the admin listener at http://{address.to_text()}: {detail}; "
-            "is `mtasts publish serve` running?",
+            say(
+                f"cannot reach the admin listener at http://{address.to_text()}: {detail}; "
+                "is `mtasts publish serve` running?"
+            ),
             ExitCode.CANNOT_RUN,
         )
     finally:
@@ -264,12 +299,18 @@ def reload_command(
         outcome = json.loads(raw)
         ok, generation, served = bool(outcome["ok"]), int(outcome["generation"]), int(outcome["served"])
     except (ValueError, KeyError, TypeError):
-        fail(f"unexpected answer from http://{address.to_text()}/reload: HTTP {response.status}", ExitCode.CANNOT_RUN)
+        fail(
+            say(f"unexpected answer from http://{address.to_text()}/reload: HTTP {response.status}"),
+            ExitCode.CANNOT_RUN,
+        )
+    tr = current()
     if ok:
-        typer.echo(f"reloaded: generation {generation}, {plural(served, 'domain')} served")
+        reloaded = tr.gettext("reloaded: generation %(generation)s, %(domains)s served")
+        typer.echo(reloaded % {"generation": generation, "domains": counted(served, "domain")})
         return
     for line in outcome.get("problems", []):
-        sys.stderr.write(f"mtasts: error: {line}\n")
-    sys.stderr.write(f"mtasts: error: reload refused: still serving generation {generation}\n")
+        sys.stderr.write(f"mtasts: error: {say(str(line))}\n")
+    refused = tr.gettext("reload refused: still serving generation %(generation)s") % {"generation": generation}
+    sys.stderr.write(f"mtasts: error: {refused}\n")
     sys.stderr.flush()
     raise typer.Exit(int(ExitCode.CANNOT_RUN if outcome.get("unreadable") else ExitCode.USAGE))

@@ -19,12 +19,14 @@ from mtasts.cli.publish._common import (
     JsonOption,
     NameserverOption,
     TimeoutOption,
+    counted,
     network_settings,
     planned_names,
     read_known,
 )
 from mtasts.cli.text import plural
 from mtasts.core.problems import Severity
+from mtasts.i18n import current
 
 if TYPE_CHECKING:
     from mtasts.net.dns import DnsClient
@@ -96,19 +98,25 @@ def _served(history: list[Served]) -> bool:
 
 
 def _verdict_text(verdict: DomainVerdict) -> str:
+    """One domain's findings as ``mtasts check`` shows its own: severity, message and fix in the
+    language of ``--lang`` / ``LANG``, the code and the evidence as they are."""
+    tr = current()
     what = []
     if verdict.live_id is not None:
         what.append(f"id {verdict.live_id}")
     if verdict.served_sha256 is not None:
         what.append(f"sha256 {verdict.served_sha256[:12]}")
     problems = [f for f in verdict.findings if f.severity is not Severity.INFO]
-    state = "ok" if not problems else plural(len(problems), "problem")
-    lines = [f"{verdict.domain}: {state}" + (f" ({', '.join(what)})" if what else "")]
+    if problems:
+        head = f"{verdict.domain}: {counted(len(problems), 'problem')}"
+    else:
+        head = tr.gettext("%(domain)s: ok") % {"domain": verdict.domain}
+    lines = [head + (f" ({', '.join(what)})" if what else "")]
     for finding in verdict.findings:
-        lines.append(f"  {finding.severity.value} {finding.code}: {finding.message}")
+        lines.append(f"  {tr.gettext(finding.severity.value)} {finding.code}: {tr.text(finding.message)}")
         lines.extend(f"    {detail}" for detail in finding.details)
-        lines.append(f"    why: {finding.why}")
-        lines.append(f"    fix: {finding.fix}")
+        lines.append("    " + tr.gettext("why: %(reason)s") % {"reason": tr.text(finding.why)})
+        lines.append(f"    {tr.gettext('fix: ')}{tr.text(finding.fix)}")
     return "\n".join(lines)
 
 
@@ -118,11 +126,16 @@ def _summary(verdicts: list[DomainVerdict]) -> str:
         for finding in verdict.findings:
             counts[finding.severity] += 1
     parts = [
-        plural(counts[Severity.ERROR], "error"),
-        plural(counts[Severity.WARNING], "warning"),
-        plural(counts[Severity.INFO], "note"),
+        counted(counts[Severity.ERROR], "error"),
+        counted(counts[Severity.WARNING], "warning"),
+        counted(counts[Severity.INFO], "note"),
     ]
-    return f"{plural(len(verdicts), 'domain')} verified: {', '.join(parts)}"
+    tr = current()
+    if tr.tag == "en":
+        return f"{plural(len(verdicts), 'domain')} verified: {', '.join(parts)}"
+    # a plural form, not a shape: a sentence shape beginning with a count would swallow others
+    forms = ("%(num)d domain verified: %(counts)s", "%(num)d domains verified: %(counts)s")
+    return tr.ngettext(*forms, len(verdicts)) % {"num": len(verdicts), "counts": ", ".join(parts)}
 
 
 async def _gather(

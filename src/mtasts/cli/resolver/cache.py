@@ -10,6 +10,7 @@ import typer
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
 from mtasts.cli.text import plural
+from mtasts.i18n import current
 
 if TYPE_CHECKING:
     from mtasts.resolver.store import PolicyStore
@@ -22,6 +23,8 @@ from mtasts.cli.resolver._common import (
     StoreUrl,
     StrictTesting,
     entry_row,
+    label_width,
+    padded,
     with_store,
 )
 
@@ -54,12 +57,25 @@ def cache_list(
         print_json({"domains": rows})
         return
     width = max((len(r["domain"]) for r in rows), default=6)
-    lines = [f"{'domain':<{width}}  {'state':<9}  {'mode':<7}  {'id':<20}  expires"]
+    tr = current()
+    lines = [f"{padded('domain', width + 2)}{padded('state', 11)}{'mode':<7}  {'id':<20}  {tr.gettext('expires')}"]
     for r in rows:
         mode, record_id, expires = r["mode"] or "-", r["id"] or "-", r["expires"] or "-"
         lines.append(f"{r['domain']:<{width}}  {r['state']:<9}  {mode:<7}  {record_id:<20}  {expires}")
-    lines.append(plural(len(rows), "cached domain"))
+    lines.append(tr.text(plural(len(rows), "cached domain")))
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+_SHOWN = (  # (key of the row, label) in the order cache show prints them
+    ("mode", "mode"),
+    ("id", "id"),
+    ("mx", "mx"),
+    ("fetched", "fetched"),
+    ("expires", "expires"),
+    ("next_txt_check", "next check"),
+    ("mx_hosts", "mx hosts"),
+    ("last_error", "last error"),
+)
 
 
 @cache_app.command("show")
@@ -92,19 +108,12 @@ def cache_show(
         print_json(row)
         return
     lines = [f"{row['domain']}: {row['state']}"]
-    for key, label in (
-        ("mode", "mode"),
-        ("id", "id"),
-        ("mx", "mx"),
-        ("fetched", "fetched"),
-        ("expires", "expires"),
-        ("next_txt_check", "next check"),
-        ("mx_hosts", "mx hosts"),
-        ("last_error", "last error"),
-    ):
+    width = label_width(tuple(label for _, label in _SHOWN), 12)
+    for key, label in _SHOWN:
         value = row[key]
         if value:
-            lines.append(f"  {label:<11} {', '.join(value) if isinstance(value, list) else value}")
+            shown = ", ".join(value) if isinstance(value, list) else value
+            lines.append(f"  {padded(label, width)}{current().text(shown) if key == 'last_error' else shown}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -166,26 +175,37 @@ def cache_flush(
             await store.delete(entry.domain)
         return len(entries)
 
+    tr = current()
     missing_file = settings.kind is StoreKind.SQLITE and not (settings.path or default_db_path()).is_file()
     if settings.kind is StoreKind.MEMORY:
-        sys.stdout.write("store: memory only, nothing persisted\n")
+        sys.stdout.write(tr.gettext("store: memory only, nothing persisted") + "\n")
     elif missing_file and address is not None:  # a daemon without a store file of its own: ask it alone
-        sys.stdout.write(f"store: {where} does not exist, nothing persisted\n")
+        sys.stdout.write(tr.gettext("store: %(where)s does not exist, nothing persisted") % {"where": where} + "\n")
     else:
         count = with_settings(settings, work)
-        sys.stdout.write(f"flushed {plural(count, 'cached domain')} from the store ({where})\n")
+        said = {"counted": tr.text(plural(count, "cached domain")), "where": where}
+        sys.stdout.write(tr.gettext("flushed %(counted)s from the store (%(where)s)") % said + "\n")
     sys.stdout.flush()
     if address is None:
         sys.stdout.write(
-            "daemon: not asked (no --admin, and no admin address in the configuration): a running daemon keeps "
-            "its copy in memory until it expires or the daemon restarts\n"
+            tr.gettext(
+                "daemon: not asked (no --admin, and no admin address in the configuration): a running daemon keeps "
+                "its copy in memory until it expires or the daemon restarts"
+            )
+            + "\n"
         )
         return
     url, flushed = flush_daemon(address.host, address.port, name)
     memory, stored, error = flushed["flushed"], flushed["store"], flushed["store_error"]
     # the daemon deletes from its own store too: more there means it is not the store named here
-    more = f"; {stored} more from the daemon's own store" if stored else ""
-    sys.stdout.write(f"flushed {plural(memory, 'cached domain')} from the daemon's memory ({url}){more}\n")
+    said = {"counted": tr.text(plural(memory, "cached domain")), "url": url, "stored": stored}
+    if stored:
+        line = tr.gettext(
+            "flushed %(counted)s from the daemon's memory (%(url)s); %(stored)s more from the daemon's own store"
+        )
+    else:
+        line = tr.gettext("flushed %(counted)s from the daemon's memory (%(url)s)")
+    sys.stdout.write(line % said + "\n")
     if error is not None:
         fail(f"the daemon's own store failed (its memory was flushed): {error}")
 

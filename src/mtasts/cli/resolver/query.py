@@ -12,6 +12,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
+from mtasts.i18n import current
 from mtasts.net.settings import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ from mtasts.cli.resolver._common import (
     StrictTesting,
     Timeout,
     fmt_time,
+    label_width,
     load_overrides,
     network_settings,
+    padded,
     read_config,
     resolver_settings,
 )
@@ -171,26 +174,37 @@ def lookup_document(found: Lookup, resolver: PolicyResolver) -> dict[str, Any]:
     }
 
 
+_LABELS = ("profile", "source", "why", "policy", "id", "expires", "last error", "override")
+
+
 def print_document(document: dict[str, Any]) -> None:
+    """The answer and why, in the reader's language (the answer itself, codes and names stay)."""
+    from mtasts.i18n import current
+
+    tr = current()
+    width = label_width(_LABELS, 12)
     lines = [
         f"{document['domain']}: {document['answer']}",
-        f"  profile     {document['profile']}",
-        f"  source      {document['source']}",
+        f"  {padded('profile', width)}{document['profile']}",
+        f"  {padded('source', width)}{document['source']}",
     ]
     if document["reason"]:
-        lines.append(f"  why         {document['reason']}")
+        reason = document["reason"]
+        lines.append(f"  {padded('why', width)}{tr.text(reason) if document['source'] == 'not-a-domain' else reason}")
     policy = document["policy"]
     if policy is not None:
+        shown = {"mode": policy["mode"], "max_age": policy["max_age"], "mx": ", ".join(policy["mx"]) or "-"}
         lines.append(
-            f"  policy      mode {policy['mode']}, max_age {policy['max_age']}, mx {', '.join(policy['mx']) or '-'}"
+            f"  {padded('policy', width)}{tr.gettext('mode %(mode)s, max_age %(max_age)s, mx %(mx)s') % shown}"
         )
-        lines.append(f"  id          {policy['id']}")
-        lines.append(f"  expires     {document['expires']}")
+        lines.append(f"  {padded('id', width)}{policy['id']}")
+        lines.append(f"  {padded('expires', width)}{document['expires']}")
     if document.get("last_error"):
-        lines.append(f"  last error  {document['last_error']}")
+        lines.append(f"  {padded('last error', width)}{tr.text(document['last_error'])}")
     override = document.get("override")
     if override:
-        lines.append(f"  override    {override['action']} until {override['expires']}: {override['reason']}")
+        said = {"action": override["action"], "until": override["expires"], "why": override["reason"]}
+        lines.append(f"  {padded('override', width)}{tr.gettext('%(action)s until %(until)s: %(why)s') % said}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -273,7 +287,11 @@ def query_daemon(
     if json_output:
         print_json({"domain": domain, "profile": profile, "answer": answer, "source": "daemon", "policy": None})
     else:
-        sys.stdout.write(f"{domain}: {answer}\n  profile     {profile}\n  source      daemon on {shown}\n")
+        source = current().gettext("daemon on %(where)s") % {"where": shown}
+        width = label_width(_LABELS, 12)
+        sys.stdout.write(
+            f"{domain}: {answer}\n  {padded('profile', width)}{profile}\n  {padded('source', width)}{source}\n"
+        )
     if status not in ("OK", "NOTFOUND"):
         raise typer.Exit(int(ExitCode.PROBLEMS))
 

@@ -241,20 +241,31 @@ def profile_of_answers(replies: list[str]) -> Any:
 
 
 def print_report(document: dict[str, Any], results: list[Checked], version: PostfixVersion) -> None:
+    """The report in the reader's language; keys, replies, codes and the map stay as they are."""
+    from mtasts.cli.resolver._common import padded
+    from mtasts.i18n import current
+
+    tr = current()
+    shown = version.to_text()
     width = max(len(r.key) for r in results)
-    lines = [f"Postfix {version.to_text()}, map {document['map']} (from {document['map_from']})"]
+    head = {"version": shown, "map": document["map"], "origin": document["map_from"]}
+    lines = [tr.gettext("Postfix %(version)s, map %(map)s (from %(origin)s)") % head]
     for result in results:
         status, _, data = result.reply.partition(" ")
-        verdict = "invalid" if result.problems else "valid"
-        lines.append(f"  {result.key:<{width}}  {verdict:<7}  {status}{' ' + data if data else ''}")
-        lines += [f"  {'':<{width}}           {p.code}: {p.message}" for p in result.problems]
+        verdict = padded("invalid" if result.problems else "valid", 9)
+        lines.append(f"  {result.key:<{width}}  {verdict}{status}{' ' + data if data else ''}")
+        lines += [f"  {'':<{width}}           {p.code}: {tr.text(p.message)}" for p in result.problems]
     bad = sum(1 for r in results if r.problems)
     if bad:
-        lines.append(f"{plural(bad, 'answer')} of {len(results)} not valid for Postfix {version.to_text()}")
+        said = {"counted": tr.text(plural(bad, "answer")), "total": len(results), "version": shown}
+        lines.append(tr.gettext("%(counted)s of %(total)s not valid for Postfix %(version)s") % said)
     else:
-        lines.append(f"every answer valid for Postfix {version.to_text()} ({plural(len(results), 'lookup')})")
-    in_use = document["profile_in_use"] or "unknown (no OK answer)"
-    lines.append(f"profile in use: {in_use}; recommended for {version.to_text()}: {document['recommended_profile']}")
+        said = {"version": shown, "counted": tr.text(plural(len(results), "lookup"))}
+        lines.append(tr.gettext("every answer valid for Postfix %(version)s (%(counted)s)") % said)
+    in_use = document["profile_in_use"] or tr.gettext("unknown (no OK answer)")
+    said = {"in_use": in_use, "version": shown, "recommended": document["recommended_profile"]}
+    lines.append(tr.gettext("profile in use: %(in_use)s; recommended for %(version)s: %(recommended)s") % said)
     if document["advice"]:
-        lines.append(f"advice: {document['advice']}; smtp_tls_policy_maps = {document['recommended_map']}")
+        said = {"advice": tr.text(document["advice"]), "map": document["recommended_map"]}
+        lines.append(tr.gettext("advice: %(advice)s; smtp_tls_policy_maps = %(map)s") % said)
     sys.stdout.write("\n".join(lines) + "\n")

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.exitcodes import ExitCode, fail, in_language
 from mtasts.cli.text import plural
+from mtasts.i18n import current
 
 if TYPE_CHECKING:
     import socket
@@ -497,7 +498,7 @@ def run_daemon(
         fail("--listen: no address to listen on", ExitCode.USAGE)
     problems, overrides = files_problems(config)
     for problem in problems[:-1]:
-        sys.stderr.write(f"mtasts: error: {problem}\n")
+        sys.stderr.write(f"mtasts: error: {in_language(str(problem))}\n")
     if problems:
         fail(problems[-1], ExitCode.USAGE)
     settings = resolver_settings_of(config)
@@ -532,16 +533,23 @@ def run_daemon(
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, daemon.reload)
         memory = config.store.kind is StoreKind.MEMORY
-        cache = where if memory else f"{where}, {plural(len(resolver), 'cached domain')}"
+        tr = current()
+        cache = where if memory else f"{where}, {tr.text(plural(len(resolver), 'cached domain'))}"
         zones = ", ".join(sorted(set(config.zones) - _BUILTIN_ZONES))
-        sys.stderr.write(
-            f"mtasts: resolver listening on {', '.join(server.addresses)} (cache: {cache}); "
-            f"configuration: {configuration_shown(config, os.environ)}; pid {os.getpid()}\n"
-        )
+        started = {
+            "addresses": ", ".join(server.addresses),
+            "cache": cache,
+            "configuration": configuration_shown(config, os.environ),
+            "pid": os.getpid(),
+        }
+        line = "resolver listening on %(addresses)s (cache: %(cache)s); configuration: %(configuration)s; pid %(pid)s"
+        sys.stderr.write(f"mtasts: {tr.gettext(line) % started}\n")
         if zones:
-            sys.stderr.write(f"mtasts: resolver zones beyond the built-in profiles: {zones}\n")
+            zones_line = tr.gettext("resolver zones beyond the built-in profiles: %(zones)s") % {"zones": zones}
+            sys.stderr.write(f"mtasts: {zones_line}\n")
         if admin_server is not None:
-            sys.stderr.write(f"mtasts: resolver metrics on http://{admin_server.address}/metrics\n")
+            metrics = {"url": f"http://{admin_server.address}/metrics"}
+            sys.stderr.write(f"mtasts: {tr.gettext('resolver metrics on %(url)s') % metrics}\n")
         sys.stderr.flush()
         try:
             await stop.wait()
