@@ -5,14 +5,24 @@ English and with ``--lang ja``. The line is translated where it is written
 
 from __future__ import annotations
 
+import http.server
+import os
 import re
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
 from mtasts.i18n import translator
+from mtasts.lab.testing import running_lab
+from mtasts.lab.world import check_options
 
 JA = translator("ja")
 C_LOCALE = {"LANG": "C", "LC_ALL": "", "LC_MESSAGES": "", "MTASTS_DB": ""}
@@ -154,3 +164,132 @@ def test_a_line_the_catalogue_does_not_know_stays_english_whole(tmp_path: Path) 
     assert in_language("must not be empty") == "空にはできません"
     # a line a command has already translated is left alone
     assert in_language(JA.text("--redis-prefix: must not be empty")) == JA.text("--redis-prefix: must not be empty")
+
+
+# --- the warnings of mtasts check and mtasts monitor (mtasts: warning: ...), whole or not at all
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that refuses every document (400: not worth sending again)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(400)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_webhook() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed: connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_notification_that_cannot_be_sent_is_said_in_japanese(refusing_webhook: str, tmp_path: Path) -> None:
+    """``monitor run`` with a webhook that refuses the document and an SMTP server that cannot be
+    reached: each channel's warning line whole in Japanese, what the systems said kept as data."""
+    from tests.monitor.conftest import TWO_MX
+
+    smtp = f"127.0.0.1:{_closed_port()}"
+    with running_lab([TWO_MX]) as world:
+        domain = world.domain("two-mx")
+        world.call(lambda: world.lab.set_records(f"_smtp._tls.{domain}", "TXT", ['"v=TLSRPTv1; rua=ftp://x"']))
+        address, port = world.nameserver
+        args = [
+            "monitor", "run", domain,
+            "--nameserver", f"{address}:{port}", "--ca-file", str(world.lab.ca_file),
+            "--https-port", str(world.https_port), "--smtp-port", str(world.smtp_port), "--timeout", "2",
+            "--webhook", refusing_webhook,
+            "--mail-to", "ops@example.com", "--mail-from", "mtasts@example.com", "--smtp", smtp,
+        ]  # fmt: skip
+        english = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "en.sqlite3")], env=C_LOCALE)
+        japanese = CliRunner().invoke(app, ["--lang", "ja", *args, "--db", str(tmp_path / "ja.sqlite3")], env=C_LOCALE)
+    assert english.exit_code == japanese.exit_code == 0, english.output
+    kept = " (1 notification kept, sent again at the next run)"
+    assert sorted(english.stderr.splitlines()) == [
+        f"mtasts: warning: mail to {smtp}: cannot reach {smtp}: Connection refused{kept}",
+        f"mtasts: warning: webhook {refusing_webhook}: attempt 1: HTTP 400"
+        f" (not retried: the receiver refuses the document){kept}",
+    ]
+    assert sorted(japanese.stderr.splitlines()) == [
+        f"mtasts: warning: {smtp} へのメール：{smtp} に接続できません：Connection refused"
+        "（通知 1 件を保管し、次の実行で送り直します）",
+        f"mtasts: warning: Webhook {refusing_webhook}：1 回目：HTTP 400"
+        "（受信側がこの文書を拒否しているため、再試行しません）（通知 1 件を保管し、次の実行で送り直します）",
+    ]
+    for line in english.stderr.splitlines():
+        error = line.removeprefix("mtasts: warning: ").removesuffix(kept)
+        assert JA.translate(error).complete, error
+
+
+def test_a_warning_the_catalogue_does_not_know_stays_english_whole() -> None:
+    """A reason the catalogue does not know leaves the whole warning English, as an error line
+    (a made-up reason, through the function the command uses); a known one is Japanese whole."""
+    from mtasts.cli.monitor import _delivery_warning
+    from mtasts.i18n import set_language
+    from mtasts.monitor.service import Delivery
+
+    set_language("ja")
+    unknown = Delivery("webhook", 2, "webhook https://hook.example/: attempt 1: the receiver is on fire")
+    assert _delivery_warning(unknown) == (
+        "webhook https://hook.example/: attempt 1: the receiver is on fire"
+        " (2 notifications kept, sent again at the next run)"
+    )
+    known = Delivery(
+        "webhook", 2, "webhook https://hook.example/: attempt 1: connection refused; attempt 2: connection refused"
+    )
+    assert _delivery_warning(known) == (
+        "Webhook https://hook.example/：1 回目：接続を拒否されました; 2 回目：接続を拒否されました"
+        "（通知 2 件を保管し、次の実行で送り直します）"
+    )
+
+
+@pytest.mark.lab
+def test_a_lost_check_worker_is_said_in_japanese(lab: Any, tmp_path: Path) -> None:
+    """``check -w 2`` under ``LANG=ja_JP.UTF-8``, one worker killed as the OOM killer would: the
+    warning is whole Japanese (the checks go on, as in English: tests/check/test_bulk.py)."""
+    from tests.check.test_bulk import _descendants, _nx, _wait_for_lines
+    from tests.cli.terminal import COMMAND, environment
+
+    names = _nx(lab, 500)
+    listing = tmp_path / "domains.txt"
+    listing.write_text("\n".join(names) + "\n")
+    output = tmp_path / "results.jsonl"
+    options = check_options(lab.info(), timeout=2)
+    process = subprocess.Popen(
+        [*COMMAND, "check", "-f", str(listing), "-o", str(output), "-w", "2", "-c", "8", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment({"NO_COLOR": "1", **JA_LOCALE}),
+    )
+    _wait_for_lines(output, 100, process)
+    workers = [pid for pid, parent in _descendants(process.pid).items() if parent != process.pid]
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    (warning,) = [line for line in stderr.decode().splitlines() if line.startswith("mtasts: warning: ")]
+    match = re.fullmatch(
+        r"mtasts: warning: チェックのワーカーが、(\d+) 件のドメインのチェック中にシグナル 9 で強制終了しました。"
+        r"(\d+) 件をチェックし直します",
+        warning,
+    )
+    assert match, warning
+    english = f"a check worker was killed by signal 9 while checking {match[1]} domains; {match[2]} are checked again"
+    assert warning == f"mtasts: warning: {JA.text(english)}"

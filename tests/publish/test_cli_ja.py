@@ -295,6 +295,53 @@ def test_a_configuration_that_cannot_be_read_is_said_in_japanese(runner: CliRunn
     )
 
 
+_A_DOMAIN = '\n[[domain]]\nname = "a.example"\nmode = "testing"\nmx = ["mx.a.example"]\nmax_age = 86400\n'
+BAD_TABLES = {
+    "server": (
+        '[server]\nlisten = ["192.0.2.1", "[::1]", "x:1", "192.0.2.1:99999", "[::ffff:192.0.2.1]:1", "192.0.2.1:5",'
+        ' "192.0.2.1:5"]\nadmin = 5\naccess_log = "yes"\ncache_max_age = "x"\ncertificate_cache = 0\n'
+        "requests_per_second = 0\ncolour = 1\n",
+        "server.requests_per_second：0.001 以上でなければなりません; 値を大きくしてください",
+    ),
+    "acme": (
+        '[acme]\ndirectory = "http://ca.example"\ncontact = ["hostmaster"]\nchallenge = "dns-01"\nstorage = 1\n'
+        "listen = 80\nca_file = 3\n",
+        "acme.challenge：'dns-01' は対応しているチャレンジではありません; 'http-01' か 'tls-alpn-01' を使ってください",
+    ),
+    "dns": (
+        '[dns]\nserver = "ns.example"\nzone = 1\nkey_name = "-bad-"\nalgorithm = "hmac-md5"\nttl = -1\n'
+        'timeout = "soon"\n',
+        'dns.secret_file：ありません; 例：secret_file = "tsig.secret"',
+    ),
+    "report": (
+        '[report]\npath = "no slash"\nstore = 3\naccept = "all"\nmax_body = 1\nrate_per_minute = 0\n'
+        'body_timeout = "x"\nparse_workers = 999\n',
+        "report.rate_per_minute：0 は 0.001〜1e+06 の数値ではありません; 例：rate_per_minute = 60",
+    ),
+}
+
+
+@pytest.mark.parametrize("table", sorted(BAD_TABLES))
+def test_every_problem_of_a_table_is_said_whole_in_japanese(runner: CliRunner, tmp_path: Path, table: str) -> None:
+    """The problems of [server], [acme], [dns] and [report] (and the listen addresses' own), each
+    line whole in Japanese: a half-translated line would be shown in English."""
+    text, expected = BAD_TABLES[table]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text + _A_DOMAIN)
+    args = ["publish", "plan", "--config", str(bad)]
+    english = runner.invoke(app, args)
+    ja = runner.invoke(app, ["--lang", "ja", *args])
+    assert ja.exit_code == english.exit_code == 2, english.output
+    lines = english.output.splitlines()
+    assert len(lines) >= 5, english.output
+    assert all(line.startswith(f"mtasts: error: {bad}:") and f" {table}." in line for line in lines), lines
+    assert ja.output.splitlines() == [
+        f"mtasts: error: {japanese(line.removeprefix('mtasts: error: '))}" for line in lines
+    ]
+    assert_every_line_japanese(ja.output)
+    assert expected in ja.output
+
+
 # --- apply: refused by the guards, and done; retire's first run ---------------------------------------
 
 

@@ -45,7 +45,7 @@ from mtasts.check.domainlist import DomainList
 from mtasts.check.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_MX_HOSTS, DOMAIN_TIMEOUT_FACTOR, CheckLimits
 from mtasts.cli._run import run_async
 from mtasts.cli.cafile import check_ca_file
-from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
+from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail, in_language
 from mtasts.cli.output import THEME, console, print_json
 from mtasts.cli.text import plural
 from mtasts.core.problems import Severity
@@ -513,7 +513,7 @@ class _Run:
 
     def warn(self, message: str) -> None:
         err = self._progress.console if self._progress is not None else console(stderr=True)
-        err.print(f"mtasts: warning: {message}", markup=False, highlight=False)
+        err.print(f"mtasts: warning: {in_language(message)}", markup=False, highlight=False)
 
     # -- the two ways to run --
 

@@ -24,17 +24,18 @@ import typer
 
 from mtasts.cli._run import log_to_stderr, run_async
 from mtasts.cli.cafile import check_ca_file
-from mtasts.cli.exitcodes import ExitCode, fail
+from mtasts.cli.exitcodes import ExitCode, fail, in_language
 from mtasts.cli.report._common import DbOption, json_text, open_store
 from mtasts.cli.report.digest import DEFAULT_SMTP, PASSWORD_ENV, smtp_settings
 from mtasts.cli.text import plural
+from mtasts.i18n import current
 from mtasts.monitor.schedule import DEFAULT_JITTER, MAX_INTERVAL, Monitored, parse_interval
 from mtasts.net.mailer import SmtpSecurity, compose
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:
     from mtasts.monitor.notify import Notifier
-    from mtasts.monitor.service import DomainOutcome, Monitor
+    from mtasts.monitor.service import Delivery, DomainOutcome, Monitor
 
 app = typer.Typer(
     help="Scheduled checks with a history: events when something changes (findings, policy, MX, "
@@ -439,12 +440,28 @@ def run_command(
         sys.stderr.write(f"mtasts: error: {domain}: {why}\n")
     for delivery in deliveries:
         if delivery.error:
-            kept = f"{plural(delivery.count, 'notification')} kept, sent again at the next run"
-            sys.stderr.write(f"mtasts: warning: {delivery.error} ({kept})\n")
+            sys.stderr.write(f"mtasts: warning: {_delivery_warning(delivery)}\n")
     if monitor.failures:
         raise typer.Exit(int(ExitCode.CANNOT_RUN))
     if exit_status and any(t.kind.value == "opened" for o in outcomes for t in o.transitions):
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _delivery_warning(delivery: Delivery) -> str:
+    """Why a channel's notifications were not sent and that they are kept, in the reader's
+    language when the catalogue knows all of the error (else in English, whole, as an error
+    line is: :func:`mtasts.cli.exitcodes.in_language`)."""
+    kept = f"{plural(delivery.count, 'notification')} kept, sent again at the next run"
+    english = f"{delivery.error} ({kept})"
+    tr = current()
+    error = in_language(delivery.error)
+    if tr.tag == "en" or error == delivery.error:
+        return english
+    # the shapes of mtasts.i18n.cli_messages, filled in here: the error may hold " (" itself
+    shape = "%(detail)s (%(count)s notification kept, sent again at the next run)"
+    if delivery.count != 1:
+        shape = "%(detail)s (%(count)s notifications kept, sent again at the next run)"
+    return tr.gettext(shape) % {"detail": error, "count": delivery.count}
 
 
 def _interval(text: str) -> timedelta:
