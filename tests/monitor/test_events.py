@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -15,9 +15,10 @@ from mtasts.i18n import translator
 from mtasts.monitor.events import CHECK_CODES, EVENT_KINDS, Condition, Transition, TransitionKind, events_table
 from mtasts.monitor.notify import mail_text, webhook_body
 from mtasts.monitor.rules import check_conditions, report_conditions
-from mtasts.monitor.snapshot import CertificateSeen, CheckSnapshot, RecordState
+from mtasts.monitor.snapshot import CertificateSeen, RecordState
+from tests.monitor import test_rules
 
-NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+NOW = test_rules.NOW
 MESSAGE = "the MX mx3.example.com matches no 'mx' line of the policy; senders refuse to deliver to it"
 FIX = "Add 'mx: mx3.example.com' (or a '*.' pattern covering it) to the policy and change the policy id."
 KEYS = ["id", "transition", "domain", "code", "subject", "severity", "title", "message", "explanation", "fix"]
@@ -55,19 +56,9 @@ def test_the_docs_table_names_both_titles() -> None:
     assert "| a new finding (cleared: the finding is resolved): The check reports" in events_table()
 
 
-GOOD = CheckSnapshot(
-    domain="example.com",
-    checked_at=NOW,
-    status="ok",
-    conclusive=True,
-    record=RecordState.FOUND,
-    record_id="20261202",
-    policy_sha256="a" * 64,
-    policy_mode="enforce",
-    policy_mx=("mx1.example.com",),
-    mx=("mx1.example.com",),
-    certificates=(CertificateSeen("policy", "mta-sts.example.com", NOW + timedelta(days=60)),),
-    tlsrpt=True,
+# the rules tests' clean snapshot, with a policy host certificate far from expiry
+GOOD = replace(
+    test_rules.GOOD, certificates=(CertificateSeen("policy", "mta-sts.example.com", NOW + timedelta(days=60)),)
 )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,6 +77,19 @@ class World:
         with SqlPublishHistory(ReportStore(f"sqlite:///{self.db}")) as history:
             history.record(Served(DOMAIN, LIVE_ID, body(86400), Mode.TESTING, 86400, datetime.now(UTC) - timedelta(3)))
 
+    @asynccontextmanager
+    async def serving(self, *, dns: bool = True) -> AsyncIterator[tuple[Knot, PolicyHost]]:
+        """knotd with the zone, the configuration (max_age 86400; ``[dns]`` pointing at knotd
+        when ``dns``) and the policy host serving it, stopped at the end."""
+        with start_knot(self.tmp / "knot", DOMAIN, self.records(self.web)) as knot:
+            self.config.write_text(config_text(self.web, 86400, knot if dns else None))
+            host = self.host(self.config, self.web)
+            await host.start()
+            try:
+                yield knot, host
+            finally:
+                await host.stop()
+
     def records(self, web: str) -> list[str]:
         return [
             f"@ IN MX 10 {MX}.",
@@ -123,51 +138,45 @@ class World:
 async def test_apply_serves_verifies_records_and_updates_the_txt_in_knot(tmp_path: Path) -> None:
     need_knotd()
     world = World(tmp_path)
-    with start_knot(tmp_path / "knot", DOMAIN, world.records(world.web)) as knot:
-        world.config.write_text(config_text(world.web, 86400, knot))
-        host = world.host(world.config, world.web)
-        await host.start()
-        try:
-            port = host.bound[0].port
-            world.config.write_text(config_text(world.web, 43200, knot))  # the change, not served yet
-            code, out, err = await world.apply(knot, host, port)
-            assert (code, err) == (0, ""), out + err
-            history = entries(world.db)
-            assert next(e.policy_id for e in history) == LIVE_ID
-            new = history[-1]
-            assert new.policy_id != LIVE_ID
-            assert new.current
-            assert new.body == body(43200)
-            assert out.splitlines() == [
-                f"{DOMAIN}: done",
-                "  served: reloaded the policy host: generation 2, 1 domain served",
-                f"  verified: mta-sts.{DOMAIN} serves the new body (sha256 {new.sha256[:12]})",
-                f"  recorded: id {new.policy_id} in the history",
-                f'  published: _mta-sts.{DOMAIN}. 300 IN TXT "v=STSv1; id={new.policy_id}" (RFC 2136 update)',
-                f"  confirmed: _mta-sts.{DOMAIN} answers id={new.policy_id}",
-            ]
-            assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={new.policy_id}",)
+    async with world.serving() as (knot, host):
+        port = host.bound[0].port
+        world.config.write_text(config_text(world.web, 43200, knot))  # the change, not served yet
+        code, out, err = await world.apply(knot, host, port)
+        assert (code, err) == (0, ""), out + err
+        history = entries(world.db)
+        assert next(e.policy_id for e in history) == LIVE_ID
+        new = history[-1]
+        assert new.policy_id != LIVE_ID
+        assert new.current
+        assert new.body == body(43200)
+        assert out.splitlines() == [
+            f"{DOMAIN}: done",
+            "  served: reloaded the policy host: generation 2, 1 domain served",
+            f"  verified: mta-sts.{DOMAIN} serves the new body (sha256 {new.sha256[:12]})",
+            f"  recorded: id {new.policy_id} in the history",
+            f'  published: _mta-sts.{DOMAIN}. 300 IN TXT "v=STSv1; id={new.policy_id}" (RFC 2136 update)',
+            f"  confirmed: _mta-sts.{DOMAIN} answers id={new.policy_id}",
+        ]
+        assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={new.policy_id}",)
 
-            # a sender (the inspector's own adapters) now sees the new id and the new body
-            settings = NetworkSettings(
-                nameserver=parse_nameserver(f"{knot.host}:{knot.port}"),
-                ca_file=tmp_path / "certs" / "ca.pem",
-                https_port=port,
-                timeout=5,
-            )
-            dns = DnsClient(settings)
-            txt = await dns.txt(f"_mta-sts.{DOMAIN}")
-            assert [b"".join(s).decode() for s in txt.values] == [f"v=STSv1; id={new.policy_id}"]
-            fetched = await fetch_policy(DOMAIN, dns, settings, now=datetime.now(UTC))
-            assert fetched.failure is None
-            assert fetched.body == body(43200)
+        # a sender (the inspector's own adapters) now sees the new id and the new body
+        settings = NetworkSettings(
+            nameserver=parse_nameserver(f"{knot.host}:{knot.port}"),
+            ca_file=tmp_path / "certs" / "ca.pem",
+            https_port=port,
+            timeout=5,
+        )
+        dns = DnsClient(settings)
+        txt = await dns.txt(f"_mta-sts.{DOMAIN}")
+        assert [b"".join(s).decode() for s in txt.values] == [f"v=STSv1; id={new.policy_id}"]
+        fetched = await fetch_policy(DOMAIN, dns, settings, now=datetime.now(UTC))
+        assert fetched.failure is None
+        assert fetched.body == body(43200)
 
-            # applied again: nothing left to do, nothing written
-            code, out, _ = await world.apply(knot, host, port)
-            assert (code, out) == (0, f"{DOMAIN}: nothing to do\n")
-            assert len(entries(world.db)) == 2
-        finally:
-            await host.stop()
+        # applied again: nothing left to do, nothing written
+        code, out, _ = await world.apply(knot, host, port)
+        assert (code, out) == (0, f"{DOMAIN}: nothing to do\n")
+        assert len(entries(world.db)) == 2
 
 
 async def test_a_failed_verify_records_nothing_and_leaves_dns_alone(tmp_path: Path) -> None:
@@ -204,32 +213,26 @@ async def test_a_failed_verify_records_nothing_and_leaves_dns_alone(tmp_path: Pa
 async def test_without_dns_section_apply_prints_the_record_and_stops(tmp_path: Path) -> None:
     need_knotd()
     world = World(tmp_path)
-    with start_knot(tmp_path / "knot", DOMAIN, world.records(world.web)) as knot:
-        world.config.write_text(config_text(world.web, 86400, None))
-        host = world.host(world.config, world.web)
-        await host.start()
-        try:
-            port = host.bound[0].port
-            world.config.write_text(config_text(world.web, 43200, None))
-            code, out, err = await world.apply(knot, host, port)
-            assert (code, err) == (1, "")
-            new = entries(world.db)[-1]
-            assert new.policy_id != LIVE_ID
-            assert new.body == body(43200)
-            assert out.splitlines()[-1] == (
-                f'  set this record, then run apply again: _mta-sts.{DOMAIN}. 3600 IN TXT "v=STSv1; id={new.policy_id}"'
-            )
-            assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={LIVE_ID}",)
+    async with world.serving(dns=False) as (knot, host):
+        port = host.bound[0].port
+        world.config.write_text(config_text(world.web, 43200, None))
+        code, out, err = await world.apply(knot, host, port)
+        assert (code, err) == (1, "")
+        new = entries(world.db)[-1]
+        assert new.policy_id != LIVE_ID
+        assert new.body == body(43200)
+        assert out.splitlines()[-1] == (
+            f'  set this record, then run apply again: _mta-sts.{DOMAIN}. 3600 IN TXT "v=STSv1; id={new.policy_id}"'
+        )
+        assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={LIVE_ID}",)
 
-            # run again before the record is set: the body is served and recorded; only the id is left
-            code, out, _ = await world.apply(knot, host, port)
-            assert code == 1
-            assert "served:" not in out
-            assert "recorded:" not in out
-            assert out.splitlines()[-1].endswith(f'IN TXT "v=STSv1; id={new.policy_id}"')
-            assert len(entries(world.db)) == 2
-        finally:
-            await host.stop()
+        # run again before the record is set: the body is served and recorded; only the id is left
+        code, out, _ = await world.apply(knot, host, port)
+        assert code == 1
+        assert "served:" not in out
+        assert "recorded:" not in out
+        assert out.splitlines()[-1].endswith(f'IN TXT "v=STSv1; id={new.policy_id}"')
+        assert len(entries(world.db)) == 2
 
 
 async def test_several_refusing_guards_are_one_line_each(tmp_path: Path) -> None:
@@ -238,25 +241,19 @@ async def test_several_refusing_guards_are_one_line_each(tmp_path: Path) -> None
     refusal, each with the guard's value and what it needs, as ``plan`` does, and changes nothing."""
     need_knotd()
     world = World(tmp_path)
-    with start_knot(tmp_path / "knot", DOMAIN, world.records(world.web)) as knot:
-        world.config.write_text(config_text(world.web, 86400, knot))
-        host = world.host(world.config, world.web)
-        await host.start()
-        try:
-            world.config.write_text(config_text(world.web, 86400, knot).replace('mode = "testing"', 'mode = "enforce"'))
-            code, out, err = await world.apply(knot, host, host.bound[0].port)
-            assert (code, err) == (1, "")
-            lines = out.splitlines()
-            assert lines[0] == f"{DOMAIN}:"
-            refusals = lines[1:]
-            assert len(refusals) >= 2
-            assert all(line.startswith("  testing → enforce refused: ") for line in refusals), out
-            assert all(line.count("refused") == 1 for line in refusals), out
-            assert refusals[0].startswith("  testing → enforce refused: in testing for 3 days since ")
-            assert refusals[0].endswith("; needs 14 days")
-            assert refusals[1].startswith("  testing → enforce refused: reports from 0 organisations from ")
-            assert refusals[1].endswith("; needs 2")
-            assert [e.policy_id for e in entries(world.db)] == [LIVE_ID]
-            assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={LIVE_ID}",)
-        finally:
-            await host.stop()
+    async with world.serving() as (knot, host):
+        world.config.write_text(config_text(world.web, 86400, knot).replace('mode = "testing"', 'mode = "enforce"'))
+        code, out, err = await world.apply(knot, host, host.bound[0].port)
+        assert (code, err) == (1, "")
+        lines = out.splitlines()
+        assert lines[0] == f"{DOMAIN}:"
+        refusals = lines[1:]
+        assert len(refusals) >= 2
+        assert all(line.startswith("  testing → enforce refused: ") for line in refusals), out
+        assert all(line.count("refused") == 1 for line in refusals), out
+        assert refusals[0].startswith("  testing → enforce refused: in testing for 3 days since ")
+        assert refusals[0].endswith("; needs 14 days")
+        assert refusals[1].startswith("  testing → enforce refused: reports from 0 organisations from ")
+        assert refusals[1].endswith("; needs 2")
+        assert [e.policy_id for e in entries(world.db)] == [LIVE_ID]
+        assert knot.txt(f"_mta-sts.{DOMAIN}.") == (f"v=STSv1; id={LIVE_ID}",)

@@ -30,16 +30,11 @@ from mtasts.cli.main import app
 from mtasts.core.policy import Mode
 from mtasts.core.tlsrpt_report import parse_report
 from mtasts.i18n import set_language, translator
-from mtasts.lab.dns import DnsServer, Zone
-from mtasts.lab.plan import Record
-from mtasts.lab.world import random_network
-from mtasts.publish.history import Served, SqlPublishHistory
+from mtasts.publish.history import Served
 from mtasts.publish.host import PolicyHost
-from mtasts.publish.snapshot import load_snapshot
 from mtasts.publish.verify import RULES, DomainFacts, verify_domain
 from mtasts.store.store import ReportStore
 from tests.publish import test_apply, test_plan_cli, test_verify
-from tests.publish.hosting import make_domains
 from tests.publish.knot import Knot, need_knotd, start_knot
 
 JA = translator("ja")
@@ -132,47 +127,10 @@ async def mtasts(*args: str, env: dict[str, str] | None = None) -> tuple[int, st
 @pytest.mark.lab
 async def test_plan_in_japanese(tmp_path: Path) -> None:
     domain = test_plan_cli.DOMAIN
-    material = make_domains(tmp_path / "certs", 0)
-    issued = material.ca.issue_cert(f"mta-sts.{domain}")
-    issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    (tmp_path / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    hosts = iter(random_network().hosts())
-    ns_address, web_address = (str(next(hosts)) for _ in range(2))
-    config = tmp_path / "publish.toml"
-    config.write_text(test_plan_cli.config_text(web_address, 86400))
-    db = tmp_path / "mtasts.sqlite3"
-    since = datetime.now(UTC) - timedelta(3)
     live_id = test_plan_cli.LIVE_ID
-    test_plan_cli.record_history(db, Served(domain, live_id, test_plan_cli.body(86400), Mode.TESTING, 86400, since))
-    records = [
-        Record(f"{domain}.", "SOA", f"ns.{domain}. hostmaster.{domain}. 1 3600 600 86400 60"),
-        Record(f"{domain}.", "NS", f"ns.{domain}."),
-        Record(f"ns.{domain}.", "A", ns_address),
-        Record(f"{domain}.", "MX", f"10 {test_plan_cli.MX}."),
-        Record(f"mta-sts.{domain}.", "A", web_address),
-        Record(f"_mta-sts.{domain}.", "TXT", f'"v=STSv1; id={live_id}"'),
-    ]
-    dns = DnsServer(Zone(domain, records), ns_address)
-    host = PolicyHost(load_snapshot(config), loader=lambda generation: load_snapshot(config, generation=generation))
-    try:
-        await dns.start()
-        await host.start()
-        args = [
-            "publish",
-            "plan",
-            "--config",
-            str(config),
-            "--db",
-            str(db),
-            "--nameserver",
-            f"{dns.address}:{dns.port}",
-            "--ca-file",
-            str(tmp_path / "certs" / "ca.pem"),
-            "--https-port",
-            str(host.bound[0].port),
-            "--timeout",
-            "5",
-        ]
+    async with test_plan_cli.served_domain(tmp_path) as world:
+        config, web_address = world.config, world.web_address
+        args = ["publish", "plan", *world.options()]
 
         code, ja, err = await mtasts("--lang", "ja", *args)
         assert (code, err) == (0, "")
@@ -203,9 +161,6 @@ async def test_plan_in_japanese(tmp_path: Path) -> None:
         assert_translated(english, ja)
         assert ja.splitlines()[0] == f"{domain}: testing → enforce"
         assert ja.splitlines()[1].startswith("  testing → enforce を拒否：")
-    finally:
-        await host.stop()
-        await dns.stop()
 
 
 # --- status: the guard values and what comes next; a configuration that cannot be read ---------------
@@ -457,54 +412,10 @@ def test_every_verify_finding_is_said_whole_in_japanese(case: str, domain_facts:
 
 @pytest.mark.lab
 async def test_verify_in_japanese(tmp_path: Path) -> None:
-    good, drift, twice, apex = test_verify.GOOD, test_verify.DRIFT, test_verify.TWICE, test_verify.APEX
-    material = make_domains(tmp_path / "certs", 0)
-    now = datetime.now(UTC)
-    for name in (good, drift, twice):
-        not_after = now + timedelta(days=10) if name == drift else None
-        issued = material.ca.issue_cert(f"mta-sts.{name}", not_after=not_after)
-        issued.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
-        (tmp_path / f"{name}.pem").write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    hosts = iter(random_network().hosts())
-    ns_address, web_address = (str(next(hosts)) for _ in range(2))
-    config = tmp_path / "publish.toml"
-    server = f'[server]\nlisten = ["{web_address}:0"]\nadmin = "off"\n\n'
-    config.write_text(server + "\n".join(test_verify.domain_config(n) for n in (good, drift, twice)))
-    since = now - timedelta(days=20)
-    with SqlPublishHistory(ReportStore(f"sqlite:///{tmp_path / 'mtasts.sqlite3'}")) as history:
-        for name in (good, drift, twice):
-            history.record(Served(name, "20261101T000000", test_verify.enforce_body(name), Mode.ENFORCE, 86400, since))
-    txt = [Record(f"_mta-sts.{name}.", "TXT", '"v=STSv1; id=20261101T000000"') for name in (good, drift, twice)]
-    txt.append(Record(f"_mta-sts.{twice}.", "TXT", '"v=STSv1; id=20261201T000000"'))
-    extra = [*txt, Record(f"{drift}.", "MX", f"20 mx2.{drift}.")]
-    dns = DnsServer(Zone(apex, test_verify.zone_records(ns_address, web_address, extra)), ns_address)
-    # drift: the configuration changed (max_age) and the host serves it, without apply
-    config.write_text(
-        server
-        + test_verify.domain_config(good)
-        + test_verify.domain_config(drift, 43200)
-        + test_verify.domain_config(twice)
-    )
-    host = PolicyHost(load_snapshot(config), loader=lambda generation: load_snapshot(config, generation=generation))
-    try:
-        await dns.start()
-        await host.start()
-        args = [
-            "publish",
-            "verify",
-            "--config",
-            str(config),
-            "--db",
-            str(tmp_path / "mtasts.sqlite3"),
-            "--nameserver",
-            f"{dns.address}:{dns.port}",
-            "--ca-file",
-            str(tmp_path / "certs" / "ca.pem"),
-            "--https-port",
-            str(host.bound[0].port),
-            "--timeout",
-            "5",
-        ]
+    good, drift, twice = test_verify.GOOD, test_verify.DRIFT, test_verify.TWICE
+    async with test_verify.served_domains(tmp_path) as world:
+        await world.drift()
+        args = ["publish", "verify", *world.options()]
         code, english, _ = await mtasts(*args)
         assert code == 1
         code, ja, err = await mtasts("--lang", "ja", *args)
@@ -518,9 +429,6 @@ async def test_verify_in_japanese(tmp_path: Path) -> None:
         assert "    対処：" in ja
         assert "    理由：" in ja
         assert lines[-1] == "3 件のドメインを検証しました：エラー 3 件, 警告 1 件, 注記 0 件"
-    finally:
-        await host.stop()
-        await dns.stop()
 
 
 # --- export: what was written and what to do next ------------------------------------------------------
@@ -556,43 +464,12 @@ def test_export_in_japanese(runner: CliRunner, tmp_path: Path) -> None:
 
 @pytest.mark.lab
 async def test_init_in_japanese(tmp_path: Path) -> None:
-    import datetime as dt
-
-    from mtasts.lab.certs import LabCertificates
-    from mtasts.lab.plan import SmtpHost
-    from mtasts.lab.scenarios import CertKind
-    from mtasts.lab.smtp import Mailboxes, SmtpServer
     from tests.publish import test_init
 
-    domain, mx1_name, mx2_name = test_init.DOMAIN, test_init.MX1, test_init.MX2
-    certs = LabCertificates(now=dt.datetime.now(dt.UTC))
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(certs.ca_pem)
-    hosts = iter(random_network().hosts())
-    ns, mx1, mx2 = (str(next(hosts)) for _ in range(3))
-    records = [
-        Record(f"{domain}.", "SOA", f"ns.{domain}. hostmaster.{domain}. 1 3600 600 86400 60"),
-        Record(f"{domain}.", "NS", f"ns.{domain}."),
-        Record(f"ns.{domain}.", "A", ns),
-        Record(f"{domain}.", "MX", f"10 {mx1_name}."),
-        Record(f"{domain}.", "MX", f"20 {mx2_name}."),
-        Record(f"{mx1_name}.", "A", mx1),
-        Record(f"{mx2_name}.", "A", mx2),
-        Record(f"_smtp._tls.{domain}.", "TXT", f'"v=TLSRPTv1; rua={test_init.RUA}"'),
-    ]
-    kinds = {mx1_name: CertKind.GOOD, mx2_name: CertKind.EXPIRED}
-    dns = DnsServer(Zone(domain, records), ns)
-    smtp = SmtpServer(
-        [SmtpHost(mx1_name, mx1), SmtpHost(mx2_name, mx2)],
-        lambda host: certs.server_context(kinds[host.name], host.name),
-        Mailboxes(),
-    )
+    domain = test_init.DOMAIN
     config = tmp_path / "publish.toml"
-    try:
-        await dns.start()
-        await smtp.start()
-        network = ["--nameserver", f"{ns}:{dns.port}", "--ca-file", str(ca_file), "--smtp-port", str(smtp.port)]
-        code, _, english = await mtasts("publish", "init", domain, "--print", *network, "--timeout", "5")
+    async with test_init.live_domain(tmp_path) as (network, _):
+        code, _, english = await mtasts("publish", "init", domain, "--print", *network)
         assert code == 0, english
         code, out, err = await mtasts("--lang", "ja", "publish", "init", domain, "--config", str(config), *network)
         assert code == 0, err
@@ -614,6 +491,3 @@ async def test_init_in_japanese(tmp_path: Path) -> None:
         assert err == (
             f"mtasts: error: {domain} はすでに {config}（2 行目）に設定されています。そのエントリを編集してください\n"
         )
-    finally:
-        await smtp.stop()
-        await dns.stop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -144,8 +146,11 @@ async def run_init(*args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-@pytest.mark.lab
-async def test_init_writes_the_entry_from_live_dns_and_names_what_blocks_enforce(tmp_path: Path) -> None:
+@asynccontextmanager
+async def live_domain(tmp_path: Path) -> AsyncIterator[tuple[list[str], str]]:
+    """:data:`DOMAIN` in a running authoritative DNS server with two MX hosts on a running SMTP
+    server, :data:`MX2`'s certificate expired, and a TLS-RPT record: the network options of an
+    ``init`` run on it, and MX2's address."""
     certs = LabCertificates(now=dt.datetime.now(dt.UTC))
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(certs.ca_pem)
@@ -168,20 +173,31 @@ async def test_init_writes_the_entry_from_live_dns_and_names_what_blocks_enforce
         lambda host: certs.server_context(kinds[host.name], host.name),
         Mailboxes(),
     )
-    config = tmp_path / "etc" / "publish.toml"  # its directory does not exist yet
     try:
         await dns.start()
         await smtp.start()
-        network = [
-            "--nameserver",
-            f"{ns}:{dns.port}",
-            "--ca-file",
-            str(ca_file),
-            "--smtp-port",
-            str(smtp.port),
-            "--timeout",
-            "5",
-        ]
+        yield (
+            [
+                "--nameserver",
+                f"{ns}:{dns.port}",
+                "--ca-file",
+                str(ca_file),
+                "--smtp-port",
+                str(smtp.port),
+                "--timeout",
+                "5",
+            ],
+            mx2,
+        )
+    finally:
+        await smtp.stop()
+        await dns.stop()
+
+
+@pytest.mark.lab
+async def test_init_writes_the_entry_from_live_dns_and_names_what_blocks_enforce(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "publish.toml"  # its directory does not exist yet
+    async with live_domain(tmp_path) as (network, mx2):
         code, out, err = await run_init(DOMAIN, "--print", *network)
         assert code == 0, err
         assert not config.exists()
@@ -200,9 +216,6 @@ async def test_init_writes_the_entry_from_live_dns_and_names_what_blocks_enforce
         code, _, err = await run_init(DOMAIN, "--config", str(config), *network)
         assert code == 2
         assert err == f"mtasts: error: {DOMAIN} is configured already in {config} (line 2): edit that entry instead\n"
-    finally:
-        await smtp.stop()
-        await dns.stop()
     text = config.read_text()
     assert text == printed.replace(printed.splitlines()[0], text.splitlines()[0])  # the same entry, its own minute
     (entry,) = parse_config(text, config).domains

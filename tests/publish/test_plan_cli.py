@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +56,20 @@ def record_history(db: Path, *entries: Served) -> None:
             history.record(entry)
 
 
+def network_options(tmp_path: Path, dns: DnsServer, port: int) -> list[str]:
+    """The options that point ``plan`` at the test's DNS, CA and policy host."""
+    return [
+        "--nameserver",
+        f"{dns.address}:{dns.port}",
+        "--ca-file",
+        str(tmp_path / "certs" / "ca.pem"),
+        "--https-port",
+        str(port),
+        "--timeout",
+        "5",
+    ]
+
+
 async def run_plan(tmp_path: Path, config: Path, db: Path, dns: DnsServer, port: int, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -64,14 +81,7 @@ async def run_plan(tmp_path: Path, config: Path, db: Path, dns: DnsServer, port:
         str(config),
         "--db",
         str(db),
-        "--nameserver",
-        f"{dns.address}:{dns.port}",
-        "--ca-file",
-        str(tmp_path / "certs" / "ca.pem"),
-        "--https-port",
-        str(port),
-        "--timeout",
-        "5",
+        *network_options(tmp_path, dns, port),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -82,8 +92,26 @@ async def run_plan(tmp_path: Path, config: Path, db: Path, dns: DnsServer, port:
     return process.returncode, stdout.decode()
 
 
-@pytest.mark.lab
-async def test_plan_orders_serve_verify_then_txt_and_says_nothing_to_do_when_live_matches(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class ServedDomain:
+    """:data:`DOMAIN` in ``testing`` for three days (id :data:`LIVE_ID`, max_age 86400), served by
+    a running policy host with its record in a running authoritative DNS server."""
+
+    tmp_path: Path
+    config: Path
+    db: Path
+    web_address: str
+    dns: DnsServer
+    host: PolicyHost
+
+    def options(self) -> list[str]:
+        """``--config``, ``--db`` and the network options of a ``plan`` run on this world."""
+        network = network_options(self.tmp_path, self.dns, self.host.bound[0].port)
+        return ["--config", str(self.config), "--db", str(self.db), *network]
+
+
+@asynccontextmanager
+async def served_domain(tmp_path: Path) -> AsyncIterator[ServedDomain]:
     material = make_domains(tmp_path / "certs", 0)
     issued = material.ca.issue_cert(f"mta-sts.{DOMAIN}")
     issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
@@ -107,7 +135,17 @@ async def test_plan_orders_serve_verify_then_txt_and_says_nothing_to_do_when_liv
     try:
         await dns.start()
         await host.start()
-        port = host.bound[0].port
+        yield ServedDomain(tmp_path, config, db, web_address, dns, host)
+    finally:
+        await host.stop()
+        await dns.stop()
+
+
+@pytest.mark.lab
+async def test_plan_orders_serve_verify_then_txt_and_says_nothing_to_do_when_live_matches(tmp_path: Path) -> None:
+    async with served_domain(tmp_path) as world:
+        config, db, dns, host = world.config, world.db, world.dns, world.host
+        web_address, port = world.web_address, host.bound[0].port
 
         # live is what the history and the configuration say
         code, out = await run_plan(tmp_path, config, db, dns, port)
@@ -148,9 +186,6 @@ async def test_plan_orders_serve_verify_then_txt_and_says_nothing_to_do_when_liv
         assert "testing → enforce refused: in testing for 3 days" in out
         assert "  testing → enforce refused: reports from 0 organisations" in out
         assert "1. " not in out
-    finally:
-        await host.stop()
-        await dns.stop()
 
 
 def test_plan_refuses_force_without_a_reason(runner: CliRunner, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -189,18 +190,25 @@ def _env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 
 
-@pytest.fixture
-def served(domains: Domains, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
-    path = tmp_path / "publish.toml"
-    path.write_text(config_text(domains, server_extra="requests_per_second = 100000\nburst = 100000"))
-    process = Served(path)
+@contextmanager
+def serving(config: Path) -> Iterator[Served]:
+    """A :class:`Served` process, killed if the test left it running, its stderr reader ended."""
+    process = Served(config)
     try:
-        yield process, path
+        yield process
     finally:
         if process.process.poll() is None:
             process.process.kill()
             process.process.wait()
         process.close()
+
+
+@pytest.fixture
+def served(domains: Domains, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
+    path = tmp_path / "publish.toml"
+    path.write_text(config_text(domains, server_extra="requests_per_second = 100000\nburst = 100000"))
+    with serving(path) as process:
+        yield process, path
 
 
 def _reload(admin: int) -> subprocess.CompletedProcess[str]:
@@ -287,8 +295,7 @@ def test_with_acme_and_no_domain_serve_starts_and_a_reload_adds_one(domains: Dom
     says it serves nothing, and serves a domain a reload adds."""
     path = tmp_path / "publish.toml"
     path.write_text(config_text(domains, [], extra=_acme_section(tmp_path)))
-    process = Served(path)
-    try:
+    with serving(path) as process:
         assert process.lines[0] == (
             "mtasts: warning: no [[domain]] is configured: nothing is served until a reload adds one "
             "(its certificate then comes from ACME)"
@@ -306,11 +313,6 @@ def test_with_acme_and_no_domain_serve_starts_and_a_reload_adds_one(domains: Dom
         assert (reloaded.returncode, reloaded.stdout) == (0, "reloaded: generation 2, 1 domain served\n")
         assert fetch(process.port, f"mta-sts.{name}", domains.client_context())[2] == canonical_body(name)
         assert process.stop() == 0
-    finally:
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait()
-        process.close()
 
 
 @pytest.mark.parametrize("acme", [True, False], ids=["acme", "no-acme"])
@@ -324,7 +326,6 @@ async def test_retiring_the_last_domain_reloads_only_a_host_that_can_run_without
     name = domains.names[0]
     extra = _acme_section(tmp_path) if acme else ""
     path.write_text(config_text(domains, [name], extra=extra))
-    process = Served(path)
     context = domains.client_context()
 
     async def reload() -> str:
@@ -339,7 +340,7 @@ async def test_retiring_the_last_domain_reloads_only_a_host_that_can_run_without
             raise StepFailed(f"HTTP {status}")
         return body
 
-    try:
+    with serving(path) as process:
         stop_serving = config_stopper(path, datetime.now(UTC), write_config_file)(reload, sender_fetch)
         if acme:
             said = await stop_serving(name)
@@ -353,11 +354,6 @@ async def test_retiring_the_last_domain_reloads_only_a_host_that_can_run_without
                 await stop_serving(name)
             assert (await sender_fetch(name)) == canonical_body(name)  # still served: nothing reloaded
         assert process.stop() == 0
-    finally:
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait()
-        process.close()
 
 
 def test_without_acme_no_domain_is_refused(runner: CliRunner, domains: Domains, tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -285,13 +288,9 @@ def zone_records(ns: str, web: str, extra: list[Record]) -> list[Record]:
     return records + extra
 
 
-async def run_verify(tmp_path: Path, dns: DnsServer, port: int, *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
-        "publish",
-        "verify",
+def verify_options(tmp_path: Path, dns: DnsServer, port: int) -> list[str]:
+    """The options of a ``verify`` run on the world of :func:`served_domains`."""
+    return [
         "--config",
         str(tmp_path / "publish.toml"),
         "--db",
@@ -304,6 +303,17 @@ async def run_verify(tmp_path: Path, dns: DnsServer, port: int, *args: str) -> t
         str(port),
         "--timeout",
         "5",
+    ]
+
+
+async def run_verify(tmp_path: Path, dns: DnsServer, port: int, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import run; run()",
+        "publish",
+        "verify",
+        *verify_options(tmp_path, dns, port),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -314,8 +324,36 @@ async def run_verify(tmp_path: Path, dns: DnsServer, port: int, *args: str) -> t
     return process.returncode, stdout.decode()
 
 
-@pytest.mark.lab
-async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class ServedDomains:
+    """:data:`GOOD`, :data:`DRIFT` and :data:`TWICE` enforced for 20 days, served by a running
+    policy host (DRIFT's certificate with 10 days left) and a running authoritative DNS server
+    (TWICE with a second ``_mta-sts`` record)."""
+
+    tmp_path: Path
+    config: Path
+    ns_address: str
+    web_address: str
+    txt: list[Record]
+    dns: DnsServer
+    host: PolicyHost
+
+    def options(self) -> list[str]:
+        return verify_options(self.tmp_path, self.dns, self.host.bound[0].port)
+
+    async def drift(self) -> None:
+        """The configuration changes (DRIFT's max_age) and the host reloads, without apply; and
+        a second MX appears in DNS that DRIFT's policy does not list."""
+        server = f'[server]\nlisten = ["{self.web_address}:0"]\nadmin = "off"\n\n'
+        self.config.write_text(server + domain_config(GOOD) + domain_config(DRIFT, 43200) + domain_config(TWICE))
+        assert (await self.host.reload()).ok
+        records = [*self.txt, Record(f"{DRIFT}.", "MX", f"20 mx2.{DRIFT}.")]
+        fresh = Zone(APEX, zone_records(self.ns_address, self.web_address, records))
+        self.dns.zone.rrsets, self.dns.zone.names = fresh.rrsets, fresh.names
+
+
+@asynccontextmanager
+async def served_domains(tmp_path: Path) -> AsyncIterator[ServedDomains]:
     material = make_domains(tmp_path / "certs", 0)
     now = datetime.now(UTC)
     for name in (GOOD, DRIFT, TWICE):
@@ -341,7 +379,16 @@ async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> N
     try:
         await dns.start()
         await host.start()
-        port = host.bound[0].port
+        yield ServedDomains(tmp_path, config, ns_address, web_address, txt, dns, host)
+    finally:
+        await host.stop()
+        await dns.stop()
+
+
+@pytest.mark.lab
+async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> None:
+    async with served_domains(tmp_path) as world:
+        dns, port = world.dns, world.host.bound[0].port
 
         code, out = await run_verify(tmp_path, dns, port, GOOD)
         assert (code, out) == (
@@ -350,12 +397,7 @@ async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> N
             "1 domain verified: 0 errors, 0 warnings, 0 notes\n",
         )
 
-        # drift: the configuration changed (max_age) and the host reloaded, without apply; and
-        # a second MX appeared in DNS that the policy does not list
-        config.write_text(server + domain_config(GOOD) + domain_config(DRIFT, 43200) + domain_config(TWICE))
-        assert (await host.reload()).ok
-        fresh = Zone(APEX, zone_records(ns_address, web_address, [*txt, Record(f"{DRIFT}.", "MX", f"20 mx2.{DRIFT}.")]))
-        dns.zone.rrsets, dns.zone.names = fresh.rrsets, fresh.names
+        await world.drift()
 
         code, out = await run_verify(tmp_path, dns, port)
         assert code == 1
@@ -375,7 +417,7 @@ async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> N
         assert verdict["served_sha256"] == _sha(enforce_body(DRIFT, 43200), full=True)
         found = {f["code"]: f for f in verdict["findings"]}
         assert list(found) == ["certificate-expiring", "body-changed-id-unchanged", "mx-not-in-policy"]
-        assert found["certificate-expiring"]["address"] == web_address
+        assert found["certificate-expiring"]["address"] == world.web_address
         assert (
             "(9.9 days left)" in found["certificate-expiring"]["message"]
             or "(10.0 days left)" in (found["certificate-expiring"]["message"])
@@ -384,9 +426,6 @@ async def test_verify_finds_the_drift_a_sender_would_suffer(tmp_path: Path) -> N
         assert "never recorded" in found["body-changed-id-unchanged"]["fix"]
         assert found["mx-not-in-policy"]["host"] == f"mx2.{DRIFT}"
         assert found["mx-not-in-policy"]["severity"] == "error"
-    finally:
-        await host.stop()
-        await dns.stop()
 
 
 def _sha(data: bytes, *, full: bool = False) -> str:
