@@ -61,7 +61,12 @@ How it runs (every server and every load generator in a process of its own):
   over 50 connections, pinned): each connection sends on a schedule, and a request held back
   by a late reply is timed from when it should have left, so a stall counts for every request
   it delays (no coordinated omission). For the fixed-rate runs the best round is the one
-  with the lowest p99.
+  with the lowest p99. Two load processes on one CPU also take it from each other, and a
+  reply that waits in a client's socket while the other client runs is timed as the server's
+  latency, so the pinned run is repeated with *one* load process (``pinned, 1 load``): its p99
+  is the closest this harness comes to the server's own. The report prints the harness's p99
+  floor (the null responder's p99 against the peer's): where it is above 1/3, no server could
+  show the p99 goal at 50 connections on this machine.
 
 Measured, for both daemons, each warmed first with one lookup of every domain (and checked to
 give the same answer): cached answers/s, p50 and p99 at 1 and at 50 connections; parent probes
@@ -840,6 +845,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if "sqlite" not in name:
                 workloads.append((name, "c1", domains, 1, {}))
                 workloads.append((name, "c50_pinned", domains, 50, pinned))
+                workloads.append((name, "c50_pinned1", domains, 50, {**pinned, "processes": 1}))
                 workloads.append((name, "fixed", domains, 50, {"rate": args.fixed_rate, **pinned}))
             if name in ("mtasts", "peer"):
                 workloads.append((name, "probes", ["." + d for d in domains], 50, {}))
@@ -849,8 +855,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shift = round_number % len(workloads)
             for name, what, keys, connections, options in workloads[shift:] + workloads[:shift]:
                 child, port = servers[name]
-                processes = 1 if connections == 1 else args.load_processes
-                measured = run_load(port, keys, connections, processes, server=child, **load, **options)
+                settings = dict(options)
+                processes = settings.pop("processes", 1 if connections == 1 else args.load_processes)
+                measured = run_load(port, keys, connections, processes, server=child, **load, **settings)
                 runs.setdefault((name, what), []).append(measured)
         for (name, what), rounds in runs.items():
             results.setdefault(name, {})[what] = best(rounds, fixed=what == "fixed")
@@ -935,6 +942,7 @@ def print_report(r: dict[str, Any]) -> None:
         ("null responder, 1 connection", r["null"]["c1"]),
         ("null responder, 50 connections", r["null"]["c50"]),
         ("null responder, 50, pinned", r["null"]["c50_pinned"]),
+        ("null responder, 50, pinned, 1 load", r["null"]["c50_pinned1"]),
         ("null responder, 50, fixed", r["null"]["fixed"]),
     ]
     for side in ("mtasts", "peer"):
@@ -944,6 +952,7 @@ def print_report(r: dict[str, Any]) -> None:
             (f"{side}: cached, 1 connection", r[side]["c1"]),
             (f"{side}: cached, 50 connections", r[side]["c50"]),
             (f"{side}: cached, 50, pinned", r[side]["c50_pinned"]),
+            (f"{side}: cached, 50, pinned, 1 load", r[side]["c50_pinned1"]),
             (f"{side}: cached, 50, fixed", r[side]["fixed"]),
             (f"{side}: parent probes, 50", r[side]["probes"]),
             (f"{side}: SQLite cache, 50", r[side]["sqlite_c50"]),
@@ -983,6 +992,11 @@ def print_report(r: dict[str, Any]) -> None:
             peer = r["peer"]
             ceiling = r["null"]["c50"]["rate"] / peer["c50"]["rate"]
             print(f"the ceiling (null responder) vs the peer at 50 connections: {ceiling:.2f}x")
+            floor = r["null"]["c50"]["p99_ms"] / peer["c50"]["p99_ms"]
+            print(
+                f"the harness's own p99 (null responder) vs the peer's at 50 connections: {floor:.2f}x"
+                + (" (the 1/3 goal cannot be told apart from the harness here)" if floor > GOAL_P99_RATIO else "")
+            )
             agree = mine["sample_answer"] == peer["sample_answer"]
             print(
                 f"answers agree ({mine['sample_answer']!r}): {'yes' if agree else 'NO: ' + repr(peer['sample_answer'])}"
@@ -991,6 +1005,7 @@ def print_report(r: dict[str, Any]) -> None:
                 ("1 connection", "c1"),
                 ("50 connections", "c50"),
                 ("50 connections, pinned", "c50_pinned"),
+                ("50 connections, pinned, 1 load process", "c50_pinned1"),
                 (f"50 connections at {s['fixed_rate']:,.0f}/s", "fixed"),
                 ("parent probes", "probes"),
                 ("SQLite, 50", "sqlite_c50"),

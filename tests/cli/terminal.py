@@ -15,7 +15,6 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Iterable, Mapping
@@ -23,7 +22,9 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 
-COMMAND = [sys.executable, "-c", "from mtasts.cli.main import run; run()"]
+from tests.commands import MTASTS
+
+COMMAND = list(MTASTS)
 TIMEOUT = 60.0
 
 # Settings that would override what the terminal (or the pipe) says about itself.

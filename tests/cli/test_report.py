@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mtasts.cli.main import app
 from mtasts.core.tlsrpt_report import parse_report
+from tests.commands import MTASTS
 from tests.conftest import TLSRPT_SAMPLES, require_shared
 from tests.report.test_mail import BODY, REPORT, message
 
@@ -90,11 +91,10 @@ def test_parse_of_an_endless_standard_input_stops_at_the_file_limit() -> None:
     and refused as too large, instead of filling memory forever. A real process: the test needs a
     real endless stream."""
     import subprocess
-    import sys
 
     with open("/dev/zero", "rb") as zero:
         done = subprocess.run(
-            [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "parse", "-"],
+            [*MTASTS, "report", "parse", "-"],
             stdin=zero,
             capture_output=True,
             text=True,
@@ -183,7 +183,6 @@ def test_serve_over_tls_until_interrupted(tmp_path: Path) -> None:
     import socket
     import ssl
     import subprocess
-    import sys
     import time
 
     import httpx
@@ -196,7 +195,7 @@ def test_serve_over_tls_until_interrupted(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "serve", "--port", str(port)]
+    command = [*MTASTS, "report", "serve", "--port", str(port)]
     command += ["--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem")]
     command += ["--db", str(tmp_path / "db.sqlite3")]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)

@@ -18,7 +18,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,9 +28,10 @@ import httpx
 import pytest
 import trustme
 
+from tests.commands import MTASTS
 from tests.report.test_mail import BODY, REPORT
 
-CLI = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "serve"]
+CLI = [*MTASTS, "report", "serve"]
 JSON = {"Content-Type": "application/tlsrpt+json"}
 ACCESS = re.compile(
     r'^\S+ \S+ (?P<level>INFO|WARNING) (?P<client>\S+) "(?P<method>\S+) (?P<target>\S+)" (?P<status>\d{3}|-) '

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import signal
 import ssl
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from mtasts.publish.alpn import (
 )
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import load_snapshot
+from tests.commands import MTASTS
 from tests.publish.hosting import fetch, make_domains, tls_connect
 from tests.publish.pebble import free_port, require_pebble, start_pebble
 
@@ -224,9 +224,7 @@ async def test_publish_serve_with_tls_alpn_01_gets_and_serves_its_certificate(tm
         f'[[domain]]\nname = "{NEW}"\nmode = "testing"\nmx = ["mx1.{NEW}"]\nmax_age = 86400\n'
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "serve",
         "--config",

@@ -18,7 +18,6 @@ import re
 import signal
 import ssl
 import stat
-import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from mtasts.publish.acme import AcmeManager
 from mtasts.publish.config import ListenAddress
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import ACME_PENDING, load_snapshot
+from tests.commands import MTASTS
 from tests.publish.hosting import POLICY_PATH, Client, canonical_body, fetch, tls_connect
 from tests.publish.pebble import Pebble, free_port, require_pebble, start_pebble
 
@@ -305,9 +305,7 @@ async def test_serve_gets_certificates_from_pebble_and_serves_them(tmp_path: Pat
     both certificates by itself (its own loop and clock) and serves them."""
     async with outside(tmp_path) as world:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "publish",
             "serve",
             "--config",

@@ -10,7 +10,6 @@ TSIG key its ACL allows. ``apply`` runs in its own process (it drives its own ev
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from mtasts.publish.history import Served, SqlPublishHistory
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import load_snapshot
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish.hosting import make_domains
 from tests.publish.knot import KEY_ALGORITHM, KEY_NAME, Knot, need_knotd, start_knot
 
@@ -108,9 +108,7 @@ class World:
     async def apply(self, knot: Knot, host: PolicyHost, port: int) -> tuple[int, str, str]:
         assert host.admin_bound is not None
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "publish",
             "apply",
             "--config",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from mtasts.lab.smtp import Mailboxes, SmtpServer
 from mtasts.lab.world import random_network
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import load_snapshot
+from tests.commands import MTASTS
 from tests.publish.hosting import make_domains
 
 pytestmark = pytest.mark.lab
@@ -67,9 +67,7 @@ async def test_check_finds_nothing_wrong_with_a_served_domain(tmp_path: Path) ->
         for server in (dns_server, smtp, host):
             await server.start()
         check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "check",
             DOMAIN,
             "--json",

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from mtasts.publish.history import Served
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.verify import RULES, DomainFacts, verify_domain
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish import test_apply, test_plan_cli, test_verify
 from tests.publish.knot import Knot, need_knotd, start_knot
 
@@ -108,9 +108,7 @@ def assert_translated(english: str, ja: str) -> None:
 async def mtasts(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """The real command in its own process (it drives its own event loop)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

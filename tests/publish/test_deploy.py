@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import json
 import re
-import sys
 from pathlib import Path
 
 import dns.rdatatype
@@ -32,6 +31,7 @@ from mtasts.lab.plan import POLICY_PATH, HttpAnswer, HttpsHost, Record, SmtpHost
 from mtasts.lab.scenarios import CertKind
 from mtasts.lab.smtp import Mailboxes, SmtpServer
 from mtasts.lab.world import random_network
+from tests.commands import MTASTS
 
 pytestmark = pytest.mark.lab
 
@@ -108,9 +108,7 @@ async def test_deploy_from_output_dir_alone(runner: CliRunner, tmp_path: Path) -
         for server in (dns_server, https, smtp):
             await server.start()
         check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "check",
             DOMAIN,
             "--json",

@@ -23,7 +23,6 @@ import socket
 import ssl
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from mtasts.net.settings import NetworkSettings
 from mtasts.publish.config import ListenAddress, parse_config
 from mtasts.publish.export import ExportError, ExportFormat, nginx_hash_sizes, render_export
 from mtasts.publish.snapshot import build_snapshot
+from tests.commands import MTASTS
 from tests.publish.hosting import POLICY_PATH, Client, Domains, fetch, make_domains, raw_exchange, tls_connect
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -476,9 +476,7 @@ async def test_the_inspector_fetches_both_families_from_nginx_and_check_finds_no
             assert fetched.policy is not None
             assert fetched.policy.mode is (Mode.ENFORCE if domain == FOUR else Mode.TESTING)
         check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "check",
             FOUR,
             "--json",

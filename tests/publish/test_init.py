@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from mtasts.lab.smtp import Mailboxes, SmtpServer
 from mtasts.lab.world import random_network
 from mtasts.publish.config import parse_config
 from mtasts.publish.init import InitError, InitFacts, LivePolicy, append_entry, entry_text, shared_parents
+from tests.commands import MTASTS
 
 NOW = dt.datetime(2026, 12, 2, 10, 30, tzinfo=dt.UTC)
 DOMAIN = "init.publish.test"
@@ -132,9 +132,7 @@ def test_a_domain_without_mx_gets_no_entry() -> None:
 
 async def run_init(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "init",
         *args,

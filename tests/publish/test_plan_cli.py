@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from mtasts.publish.history import Served, SqlPublishHistory
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import load_snapshot
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish.hosting import make_domains
 
 DOMAIN = "rollout.publish.test"
@@ -72,9 +72,7 @@ def network_options(tmp_path: Path, dns: DnsServer, port: int) -> list[str]:
 
 async def run_plan(tmp_path: Path, config: Path, db: Path, dns: DnsServer, port: int, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "plan",
         "--config",

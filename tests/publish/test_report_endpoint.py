@@ -11,7 +11,6 @@ import gzip
 import http.client
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mtasts.publish.reports import ReportRoute, endpoint_settings
 from mtasts.publish.snapshot import load_snapshot
 from mtasts.report.server import ReportEndpoint
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish.hosting import Domains, canonical_body, config_text, fetch, make_domains, raw_exchange, tls_connect
 
 GZIP = {"Content-Type": "application/tlsrpt+gzip"}
@@ -179,9 +179,7 @@ async def test_publish_serve_with_a_report_section_stores_posted_reports(tmp_pat
     config = tmp_path / "publish.toml"
     config.write_text(config_text(domains, listen=("127.0.0.1:0",), admin="off", extra=f'[report]\nstore = "{db}"\n'))
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "serve",
         "--config",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from mtasts.publish.host import PolicyHost
 from mtasts.publish.rollout import Stage, stage_of
 from mtasts.publish.snapshot import load_snapshot
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish.hosting import fetch as fetch_direct
 from tests.publish.knot import KEY_ALGORITHM, KEY_NAME, Knot, need_knotd, start_knot
 
@@ -150,9 +150,7 @@ class World:
         if command != "status":
             rest += self.network()
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "publish",
             command,
             *args,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from mtasts.publish.host import PolicyHost
 from mtasts.publish.snapshot import load_snapshot
 from mtasts.publish.verify import RULES, DomainFacts, HostCertificate, rules_table, verify_domain
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.publish.hosting import make_domains
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -308,9 +308,7 @@ def verify_options(tmp_path: Path, dns: DnsServer, port: int) -> list[str]:
 
 async def run_verify(tmp_path: Path, dns: DnsServer, port: int, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "verify",
         *verify_options(tmp_path, dns, port),

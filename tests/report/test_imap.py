@@ -10,7 +10,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from mtasts.report.ingest import UNEXPECTED
 from mtasts.report.mail import parse_any
 from mtasts.store.errors import StoreUnavailable
 from mtasts.store.store import ReportStore
+from tests.commands import MTASTS
 from tests.report.dovecot import PASSWORD, USER, Dovecot, start_dovecot
 from tests.report.test_mail import REPORT, message
 
@@ -152,7 +152,7 @@ def test_a_killed_imap_ingest_loses_and_duplicates_nothing(
     total = 500
     append(dovecot, client_ssl, [report_message(n) for n in range(total)])
     db = tmp_path / "db.sqlite3"
-    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "ingest"]
+    command = [*MTASTS, "report", "ingest"]
     command += ["--imap", dovecot.url, "--db", str(db)]
     env = {"SSL_CERT_FILE": str(dovecot.ca_file), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -217,9 +217,7 @@ async def test_an_oversized_message_is_not_downloaded(
 
 def ingest_command(url: str, db: Path, *extra: str) -> list[str]:
     return [
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "report",
         "ingest",
         "--imap",

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from mtasts.report.ingest import UNEXPECTED, ingest_paths
 from mtasts.report.mail import parse_any
 from mtasts.report.sources import FAILED_FOLDER, MARK
 from mtasts.store.store import ReportStore, dedup_key
+from tests.commands import MTASTS
 from tests.conftest import TLSRPT_SAMPLES, require_shared
 from tests.report.conftest import pg_outage, pg_recover
 from tests.report.test_mail import BODY, REPORT, message
@@ -47,7 +47,7 @@ def fill_maildir(path: Path, count: int, *, bad: int = 0, extra: tuple[bytes, ..
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``mtasts ARGS`` in a child process, as a user runs it (the console script's entry point,
     uvloop, real exit codes); ``timeout`` turns a hang into a failure instead of a stuck suite."""
-    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", *args]
+    command = [*MTASTS, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -69,7 +69,7 @@ def test_a_killed_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     maildir = tmp_path / "md"
     fill_maildir(maildir, total)
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
-    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "ingest", str(maildir)]
+    command = [*MTASTS, "report", "ingest", str(maildir)]
     process = subprocess.Popen([*command, "--db", db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -317,7 +317,7 @@ def test_cli_a_database_outage_mid_run_ends_with_one_line_the_counts_and_loses_n
     total = 600
     maildir = tmp_path / "md"
     fill_maildir(maildir, total)
-    command = [sys.executable, "-c", "from mtasts.cli.main import run; run()", "report", "ingest", str(maildir)]
+    command = [*MTASTS, "report", "ingest", str(maildir)]
     process = subprocess.Popen([*command, "--db", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90

@@ -15,6 +15,7 @@ from mtasts.net.settings import NetworkSettings
 from mtasts.resolver.cache import FetchResult
 from mtasts.resolver.redis_store import RedisStore
 from mtasts.resolver.sources import NetworkSources
+from tests.commands import MTASTS
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -132,11 +133,10 @@ class ServeProcess:
     def __init__(self, arguments: list[str], *, env: dict[str, str] | None = None) -> None:
         import os
         import subprocess
-        import sys
         import threading
 
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from mtasts.cli.main import run; run()", "resolver", "serve", *arguments],
+            [*MTASTS, "resolver", "serve", *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

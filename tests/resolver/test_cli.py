@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.resolver import app, default_db_path
+from tests.commands import MTASTS
 from tests.resolver.helpers import REDIS_URL, SocketmapClient
 from tests.resolver.postfix import free_port
 
@@ -229,9 +230,7 @@ async def test_serve_under_socket_activation(tmp_path: Path) -> None:
         "systemd-socket-activate",
         "-l",
         f"127.0.0.1:{port}",
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "resolver",
         "serve",
         "--listen",

@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ from mtasts.resolver.server import ListenSpec
 from mtasts.resolver.socketmap import Status, encode_reply
 from mtasts.resolver.store import MemoryStore
 from mtasts.resolver.zones import Zone, ZonedResolver
+from tests.commands import MTASTS
 from tests.resolver.helpers import SocketmapClient
 from tests.resolver.test_service import ANSWER1, Clock, D, ScriptedSources
 
@@ -344,9 +344,7 @@ async def test_serve_reads_the_default_config_file_and_options_override_it(tmp_p
         '[network]\nnameserver = "127.0.0.1:9"\ntimeout = 0.5\n[zone.legacy-box]\npostfix_version = "3.3.1"\n'
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "resolver",
         "serve",
         "--listen",

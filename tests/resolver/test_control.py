@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from typer.testing import CliRunner
 from mtasts.core.policy import parse_policy
 from mtasts.resolver.cache import CacheEntry
 from mtasts.resolver.store import SqliteStore
+from tests.commands import MTASTS
 
 BODY = b"version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 86400\n"
 TESTING = b"version: STSv1\nmode: testing\nmx: mx.testing.example\nmax_age: 86400\n"
@@ -126,9 +126,7 @@ def test_serve_with_overrides_reloads_on_sighup_and_query_asks_it(runner: CliRun
     )
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "resolver",
             "serve",
             "--listen",

@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from mtasts.resolver.metrics import AdminServer, Gauges, render_metrics
 from mtasts.resolver.overrides import parse_overrides
 from mtasts.resolver.server import ListenSpec, SocketmapServer
 from mtasts.resolver.service import PolicyResolver
+from tests.commands import MTASTS
 from tests.resolver.helpers import SocketmapClient
 from tests.resolver.test_overrides import overrides_text
 from tests.resolver.test_service import BrokenStore, Clock, D, ScriptedSources, make, settle
@@ -261,9 +261,7 @@ async def test_serve_admin_serves_metrics_of_real_queries(
     lab: Any, resolver_options: list[str], tmp_path: Path
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "resolver",
         "serve",
         "--listen",

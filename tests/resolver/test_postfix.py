@@ -30,7 +30,6 @@ import ipaddress
 import os
 import re
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ from mtasts.lab.scenarios import CertKind, Expectation, Scenario
 from mtasts.lab.smtp import Handshake, HandshakeOutcome, Message
 from mtasts.lab.testing import LabController
 from mtasts.lab.world import Ports
+from tests.commands import MTASTS
 from tests.resolver.postfix import PostfixInstance, missing_postfix, wait_for
 
 pytestmark = pytest.mark.lab
@@ -132,10 +132,9 @@ class Daemon:
     """``mtasts resolver serve`` in a subprocess; its stderr collected by a thread."""
 
     def __init__(self, arguments: list[str]) -> None:
-        code = "from mtasts.cli.main import run; run()"
         env = {**os.environ, "NO_COLOR": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, "resolver", "serve", *arguments],
+            [*MTASTS, "resolver", "serve", *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from mtasts.resolver.grammar import (
     recommended_profile,
     socketmap_tables,
 )
+from tests.commands import MTASTS
 from tests.resolver.postfix import PostfixInstance, free_port, missing_postfix
 
 V3_3, V3_7, V3_10, V3_10_5 = (
@@ -116,9 +116,7 @@ def daemon(lab: Any, resolver_options: list[str]) -> Iterator[str]:
     config.write_text('[zone.careful]\nprofile = "postfix"\nfail_open_temp = true\n')
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import run; run()",
+            *MTASTS,
             "resolver",
             "serve",
             "--config",

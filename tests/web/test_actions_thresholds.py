@@ -14,7 +14,6 @@ sender then gets the enforce policy (read through the inspector's adapters).
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from mtasts.cli.web import app as web_app
 from mtasts.core.policy import Mode, Policy
 from mtasts.store.store import ReportStore
 from mtasts.web.accounts import Accounts, Role, hash_password
+from tests.commands import MTASTS
 from tests.web.auth_fixtures import FAST, PASSWORDS, sign_in
 from tests.web.conftest import start_server
 from tests.web.test_actions import DOMAIN, MX, World, policy_body
@@ -58,9 +58,7 @@ async def apply_testing(world: World, now: datetime) -> None:
     """``mtasts publish apply DOMAIN`` in its own process at roll-out time ``now``."""
     assert world.host.admin_bound is not None
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import run; run()",
+        *MTASTS,
         "publish",
         "apply",
         DOMAIN,
