@@ -142,7 +142,7 @@ def test_the_lines_a_user_sees(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, [*lang, "check", "--ca-file", str(missing), "example.com"], env=env)
         assert (result.exit_code, result.stderr) == (
             3,
-            f"mtasts: error: --ca-file {missing}：読めません：No such file or directory\n",
+            f"mtasts: error: --ca-file {missing}：読めません：そのようなファイルやディレクトリはありません\n",
         )
 
 
@@ -228,7 +228,7 @@ def test_a_notification_that_cannot_be_sent_is_said_in_japanese(refusing_webhook
         f" (not retried: the receiver refuses the document){kept}",
     ]
     assert sorted(japanese.stderr.splitlines()) == [
-        f"mtasts: warning: {smtp} へのメール：{smtp} に接続できません：Connection refused"
+        f"mtasts: warning: {smtp} へのメール：{smtp} に接続できません：接続を拒否されました"
         "（通知 1 件を保管し、次の実行で送り直します）",
         f"mtasts: warning: Webhook {refusing_webhook}：1 回目：HTTP 400"
         "（受信側がこの文書を拒否しているため、再試行しません）（通知 1 件を保管し、次の実行で送り直します）",

@@ -221,4 +221,5 @@ def test_a_valid_policy_with_advice_and_lints_own_errors(tmp_path: Path) -> None
     )
     unreadable = CliRunner().invoke(app, ["--lang", "ja", "lint", "policy", str(tmp_path / "none.txt")])
     assert unreadable.exit_code == 3
-    assert unreadable.stderr == f"mtasts: error: {tmp_path / 'none.txt'} を読めません：No such file or directory\n"
+    missing = tmp_path / "none.txt"
+    assert unreadable.stderr == f"mtasts: error: {missing} を読めません：そのようなファイルやディレクトリはありません\n"

@@ -148,4 +148,5 @@ def test_each_error_line_is_in_japanese(args: tuple[str, ...], tmp_path: Path) -
 def test_an_unreadable_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "parse", str(tmp_path / "none.json")], env=JA_LOCALE)
     assert result.exit_code == 3
-    assert result.stderr == f"エラー: {tmp_path / 'none.json'} を読めません：No such file or directory\n"
+    missing = tmp_path / "none.json"
+    assert result.stderr == f"エラー: {missing} を読めません：そのようなファイルやディレクトリはありません\n"

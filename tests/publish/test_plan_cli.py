@@ -325,7 +325,8 @@ async def test_enforce_is_refused_when_the_live_inspection_finds_an_mx_enforce_w
         assert out.splitlines() == [
             f"{DOMAIN}: testing → enforce",
             "  testing → enforce refused: the live inspection predicts that enforce would block mail to "
-            f"{MX} (would skip it: {out.split('(would skip it: ', 1)[1].split(')')[0]}) [mx-cert-expired]",
+            f"{MX} (would skip it: {out.split('(would skip it: ', 1)[1].split(')')[0]}) [mx-cert-expired]"
+            "; needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy",
         ]
         assert "expired" in out.splitlines()[1]
         code, data = await run_plan(tmp_path, config, db, dns, port, "--smtp-port", str(smtp.port), "--json")

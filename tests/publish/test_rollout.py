@@ -312,25 +312,33 @@ def test_an_mx_with_a_bad_certificate_in_the_live_inspection_blocks_enforce() ->
     assert guard.message == (  # type: ignore[attr-defined]
         "the live inspection predicts that enforce would block mail to "
         "mx2.example.com (would skip it: the certificate expired) [mx-cert-expired]"
+        "; needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy"
     )
 
 
 @pytest.mark.parametrize(
     ("inspected", "message"),
     [
-        (None, "the live inspection of the MX did not run"),
+        (
+            None,
+            "the live inspection of the MX did not run; "
+            "needs an answer to the domain's MX lookup: plan again once its DNS answers",
+        ),
         (
             LiveInspection(unknown_verdict("not known: the nameserver this check uses does not answer")),
-            "the live inspection could not tell: not known: the nameserver this check uses does not answer",
+            "the live inspection could not tell: not known: the nameserver this check uses does not answer; "
+            "needs a verdict on every listed MX: plan again once that is fixed",
         ),
         (
             inspection(MxState(MX[0], True, True)),  # mx2 was never probed (time budget)
-            "the live inspection predicts that enforce would block mail to mx2.example.com (not probed)",
+            "the live inspection predicts that enforce would block mail to mx2.example.com (not probed)"
+            "; needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy",
         ),
         (
             inspection(MxState(MX[0], True, True), MxState(MX[1], False, False, "no address")),
             "the live inspection predicts that enforce would block mail to "
-            "mx2.example.com (would skip it: unreachable)",
+            "mx2.example.com (would skip it: unreachable)"
+            "; needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy",
         ),
     ],
 )

@@ -34,7 +34,7 @@ def render_report(report: DomainReport, tr: Translator | None = None) -> Rendera
     :func:`mtasts.i18n.current`); codes and the facts' data stay as they are."""
     tr = tr or current()
     parts: list[RenderableType] = [_headline(report, tr)]
-    facts = _facts(report)
+    facts = _facts(report, tr)
     if facts is not None:
         parts.append(facts)
     for area in Area:
@@ -52,7 +52,7 @@ def render_report(report: DomainReport, tr: Translator | None = None) -> Rendera
             line.append(f"  {tr.text(finding.message)}")
             parts.append(_indented(line, 4))
             for detail in finding.details:
-                parts.append(_indented(Text(detail, style="dim"), 8))
+                parts.append(_indented(Text(_evidence(detail, tr), style="dim"), 8))
             parts.append(_indented(Text.assemble((tr.gettext("fix: "), "fix"), tr.text(finding.fix)), 6))
     parts.append(_verdict(report, tr))
     return Group(*parts, Text(""))
@@ -83,7 +83,14 @@ def _headline(report: DomainReport, tr: Translator) -> Text:
     return text
 
 
-def _facts(report: DomainReport) -> RenderableType | None:
+def _evidence(line: str, tr: Translator) -> str:
+    """A line of evidence in ``tr``'s language when the catalogue knows all of it, else as it is
+    (it quotes records and what servers said: half a translation would misquote them)."""
+    translated = tr.translate(line)
+    return translated.text if translated.complete else line
+
+
+def _facts(report: DomainReport, tr: Translator) -> RenderableType | None:
     analysis, observations = report.analysis, report.observations
     if analysis is None or observations is None:
         return None
@@ -92,19 +99,21 @@ def _facts(report: DomainReport) -> RenderableType | None:
     table.add_row("_mta-sts", record)
     policy = analysis.policy
     if policy is not None:
-        mx = ", ".join(policy.mx) or "no mx"
-        table.add_row("policy", f"mode {policy.mode.value}, max_age {policy.max_age}, mx: {mx}")
+        mx = ", ".join(policy.mx) or tr.gettext("no mx")
+        shown = {"mode": policy.mode.value, "max_age": policy.max_age, "mx": mx}
+        table.add_row(tr.gettext("policy"), tr.gettext("mode %(mode)s, max_age %(max_age)s, mx: %(mx)s") % shown)
     else:
-        table.add_row("policy", "—")
+        table.add_row(tr.gettext("policy"), "—")
     for probe in observations.probes:
         tls = probe.tls
         if probe.ok and tls is not None and tls.certificate is not None:
-            state = f"{tls.version}, certificate valid until {tls.certificate.not_after:%Y-%m-%d}"
+            valid = {"version": tls.version, "date": f"{tls.certificate.not_after:%Y-%m-%d}"}
+            state = tr.gettext("%(version)s, certificate valid until %(date)s") % valid
         else:
-            state = probe.detail or (probe.failure.value if probe.failure else "")
+            state = _evidence(probe.detail, tr) if probe.detail else (probe.failure.value if probe.failure else "")
         table.add_row(f"MX {probe.host}", f"{probe.address}: {state}")
     tlsrpt = ", ".join(analysis.tlsrpt.rua) if analysis.tlsrpt else "—"
-    table.add_row("TLS reports", tlsrpt)
+    table.add_row(tr.gettext("TLS reports"), tlsrpt)
     return _indented(table, 2)
 
 

@@ -43,6 +43,7 @@ from mtasts.check.bulk import Outcome, RecordFormat
 from mtasts.check.inspect import DomainReport, Inspector
 from mtasts.check.limits import CheckLimits
 from mtasts.check.render import csv_rows, report_json_line
+from mtasts.cli.text import plural  # the one spelling of a counted noun (a module of words, no CLI)
 from mtasts.core.findings import Finding
 from mtasts.core.problems import Severity
 from mtasts.core.verdict import unknown_verdict
@@ -401,8 +402,9 @@ class Pool:
         self._retried.update(seq for seq, _ in again)
         self._retry.extend(again)
         if self._on_worker_lost is not None:
+            verb = "is" if len(again) == 1 else "are"
             self._on_worker_lost(
-                f"a check worker {how} while checking {len(lost)} domains; {len(again)} are checked again"
+                f"a check worker {how} while checking {plural(len(lost), 'domain')}; {len(again)} {verb} checked again"
             )
 
     def _close(self) -> None:

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json, print_problems
+from mtasts.cli.text import counted
 from mtasts.core.advice import policy_advice
 from mtasts.core.policy import lint_policy
 from mtasts.core.problems import ParseError, Problem, Severity
@@ -138,13 +139,12 @@ def _finish(
         warnings = sum(p.severity is Severity.WARNING for p in problems)
         name = {"policy": "policy", "record": "_mta-sts record", "tlsrpt": "_smtp._tls record"}[kind]
         if valid and warnings:
-            counted = tr.ngettext("%(num)d warning", "%(num)d warnings", warnings) % {"num": warnings}
-            line, style = tr.gettext(f"valid {name} (%(warnings)s)") % {"warnings": counted}, "ok"
+            line, style = tr.gettext(f"valid {name} (%(warnings)s)") % {"warnings": counted(warnings, "warning")}, "ok"
         elif valid:
             line, style = tr.gettext(f"valid {name}"), "ok"
         else:
-            counted = tr.ngettext("%(num)d error", "%(num)d errors", errors) % {"num": errors}
-            line, style = tr.gettext(f"invalid {name}: %(errors)s") % {"errors": counted}, "severity.error"
+            said = {"errors": counted(errors, "error")}
+            line, style = tr.gettext(f"invalid {name}: %(errors)s") % said, "severity.error"
         out.print(Text(f"{'✓' if valid else '✗'} {line}", style=style))
     # an invalid input always carries an error; the check keeps "invalid" failing regardless
     severities = [p.severity for p in problems] + ([] if valid else [Severity.ERROR])

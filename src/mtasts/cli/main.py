@@ -8,15 +8,15 @@ import traceback
 from typing import Annotated
 
 import typer
-from typer._click.globals import get_current_context  # typer carries its own click (as i18n.help reads)
 from typer.core import MarkupMode
 from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
 from mtasts.cli import check, demo, generate, lab, lint, monitor, output, publish, report, resolver, web
 from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode, in_language
-from mtasts.i18n import LANGUAGES, set_language
+from mtasts.i18n import LANGUAGES
 from mtasts.i18n.help import TranslatedHelpGroup
+from mtasts.i18n.usage import choose_language
 
 _HELP = (
     "MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460): "
@@ -80,15 +80,13 @@ _epilog_everywhere(app, EXIT_CODES_HELP)
 def _language(value: str | None) -> str | None:
     """``--lang``, eager so that the help it comes before (``mtasts --lang ja --help``) is in it.
 
-    The choice lasts as long as the command: when it ends, the environment's language is back,
-    so a command run in-process (a test's ``CliRunner``) leaves no language behind for the next."""
+    The choice lasts as long as the run: until its usage error, if any, is shown (after the
+    command's context has closed), then the environment's language is back, so a command run
+    in-process (a test's ``CliRunner``) leaves no language behind for the next."""
     if value is not None:
         if value.lower() not in LANGUAGES:
             raise typer.BadParameter(f"{value!r}: choose en or ja", param_hint="--lang")
-        set_language(value.lower())
-        context = get_current_context(silent=True)
-        if context is not None:
-            context.call_on_close(lambda: set_language(None))
+        choose_language(value.lower())
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mtasts.i18n import current
+
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """``count`` and the noun that agrees with it: ``plural(1, "domain")`` is ``"1 domain"``,
@@ -9,3 +11,14 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     (``plural(2, "reply", "replies")``)."""
     noun = singular if count == 1 else (plural_form or f"{singular}s")
     return f"{count} {noun}"
+
+
+def counted(count: int, singular: str, plural_form: str | None = None) -> str:
+    """:func:`plural` in the language of ``--lang`` / ``LANG`` (:func:`mtasts.i18n.current`):
+    English is :func:`plural`'s own words; another language the catalogue's plural of
+    ``%(num)d singular`` (a pair of :data:`mtasts.i18n.messages.PLURALS`, e.g. "レポート 3 件")."""
+    tr = current()
+    if tr.tag == "en":
+        return plural(count, singular, plural_form)
+    forms = (f"%(num)d {singular}", f"%(num)d {plural_form or singular + 's'}")
+    return tr.ngettext(*forms, count) % {"num": count}

@@ -10,7 +10,9 @@ recognises a finished English sentence by its shape, translates the shape with t
 :mod:`gettext` (the compiled ``.mo`` shipped under ``locale/``) and puts the parts back; a part
 that is itself a sentence (``detail``, ``reason``, ``fix``, ``blocked``) is translated the same
 way, so "the MX lookup of D failed: the nameserver answered SERVFAIL" is translated whole. Names,
-addresses, dates, certificate subjects and what a server said stay as they were.
+addresses, dates, certificate subjects and what a server said stay as they were. What a system
+said (``error``: the operating system's reason, a library's message) is translated when the
+catalogue knows it (an OS reason in any case, after ``[Errno N]`` too) and otherwise kept as data.
 
 Recognition is linear: a shape is its literal pieces in order, found with ``str.find``, no
 regular expression and no backtracking, so a hostile TXT record quoted in a message costs no
@@ -48,6 +50,12 @@ SENTENCE_PLACEHOLDERS = frozenset({"detail", "reason", "fix", "blocked", "messag
 """Placeholders whose value is itself a sentence of the catalogue (translated in turn); every
 other placeholder holds data (a name, a number, what a server said) and is left as it is."""
 
+REASON_PLACEHOLDERS = frozenset({"error", "errors"})
+"""Placeholders holding what a system said: the operating system's reason ("Connection
+refused"), a library's message, or a sentence of ours quoted by another ("cannot send the
+digest: cannot reach H: ..."). Translated when the catalogue knows all of it, else left as it
+is, as data: an unknown reason never makes the sentence around it English."""
+
 NUMBER_PLACEHOLDERS = frozenset(
     {"count", "days", "seconds", "status", "length", "limit", "port", "line", "column", "max_age", "position"}
 )
@@ -70,7 +78,7 @@ that begins with "mx"."""
 _MAX_QUOTED_CHAR = 12  # the longest repr of one character: '\U000e0001'
 
 MAX_TEXT = 100_000  # longer text is not a sentence of ours: left as it is, unread
-_MAX_DEPTH = 4
+_MAX_DEPTH = 6
 
 
 def language_from_environment(environ: Mapping[str, str]) -> str:
@@ -184,10 +192,17 @@ def _shape(message_id: str) -> _Shape:
 class Translator:
     """Sentences of one language (see the module). English is the identity."""
 
-    def __init__(self, tag: str, catalogue: gettext.NullTranslations, shapes: tuple[_Shape, ...]) -> None:
+    def __init__(
+        self,
+        tag: str,
+        catalogue: gettext.NullTranslations,
+        shapes: tuple[_Shape, ...],
+        reasons: Mapping[str, str] | None = None,
+    ) -> None:
         self.tag = tag
         self.catalogue = catalogue
         self._shapes = shapes
+        self._reasons = dict(reasons or {})  # an OS reason in lower case -> its message id
 
     def gettext(self, message: str) -> str:
         return self.catalogue.gettext(message)
@@ -212,31 +227,52 @@ class Translator:
                     inner = self.translate(values[name], depth + 1)
                     values[name] = inner.text
                     complete = complete and inner.complete
+                elif name in REASON_PLACEHOLDERS:
+                    inner = self.translate(values[name], depth + 1)
+                    if inner.complete:
+                        values[name] = inner.text
             translated = self.catalogue.gettext(shape.message_id)
             try:
                 return Translated(translated % values if shape.names else translated, complete)
             except (KeyError, ValueError, TypeError):  # a damaged catalogue entry: keep the English
                 return Translated(english, False)
+        reason = self._os_reason(english)
+        if reason is not None:
+            return Translated(reason, True)
         if "; " in english:  # a list of sentences ("host: reason; host: reason")
             parts = [self.translate(part, depth + 1) for part in english.split("; ")]
             return Translated("; ".join(p.text for p in parts), all(p.complete for p in parts))
         return Translated(english, False)
+
+    def _os_reason(self, english: str) -> str | None:
+        """The operating system's reason in this language, however the sentence quoting it
+        spells it: as ``os.strerror`` says it, lower-cased (some modules do, inside a sentence)
+        or after Python's ``[Errno N]`` (kept: a code)."""
+        prefix, reason = "", english
+        if reason.startswith("[Errno "):
+            close = reason.find("] ", 7)
+            if close < 0 or not reason[7:close].isdigit():
+                return None
+            prefix, reason = reason[: close + 2], reason[close + 2 :]
+        message = self._reasons.get(reason.lower())
+        return None if message is None else prefix + self.catalogue.gettext(message)
 
 
 @cache
 def translator(tag: str) -> Translator:
     """The translator of ``tag``; ``ValueError`` for a language without a catalogue (a missing
     ``.mo`` in an installed package is a packaging bug, said as such)."""
-    from mtasts.i18n.messages import MESSAGES  # noqa: PLC0415
+    from mtasts.i18n.messages import MESSAGES, OS_REASONS  # noqa: PLC0415
 
     if tag not in LANGUAGES:
         raise ValueError(f"no catalogue for {tag!r} (choose from {', '.join(LANGUAGES)})")
     # the most specific shape first: more literal text, then fewer placeholders
     shapes = tuple(sorted((_shape(m) for m in MESSAGES), key=lambda s: (-s.weight, len(s.names))))
+    reasons = {reason.lower(): reason for reason in OS_REASONS}
     if tag == "en":
-        return Translator(tag, gettext.NullTranslations(), shapes)
+        return Translator(tag, gettext.NullTranslations(), shapes, reasons)
     try:
         catalogue = gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[tag])
     except OSError as exc:
         raise ValueError(f"the {tag!r} findings catalogue is missing from {LOCALE_DIR}: {exc}") from exc
-    return Translator(tag, catalogue, shapes)
+    return Translator(tag, catalogue, shapes, reasons)

@@ -99,7 +99,14 @@ CLI_MESSAGES: tuple[str, ...] = (
     N_("give at least one domain (arguments, --file or --config)"),
     N_("%(file)s is not UTF-8 text (byte %(position)s)"),
     # --- mtasts check and mtasts monitor: their own warnings (mtasts: warning: ...)
+    # one shape per agreement of the counts (1 domain, 0 are / 1 is checked again): mtasts.check.workers
+    N_("a check worker was killed by signal %(signal)s while checking %(count)s domain; %(again)s is checked again"),
+    N_("a check worker was killed by signal %(signal)s while checking %(count)s domain; %(again)s are checked again"),
+    N_("a check worker was killed by signal %(signal)s while checking %(count)s domains; %(again)s is checked again"),
     N_("a check worker was killed by signal %(signal)s while checking %(count)s domains; %(again)s are checked again"),
+    N_("a check worker exited with status %(status)s while checking %(count)s domain; %(again)s is checked again"),
+    N_("a check worker exited with status %(status)s while checking %(count)s domain; %(again)s are checked again"),
+    N_("a check worker exited with status %(status)s while checking %(count)s domains; %(again)s is checked again"),
     N_("a check worker exited with status %(status)s while checking %(count)s domains; %(again)s are checked again"),
     N_("%(detail)s (%(count)s notification kept, sent again at the next run)"),
     N_("%(detail)s (%(count)s notifications kept, sent again at the next run)"),
@@ -141,8 +148,6 @@ CLI_MESSAGES: tuple[str, ...] = (
     N_("%(action)s until %(until)s: %(why)s"),
     N_("daemon on %(where)s"),
     N_("not a mail domain (parent probe, address, [host] or host:port): answered at once"),
-    N_("%(count)s cached domain"),
-    N_("%(count)s cached domains"),
     N_("store: memory only, nothing persisted"),
     N_("store: %(where)s does not exist, nothing persisted"),
     N_("flushed %(counted)s from the store (%(where)s)"),
@@ -158,10 +163,6 @@ CLI_MESSAGES: tuple[str, ...] = (
     N_("Postfix %(version)s, map %(map)s (from %(origin)s)"),
     N_("valid"),
     N_("invalid"),
-    N_("%(count)s answer"),
-    N_("%(count)s answers"),
-    N_("%(count)s lookup"),
-    N_("%(count)s lookups"),
     N_("%(counted)s of %(total)s not valid for Postfix %(version)s"),
     N_("every answer valid for Postfix %(version)s (%(counted)s)"),
     N_("unknown (no OK answer)"),
@@ -245,4 +246,6 @@ CLI_MESSAGES: tuple[str, ...] = (
     # an example list ends in "]": without this, "KEY: MESSAGE; e.g. KEY = [...]" reads as a finding's "[code]"
     N_("%(subject)s: %(detail)s; e.g. %(name)s = [%(value)s]"),
     N_("%(name)s has no scheme; use mailto: or https:; %(fix)s"),
+    # --- the usage errors our own options raise (click's own words: mtasts.i18n.usage, cli catalogue)
+    N_("%(value)s: choose en or ja"),
 )

@@ -43,6 +43,7 @@ from typer import _click as click
 from typer._click.utils import make_default_short_help
 
 from mtasts.i18n import LOCALE_DIR, current
+from mtasts.i18n.usage import USAGE_MESSAGES, run_in_language
 
 __all__ = [
     "DOMAIN",
@@ -177,8 +178,9 @@ def translated_help(ctx: click.Context, say: Callable[[str], str]) -> Iterator[N
             swap(param, "help", getattr(param, "help", None))
         for sub in (getattr(command, "commands", None) or {}).values():
             swap(sub, "short_help", sub.short_help or (short_help_id(sub.help) if sub.help else None))
-        if typer.core.__dict__.get("_") is gettext.gettext:  # Typer's labels, plain help
-            undo.callback(setattr, typer.core, "_", gettext.gettext)
+        labels = typer.core.__dict__.get("_")  # Typer's labels, plain help (gettext, or usage's)
+        if callable(labels):
+            undo.callback(setattr, typer.core, "_", labels)
             typer.core._ = say  # type: ignore[attr-defined,assignment]
         rich_utils = sys.modules.get("typer.rich_utils")  # the Rich help (loaded when drawn)
         if rich_utils is None and getattr(command, "rich_markup_mode", None) is not None:
@@ -193,12 +195,17 @@ def translated_help(ctx: click.Context, say: Callable[[str], str]) -> Iterator[N
 
 class TranslatedHelpGroup(typer.core.TyperGroup):
     """The root group: every command of its tree gets :class:`HelpContext` (Typer builds the
-    sub-commands first and hands them to the root, so the whole tree is here)."""
+    sub-commands first and hands them to the root, so the whole tree is here), and each run
+    shows its usage errors in the reader's language (:mod:`mtasts.i18n.usage`)."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         for _, node in walk(self):
             node.context_class = HelpContext
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with run_in_language(self):
+            return super().main(*args, **kwargs)
 
 
 def _write_template() -> None:
@@ -213,6 +220,9 @@ def _write_template() -> None:
     template = Catalog(project="mtasts", domain=DOMAIN, fuzzy=False)
     for label in LABELS:
         template.add(label, locations=[("typer", 0)])
+    for message in USAGE_MESSAGES:  # python-format, except Rich's one brace-format label
+        flags = ["python-brace-format"] if "{" in message else ["python-format"] if "%(" in message else []
+        template.add(message, locations=[("usage", 0)], flags=flags)
     for message, places in help_messages(typer.main.get_command(app)).items():
         template.add(message, locations=[(place, 0) for place in places])
     write_po(sys.stdout.buffer, template, width=0, omit_header=False, sort_output=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from mtasts.i18n.cli_messages import CLI_MESSAGES
 
-__all__ = ["MESSAGES", "PLURALS"]
+__all__ = ["MESSAGES", "OS_REASONS", "PLURALS"]
 
 
 def N_(message: str) -> str:
@@ -30,6 +30,35 @@ def NP_(singular: str, plural: str) -> tuple[str, str]:
     """Marks a message id with a plural form."""
     return singular, plural
 
+
+OS_REASONS: tuple[str, ...] = (
+    N_("No such file or directory"),
+    N_("Permission denied"),
+    N_("Is a directory"),
+    N_("Not a directory"),
+    N_("Read-only file system"),
+    N_("No space left on device"),
+    N_("Disk quota exceeded"),
+    N_("Too many levels of symbolic links"),
+    N_("File name too long"),
+    N_("Input/output error"),
+    N_("Operation not permitted"),
+    N_("Connection refused"),
+    N_("Connection reset by peer"),
+    N_("Network is unreachable"),
+    N_("No route to host"),
+    N_("Address already in use"),
+    N_("Cannot assign requested address"),
+    N_("Connection timed out"),
+    N_("Broken pipe"),
+    N_("Name or service not known"),
+    N_("Temporary failure in name resolution"),
+    N_("Too many open files"),
+    N_("File exists"),
+)
+"""The operating system's reasons (``os.strerror`` in the C locale), as the sentences around them
+quote them (``exc.strerror``): :class:`mtasts.i18n.Translator` knows them whatever their case
+(some modules lower-case them inside a sentence) and after Python's ``[Errno N]``."""
 
 MESSAGES: tuple[str, ...] = (
     *CLI_MESSAGES,  # the command line's own words (mtasts.i18n.cli_messages)
@@ -659,24 +688,55 @@ MESSAGES: tuple[str, ...] = (
         "%(subject)s: cannot read the configuration: %(reason)s; check the path and its permissions (or give --config FILE)"
     ),
     N_("%(subject)s: not UTF-8 (byte %(position)s); save the file as UTF-8 (TOML requires it)"),
-    # --- the operating system's reasons (os.strerror, in the C locale), quoted by the sentences around them
-    N_("No such file or directory"),
-    N_("Permission denied"),
+    # --- the operating system's reasons (OS_REASONS: os.strerror in the C locale, in any case), quoted by the sentences around them
+    *OS_REASONS,
     N_("permission denied"),
-    N_("Is a directory"),
-    N_("Not a directory"),
-    N_("Read-only file system"),
-    N_("No space left on device"),
-    N_("Disk quota exceeded"),
-    N_("Too many levels of symbolic links"),
-    N_("File name too long"),
-    N_("Input/output error"),
-    N_("Operation not permitted"),
-    N_("Connection refused"),
-    N_("Connection reset by peer"),
-    N_("Network is unreachable"),
-    N_("No route to host"),
     N_("timed out"),
+    N_("error while attempting to bind on address %(where)s: %(error)s"),
+    # --- report/server.py: why 'mtasts report serve' cannot start (after the option and its value: "--cert FILE: ...")
+    N_("no such file"),
+    N_("is a folder, not a file"),
+    N_("a part of the path is not a folder"),
+    N_("larger than %(count)s MiB: not a PEM file"),
+    N_("no PEM certificate in it"),
+    N_("no PEM certificate in it (it holds a private key, not a certificate)"),
+    N_("no PEM private key in it"),
+    N_("no PEM private key in it (it holds a certificate, not a key)"),
+    N_("the key is encrypted; give it unencrypted (openssl pkey -in KEY -out PLAIN)"),
+    N_("the key is encrypted; give it unencrypted"),
+    N_("it is not the key of the certificate in %(file)s"),
+    N_("cannot be used with the key %(file)s: %(error)s"),
+    N_("no such folder"),
+    N_("not a folder"),
+    N_("permission denied: cannot create files in it"),
+    N_("a read-only file system"),
+    N_("no space left"),
+    N_("not a port number (0 to 65535)"),
+    N_("not an address of this machine nor a known host name (%(error)s)"),
+    N_("%(address)s is in use by another program (--port 0 picks a free port)"),
+    N_("permission denied: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"),
+    N_("permission denied to listen on %(address)s"),
+    N_("not an address of this machine"),
+    # --- check/render.py: the facts under a domain's headline, and the evidence lines of its findings (check/analysis.py)
+    N_("TLS reports"),
+    N_("no mx"),
+    N_("mode %(mode)s, max_age %(max_age)s, mx: %(mx)s"),
+    N_("%(version)s, certificate valid until %(date)s"),
+    N_("TLS %(version)s, cipher %(cipher)s"),
+    N_("certificate: subject %(holder)s, issuer %(issuer)s, names %(names)s"),
+    N_("valid %(since)s to %(until)s"),
+    N_("not probed: %(host)s"),
+    N_("and %(count)s more"),
+    N_("policy mx: %(pattern)s"),
+    N_("its extensions do not parse (%(error)s)"),
+    # --- report/imap.py: why 'mtasts report ingest --imap' stopped (the server's own words stay as they are)
+    N_("IMAP %(command)s failed: %(error)s (%(address)s)"),
+    N_("IMAP %(command)s failed: %(error)s (%(address)s); %(count)s message processed, %(left)s left for the next run"),
+    N_(
+        "IMAP %(command)s failed: %(error)s (%(address)s); %(count)s messages processed, %(left)s left for the next run"
+    ),
+    N_("no IMAP greeting within %(seconds)s s: is it a TLS-only port (993)? then use imaps://"),
+    N_("no IMAP greeting within %(seconds)s s: is the server an IMAP server?"),
     # --- publish/rollout.py: the steps of a plan and their reasons (the web's action pages)
     N_("serve the new body (sha256 %(sha)s) on %(host)s: reload the policy host (mtasts publish reload)"),
     N_("%(host)s serves no policy a sender accepts (%(detail)s)"),
@@ -720,6 +780,12 @@ MESSAGES: tuple[str, ...] = (
     N_("the live inspection predicts delivery over validated TLS to every listed MX (%(count)s)"),
     N_("the live MX hosts are unknown"),
     N_("live MX not in the policy: %(hosts)s (enforce would refuse mail to them)"),
+    # what a refusing live guard needs, after its finding (publish/rollout.py's _NEEDS_*)
+    N_("%(detail)s; needs an answer to the domain's MX lookup: plan again once its DNS answers"),
+    N_("%(detail)s; needs a verdict on every listed MX: plan again once that is fixed"),
+    N_("%(detail)s; needs live MX hosts that the policy lists"),
+    N_("%(detail)s; needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy"),
+    N_("%(detail)s; needs each of them in an mx line, or out of the MX records"),
     N_("unknown"),
     N_("no listed MX blocked"),
     N_("all listed"),
@@ -1044,4 +1110,8 @@ PLURALS: tuple[tuple[str, str], ...] = (
     NP_("%(num)d MX host", "%(num)d MX hosts"),
     NP_("%(num)d policy file", "%(num)d policy files"),
     NP_("%(num)d file", "%(num)d files"),
+    # the resolver's counts (mtasts.cli.text.counted)
+    NP_("%(num)d cached domain", "%(num)d cached domains"),
+    NP_("%(num)d answer", "%(num)d answers"),
+    NP_("%(num)d lookup", "%(num)d lookups"),
 )

@@ -1,7 +1,7 @@
 """Shared plumbing for mtasts' TCP servers: listeners, connection caps and tracking, TLS at accept.
 
-Every server mtasts runs (the lab's DNS, HTTPS and SMTP hosts today; the policy host, the
-resolver's admin endpoint and the report endpoint later) takes its listener lifecycle from
+Every server mtasts runs (the lab's DNS, HTTPS and SMTP hosts, the policy host, the admin
+endpoints, the report endpoint) takes its listener lifecycle from
 :class:`StreamServer`, so that the rules below are written once:
 
 **TLS is terminated at accept, never by upgrading a stream that is already reading.**
@@ -24,6 +24,13 @@ and never sends a ClientHello holds a slot only until the handshake deadline), a
 :meth:`StreamServer.stop` cancels every handler and aborts every transport, handshakes in
 progress included (asyncio's ``Server.close()`` on Python 3.11 leaves established connections
 running and cannot reach connections still in their handshake).
+TLS handshakes in progress may be capped apart (:attr:`ServerLimits.max_handshakes`), at
+accept too. A protocol that must tell a client over a cap why, in its own words (HTTP's
+``503``), needs the handshake done first: its :class:`Listener` takes ``admit_when_open``,
+which applies the connection caps once the connection is open and leaves the handshake caps to
+bound what comes before (:meth:`ServerProtocol.refused`). A protocol class of a library (that is
+no :class:`ServerProtocol`, such as uvicorn's ``H11Protocol``) serves a listener through
+:class:`ProtocolAdapter`.
 
 Protocol code sees either ``(reader, writer)`` (a :data:`Handler`, run in a task per
 connection) or protocol callbacks (a :class:`ServerProtocol`, for a :class:`Listener` with
@@ -45,7 +52,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 __all__ = [
     "DEFAULT_SERVER_LIMITS",
@@ -53,7 +60,9 @@ __all__ = [
     "Connections",
     "Handler",
     "Listener",
+    "ProtocolAdapter",
     "ProtocolFactory",
+    "Refusal",
     "ServerLimits",
     "ServerProtocol",
     "StreamServer",
@@ -87,20 +96,25 @@ class ServerLimits:
     ``max_connections`` caps the connections a server holds at once (handshakes included),
     ``max_connections_per_client`` those from one client address, so one client cannot take
     every slot; ``handshake_timeout`` bounds each TLS handshake and ``close_timeout`` how long a
-    peer may delay a graceful close before the connection is aborted.
+    peer may delay a graceful close before the connection is aborted. ``max_handshakes`` and
+    ``max_handshakes_per_client`` cap the TLS handshakes in progress, at accept, apart from the
+    connections (``None``: not apart); a listener with ``admit_when_open`` needs them.
     """
 
     handshake_timeout: float = 5.0
     close_timeout: float = 1.0
     max_connections: int = 1000
     max_connections_per_client: int = 100
+    max_handshakes: int | None = None
+    max_handshakes_per_client: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("handshake_timeout", "close_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_connections", "max_connections_per_client"):
-            if getattr(self, name) < 1:
+        for name in ("max_connections", "max_connections_per_client", "max_handshakes", "max_handshakes_per_client"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1")
 
 
@@ -148,6 +162,22 @@ def select_by_sni(
     return listening
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a cap turned a connection away: ``cap`` is what is capped, ``scope`` whose count is
+    full (``server``: the total; ``client``: the client address's), ``count`` how many it holds.
+    Its text says so: ``this client has 3 TLS handshakes in progress``."""
+
+    cap: Literal["connections", "handshakes"]
+    scope: Literal["server", "client"]
+    count: int
+
+    def __str__(self) -> str:
+        holder = "the server has" if self.scope == "server" else "this client has"
+        held = "connections open" if self.cap == "connections" else "TLS handshakes in progress"
+        return f"{holder} {self.count} {held}"
+
+
 class BindError(OSError):
     """A listening address of :meth:`StreamServer.start` cannot be bound: ``address`` and
     ``port`` (the one tried) say which, ``errno`` and ``strerror`` are the system's, so the
@@ -166,6 +196,15 @@ class Listener:
     Exactly one of ``handler`` (a task with a stream per connection) and ``protocol`` (a
     :class:`ServerProtocol` per connection, see the module docstring) serves it. ``tls``
     ``None`` is plain TCP (a protocol may still upgrade in-band); ``name`` labels log lines.
+
+    ``admit_when_open`` (protocol listeners only) applies the connection caps when the
+    connection is open (after its TLS handshake) rather than at accept, so that the protocol
+    can answer a refused client (:meth:`ServerProtocol.refused`); until then the connection
+    counts against the handshake caps only (:attr:`ServerLimits.max_handshakes`), which the
+    server then requires. ``receive_buffer`` sets ``SO_RCVBUF`` of the listening socket, which
+    the accepted ones inherit (a small one keeps each connection's TLS read buffers small).
+    An IPv6 address listens for IPv6 only (so that ``0.0.0.0`` and ``::`` can share a port)
+    unless ``dual_stack``: then ``::`` takes IPv4 connections too (as IPv4-mapped addresses).
     """
 
     address: str
@@ -178,25 +217,44 @@ class Listener:
     # once": no coroutine per connection while nothing needs a look at the ClientHello.
     choose_tls: Callable[[socket.socket], Awaitable[ssl.SSLContext | None] | None] | None = None
     protocol: ProtocolFactory | None = None
+    admit_when_open: bool = False
+    receive_buffer: int | None = None
+    dual_stack: bool = False
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.protocol is None):
             raise ValueError(f"listener {self.address}: give a handler or a protocol, not both or neither")
+        if self.admit_when_open and self.protocol is None:
+            raise ValueError(f"listener {self.address}: admit_when_open needs a protocol")
 
 
 class Connections:
     """The live connections of one server: counted per client address, capped, closable.
 
     A slot is taken at accept (:meth:`admit`) and given back when the connection ends
-    (:meth:`release`), so connections still in their TLS handshake count too.
+    (:meth:`release`), so connections still in their TLS handshake count too (unless their
+    listener has ``admit_when_open``). With handshake caps, TLS handshakes in progress are
+    counted apart too (:meth:`handshake_refusal`, :meth:`begin_handshake`, :meth:`end_handshake`).
     """
 
-    def __init__(self, *, max_connections: int, max_per_client: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        max_per_client: int,
+        max_handshakes: int | None = None,
+        max_handshakes_per_client: int | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.max_per_client = max_per_client
+        self.max_handshakes = max_handshakes
+        self.max_handshakes_per_client = max_handshakes_per_client
+        self.counts_handshakes = max_handshakes is not None or max_handshakes_per_client is not None
         self.refused = 0
         self._per_client: dict[str, int] = {}
         self._total = 0
+        self._handshakes_per_client: dict[str, int] = {}
+        self._handshakes = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         # protocol connections: opening (TLS handshake, or choose_tls) and open
@@ -213,12 +271,46 @@ class Connections:
 
     def admit(self, client: str) -> bool:
         """Take a slot for a new connection from ``client``; ``False`` when a cap is reached."""
-        if self.closing or self._total >= self.max_connections or self.of(client) >= self.max_per_client:
+        return self.refusal(client) is None
+
+    def refusal(self, client: str) -> Refusal | None:
+        """Take a slot for a new connection from ``client`` (``None``), or say which cap is reached."""
+        total, mine = self._total, self._per_client.get(client, 0)
+        if self.closing or total >= self.max_connections or mine >= self.max_per_client:
             self.refused += 1
-            return False
-        self._total += 1
-        self._per_client[client] = self.of(client) + 1
-        return True
+            if total >= self.max_connections or self.closing:
+                return Refusal("connections", "server", total)
+            return Refusal("connections", "client", mine)
+        self._total = total + 1
+        self._per_client[client] = mine + 1
+        return None
+
+    def handshakes(self, client: str | None = None) -> int:
+        """How many TLS handshakes are in progress (``client``'s, or in all), when they are counted."""
+        return self._handshakes if client is None else self._handshakes_per_client.get(client, 0)
+
+    def handshake_refusal(self, client: str) -> Refusal | None:
+        """``None`` when ``client`` may start one more TLS handshake, else which cap is reached."""
+        total, mine = self._handshakes, self._handshakes_per_client.get(client, 0)
+        if self.max_handshakes is not None and total >= self.max_handshakes:
+            self.refused += 1
+            return Refusal("handshakes", "server", total)
+        if self.max_handshakes_per_client is not None and mine >= self.max_handshakes_per_client:
+            self.refused += 1
+            return Refusal("handshakes", "client", mine)
+        return None
+
+    def begin_handshake(self, client: str) -> None:
+        self._handshakes += 1
+        self._handshakes_per_client[client] = self._handshakes_per_client.get(client, 0) + 1
+
+    def end_handshake(self, client: str) -> None:
+        self._handshakes -= 1
+        left = self._handshakes_per_client[client] - 1
+        if left:
+            self._handshakes_per_client[client] = left
+        else:
+            del self._handshakes_per_client[client]
 
     def release(self, client: str) -> None:
         """Give back the slot of a connection from ``client`` that ended."""
@@ -254,7 +346,7 @@ class Connections:
             conn.close()
         if protocol._state in (_NEW, _OPENING):  # no transport reached connection_made
             protocol._state = _ENDED
-            self.release(protocol.client)
+            protocol._give_back(self)
 
     def opened(self, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -290,8 +382,10 @@ class StreamServer:
 
     ``stream_limit`` is the ``StreamReader`` limit (the longest line ``readuntil`` accepts);
     ``busy_reply`` is sent, best effort, to a client refused by a cap before the socket is
-    closed (e.g. SMTP's ``421``; ``None`` for TLS listeners, which just close). Construction
-    binds nothing; :meth:`start` does.
+    closed (e.g. SMTP's ``421``; ``None`` for TLS listeners, which just close); ``on_refused``
+    is told of every connection a cap turned away at accept (the client address, the
+    :class:`Refusal`), for a log of the server's own. ``backlog`` is that of every listening
+    socket. Construction binds nothing; :meth:`start` does.
     """
 
     def __init__(
@@ -301,14 +395,21 @@ class StreamServer:
         limits: ServerLimits = DEFAULT_SERVER_LIMITS,
         stream_limit: int = 64 * 1024,
         busy_reply: bytes | None = None,
+        on_refused: Callable[[str, Refusal], None] | None = None,
+        backlog: int = _BACKLOG,
     ) -> None:
         self.name = name
         self.limits = limits
         self.stream_limit = stream_limit
         self.busy_reply = busy_reply
+        self.on_refused = on_refused
+        self.backlog = backlog
         self.port = 0
         self.connections = Connections(
-            max_connections=limits.max_connections, max_per_client=limits.max_connections_per_client
+            max_connections=limits.max_connections,
+            max_per_client=limits.max_connections_per_client,
+            max_handshakes=limits.max_handshakes,
+            max_handshakes_per_client=limits.max_handshakes_per_client,
         )
         self._sockets: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the listeners are registered with
@@ -335,6 +436,8 @@ class StreamServer:
         """
         if self._sockets:
             raise RuntimeError(f"{self.name}: already listening")
+        if any(listener.admit_when_open for listener in listeners) and not self.connections.counts_handshakes:
+            raise ValueError(f"{self.name}: a listener with admit_when_open needs ServerLimits.max_handshakes")
         self.connections.closing = False
         if not listeners:
             return port
@@ -344,7 +447,7 @@ class StreamServer:
             try:
                 chosen = port
                 for listener in listeners:
-                    sock = await _listening_socket(loop, listener.address, chosen)
+                    sock = await _listening_socket(loop, listener, chosen, self.backlog)
                     sockets.append(sock)
                     if chosen == 0:
                         chosen = sock.getsockname()[1]
@@ -360,8 +463,9 @@ class StreamServer:
             return chosen
         raise OSError(errno.EADDRINUSE, f"{self.name}: no port number is free on every address")
 
-    async def stop(self) -> None:
-        """Stop listening, then end every connection (handshakes in progress included)."""
+    def close(self) -> None:
+        """Stop listening; the connections go on until :meth:`stop` (time for a protocol's own
+        graceful end, such as finishing the requests under way). Twice is harmless."""
         for handle in self._accept_retries.values():
             handle.cancel()
         self._accept_retries.clear()
@@ -370,6 +474,10 @@ class StreamServer:
                 self._loop.remove_reader(sock)
             sock.close()
         self._sockets, self._loop = [], None
+
+    async def stop(self) -> None:
+        """Stop listening, then end every connection (handshakes in progress included)."""
+        self.close()
         await self.connections.aclose()
 
     # --- per connection ---------------------------------------------------------------------
@@ -401,24 +509,46 @@ class StreamServer:
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: object, listener: Listener) -> None:
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        if not self.connections.admit(client):
-            log.debug("%s: refused a connection from %s (connection cap)", self.name, client)
+        connections = self.connections
+        handshake = connections.counts_handshakes and listener.tls is not None
+        refusal = connections.handshake_refusal(client) if handshake else None
+        if refusal is None and not listener.admit_when_open:
+            refusal = connections.refusal(client)
+        if refusal is not None:
+            log.debug("%s: refused a connection from %s (%s)", self.name, client, refusal)
             _refuse(conn, self.busy_reply)
+            if self.on_refused is not None:
+                self.on_refused(client, refusal)
             return
+        if handshake:
+            connections.begin_handshake(client)
         conn.setblocking(False)
         if listener.protocol is not None:
             protocol = listener.protocol(client)
             protocol._server = self
+            protocol._slot = not listener.admit_when_open
+            protocol._handshaking = handshake
             opening = loop.create_task(self._open(conn, listener, protocol), name=f"{self.name} {client}")
-            self.connections.track_opening(opening, protocol, conn)
+            connections.track_opening(opening, protocol, conn)
             return
         handed_over: list[bool] = []
-        task = loop.create_task(self._serve(conn, listener, client, handed_over), name=f"{self.name} {client}")
-        self.connections.track(task, client)
-        # a task cancelled before its first step never runs its body: the socket is still ours
-        task.add_done_callback(lambda _: None if handed_over else conn.close())
+        task = loop.create_task(
+            self._serve(conn, listener, client, handed_over, handshake), name=f"{self.name} {client}"
+        )
+        connections.track(task, client)
 
-    async def _serve(self, conn: socket.socket, listener: Listener, client: str, handed_over: list[bool]) -> None:
+        def done(_: asyncio.Task[None]) -> None:
+            # a task cancelled before its first step never runs its body: the socket is still ours
+            if not handed_over:
+                conn.close()
+                if handshake:
+                    connections.end_handshake(client)
+
+        task.add_done_callback(done)
+
+    async def _serve(
+        self, conn: socket.socket, listener: Listener, client: str, handed_over: list[bool], handshake: bool = False
+    ) -> None:
         what = listener.name or self.name
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=self.stream_limit)
@@ -441,9 +571,13 @@ class StreamServer:
             if listener.tls is None:
                 await loop.connect_accepted_socket(lambda: protocol, conn)
             else:
-                await loop.connect_accepted_socket(
-                    lambda: protocol, conn, ssl=tls, ssl_handshake_timeout=self.limits.handshake_timeout
-                )
+                try:
+                    await loop.connect_accepted_socket(
+                        lambda: protocol, conn, ssl=tls, ssl_handshake_timeout=self.limits.handshake_timeout
+                    )
+                finally:
+                    if handshake:
+                        self.connections.end_handshake(client)
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
             step = "TLS handshake" if listener.tls is not None else "connection set-up"
             log.debug("%s: %s with %s failed: %r", what, step, client, exc)
@@ -509,9 +643,11 @@ class StreamServer:
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
             step = "TLS handshake" if listener.tls is not None else "connection set-up"
             log.debug("%s: %s with %s failed: %r", listener.name or self.name, step, protocol.client, exc)
+            protocol.setup_failed(exc)
 
 
-_NEW, _OPENING, _OPEN, _HANDED_OVER, _ENDED = range(5)  # the states of a ServerProtocol's connection
+# the states of a ServerProtocol's connection (_REFUSED: open, refused by a cap, closing)
+_NEW, _OPENING, _OPEN, _HANDED_OVER, _ENDED, _REFUSED = range(6)
 
 
 class ServerProtocol(asyncio.Protocol):
@@ -521,17 +657,27 @@ class ServerProtocol(asyncio.Protocol):
     it then, and gives the slot back when the connection ends: :meth:`connection_made` and
     :meth:`connection_lost` here do that bookkeeping, so a subclass that overrides them calls
     them (``super()``). ``connection_made`` comes after the TLS handshake; a connection whose
-    handshake fails never reaches the protocol. :meth:`close` is the graceful end (bounded by
-    :attr:`ServerLimits.close_timeout`); :meth:`StreamServer.stop` aborts the transport.
+    handshake fails never reaches the protocol (:meth:`setup_failed` says it failed).
+    :meth:`close` is the graceful end (bounded by :attr:`ServerLimits.close_timeout`);
+    :meth:`StreamServer.stop` aborts the transport.
+
+    On a listener with ``admit_when_open`` the connection caps are applied in
+    :meth:`connection_made`: a connection over a cap gets there all the same, with
+    :attr:`refusal` set (a subclass's ``connection_made`` may look at it after ``super()``), and
+    :meth:`refused` is called on the next loop turn (closing a TLS transport from inside the
+    callback that completes its handshake would not reach the client).
     """
 
-    __slots__ = ("_server", "_state", "client", "transport")
+    __slots__ = ("_handshaking", "_server", "_slot", "_state", "client", "refusal", "transport")
     transport: asyncio.Transport
 
     def __init__(self, client: str) -> None:
         self.client = client
+        self.refusal: Refusal | None = None
         self._state = _NEW
         self._server: StreamServer | None = None  # set by the server that accepted it
+        self._slot = False  # holds a connection slot
+        self._handshaking = False  # counted among the handshakes in progress
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's TLS transport is one without subclassing asyncio's)
@@ -539,17 +685,56 @@ class ServerProtocol(asyncio.Protocol):
         server = self._server
         if server is None or self._state not in (_NEW, _OPENING):
             return
+        connections = server.connections
+        if self._handshaking:
+            self._handshaking = False
+            connections.end_handshake(self.client)
+        if not self._slot:  # admit_when_open: the caps apply now
+            refusal = connections.refusal(self.client)
+            if refusal is not None:
+                self._state, self.refusal = _REFUSED, refusal
+                connections._protocols.add(self)  # stop() still ends it
+                if connections.closing:
+                    self.transport.abort()
+                else:
+                    asyncio.get_running_loop().call_soon(self._answer_refusal, refusal)
+                return
+            self._slot = True
         self._state = _OPEN
-        server.connections._protocols.add(self)
-        if server.connections.closing:  # stop() is sweeping: do not outlive it
+        connections._protocols.add(self)
+        if connections.closing:  # stop() is sweeping: do not outlive it
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self._server
-        if server is not None and self._state in (_NEW, _OPENING, _OPEN):
+        if server is not None and self._state in (_NEW, _OPENING, _OPEN, _REFUSED):
             self._state = _ENDED
             server.connections._protocols.discard(self)
-            server.connections.release(self.client)
+            self._give_back(server.connections)
+
+    def _give_back(self, connections: Connections) -> None:
+        """Give back what this connection holds: its handshake's count, its slot."""
+        if self._handshaking:
+            self._handshaking = False
+            connections.end_handshake(self.client)
+        if self._slot:
+            self._slot = False
+            connections.release(self.client)
+
+    def _answer_refusal(self, refusal: Refusal) -> None:
+        if self._state == _REFUSED and not self.transport.is_closing():
+            self.refused(refusal)
+
+    def refused(self, refusal: Refusal) -> None:
+        """Answer a client that a connection cap refused once the connection was open
+        (``admit_when_open``), then close; this default just closes. The connection holds no
+        slot; :meth:`StreamServer.stop` still ends it."""
+        self.close()
+
+    def setup_failed(self, exc: OSError | TimeoutError) -> None:
+        """The connection never opened: its TLS handshake failed (``ssl.SSLError``), the peer
+        left, or the handshake deadline passed (``TimeoutError``). The server has logged it at
+        debug level; this default does nothing more."""
 
     def close(self) -> None:
         """End the connection once what was written is sent; abort it when the peer does not
@@ -593,8 +778,46 @@ class ServerProtocol(asyncio.Protocol):
         connections.track(task, self.client)
 
 
-async def _listening_socket(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
-    """A non-blocking listening TCP socket on ``address``:``port`` (as asyncio would make it)."""
+class ProtocolAdapter(ServerProtocol):
+    """A connection served by any ``asyncio.Protocol`` (``inner``), such as a library's that
+    is no :class:`ServerProtocol` (uvicorn's ``H11Protocol``): the server's bookkeeping here,
+    then every callback passed on to ``inner``, which needs no change. A factory for a
+    :class:`Listener`: ``lambda client: ProtocolAdapter(client, make_protocol())``. A subclass
+    may override :meth:`refused` (``inner`` has had ``connection_made``) and :meth:`setup_failed`.
+    """
+
+    __slots__ = ("inner",)
+
+    def __init__(self, client: str, inner: asyncio.Protocol) -> None:
+        super().__init__(client)
+        self.inner = inner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+async def _listening_socket(
+    loop: asyncio.AbstractEventLoop, listener: Listener, port: int, backlog: int = _BACKLOG
+) -> socket.socket:
+    """A non-blocking listening TCP socket on ``listener.address``:``port`` (as asyncio would make it)."""
+    address = listener.address
     sockaddr: tuple[Any, ...]
     try:
         ip = ipaddress.ip_address(address)  # the usual case, and a lab binds thousands: no lookup
@@ -610,9 +833,11 @@ async def _listening_socket(loop: asyncio.AbstractEventLoop, address: str, port:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if listener.dual_stack else 1)
+        if listener.receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, listener.receive_buffer)
         sock.bind(sockaddr)
-        sock.listen(_BACKLOG)
+        sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
         sock.close()

@@ -535,6 +535,14 @@ def enforce_guards(
     return tuple(checks)
 
 
+# What each live guard needs when it refuses, as the other guards say it ("; needs 14 days").
+_NEEDS_MX_ANSWER = "needs an answer to the domain's MX lookup: plan again once its DNS answers"
+_NEEDS_VERDICT = "needs a verdict on every listed MX: plan again once that is fixed"
+_NEEDS_LISTED_MX = "needs live MX hosts that the policy lists"
+_NEEDS_PASSING_MX = "needs every listed MX to pass: fix them (mtasts check says how) or take them out of the policy"
+_NEEDS_LISTED = "needs each of them in an mx line, or out of the MX records"
+
+
 def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
     """The inspector's prediction: a sender would deliver to every listed live MX under the
     ``enforce`` body. An MX it could not probe, or could not reach, counts against enforce:
@@ -542,11 +550,21 @@ def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
     inspection = live.inspection
     required = "no listed MX blocked"
     if inspection is None or policy is None:
-        return GuardCheck(Guard.LIVE_CHECK, False, "unknown", required, "the live inspection of the MX did not run")
+        return GuardCheck(
+            Guard.LIVE_CHECK,
+            False,
+            "unknown",
+            required,
+            f"the live inspection of the MX did not run; {_NEEDS_MX_ANSWER}",
+        )
     verdict = inspection.verdict
     if verdict.delivery is Delivery.UNKNOWN or verdict.mode is not Mode.ENFORCE:
         return GuardCheck(
-            Guard.LIVE_CHECK, False, "unknown", required, f"the live inspection could not tell: {verdict.summary}"
+            Guard.LIVE_CHECK,
+            False,
+            "unknown",
+            required,
+            f"the live inspection could not tell: {verdict.summary}; {_NEEDS_VERDICT}",
         )
     by_host = {mx.host: mx for mx in verdict.mx}
     hosts = live.mx_hosts if live.mx_hosts is not None else tuple(by_host)
@@ -557,7 +575,7 @@ def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
         if host not in by_host or not by_host[host].deliver
     ]
     if not listed:
-        return GuardCheck(Guard.LIVE_CHECK, False, 0, required, "no listed MX was inspected")
+        return GuardCheck(Guard.LIVE_CHECK, False, 0, required, f"no listed MX was inspected; {_NEEDS_LISTED_MX}")
     if trouble:
         codes = sorted({f.code for f in inspection.blocking})
         return GuardCheck(
@@ -566,7 +584,8 @@ def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
             len(trouble),
             required,
             f"the live inspection predicts that enforce would block mail to {', '.join(trouble)}"
-            + (f" [{', '.join(codes)}]" if codes else ""),
+            + (f" [{', '.join(codes)}]" if codes else "")
+            + f"; {_NEEDS_PASSING_MX}",
         )
     return GuardCheck(
         Guard.LIVE_CHECK,
@@ -579,7 +598,9 @@ def _live_check_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
 
 def _live_mx_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
     if live.mx_hosts is None or policy is None:
-        return GuardCheck(Guard.LIVE_MX, False, "unknown", "all listed", "the live MX hosts are unknown")
+        return GuardCheck(
+            Guard.LIVE_MX, False, "unknown", "all listed", f"the live MX hosts are unknown; {_NEEDS_MX_ANSWER}"
+        )
     unlisted = [host for host in live.mx_hosts if not policy.matches(host)]
     if unlisted:
         return GuardCheck(
@@ -587,7 +608,7 @@ def _live_mx_guard(policy: Policy | None, live: LiveState) -> GuardCheck:
             False,
             ", ".join(unlisted),
             "all listed",
-            f"live MX not in the policy: {', '.join(unlisted)} (enforce would refuse mail to them)",
+            f"live MX not in the policy: {', '.join(unlisted)} (enforce would refuse mail to them); {_NEEDS_LISTED}",
         )
     return GuardCheck(Guard.LIVE_MX, True, len(live.mx_hosts), "all listed", "every live MX is in the policy")
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +63,14 @@ class ImapError(Exception):
 
 class ImapUnavailable(ImapError):
     """The server stopped answering (no reply before the deadline) or the connection dropped."""
+
+
+def _os_reason(exc: OSError) -> str:
+    """The system's reason: asyncio's "Connect call failed ('192.0.2.1', 143)" hides it in the
+    errno (the address is said after the reason anyway)."""
+    if exc.errno and exc.errno > 0 and not isinstance(exc, socket.gaierror):
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +202,7 @@ class _Session:
                 hint = ": is this a plain IMAP port? imap:// is IMAP without TLS"
             raise ImapUnavailable(command, f"TLS failed ({exc.reason or exc}){hint}") from exc
         except OSError as exc:
-            raise ImapUnavailable(command, exc.strerror or str(exc) or type(exc).__name__) from exc
+            raise ImapUnavailable(command, _os_reason(exc)) from exc
 
     async def connect(self) -> None:
         greeting = min(self.settings.timeout, GREETING_TIMEOUT)

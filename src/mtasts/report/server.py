@@ -1,11 +1,13 @@
 """The RFC 8460 §5.4 HTTPS endpoint: POST a report, get 201.
 
 A small ASGI app (Starlette) in front of the parser and the store, served by uvicorn's HTTP/1.1
-protocol under a guard of our own. Every check that can run before the handler does, cheapest
-first: connection caps, method, media type, per-client rate, declared size; the body cap is
-enforced again while reading (a chunked body cannot slip past it). A bad report is a 4xx with
-a JSON error (its stable code); an anticipated failure (store down, server busy) is a 503 with
-``Retry-After``; an unexpected one a 500. The server keeps serving either way.
+protocol under a guard of our own; connections are accepted, their TLS terminated and their
+numbers capped by the shared server plumbing (:mod:`mtasts.net.server`). Every check that can
+run before the handler does, cheapest first: connection caps, method, media type, per-client
+rate, declared size; the body cap is enforced again while reading (a chunked body cannot slip
+past it). A bad report is a 4xx with a JSON error (its stable code); an anticipated failure
+(store down, server busy) is a 503 with ``Retry-After``; an unexpected one a 500. The server
+keeps serving either way.
 
 Anyone can connect, so every resource a client can hold is bounded (defaults; the CLI option):
 
@@ -76,7 +78,6 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import functools
 import json
 import logging
 import shutil
@@ -109,6 +110,7 @@ from uvicorn.server import ServerState
 
 from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
 from mtasts.net.ratelimit import RateLimit, RateLimiter
+from mtasts.net.server import BindError, Listener, ProtocolAdapter, Refusal, ServerLimits, StreamServer
 from mtasts.report.ingest import utc_now
 from mtasts.report.parsepool import (
     ParseFailed,
@@ -151,6 +153,8 @@ _DETAILS_KEY: Final = "mtasts.details"  # more of it: the organisation and repor
 _ANSWER_KEY: Final = "mtasts.answer"  # (status, bytes) sent by the connection guard, not by the app
 _REQUEST_FAILURES: Final = frozenset({"store.unavailable", "http.busy", "http.internal"})
 _MAX_PEM: Final = 1 * MIB
+# how long a closing connection may take to hand over what was written (its TLS close included)
+_CLOSE_TIMEOUT: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,32 +711,13 @@ class _AccessLog:
 
 
 class _ConnectionGuard:
-    """What the connections of one server share: the caps, the counts, the failure log."""
+    """What the connections of one server share: the limits, the failure log, the tick of the
+    checks (the caps of connections are :class:`~mtasts.net.server.StreamServer`'s)."""
 
     def __init__(self, settings: EndpointSettings, tally: FailureTally) -> None:
         self.settings = settings
         self.tally = tally
-        self.total = 0
-        self.per_client: Counter[str] = Counter()
         self.tick = max(0.05, min(1.0, settings.header_timeout / 4, settings.body_timeout / 4))
-
-    def admit(self, client: str) -> str | None:
-        """None when ``client`` may open one more connection, else why not."""
-        if self.total >= self.settings.max_connections:
-            return f"the server has {self.total} connections open"
-        # behind a proxy every connection comes from the proxy: only the total cap applies
-        per_client = self.settings.max_connections_per_client
-        if not self.settings.trust_proxy_headers and self.per_client[client] >= per_client:
-            return f"this client has {self.per_client[client]} connections open"
-        self.total += 1
-        self.per_client[client] += 1
-        return None
-
-    def release(self, client: str) -> None:
-        self.total -= 1
-        self.per_client[client] -= 1
-        if self.per_client[client] <= 0:
-            del self.per_client[client]
 
     def failed(self, code: str, now: float) -> None:
         """Count a connection the guard closed (its access line says why), for the summary of
@@ -758,9 +743,9 @@ _UVICORN_LOG.parent = log
 
 
 class _GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol plus what it lacks against slow clients: caps on
-    connections, a deadline for the request head, and an idle timeout and minimum rate for
-    the body. ``_guard`` is set on a subclass made per server."""
+    """uvicorn's HTTP/1.1 protocol plus what it lacks against slow clients: a deadline for the
+    request head, and an idle timeout and minimum rate for the body; the answer to a client over
+    a connection cap (:class:`_Connection`). ``_guard`` is set on a subclass made per server."""
 
     _guard: ClassVar[_ConnectionGuard]
 
@@ -774,7 +759,6 @@ class _GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.logger = _UVICORN_LOG
         self._peer = "unknown"
-        self._admitted = False
         self._phase = "head"
         self._since = 0.0
         self._last = 0.0
@@ -786,13 +770,6 @@ class _GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._peer = self.client[0] if self.client else "unknown"
         self._since = self._last = self.loop.time()
-        refusal = self._guard.admit(self._peer)
-        if refusal is not None:
-            # answered on the next loop turn: closing a TLS transport from inside the callback
-            # that completes its handshake does not reach the client
-            self.loop.call_soon(self._close_with, 503, "http.too_many_connections", f"too many connections: {refusal}")
-            return
-        self._admitted = True
         limit_reads = getattr(transport, "set_read_buffer_limits", None)
         if limit_reads is not None:
             # TLS transports buffer up to 256 KiB of undelivered input per connection by
@@ -802,9 +779,6 @@ class _GuardedH11Protocol(H11Protocol):
         self._timer = self.loop.call_later(self._guard.tick, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._admitted:
-            self._admitted = False
-            self._guard.release(self._peer)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -917,6 +891,30 @@ class _GuardedH11Protocol(H11Protocol):
         self._linger()
 
 
+class _Connection(ProtocolAdapter):
+    """One connection of :class:`ReportServer` as the shared server plumbing sees it, served
+    by the guarded HTTP/1.1 protocol; what becomes of a connection that never gets to HTTP (a
+    failed TLS handshake, a connection over a cap) is its access line."""
+
+    __slots__ = ("_accepted",)
+    inner: _GuardedH11Protocol
+
+    def __init__(self, client: str, inner: _GuardedH11Protocol) -> None:
+        super().__init__(client, inner)
+        self._accepted = time.monotonic()
+
+    def refused(self, refusal: Refusal) -> None:
+        self.inner._close_with(503, "http.too_many_connections", f"too many connections: {refusal}")
+
+    def setup_failed(self, exc: OSError | TimeoutError) -> None:
+        guard = self.inner._guard
+        seconds = time.monotonic() - self._accepted
+        timeout = guard.settings.handshake_timeout
+        code, detail = _handshake_failure(exc, timed_out=seconds >= timeout * 0.99, timeout=timeout)
+        guard.failed(code, time.monotonic())
+        _log_access(AccessEntry(self.client, None, None, None, None, None, seconds, code, (detail,)))
+
+
 class ReportServer:
     """The endpoint served over TLS (terminated at accept) with the limits of
     :class:`EndpointSettings`. Nothing happens until :meth:`start`.
@@ -924,6 +922,13 @@ class ReportServer:
     ``tls`` is a ready server context (the CLI makes it with :func:`server_tls_context` first,
     to name a bad file before anything starts); else one is made from ``certfile`` and
     ``keyfile`` at start; with neither, plain HTTP is served (behind a TLS-terminating proxy).
+
+    Connections come through :class:`~mtasts.net.server.StreamServer`, like every server of
+    mtasts: its accept loop and back-off, TLS at accept, the caps of TLS handshakes in progress
+    (at accept: such a connection is closed before a byte is read, ``tls.too_many_handshakes``)
+    and of open connections (applied once the handshake is done, so that a refused client reads
+    a ``503`` saying why: ``admit_when_open``). Each connection is uvicorn's HTTP/1.1 protocol
+    under the guard of head and body timeouts (:class:`_GuardedH11Protocol`).
     """
 
     def __init__(
@@ -945,10 +950,7 @@ class ReportServer:
         self.tls = tls
         self.settings = settings
         self.tally = FailureTally(settings.log_window)
-        self._socket: socket.socket | None = None
-        self._acceptor: asyncio.Task[None] | None = None
-        self._connecting: set[asyncio.Task[None]] = set()
-        self._handshaking: Counter[str] = Counter()  # handshakes in progress per client
+        self._server: StreamServer | None = None
         self._state: ServerState | None = None
         self._pool: ParsePool | None = None
         self._budget: BodyBudget | None = None
@@ -957,36 +959,69 @@ class ReportServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._socket is None:
+        if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
-        host, port = self._socket.getsockname()[:2]
+        host, port = self._server.sockets[0].getsockname()[:2]
         return str(host), int(port)
 
+    def _limits(self) -> ServerLimits:
+        """The connection caps: handshakes in progress and open connections by the same two
+        numbers; behind a proxy every connection comes from the proxy, so only the total."""
+        settings = self.settings
+        total = settings.max_connections
+        per_client = total if settings.trust_proxy_headers else settings.max_connections_per_client
+        return ServerLimits(
+            handshake_timeout=settings.handshake_timeout,
+            close_timeout=_CLOSE_TIMEOUT,
+            max_connections=total,
+            max_connections_per_client=per_client,
+            max_handshakes=total,
+            max_handshakes_per_client=per_client,
+        )
+
     async def start(self) -> None:
-        """Check the TLS files and the spool folder, bind, open the store, start the parse
-        workers and accept connections. A setting at fault raises :class:`StartupError` (the
+        """Check the TLS files and the spool folder, open the store, start the parse workers,
+        then bind and accept connections. A setting at fault raises :class:`StartupError` (the
         store's own failures :class:`StoreError`), with nothing left open or running."""
         settings = self.settings
         tls = self.tls
         if tls is None and self.certfile is not None:
             tls = server_tls_context(self.certfile, self.keyfile or self.certfile)
+        if not 0 <= self.port <= 65535:
+            raise StartupError("port", self.port, "not a port number (0 to 65535)")
         spool = _make_spool(settings.spool_dir)
-        try:
-            sock = _listen(self.host, self.port, backlog=min(2048, settings.max_connections))
-        except BaseException:
-            shutil.rmtree(spool, ignore_errors=True)
-            raise
         try:
             await asyncio.to_thread(self.store.open)
         except BaseException:
-            sock.close()
             shutil.rmtree(spool, ignore_errors=True)
             raise
         pin_malloc_thresholds()
-        self._socket = sock
         self._stopped = asyncio.Event()
         self._budget, self._pool = _budget_and_pool(settings, spool)
-        await self._pool.start()
+        try:
+            await self._pool.start()
+            self._server = StreamServer(
+                "report serve",
+                limits=self._limits(),
+                on_refused=self._refused,
+                backlog=min(2048, settings.max_connections),
+            )
+            await self._server.start([self._listener(tls)], self.port)
+        except BindError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            await self.stop()
+            raise _listen_error(self.host, self.port, cause) from exc
+        except BaseException:
+            await self.stop()
+            raise
+        assert self._state is not None
+        self._ticker = asyncio.create_task(self._tick(self._state))
+
+    def _listener(self, tls: ssl.SSLContext | None) -> Listener:
+        """The listener: uvicorn's HTTP/1.1 under the guard, one per connection, over the app."""
+        settings = self.settings
+        assert self._pool is not None
+        assert self._budget is not None
         app = make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
         guard = _ConnectionGuard(settings, self.tally)
         protocol: type[_GuardedH11Protocol] = type("GuardedH11Protocol", (_GuardedH11Protocol,), {"_guard": guard})
@@ -1005,92 +1040,27 @@ class ReportServer:
         config.load()
         state = self._state = ServerState()
 
-        def new_connection() -> asyncio.Protocol:
-            return protocol(config=config, server_state=state, app_state={})
+        def new_connection(client: str) -> _Connection:
+            return _Connection(client, protocol(config=config, server_state=state, app_state={}))
 
-        self._acceptor = asyncio.create_task(self._accept(sock, new_connection, tls))
-        self._ticker = asyncio.create_task(self._tick(state))
+        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
+        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads;
+        # --host :: takes IPv4 clients too
+        return Listener(
+            self.host,
+            tls=tls,
+            protocol=new_connection,
+            admit_when_open=True,
+            receive_buffer=64 * KIB,
+            dual_stack=True,
+        )
 
-    async def _accept(
-        self, sock: socket.socket, new_connection: Callable[[], asyncio.Protocol], tls: ssl.SSLContext | None
-    ) -> None:
-        """Accept connections, each handed to its own task for the TLS handshake. The loop's
-        ``create_server(ssl=...)`` would do the handshake out of sight: a failed one would end
-        without a word, and the access log must say what became of every connection."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, peer = await loop.sock_accept(sock)
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("cannot accept connections (%s); retrying", exc.strerror)
-                    await asyncio.sleep(0.5)
-                continue  # else the client gave up before the accept (ECONNABORTED): nothing to say
-            conn.setblocking(False)
-            client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-            refusal = self._handshake_refusal(client)
-            if refusal is not None:
-                conn.close()  # before any byte is read or written: no TLS, so no HTTP answer
-                self.tally.note("tls.too_many_handshakes", time.monotonic())
-                _log_access(
-                    AccessEntry(client, None, None, None, None, None, 0.0, "tls.too_many_handshakes", (refusal,))
-                )
-                continue
-            self._handshaking[client] += 1
-            handed_over: list[bool] = []
-            task = loop.create_task(self._connect(conn, client, new_connection, tls, handed_over))
-            self._connecting.add(task)
-            task.add_done_callback(self._connecting.discard)
-            # a task cancelled before its first step never ran: the socket is still ours to close
-            task.add_done_callback(_closing_unless(conn, handed_over))
-            task.add_done_callback(functools.partial(self._handshake_ended, client))
-
-    def _handshake_refusal(self, client: str) -> str | None:
-        """None when ``client`` may start one more TLS handshake, else why not.
-
-        The connection caps are applied once a handshake is done (so that a refused client
-        reads a ``503`` saying why); handshakes in progress are capped here, at accept, by the
-        same numbers: without it a client opening sockets and never sending a ClientHello
-        would hold a socket and a task each until the handshake deadline, unbounded.
-        """
-        settings = self.settings
-        total = len(self._connecting)
-        if total >= settings.max_connections:
-            return f"the server has {total} TLS handshakes in progress"
-        mine = self._handshaking[client]
-        if not settings.trust_proxy_headers and mine >= settings.max_connections_per_client:
-            return f"this client has {mine} TLS handshakes in progress"
-        return None
-
-    def _handshake_ended(self, client: str, _: asyncio.Task[None]) -> None:
-        self._handshaking[client] -= 1
-        if self._handshaking[client] <= 0:
-            del self._handshaking[client]
-
-    async def _connect(
-        self,
-        conn: socket.socket,
-        client: str,
-        new_connection: Callable[[], asyncio.Protocol],
-        tls: ssl.SSLContext | None,
-        handed_over: list[bool],
-    ) -> None:
-        """The TLS handshake of one connection, then the HTTP protocol takes it over; a failed
-        handshake is that connection's access line."""
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        handed_over.append(True)  # from here the transport owns the socket and closes it
-        timeout = self.settings.handshake_timeout
-        try:
-            if tls is None:
-                await loop.connect_accepted_socket(new_connection, conn)
-            else:
-                await loop.connect_accepted_socket(new_connection, conn, ssl=tls, ssl_handshake_timeout=timeout)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError; so is the deadline
-            seconds = time.monotonic() - started
-            code, detail = _handshake_failure(exc, timed_out=seconds >= timeout * 0.99, timeout=timeout)
-            self.tally.note(code, time.monotonic())
-            _log_access(AccessEntry(client, None, None, None, None, None, seconds, code, (detail,)))
+    def _refused(self, client: str, refusal: Refusal) -> None:
+        """A connection closed at accept, before any byte is read or written (no TLS, so no
+        HTTP answer): its access line says why."""
+        code = "tls.too_many_handshakes" if refusal.cap == "handshakes" else "http.too_many_connections"
+        self.tally.note(code, time.monotonic())
+        _log_access(AccessEntry(client, None, None, None, None, None, 0.0, code, (str(refusal),)))
 
     async def _tick(self, state: ServerState) -> None:
         """Once a second: the Date header, the failure summaries, and memory handed back to the
@@ -1108,34 +1078,27 @@ class ReportServer:
             await asyncio.sleep(1.0)
 
     async def serve_forever(self) -> None:
-        if self._socket is None:
+        if self._server is None:
             await self.start()
         assert self._stopped is not None
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        if self._acceptor is not None:
-            self._acceptor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._acceptor
-        if self._socket is not None:
-            self._socket.close()  # no new connections; handshakes in progress end below
-        for task in list(self._connecting):
-            task.cancel()
-        if self._connecting:
-            await asyncio.gather(*self._connecting, return_exceptions=True)
+        server = self._server
+        if server is not None:
+            server.close()  # no new connections
         if self._state is not None:
             for connection in list(self._state.connections):
                 connection.shutdown()
             deadline = time.monotonic() + 5
             while self._state.tasks and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            # still open (a slow upload, a client that does not answer the TLS close): drop
-            # the connections, which ends their requests the way a client disconnect does,
-            # without a cancelled task's traceback
-            for connection in list(self._state.connections):
-                with contextlib.suppress(AttributeError):
-                    connection.transport.abort()
+        if server is not None:
+            # still open (a slow upload, a client that does not answer the TLS close), or in
+            # the handshake: dropped, which ends their requests the way a client disconnect
+            # does, without a cancelled task's traceback
+            await server.stop()
+        if self._state is not None:
             deadline = time.monotonic() + 1
             while self._state.tasks and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -1147,13 +1110,11 @@ class ReportServer:
                 await self._ticker
         if self._pool is not None:
             self._pool.shutdown()
-        if self._socket is not None:
-            self._socket.close()
         if self._budget is not None and self._budget.directory is not None:
             shutil.rmtree(self._budget.directory, ignore_errors=True)
         if self._stopped is not None:
             self._stopped.set()
-        self._acceptor = self._state = self._pool = self._budget = self._ticker = self._socket = None
+        self._server = self._state = self._pool = self._budget = self._ticker = None
         await asyncio.to_thread(self.store.close)
 
     async def __aenter__(self) -> ReportServer:
@@ -1236,14 +1197,6 @@ class ReportEndpoint:
             await asyncio.to_thread(self.store.close)
 
 
-def _closing_unless(conn: socket.socket, handed_over: list[bool]) -> Callable[[asyncio.Task[None]], None]:
-    def done(_: asyncio.Task[None]) -> None:
-        if not handed_over:
-            conn.close()
-
-    return done
-
-
 def _make_spool(folder: Path | None) -> Path:
     """A private folder for the bodies spooled to disk, in ``folder`` (default: the temp dir)."""
     try:
@@ -1259,28 +1212,6 @@ def _make_spool(folder: Path | None) -> Path:
         }
         reason = reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
         raise StartupError("spool_dir", folder or tempfile.gettempdir(), reason) from exc
-
-
-def _listen(host: str, port: int, *, backlog: int) -> socket.socket:
-    """A non-blocking listening socket on ``host``:``port``; :class:`StartupError` says which
-    of the two is at fault when the system refuses."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
-        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KIB)
-        sock.bind((host, port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except OverflowError as exc:
-        sock.close()
-        raise StartupError("port", port, "not a port number (0 to 65535)") from exc
-    except OSError as exc:
-        sock.close()
-        raise _listen_error(host, port, exc) from exc
-    return sock
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> StartupError:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.text import plural
 from mtasts.i18n import current
 from mtasts.publish.actions import Known
 from mtasts.publish.config import (
@@ -49,17 +48,6 @@ def say(english: str) -> str:
     """A finished English sentence in the language of ``--lang`` / ``LANG`` (:mod:`mtasts.i18n`:
     recognised by its shape in :mod:`mtasts.i18n.messages`; English stays as it is)."""
     return current().text(english)
-
-
-def counted(count: int, singular: str, plural_form: str | None = None) -> str:
-    """:func:`~mtasts.cli.text.plural` in the language of ``--lang`` / ``LANG``: English is
-    ``plural()``'s own words; another language the catalogue's plural of ``%(num)d singular``
-    (a form of :data:`mtasts.i18n.messages.PLURALS`)."""
-    tr = current()
-    if tr.tag == "en":
-        return plural(count, singular, plural_form)
-    forms = (f"%(num)d {singular}", f"%(num)d {plural_form or singular + 's'}")
-    return tr.ngettext(*forms, count) % {"num": count}
 
 
 def config_failed(exc: ConfigError) -> NoReturn:

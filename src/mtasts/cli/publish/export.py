@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.publish._common import ConfigOption, config_failed, counted, listen_address, say
+from mtasts.cli.publish._common import ConfigOption, config_failed, listen_address, say
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 from mtasts.publish.config import ConfigError, default_config_path
 from mtasts.publish.export import (

@@ -18,12 +18,12 @@ from mtasts.cli.publish._common import (
     SmtpPortOption,
     TimeoutOption,
     config_failed,
-    counted,
     network_settings,
     rollout_now,
     say,
     write_config,
 )
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 from mtasts.publish.config import ConfigError, default_config_path
 

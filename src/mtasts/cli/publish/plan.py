@@ -23,7 +23,6 @@ from mtasts.cli.publish._common import (
     TestingDaysOption,
     TimeoutOption,
     check_force,
-    counted,
     network_settings,
     planned_names,
     read_known,
@@ -31,6 +30,7 @@ from mtasts.cli.publish._common import (
     say,
     when,
 )
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 
 if TYPE_CHECKING:

@@ -16,11 +16,11 @@ from mtasts.cli.publish._common import (
     AdminOption,
     ConfigOption,
     config_failed,
-    counted,
     listen_address,
     log_to_stderr,
     say,
 )
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 from mtasts.publish.config import Challenge, ConfigError, ListenAddress, ReportSettings, default_config_path
 

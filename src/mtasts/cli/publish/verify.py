@@ -19,12 +19,11 @@ from mtasts.cli.publish._common import (
     JsonOption,
     NameserverOption,
     TimeoutOption,
-    counted,
     network_settings,
     planned_names,
     read_known,
 )
-from mtasts.cli.text import plural
+from mtasts.cli.text import counted, plural
 from mtasts.core.problems import Severity
 from mtasts.i18n import current
 

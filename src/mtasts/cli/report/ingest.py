@@ -17,6 +17,7 @@ from mtasts.cli.report._common import (
     cannot_read,
     open_store,
 )
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
@@ -146,7 +147,7 @@ def ingest_command(
         set_aside = summary["set_aside"]
         stored = summary["stored"]
         assert isinstance(stored, int)
-        reports = tr.ngettext("%(num)d report", "%(num)d reports", stored) % {"num": stored}
+        reports = counted(stored, "report")
         out.print(
             tr.gettext(
                 "%(stored)s stored, %(duplicates)s already stored, %(set_aside)s set aside, "

@@ -9,7 +9,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
-from mtasts.cli.text import plural
+from mtasts.cli.text import counted
 from mtasts.i18n import current
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def cache_list(
     for r in rows:
         mode, record_id, expires = r["mode"] or "-", r["id"] or "-", r["expires"] or "-"
         lines.append(f"{r['domain']:<{width}}  {r['state']:<9}  {mode:<7}  {record_id:<20}  {expires}")
-    lines.append(tr.text(plural(len(rows), "cached domain")))
+    lines.append(counted(len(rows), "cached domain"))
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -183,7 +183,7 @@ def cache_flush(
         sys.stdout.write(tr.gettext("store: %(where)s does not exist, nothing persisted") % {"where": where} + "\n")
     else:
         count = with_settings(settings, work)
-        said = {"counted": tr.text(plural(count, "cached domain")), "where": where}
+        said = {"counted": counted(count, "cached domain"), "where": where}
         sys.stdout.write(tr.gettext("flushed %(counted)s from the store (%(where)s)") % said + "\n")
     sys.stdout.flush()
     if address is None:
@@ -198,7 +198,7 @@ def cache_flush(
     url, flushed = flush_daemon(address.host, address.port, name)
     memory, stored, error = flushed["flushed"], flushed["store"], flushed["store_error"]
     # the daemon deletes from its own store too: more there means it is not the store named here
-    said = {"counted": tr.text(plural(memory, "cached domain")), "url": url, "stored": stored}
+    said = {"counted": counted(memory, "cached domain"), "url": url, "stored": stored}
     if stored:
         line = tr.gettext(
             "flushed %(counted)s from the daemon's memory (%(url)s); %(stored)s more from the daemon's own store"

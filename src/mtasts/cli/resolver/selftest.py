@@ -21,7 +21,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
-from mtasts.cli.text import plural
+from mtasts.cli.text import counted
 
 if TYPE_CHECKING:
     from mtasts.resolver.grammar import AnswerProblem, PostfixVersion
@@ -257,10 +257,10 @@ def print_report(document: dict[str, Any], results: list[Checked], version: Post
         lines += [f"  {'':<{width}}           {p.code}: {tr.text(p.message)}" for p in result.problems]
     bad = sum(1 for r in results if r.problems)
     if bad:
-        said = {"counted": tr.text(plural(bad, "answer")), "total": len(results), "version": shown}
+        said = {"counted": counted(bad, "answer"), "total": len(results), "version": shown}
         lines.append(tr.gettext("%(counted)s of %(total)s not valid for Postfix %(version)s") % said)
     else:
-        said = {"version": shown, "counted": tr.text(plural(len(results), "lookup"))}
+        said = {"version": shown, "counted": counted(len(results), "lookup")}
         lines.append(tr.gettext("every answer valid for Postfix %(version)s (%(counted)s)") % said)
     in_use = document["profile_in_use"] or tr.gettext("unknown (no OK answer)")
     said = {"in_use": in_use, "version": shown, "recommended": document["recommended_profile"]}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail, in_language
-from mtasts.cli.text import plural
+from mtasts.cli.text import counted, plural
 from mtasts.i18n import current
 
 if TYPE_CHECKING:
@@ -534,7 +534,7 @@ def run_daemon(
         loop.add_signal_handler(signal.SIGHUP, daemon.reload)
         memory = config.store.kind is StoreKind.MEMORY
         tr = current()
-        cache = where if memory else f"{where}, {tr.text(plural(len(resolver), 'cached domain'))}"
+        cache = where if memory else f"{where}, {counted(len(resolver), 'cached domain')}"
         zones = ", ".join(sorted(set(config.zones) - _BUILTIN_ZONES))
         started = {
             "addresses": ", ".join(server.addresses),
