@@ -1019,8 +1019,13 @@ def print_report(r: dict[str, Any]) -> None:
                     mine["c50"]["rate"] >= GOAL_RATE_RATIO * peer["c50"]["rate"],
                 ),
                 (
-                    "p99 at 50 connections <= 1/3 of the peer's",
+                    "p99 at 50 connections <= 1/3 of the peer's (two load processes on both CPUs: "
+                    "bound by the harness where its own p99 above is over 1/3)",
                     mine["c50"]["p99_ms"] <= GOAL_P99_RATIO * peer["c50"]["p99_ms"],
+                ),
+                (
+                    "p99 at 50 connections <= 1/3 of the peer's (pinned, one load process)",
+                    mine["c50_pinned1"]["p99_ms"] <= GOAL_P99_RATIO * peer["c50_pinned1"]["p99_ms"],
                 ),
                 (
                     f"p99 at 50 connections and {s['fixed_rate']:,.0f}/s <= 1/3 of the peer's",

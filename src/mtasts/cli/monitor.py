@@ -27,7 +27,7 @@ from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail, in_language
 from mtasts.cli.report._common import DbOption, json_text, open_store
 from mtasts.cli.report.digest import DEFAULT_SMTP, PASSWORD_ENV, smtp_settings
-from mtasts.cli.text import plural
+from mtasts.cli.text import counted, plural
 from mtasts.i18n import current
 from mtasts.monitor.schedule import DEFAULT_JITTER, MAX_INTERVAL, Monitored, parse_interval
 from mtasts.net.mailer import SmtpSecurity, compose
@@ -354,15 +354,50 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# the shapes of mtasts.i18n.cli_messages, filled in here (English: the catalogue's identity)
+_STATUS_LINES = {
+    "ok": "%(domain)s: check ok; %(events)s",
+    "warning": "%(domain)s: check warning; %(events)s",
+    "error": "%(domain)s: check error; %(events)s",
+}
+_UNKNOWN_LINE = "%(domain)s: check unknown (%(reason)s); %(events)s"
+_CHANGES = " (%(opened)s new, %(cleared)s cleared)"
+_EVENT_LINES = {  # (opened, with a subject): the line of Transition.to_text
+    (True, False): "NEW %(severity)s %(domain)s: %(code)s: %(message)s",
+    (True, True): "NEW %(severity)s %(domain)s: %(code)s [%(about)s]: %(message)s",
+    (False, False): "CLEARED %(severity)s %(domain)s: %(code)s: %(message)s",
+    (False, True): "CLEARED %(severity)s %(domain)s: %(code)s [%(about)s]: %(message)s",
+}
+
+
 def _outcome_text(outcome: DomainOutcome) -> list[str]:
+    """A domain's status line and a line per event that opened or cleared, in the reader's
+    language (codes, names and subjects stay as they are; English as
+    :meth:`~mtasts.monitor.events.Transition.to_text` says it, the log's line)."""
+    tr = current()
     snapshot = outcome.run.snapshot
-    status = snapshot.status if snapshot.conclusive else f"unknown ({snapshot.inconclusive_reason})"
+    values = {"domain": outcome.domain, "events": counted(len(outcome.open_events), "open event")}
+    if not snapshot.conclusive:
+        head = tr.gettext(_UNKNOWN_LINE) % {**values, "reason": tr.text(snapshot.inconclusive_reason)}
+    elif snapshot.status in _STATUS_LINES:
+        head = tr.gettext(_STATUS_LINES[snapshot.status]) % values
+    else:  # not a status of mtasts.monitor.snapshot: said as it is
+        head = f"{outcome.domain}: check {snapshot.status}; {values['events']}"
     opened = sum(1 for t in outcome.transitions if t.kind.value == "opened")
-    cleared = len(outcome.transitions) - opened
-    head = f"{outcome.domain}: check {status}; {plural(len(outcome.open_events), 'open event')}"
     if outcome.transitions:
-        head += f" ({opened} new, {cleared} cleared)"
-    return [head, *(f"  {t.to_text()}" for t in outcome.transitions)]
+        head += tr.gettext(_CHANGES) % {"opened": opened, "cleared": len(outcome.transitions) - opened}
+    lines = [head]
+    for t in outcome.transitions:
+        shape = _EVENT_LINES[t.kind.value == "opened", bool(t.subject)]
+        event = {
+            "severity": tr.gettext(t.severity.value),
+            "domain": t.domain,
+            "code": t.code,
+            "about": t.subject,
+            "message": tr.text(t.message),
+        }
+        lines.append(f"  {tr.gettext(shape) % event}")
+    return lines
 
 
 @app.command("run")
@@ -432,9 +467,8 @@ def run_command(
     else:
         lines = [line for outcome in outcomes for line in _outcome_text(outcome)]
         if not outcomes:
-            lines.append(
-                f"nothing due: {plural(len(watched), 'domain')} checked within their interval (--all checks them now)"
-            )
+            nothing = "nothing due: %(counted)s checked within their interval (--all checks them now)"
+            lines.append(current().gettext(nothing) % {"counted": counted(len(watched), "domain")})
         sys.stdout.write("\n".join(lines) + "\n")
     for domain, why in monitor.failures:
         sys.stderr.write(f"mtasts: error: {domain}: {why}\n")
@@ -557,7 +591,7 @@ def serve_command(
         monitor = _build(db, settings, notifiers, silent_days, report_events, concurrency, _now, stack)
 
         async def main() -> None:
-            stop = asyncio.Event()
+            stop, tr = asyncio.Event(), current()
             loop = asyncio.get_running_loop()
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, stop.set)
@@ -572,8 +606,10 @@ def serve_command(
                     await server.start()
                 except OSError as exc:
                     fail(f"--admin {admin}: cannot listen: {exc.strerror or exc}")
-                sys.stderr.write(f"mtasts: monitor metrics on http://{server.address}/metrics\n")
-            sys.stderr.write(f"mtasts: monitoring {plural(len(watched), 'domain')}\n")
+                metrics = {"url": f"http://{server.address}/metrics"}
+                sys.stderr.write(f"mtasts: {tr.gettext('monitor metrics on %(url)s') % metrics}\n")
+            watching = {"counted": counted(len(watched), "domain")}
+            sys.stderr.write(f"mtasts: {tr.gettext('monitoring %(counted)s') % watching}\n")
             sys.stderr.flush()
             try:
                 await Scheduler(monitor, watched, clock=_now, jitter=jitter).serve(stop)

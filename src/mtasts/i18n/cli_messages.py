@@ -248,4 +248,17 @@ CLI_MESSAGES: tuple[str, ...] = (
     N_("%(name)s has no scheme; use mailto: or https:; %(fix)s"),
     # --- the usage errors our own options raise (click's own words: mtasts.i18n.usage, cli catalogue)
     N_("%(value)s: choose en or ja"),
+    # --- mtasts monitor run and serve: text output (mtasts.cli.monitor; codes, names, subjects and JSON stay English)
+    N_("%(domain)s: check ok; %(events)s"),
+    N_("%(domain)s: check warning; %(events)s"),
+    N_("%(domain)s: check error; %(events)s"),
+    N_("%(domain)s: check unknown (%(reason)s); %(events)s"),
+    N_(" (%(opened)s new, %(cleared)s cleared)"),
+    N_("NEW %(severity)s %(domain)s: %(code)s: %(message)s"),
+    N_("NEW %(severity)s %(domain)s: %(code)s [%(about)s]: %(message)s"),
+    N_("CLEARED %(severity)s %(domain)s: %(code)s: %(message)s"),
+    N_("CLEARED %(severity)s %(domain)s: %(code)s [%(about)s]: %(message)s"),
+    N_("nothing due: %(counted)s checked within their interval (--all checks them now)"),
+    N_("monitor metrics on %(url)s"),
+    N_("monitoring %(counted)s"),
 )

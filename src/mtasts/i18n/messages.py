@@ -1114,4 +1114,6 @@ PLURALS: tuple[tuple[str, str], ...] = (
     NP_("%(num)d cached domain", "%(num)d cached domains"),
     NP_("%(num)d answer", "%(num)d answers"),
     NP_("%(num)d lookup", "%(num)d lookups"),
+    # the monitor's (mtasts.cli.monitor)
+    NP_("%(num)d open event", "%(num)d open events"),
 )

@@ -173,6 +173,8 @@ class DomainSummary:
 
 def _sorted_counts(counter: Mapping[str, int]) -> dict[str, int]:
     """Largest count first, ties by name (a stable sort by count after one by name)."""
+    if len(counter) < 2:  # most of a sender's breakdowns: nothing to sort
+        return dict(counter)
     items = sorted(counter.items())
     items.sort(key=itemgetter(1), reverse=True)
     return dict(items)

@@ -53,6 +53,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     case,
     create_engine,
     event,
@@ -252,6 +253,16 @@ class ReportStore:
         if self._parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
             return None
         return Path(database)
+
+    @property
+    def concurrent_reads(self) -> bool:
+        """Whether two reads on two connections at once end sooner than one after the other:
+        PostgreSQL's work is in its server, and the threads here only wait for it; SQLite's is
+        in this process, with the GIL taken back for every row, so reads at once there take
+        turns and cost more CPU than one after the other (measured over 1,000,000 session rows
+        on 2 loaded cores, the roll-up and the reporters of a dashboard: 175 ms of CPU at
+        once, 123 one after the other; wall time 278 and 214 ms, p50)."""
+        return self._parsed.get_backend_name() != "sqlite"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -502,8 +513,11 @@ class ReportStore:
                 with self.engine.connect() as connection:
                     if _covers_everything(connection, since):
                         since = None  # the same sums, from the smaller tables
+            if not self.concurrent_reads:
+                days, senders = self._days_and_senders(since, domain)
+                return _as_rollup(days, senders, self._failure_rows(since, domain))
             # the failure values (the biggest read) on a second connection meanwhile: the
-            # drivers let go of the GIL while the database works, so both reads run at once
+            # driver lets go of the GIL while the server works, so both reads run at once
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-rollup") as pool:
                 found = pool.submit(self._failure_rows, since, domain)
                 days, senders = self._days_and_senders(since, domain)
@@ -515,7 +529,8 @@ class ReportStore:
         with self.engine.connect() as connection:
             if since is None:
                 return _plain_rows(connection, _table_rows(FailureTotalRow, domain))
-            return _period_failures(_summed(connection, lambda exact: _period_values(since, domain, exact)))
+            by_key = connection.dialect.name == "sqlite"
+            return _period_failures(*_summed(connection, lambda exact: _period_values(since, domain, exact, by_key)))
 
     def _days_and_senders(self, since: date | None, domain: str | None) -> tuple[Sequence[Any], Sequence[Any]]:
         """The day and sender rows of a roll-up, in the column order of their totals tables."""
@@ -523,11 +538,15 @@ class ReportStore:
             days = _plain_rows(connection, _day_rows(since, domain))
             if since is None:
                 return days, _plain_rows(connection, _table_rows(SenderTotalRow, domain))
-            senders = [  # each count comes as two partial sums (see _sum): joined here; no report count
+            by_key = connection.dialect.name == "sqlite"
+            rows, counts = _summed(connection, lambda exact: _period_senders(since, domain, exact, by_key))
+            if counts:  # no report count (0) in a period
+                return days, [
+                    (d, o, ok, bad, f, la, tok, tbad, 0) for d, o, _, ok, _, bad, f, la, _, tok, _, tbad in rows
+                ]
+            senders = [  # each count comes as two partial sums (see _sum): joined here
                 (d, o, _count(oh, ol), _count(bh, bl), first, last, _count(toh, tol), _count(tbh, tbl), 0)
-                for d, o, oh, ol, bh, bl, first, last, toh, tol, tbh, tbl in _summed(
-                    connection, lambda exact: _period_senders(since, domain, exact)
-                )
+                for d, o, oh, ol, bh, bl, first, last, toh, tol, tbh, tbl in rows
             ]
         return days, senders
 
@@ -536,14 +555,8 @@ class ReportStore:
         domain: a few thousand, where the policy rows are hundreds of thousands)."""
         if domain is not None and not domain:
             return []
-        row = ReporterDayRow
-        query = _reporter_days(
-            (row.policy_domain, row.organization_name, type_coerce(func.max(row.day), String()), func.count()),
-            since,
-            domain,
-        ).group_by(row.policy_domain, row.organization_name)
         with self.engine.connect() as connection:
-            found = _plain_rows(connection, query)
+            found = _plain_rows(connection, _reporters_query(since, domain, connection.dialect.name == "sqlite"))
         days: dict[Any, date] = {}
         return [
             Reporter(key or None, org, days.get(last) or days.setdefault(last, _as_date(last)), int(count))
@@ -617,14 +630,44 @@ def _covers_everything(connection: Connection, since: date) -> bool:
     return first is None or _as_date(first) >= since
 
 
-def _reporter_days(columns: Sequence[Any], since: date | None, domain: str | None) -> Select[Any]:
-    """``columns`` of the reporter-day table, from ``since`` on and for ``domain`` only."""
-    query = select(*columns)
+# Reading a period per key of a totals table (SQLite). The period tables' primary keys start
+# with the key of a totals table (domain and sender; domain, sender, kind and value) and end with
+# the day, and each of their keys has its total (both are added from the same rows of a report:
+# mtasts.store.rollups.rollup_delta, and filled so by revision 0007). So SQLite can read a period
+# per total, each total's days from ``since`` on found by the primary key, instead of scanning
+# every row of the period table and grouping it: the days before the period are never read, and
+# stepping through one key's days costs SQLite less than its grouping does (CPU over the bench
+# store, 1,000,000 session rows: the reporters 37-55 ms -> 28, the senders of 30 days 57 -> 28,
+# their failure values 92 -> 75). PostgreSQL ran the per-key forms several times slower over
+# the same store (a fresh schema: 600-900 ms for a roll-up and its reporters, where the grouped
+# forms take 120-260), so it keeps the grouped ones (``by_key`` False).
+
+
+def _reporters_query(since: date | None, domain: str | None, by_key: bool) -> Select[Any]:
+    """Per domain and sender with a reporter day from ``since`` on (``domain``: its rows only):
+    the newest day and the number of days (see above for ``by_key``)."""
+    row, total = ReporterDayRow, SenderTotalRow
+    if not by_key:
+        query = _reporter_days((row.policy_domain, row.organization_name, func.max(row.day), func.count()), since)
+        query = query if domain is None else query.where(row.policy_domain == domain)
+        return query.group_by(row.policy_domain, row.organization_name)
+    # one index lookup (the newest day) and one range (the days) per sender total
+    match = (row.policy_domain == total.policy_domain) & (row.organization_name == total.organization_name)
     if since is not None:
-        query = query.where(ReporterDayRow.day >= since)
+        match &= row.day >= since
+    newest = select(func.max(row.day)).where(match).correlate(total).scalar_subquery()
+    counted = select(func.count()).select_from(row).where(match).correlate(total).scalar_subquery()
+    per_sender = select(total.policy_domain, total.organization_name, newest.label("last"), counted.label("days"))
     if domain is not None:
-        query = query.where(ReporterDayRow.policy_domain == domain)
-    return query
+        per_sender = per_sender.where(total.policy_domain == domain)
+    senders = per_sender.subquery()
+    return select(senders).where(senders.c.days > 0)  # none in the period: not a reporter of it
+
+
+def _reporter_days(columns: Sequence[Any], since: date | None) -> Select[Any]:
+    """``columns`` of the reporter-day table, from ``since`` on."""
+    query = select(*columns)
+    return query if since is None else query.where(ReporterDayRow.day >= since)
 
 
 def _text_days(columns: Iterable[Any]) -> list[Any]:
@@ -644,13 +687,14 @@ def _day_rows(since: date | None, domain: str | None) -> Select[Any]:
     return query if since is None else query.where(DayTotalRow.day >= since)
 
 
-def _period_senders(since: date, domain: str | None, exact: bool) -> Select[Any]:
-    """The sender totals of the days from ``since`` on, summed from the reporter days."""
-    row = ReporterDayRow
+def _period_senders(since: date, domain: str | None, exact: bool, by_key: bool) -> Select[Any]:
+    """The sender totals of the days from ``since`` on, summed from the reporter days (see
+    above for ``by_key``)."""
+    row, total = ReporterDayRow, SenderTotalRow
+    keys = (total.policy_domain, total.organization_name) if by_key else (row.policy_domain, row.organization_name)
     failed_day = type_coerce(case((row.failed > 0, row.day), else_=None), String())
     columns = (
-        row.policy_domain,
-        row.organization_name,
+        *keys,
         *_sum(row.successful, exact),
         *_sum(row.failed, exact),
         func.min(failed_day),
@@ -658,42 +702,55 @@ def _period_senders(since: date, domain: str | None, exact: bool) -> Select[Any]
         *_sum(row.twice_successful, exact),
         *_sum(row.twice_failed, exact),
     )
-    return _reporter_days(columns, since, domain).group_by(row.policy_domain, row.organization_name)
+    if by_key:
+        match = (row.policy_domain == total.policy_domain) & (row.organization_name == total.organization_name)
+        query = select(*columns).select_from(total).join(row, match & (row.day >= since))
+    else:
+        query = _reporter_days(columns, since)
+    return (query if domain is None else query.where(keys[0] == domain)).group_by(*keys)
 
 
-def _period_values(since: date, domain: str | None, exact: bool) -> Select[Any]:
+def _period_values(since: date, domain: str | None, exact: bool, by_key: bool) -> Select[Any]:
     """The failure values of the days from ``since`` on, summed from the failure days (their
     key starts with the grouping columns: no sort). The first and last days are those of the
     least and greatest ``first_seen`` (its high bits are the row's day: an integer compares
-    faster than a day, which SQLite keeps as text)."""
-    row = FailureDayRow
-    query = select(
-        row.policy_domain,
-        row.organization_name,
-        row.kind,
-        row.value,
+    faster than a day, which SQLite keeps as text). ``by_key``: see above; only the totals
+    last seen in the period are looked up."""
+    row, total = FailureDayRow, FailureTotalRow
+    names = ("policy_domain", "organization_name", "kind", "value")
+    keys = tuple(getattr(total if by_key else row, name) for name in names)
+    columns = (
+        *keys,
         *_sum(row.failed, exact),
         type_coerce(func.max(row.first_seen), BigInteger()),
         type_coerce(func.min(row.first_seen), BigInteger()),
-    ).where(row.day >= since)
-    if domain is not None:
-        query = query.where(row.policy_domain == domain)
-    return query.group_by(row.policy_domain, row.organization_name, row.kind, row.value)
+    )
+    if by_key:
+        match = and_(*(getattr(row, name) == getattr(total, name) for name in names), row.day >= since)
+        query = select(*columns).select_from(total).join(row, match).where(total.last_day >= since)
+    else:
+        query = select(*columns).where(row.day >= since)
+    return (query if domain is None else query.where(keys[0] == domain)).group_by(*keys)
 
 
-def _period_failures(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """Failure-value rows in the column order of the failure totals, from :func:`_period_values`."""
-    days: dict[int, date] = {}
+class _SeenDays(dict[int, date]):
+    """The day of each number of days since 1970 (a ``first_seen``'s high bits), made once."""
 
-    def day_of(seen: int) -> date:
-        number = seen >> _SEEN_SHIFT
-        day = days.get(number)
-        if day is None:
-            day = days[number] = _EPOCH + timedelta(days=number)
+    def __missing__(self, number: int) -> date:
+        day = self[number] = _EPOCH + timedelta(days=number)
         return day
 
+
+def _period_failures(rows: Iterable[Sequence[Any]], counts: bool) -> list[tuple[Any, ...]]:
+    """Failure-value rows in the column order of the failure totals, from :func:`_period_values`
+    (``counts``: see :func:`_summed`)."""
+    days, shift = _SeenDays(), _SEEN_SHIFT
+    if counts:  # SQLite: nothing to join (9,000 rows of a 30-day dashboard: 17 ms of CPU -> 5)
+        return [
+            (d, o, k, v, n, days[first >> shift], days[last >> shift], first) for d, o, k, v, _, n, last, first in rows
+        ]
     return [
-        (d, o, k, v, _count(high, low), day_of(int(first)), day_of(int(last)), int(first))
+        (d, o, k, v, _count(high, low), days[int(first) >> shift], days[int(last) >> shift], int(first))
         for d, o, k, v, high, low, last, first in rows
     ]
 
@@ -753,15 +810,17 @@ def _sum(column: Any, exact: bool) -> tuple[Any, Any]:
     return type_coerce(high, BigInteger), type_coerce(low, BigInteger)
 
 
-def _summed(connection: Connection, query: Callable[[bool], Select[Any]]) -> Sequence[Any]:
+def _summed(connection: Connection, query: Callable[[bool], Select[Any]]) -> tuple[Sequence[Any], bool]:
     """The rows of ``query(exact)`` with single sums, or with split ones should SQLite's SUM()
-    overflow (see above)."""
+    overflow (see above); and whether the sums are already the counts (single sums of SQLite:
+    integers below 2^63, or it would have raised), which the caller then need not join and
+    saturate (PostgreSQL's are ``Decimal``, and may pass 2^63-1)."""
     try:
-        return _plain_rows(connection, query(False))
+        return _plain_rows(connection, query(False)), connection.dialect.name == "sqlite"
     except DBAPIError as exc:
         if "integer overflow" not in str(exc.orig):
             raise
-    return _plain_rows(connection, query(True))
+    return _plain_rows(connection, query(True)), False
 
 
 def _count(high: Any, low: Any) -> int:

@@ -450,11 +450,8 @@ class ReportService:
             known = self._views.get(key)
             if known is not None and known[0] == stamp:
                 return known[1]
-            with _gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-reporters") as pool:
-                # the reporters meanwhile: the store's reads wait on the database, not on Python
-                reporters_read = pool.submit(store.reporters, since=period.since, domain=domain)
-                rollup = store.rollup(since=period.since, domain=domain)
-                reporters = reporters_read.result()
+            with _gc_paused():
+                rollup, reporters = _read(store, period.since, domain)
                 view = report_view(rollup, reporters, period=period, domain=domain, store=store.display_url)
                 del rollup
         with self._lock:
@@ -469,6 +466,18 @@ class ReportService:
                 self._store.close()
                 self._store = None
             self._views.clear()
+
+
+def _read(store: ReportStoreProtocol, since: date | None, domain: str | None) -> tuple[Rollup, list[Reporter]]:
+    """The roll-up and the reporters of a view: at once, the reporters on a second connection,
+    when the store says that this ends sooner (``concurrent_reads``: PostgreSQL, whose reads
+    wait on the server, not on Python), else one after the other (SQLite, whose reads at once
+    take turns at the GIL for every row, and cost more CPU than one after the other)."""
+    if not getattr(store, "concurrent_reads", False):
+        return store.rollup(since=since, domain=domain), store.reporters(since=since, domain=domain)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-reporters") as pool:
+        reporters = pool.submit(store.reporters, since=since, domain=domain)
+        return store.rollup(since=since, domain=domain), reporters.result()
 
 
 @contextlib.contextmanager
