@@ -142,6 +142,23 @@ def test_usage_error_in_japanese_and_english_as_before(
     assert ja.stderr == _shown(usage, command, japanese, japanese=True)
 
 
+@pytest.mark.parametrize("asked", [["--lang", "ja"], ["--lang=ja"], ["--lang", "JA"]])
+def test_a_mistake_among_the_roots_own_options_is_said_in_the_language_asked(asked: list[str]) -> None:
+    """click stops at an unknown root option before any callback, ``--lang``'s too: the language
+    is read from the arguments first, so the error is Japanese all the same."""
+    ja = piped([*asked, "--bogus", "check"], env=C_LOCALE)
+    assert (ja.returncode, ja.stdout) == (2, "")
+    assert ja.stderr == _shown(ROOT, "mtasts", "--bogus というオプションはありません", japanese=True)
+
+
+def test_a_lang_word_after_the_sub_command_is_not_the_roots() -> None:
+    """``--lang`` belongs to ``mtasts`` itself: after the sub-command it is that command's
+    unknown option, said in the environment's language."""
+    english = piped(["check", "--lang", "ja"], env=C_LOCALE)
+    assert english.returncode == 2
+    assert english.stderr == _shown(CHECK, "mtasts check", "No such option: --lang", japanese=False)
+
+
 def test_our_own_bad_value_goes_through_the_findings_shapes() -> None:
     """``--lang xx`` is our BadParameter: its reason from the ``findings`` catalogue (the
     language is the environment's, as the one asked for does not exist)."""

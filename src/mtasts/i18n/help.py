@@ -43,7 +43,7 @@ from typer import _click as click
 from typer._click.utils import make_default_short_help
 
 from mtasts.i18n import LOCALE_DIR, current
-from mtasts.i18n.usage import USAGE_MESSAGES, run_in_language
+from mtasts.i18n.usage import USAGE_MESSAGES, choose_language, language_asked, run_in_language
 
 __all__ = [
     "DOMAIN",
@@ -205,6 +205,10 @@ class TranslatedHelpGroup(typer.core.TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         with run_in_language(self):
+            arguments = kwargs.get("args", args[0] if args else None)
+            asked = language_asked(self, sys.argv[1:] if arguments is None else arguments)
+            if asked is not None:  # a mistake among the root's options is said in it too
+                choose_language(asked)
             return super().main(*args, **kwargs)
 
 

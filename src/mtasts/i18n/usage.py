@@ -37,13 +37,14 @@ from typer._click._compat import get_text_stderr
 from typer._click.exceptions import BadParameter, MissingParameter, NoSuchOption, UsageError
 from typer._click.globals import get_current_context
 
-from mtasts.i18n import Translator, _shape, current, language_from_environment, set_language, translator
+from mtasts.i18n import LANGUAGES, Translator, _shape, current, language_from_environment, set_language, translator
 
 __all__ = [
     "USAGE_LABELS",
     "USAGE_MESSAGES",
     "USAGE_SHAPES",
     "choose_language",
+    "language_asked",
     "run_in_language",
     "usage_message",
 ]
@@ -346,6 +347,27 @@ def choose_language(tag: str) -> None:
     context = get_current_context(silent=True)
     if context is not None:
         context.call_on_close(lambda: set_language(None))
+
+
+def language_asked(command: click.Command, args: Sequence[str]) -> str | None:
+    """The language ``--lang`` asks for among the root's own options in ``args`` (before the
+    first sub-command; ``--lang ja`` or ``--lang=ja``), read before click parses them: click
+    stops at the first option it does not know, before any callback, so a mistake among the
+    root's options (``mtasts --lang ja --bogus``) would otherwise be said in the environment's
+    language. ``None`` when there is none, or it names no language we have (click says so)."""
+    commands = getattr(command, "commands", None) or {}
+    asked = None
+    words = iter(args)
+    for word in words:
+        if word == "--" or word in commands:
+            break
+        if word == "--lang":
+            asked = next(words, None)
+        elif word.startswith("--lang="):
+            asked = word.partition("=")[2]
+    if asked is None or asked.lower() not in LANGUAGES:
+        return None
+    return asked.lower()
 
 
 @contextmanager
