@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from operator import itemgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mtasts.core._frozen import trusted_constructor
 from mtasts.core.tlsrpt_report import (
@@ -41,6 +41,9 @@ from mtasts.core.tlsrpt_report import (
     SenderTotal,
     SenderTwice,
 )
+
+if TYPE_CHECKING:
+    from mtasts.store.interface import DaySums
 
 __all__ = [
     "DAILY_SHARE",
@@ -63,8 +66,10 @@ __all__ = [
     "failing_senders",
     "failing_senders_rollup",
     "overview_rollup",
+    "overview_sums",
     "readiness",
     "readiness_rollup",
+    "readiness_sums",
     "rollup_rows",
     "sparkline",
     "success_rate",
@@ -452,6 +457,42 @@ def overview_rollup(rollup: Rollup) -> Overview:
     )
 
 
+def overview_sums(sums: DaySums, rollup: Rollup) -> Overview:
+    """The :class:`Overview` of a roll-up whose day totals the store summed (``sums``, of
+    ``ReportStoreProtocol.day_sums``; ``rollup`` without its ``days``): equal to
+    :func:`overview_rollup` of the whole roll-up, without a pass over one row per domain,
+    day and policy type (the ones left here are the senders' and the failure values')."""
+    orgs: dict[str, list[int]] = {}
+    for _, org, successful, failed, _, _ in _senders_once(rollup):
+        pair = orgs.get(org)
+        if pair is None:
+            orgs[org] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    counters: dict[str, dict[str, int]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
+    for _, _, kind, value, failed, _, _, _ in rollup.failures:
+        counter = counters.get(kind)
+        if counter is not None:
+            name = (value or "") if kind == "result_type" else value or "(unknown)"
+            counter[name] = counter.get(name, 0) + failed
+    domains = {row.policy_domain: row for row in sums.domains}
+    return Overview(
+        domains={
+            key: Totals(domains[key].successful, domains[key].failed) for key in sorted(domains, key=_domain_order)
+        },
+        daily=tuple([_new_day_point(day, ok, bad) for day, ok, bad in sorted(sums.daily)]),
+        by_policy_type={kind: Totals(ok, bad) for kind, ok, bad in sorted(sums.policy_types)},
+        by_organization={
+            org: Totals(ok, bad) for org, (ok, bad) in sorted(orgs.items(), key=lambda item: (-item[1][1], item[0]))
+        },
+        by_result_type=_sorted_counts(counters["result_type"]),
+        by_receiving_mx=_sorted_counts(counters["mx"]),
+        by_sending_ip=_sorted_counts(counters["sending_ip"]),
+        double_counted=Totals(*sums.double_counted),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SenderIssue:
     """A sending organisation that fails to deliver to a domain over TLS: who, how, since when."""
@@ -651,30 +692,49 @@ def readiness_rollup(
                 pair[0] += successful
                 pair[1] += failed
     sts = {key: Totals(*pair) for key, pair in sums.items()}
-    windows_end = {domain: end for domain, (_, end) in windows.items()}
-    verdicts = []
-    for domain in sorted(newest, key=_domain_order):
-        end = windows_end[domain]
-        totals = sts.get(domain, Totals())
-        rate = totals.rate
-        if rate is None:
-            verdict, why = (
-                (ReadinessVerdict.NO_DATA, f"no sts sessions reported in the {days} days to {end}")
-                if domain in has_sts
-                else (
-                    ReadinessVerdict.NO_POLICY_SEEN,
-                    f"no sender reported an MTA-STS policy in the {days} days to {end}",
-                )
+    return [
+        _readiness(domain, sts.get(domain, Totals()), domain in has_sts, windows[domain][1], days, min_sessions)
+        for domain in sorted(newest, key=_domain_order)
+    ]
+
+
+def readiness_sums(sums: DaySums, *, min_sessions: int = 10) -> list[Readiness]:
+    """:func:`readiness` of the day totals a store summed (``sums``, of ``day_sums``): equal to
+    :func:`readiness_rollup` of the roll-up with ``until=sums.until, days=sums.window``."""
+    days = sums.window
+    return [
+        _readiness(
+            row.policy_domain,
+            Totals(row.sts_successful, row.sts_failed),
+            row.has_sts,
+            sums.until or row.newest,
+            days,
+            min_sessions,
+        )
+        for row in sorted(sums.domains, key=lambda row: _domain_order(row.policy_domain))
+    ]
+
+
+def _readiness(domain: str | None, totals: Totals, has_sts: bool, end: date, days: int, min_sessions: int) -> Readiness:
+    """The verdict of one domain's ``sts`` sessions (``totals``) in the ``days`` days to ``end``."""
+    rate = totals.rate
+    if rate is None:
+        verdict, why = (
+            (ReadinessVerdict.NO_DATA, f"no sts sessions reported in the {days} days to {end}")
+            if has_sts
+            else (
+                ReadinessVerdict.NO_POLICY_SEEN,
+                f"no sender reported an MTA-STS policy in the {days} days to {end}",
             )
-        elif totals.successful + totals.failed < min_sessions and rate >= READINESS_RULES[0][0]:
-            verdict, why = (
-                ReadinessVerdict.TOO_FEW_SESSIONS,
-                f"only {_sessions(totals.successful + totals.failed)} reported: wait for more reports",
-            )
-        else:
-            verdict, why = next((v, w) for floor, v, w in READINESS_RULES if rate >= floor)
-        verdicts.append(Readiness(domain, verdict, why, end - timedelta(days=days - 1), end, totals))
-    return verdicts
+        )
+    elif totals.successful + totals.failed < min_sessions and rate >= READINESS_RULES[0][0]:
+        verdict, why = (
+            ReadinessVerdict.TOO_FEW_SESSIONS,
+            f"only {_sessions(totals.successful + totals.failed)} reported: wait for more reports",
+        )
+    else:
+        verdict, why = next((v, w) for floor, v, w in READINESS_RULES if rate >= floor)
+    return Readiness(domain, verdict, why, end - timedelta(days=days - 1), end, totals)
 
 
 _BARS: Final = "▁▂▃▄▅▆▇█"

@@ -24,7 +24,18 @@ from typing import Protocol, Self, runtime_checkable
 
 from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, Rollup, TlsRptReport
 
-__all__ = ["AddResult", "Message", "MessageOutcome", "ReportStoreProtocol", "Reporter", "StoredReport", "dedup_key"]
+__all__ = [
+    "AddResult",
+    "Dashboard",
+    "DaySums",
+    "DomainSums",
+    "Message",
+    "MessageOutcome",
+    "ReportStoreProtocol",
+    "Reporter",
+    "StoredReport",
+    "dedup_key",
+]
 
 
 def dedup_key(report: TlsRptReport) -> str:
@@ -80,6 +91,43 @@ class Reporter:
     organization_name: str
     last_report: date
     days_reported: int
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSums:
+    """One policy domain's day totals in a selection, summed (see :class:`DaySums`)."""
+
+    policy_domain: str | None
+    successful: int  # counted once (see mtasts.report.analysis.count_once)
+    failed: int
+    newest: date  # the newest day of its day totals (of any policy type)
+    has_sts: bool  # whether any of them is of policy type ``sts``
+    sts_successful: int  # its ``sts`` sessions in its readiness window, as reported
+    sts_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class DaySums:
+    """The day totals of every domain in a selection summed by the store, what a view of every
+    domain shows of them (:func:`mtasts.report.analysis.overview_sums`, ``readiness_sums``),
+    so that it never reads one row per domain, day and policy type. Every tuple in no
+    particular order; the counts exact (not saturated: sums of saturated counts)."""
+
+    domains: tuple[DomainSums, ...] = ()
+    daily: tuple[tuple[date, int, int], ...] = ()  # day, successful, failed: every domain's, counted once
+    policy_types: tuple[tuple[str, int, int], ...] = ()  # policy type, successful, failed: as reported
+    double_counted: tuple[int, int] = (0, 0)  # what count_once left out, successful and failed
+    until: date | None = None  # the readiness windows end here (None: at each domain's newest day)
+    window: int = 30  # days in a readiness window
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What a view of every domain reads (:meth:`ReportStoreProtocol.dashboard`)."""
+
+    rollup: Rollup  # without ``days`` and ``days_twice``: ``sums`` has what the view shows of them
+    reporters: tuple[Reporter, ...]
+    sums: DaySums
 
 
 @runtime_checkable
@@ -168,6 +216,20 @@ class ReportStoreProtocol(Protocol):
         reports counted under both ``tlsa`` and ``sts``, which the analysis counts once) come
         from what the store kept of each report at ingest: flat rows cannot say which report
         a row came from."""
+        ...
+
+    def day_sums(self, *, since: date | None = None, until: date | None = None, window: int = 30) -> DaySums:
+        """The day totals of ``rollup(since=since).days`` (every domain) summed: per domain
+        (counted once; its newest day; whether it has ``sts`` rows; its ``sts`` sessions in the
+        ``window`` days up to ``until``, or up to its newest day when ``until`` is ``None``),
+        per day (counted once), per policy type (as reported), and what was counted twice; as
+        :func:`mtasts.report.analysis.overview_rollup` and ``readiness_rollup`` sum them."""
+        ...
+
+    def dashboard(self, *, since: date | None = None, until: date | None = None, window: int = 30) -> Dashboard:
+        """What a view of every domain reads, at once: ``rollup(since=since)`` without its
+        ``days`` and ``days_twice``, ``reporters(since=since)`` and ``day_sums(since=since,
+        until=until, window=window)`` (the store may read them together)."""
         ...
 
     def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:

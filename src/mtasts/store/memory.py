@@ -29,7 +29,16 @@ from mtasts.core.tlsrpt_report import (
     report_rows,
 )
 from mtasts.store.errors import StoreMissing
-from mtasts.store.interface import AddResult, Message, MessageOutcome, Reporter, StoredReport, dedup_key
+from mtasts.store.interface import (
+    AddResult,
+    Dashboard,
+    DaySums,
+    Message,
+    MessageOutcome,
+    Reporter,
+    StoredReport,
+    dedup_key,
+)
 from mtasts.store.rollups import (
     DAY_RULES,
     FAILURE_DAY_RULES,
@@ -37,6 +46,7 @@ from mtasts.store.rollups import (
     REPORTER_RULES,
     SENDER_RULES,
     RollupDelta,
+    day_sums,
     merge,
     rollup_delta,
 )
@@ -202,6 +212,17 @@ class MemoryReportStore:
             return Rollup()  # no policy domain is empty ('' stands for none in the roll-ups)
         days, senders, failures, _, _ = self._tables(since, domain)
         return _as_rollup(days, senders, failures)
+
+    def dashboard(self, *, since: date | None = None, until: date | None = None, window: int = 30) -> Dashboard:
+        _, senders, failures, _, _ = self._tables(since, None)
+        return Dashboard(
+            _as_rollup([], senders, failures),
+            tuple(self.reporters(since=since)),
+            self.day_sums(since=since, until=until, window=window),
+        )
+
+    def day_sums(self, *, since: date | None = None, until: date | None = None, window: int = 30) -> DaySums:
+        return day_sums(self._tables(since, None)[0], until, window)
 
     def reporters(self, *, since: date | None = None, domain: str | None = None) -> list[Reporter]:
         if domain is not None and not domain:

@@ -16,10 +16,11 @@ them here. ``''`` stands for an absent policy domain or value, as in the tables.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final, Literal, TypeAlias
 
 from mtasts.core.tlsrpt_report import FailureDetail, PolicyResult, PolicyType, TlsRptReport
+from mtasts.store.interface import DaySums, DomainSums
 
 __all__ = [
     "DAY_RULES",
@@ -33,6 +34,7 @@ __all__ = [
     "SENDER_RULES",
     "RollupDelta",
     "counted_twice",
+    "day_sums",
     "detail_values",
     "merge",
     "report_domains",
@@ -185,3 +187,53 @@ def sorted_rows(table: Table) -> Iterator[tuple[Any, ...]]:
     lock the keys in the same order, and cannot deadlock on them."""
     for key, values in sorted(table.items()):
         yield (*key, *values)
+
+
+def day_sums(rows: Iterable[Sequence[Any]], until: date | None, window: int) -> DaySums:
+    """What :meth:`~mtasts.store.interface.ReportStoreProtocol.day_sums` says of the rows of a
+    day-totals table (domain, day, policy type, successful, failed, twice successful, twice
+    failed; ``''``: no domain), summed here (the in-memory store; the SQL stores sum the same
+    in the database). Counted once as :func:`mtasts.report.analysis.count_once` does: what a
+    day counted twice comes off the ``sts`` row of that domain and day, down to 0."""
+    table = list(rows)
+    twice = {(key, day): (ok, bad) for key, day, _, _, _, ok, bad in table if ok or bad}
+    domains: dict[str, list[Any]] = {}
+    daily: dict[date, list[int]] = {}
+    kinds: dict[str, list[int]] = {}
+    double = [0, 0]
+    for key, day, kind, reported_ok, reported_bad, twice_ok, twice_bad in table:
+        pair = kinds.setdefault(kind, [0, 0])
+        pair[0] += reported_ok
+        pair[1] += reported_bad
+        double[0] += twice_ok
+        double[1] += twice_bad
+        ok, bad = reported_ok, reported_bad
+        minus = twice.get((key, day)) if kind == "sts" else None
+        if minus is not None:
+            ok, bad = max(ok - minus[0], 0), max(bad - minus[1], 0)
+        entry = domains.setdefault(key, [0, 0, day, False])
+        entry[0] += ok
+        entry[1] += bad
+        entry[2] = max(entry[2], day)
+        entry[3] = entry[3] or kind == "sts"
+        pair = daily.setdefault(day, [0, 0])
+        pair[0] += ok
+        pair[1] += bad
+    sts: dict[str, list[int]] = {}
+    for key, day, kind, ok, bad, _, _ in table:
+        end = until or domains[key][2]
+        if kind == "sts" and end - timedelta(days=window - 1) <= day <= end:
+            pair = sts.setdefault(key, [0, 0])
+            pair[0] += ok
+            pair[1] += bad
+    return DaySums(
+        tuple(
+            DomainSums(key or None, ok, bad, newest, has_sts, *sts.get(key, (0, 0)))
+            for key, (ok, bad, newest, has_sts) in domains.items()
+        ),
+        tuple((day, ok, bad) for day, (ok, bad) in daily.items()),
+        tuple((kind, ok, bad) for kind, (ok, bad) in kinds.items()),
+        (double[0], double[1]),
+        until,
+        window,
+    )

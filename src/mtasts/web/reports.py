@@ -50,7 +50,9 @@ from mtasts.report.analysis import (
     Totals,
     failing_senders_rollup,
     overview_rollup,
+    overview_sums,
     readiness_rollup,
+    readiness_sums,
 )
 from mtasts.store.rollups import MAX_COUNT
 from mtasts.web import charts
@@ -58,7 +60,7 @@ from mtasts.web.i18n import N_
 from mtasts.web.settings import WebSettings
 
 if TYPE_CHECKING:
-    from mtasts.store.interface import Reporter, ReportStoreProtocol
+    from mtasts.store.interface import DaySums, Reporter, ReportStoreProtocol
 
 __all__ = [
     "CSV_TABLES",
@@ -195,6 +197,12 @@ def _totals(totals: Totals) -> dict[str, Any]:
     return {"successful": totals.successful, "failed": totals.failed, "success_rate": totals.rate}
 
 
+def readiness_window(period: Period) -> tuple[date | None, int]:
+    """The end (``None``: each domain's newest day) and the days of the readiness windows of a
+    view of ``period``: the period itself, or the 30 days to a domain's newest report."""
+    return (period.until if period.days is not None else None), period.days or 30
+
+
 def _largest(counter: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
 
@@ -206,12 +214,21 @@ def report_view(
     period: Period,
     domain: str | None = None,
     store: str = "",
+    sums: DaySums | None = None,
 ) -> ReportView:
     """The dashboard of ``rollup`` and ``reporters`` (already limited to the period and domain
-    by the store), its sessions counted once (as every summary: see the module)."""
-    overview = overview_rollup(rollup)
-    until = period.until if period.days is not None else None
-    verdicts = {v.policy_domain: v for v in readiness_rollup(rollup, until=until, days=period.days or 30)}
+    by the store), its sessions counted once (as every summary: see the module). ``sums``: the
+    day totals as the store summed them (over :func:`readiness_window`'s windows), and then
+    ``rollup`` without its day rows (the view of every domain: the same view, see
+    :func:`_read`)."""
+    if sums is None:
+        overview = overview_rollup(rollup)
+        until, days = readiness_window(period)
+        readiness = readiness_rollup(rollup, until=until, days=days)
+    else:
+        overview = overview_sums(sums, rollup)
+        readiness = readiness_sums(sums)
+    verdicts = {v.policy_domain: v for v in readiness}
     rows = [DomainRow(key, totals, verdicts.get(key)) for key, totals in overview.domains.items()]
     result_types, mxs, ips = (
         {name: min(count, MAX_COUNT) for name, count in counts.items()}
@@ -451,8 +468,8 @@ class ReportService:
             if known is not None and known[0] == stamp:
                 return known[1]
             with _gc_paused():
-                rollup, reporters = _read(store, period.since, domain)
-                view = report_view(rollup, reporters, period=period, domain=domain, store=store.display_url)
+                rollup, reporters, sums = _read(store, period, domain)
+                view = report_view(rollup, reporters, period=period, domain=domain, store=store.display_url, sums=sums)
                 del rollup
         with self._lock:
             self._views[key] = (stamp, view)
@@ -468,16 +485,27 @@ class ReportService:
             self._views.clear()
 
 
-def _read(store: ReportStoreProtocol, since: date | None, domain: str | None) -> tuple[Rollup, list[Reporter]]:
-    """The roll-up and the reporters of a view: at once, the reporters on a second connection,
-    when the store says that this ends sooner (``concurrent_reads``: PostgreSQL, whose reads
-    wait on the server, not on Python), else one after the other (SQLite, whose reads at once
-    take turns at the GIL for every row, and cost more CPU than one after the other)."""
+def _read(
+    store: ReportStoreProtocol, period: Period, domain: str | None
+) -> tuple[Rollup, Sequence[Reporter], DaySums | None]:
+    """The roll-up and the reporters of a view. For every domain, the roll-up without its day
+    rows and the day totals summed by the store instead (``dashboard``: a few hundred rows,
+    where the day rows are one per domain, day and policy type; the same view: see
+    ``tests/store/test_day_sums.py``). For one domain, the reporters on a second connection
+    meanwhile, when the store says that this ends sooner (``concurrent_reads``: PostgreSQL,
+    whose reads wait on the server, not on Python), else one after the other (SQLite, whose
+    reads at once take turns at the GIL for every row, and cost more CPU than one after the
+    other)."""
+    since = period.since
+    if domain is None:
+        until, window = readiness_window(period)
+        found = store.dashboard(since=since, until=until, window=window)
+        return found.rollup, found.reporters, found.sums
     if not getattr(store, "concurrent_reads", False):
-        return store.rollup(since=since, domain=domain), store.reporters(since=since, domain=domain)
+        return store.rollup(since=since, domain=domain), store.reporters(since=since, domain=domain), None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasts-reporters") as pool:
         reporters = pool.submit(store.reporters, since=since, domain=domain)
-        return store.rollup(since=since, domain=domain), reporters.result()
+        return store.rollup(since=since, domain=domain), reporters.result(), None
 
 
 @contextlib.contextmanager
