@@ -391,6 +391,26 @@ class Overview:
     double_counted: Totals  # left out of the totals: see count_once
 
 
+def _senders_and_failures(rollup: Rollup) -> tuple[dict[str, list[int]], dict[str, dict[str, int]]]:
+    """Each sending organisation's sessions (successful, failed; counted once) and the failed
+    sessions by result type, receiving MX and sending IP: what both overviews add up alike."""
+    orgs: dict[str, list[int]] = {}
+    for _, org, successful, failed, _, _ in _senders_once(rollup):
+        pair = orgs.get(org)
+        if pair is None:
+            orgs[org] = [successful, failed]
+        else:
+            pair[0] += successful
+            pair[1] += failed
+    counters: dict[str, dict[str, int]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
+    for _, _, kind, value, failed, _, _, _ in rollup.failures:
+        counter = counters.get(kind)
+        if counter is not None:
+            name = (value or "") if kind == "result_type" else value or "(unknown)"
+            counter[name] = counter.get(name, 0) + failed
+    return orgs, counters
+
+
 def overview_rollup(rollup: Rollup) -> Overview:
     """The :class:`Overview` of a roll-up: one pass over each of its tables (a dashboard over
     a million session rows computes it cold in milliseconds, where summarising each domain
@@ -425,20 +445,7 @@ def overview_rollup(rollup: Rollup) -> Overview:
         else:
             pair[0] += successful
             pair[1] += failed
-    orgs: dict[str, list[int]] = {}
-    for _, org, successful, failed, _, _ in _senders_once(rollup):
-        pair = orgs.get(org)
-        if pair is None:
-            orgs[org] = [successful, failed]
-        else:
-            pair[0] += successful
-            pair[1] += failed
-    counters: dict[str, dict[str, int]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
-    for _, _, kind, value, failed, _, _, _ in rollup.failures:
-        counter = counters.get(kind)
-        if counter is not None:
-            name = (value or "") if kind == "result_type" else value or "(unknown)"
-            counter[name] = counter.get(name, 0) + failed
+    orgs, counters = _senders_and_failures(rollup)
     double = [0, 0]
     for _, _, successful, failed in rollup.days_twice:
         double[0] += successful
@@ -462,20 +469,7 @@ def overview_sums(sums: DaySums, rollup: Rollup) -> Overview:
     ``ReportStoreProtocol.day_sums``; ``rollup`` without its ``days``): equal to
     :func:`overview_rollup` of the whole roll-up, without a pass over one row per domain,
     day and policy type (the ones left here are the senders' and the failure values')."""
-    orgs: dict[str, list[int]] = {}
-    for _, org, successful, failed, _, _ in _senders_once(rollup):
-        pair = orgs.get(org)
-        if pair is None:
-            orgs[org] = [successful, failed]
-        else:
-            pair[0] += successful
-            pair[1] += failed
-    counters: dict[str, dict[str, int]] = {"result_type": {}, "mx": {}, "sending_ip": {}}
-    for _, _, kind, value, failed, _, _, _ in rollup.failures:
-        counter = counters.get(kind)
-        if counter is not None:
-            name = (value or "") if kind == "result_type" else value or "(unknown)"
-            counter[name] = counter.get(name, 0) + failed
+    orgs, counters = _senders_and_failures(rollup)
     domains = {row.policy_domain: row for row in sums.domains}
     return Overview(
         domains={
