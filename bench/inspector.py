@@ -792,8 +792,8 @@ def _area(filename: str, function: str) -> str:
 
 
 def plural(count: int, noun: str) -> str:
-    """``mtasts.cli.text.plural``, imported late: the ``--peer`` side has no mtasts installed."""
-    from mtasts.cli.text import plural as agree
+    """``mtasts.i18n.words.plural``, imported late: the ``--peer`` side has no mtasts installed."""
+    from mtasts.i18n.words import plural as agree
 
     return agree(count, noun)
 

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,10 +40,11 @@ SCENARIOS = ("enforce-ok", "testing-ok", "wildcard-ok", "cname-policy-host-ok", 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_lab(folder: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+def start_lab(folder: Path, scenarios: Sequence[str] = SCENARIOS) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """``mtasts lab up`` with ``scenarios`` in a process of its own, and its info once ready."""
     info = folder / "lab.json"
     command = [str(ROOT / ".venv/bin/mtasts"), "lab", "up", "--info", str(info)]
-    for name in SCENARIOS:
+    for name in dict.fromkeys(scenarios):
         command += ["-s", name]
     lab = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

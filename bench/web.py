@@ -1,4 +1,5 @@
-"""Benchmark of the web pages over a large report store: the dashboard and the domain page.
+"""Benchmark of the web pages: the dashboard and the domain page over a large report store, the
+inspector page's time to its first finding against the lab, and what the monitor costs.
 
 Run from the repository root with mtasts installed::
 
@@ -6,6 +7,7 @@ Run from the repository root with mtasts installed::
     python bench/web.py --rows 100000    # quicker
     python bench/web.py --db sqlite:////tmp/m1.sqlite3   # reuse a SQLite store (built there first if absent)
     python bench/web.py --pg ''          # SQLite only
+    python bench/web.py --only inspector,monitor   # the parts against the lab only
     python bench/web.py --json
 
 PostgreSQL (``--pg URL``, default ``$MTASTS_BENCH_PG`` or the ``test`` database at
@@ -26,6 +28,17 @@ Each page is timed ``--runs`` times, two ways:
 * ``warm``: the cached view (the store has not changed), i.e. the charts and the template only.
 
 Goal (issue 13): the dashboard and the domain page render in < 300 ms p99 over 1,000,000 rows.
+
+The inspector page (``inspector``) is timed as a browser with JavaScript uses it, against
+``mtasts lab up`` in another process: ``GET /check?domain=D`` (a redirect to the result's
+permanent link), the pending page, its server-sent events until ``done``, then the result page;
+the time to the first finding is until that page, which holds every finding, has arrived. The
+same domains checked by a bare :class:`~mtasts.check.inspect.Inspector` in the same process
+give the page's own share (``page / bare``). The app runs on uvloop, as ``mtasts web serve``.
+
+The monitor (``monitor``) is bench/monitor.py's measurement (CPU per domain check, and per
+10,000 domains checked hourly), run here with fewer rounds; bench/monitor.py alone has more
+options.
 """
 
 from __future__ import annotations
@@ -48,7 +61,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import monitor as monitor_bench  # bench/monitor.py: the lab in a process of its own, the monitor's CPU
 import report as report_bench  # bench/report.py: the generated reports (bench/ is not a package)
+from mtasts.check.inspect import Inspector
+from mtasts.net.ratelimit import RateLimit
 from mtasts.store.store import ReportStore
 from mtasts.web import WebSettings, create_app
 
@@ -64,6 +80,10 @@ PAGES = {
     "domain page, last 30 days": "/domains/d7.example?days=30",
     "JSON, every domain, all stored": "/api/reports",
 }
+PARTS = ("pages", "inspector", "monitor")
+# lab domains with findings of each kind: none but notes, the policy host, an MX, the record
+INSPECTED = ("enforce-ok", "policy-cert-expired", "mx-no-starttls", "no-sts-record", "testing-ok")
+UNLIMITED = RateLimit(per_minute=1e9, burst=1_000_000)  # the bench asks faster than a person
 
 
 @contextmanager
@@ -139,14 +159,141 @@ async def measure(url: str, runs: int) -> dict[str, Any]:
     return results
 
 
+async def first_findings(settings: Any, domains: list[str], runs: int) -> dict[str, Any]:
+    """The inspector page's time to its first finding, per domain (see the module), and the
+    bare check's time for the same domains, ``runs`` times each, one at a time."""
+    app = create_app(
+        WebSettings(network=settings, reuse_seconds=0, per_client=UNLIMITED, total=UNLIMITED, max_results=10_000)
+    )
+    inspector = Inspector(settings)
+    page: list[float] = []
+    bare: list[float] = []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
+        for rounds in (1, runs):  # the first pass warms up (imports, TLS contexts, templates)
+            page.clear()
+            bare.clear()
+            findings = 0
+            for _ in range(rounds):
+                for domain in domains:
+                    begin = time.perf_counter()
+                    found = await client.get("/check", params={"domain": domain})
+                    assert found.status_code == 303, (domain, found.status_code)
+                    result_url = found.headers["location"]
+                    pending = await client.get(result_url)
+                    assert pending.status_code == 200
+                    job = result_url.rsplit("/", 1)[1]
+                    events = await client.get("/check/events", params={"id": job})  # ends with "done"
+                    assert "event: done" in events.text, events.text[-300:]
+                    shown = await client.get(result_url)
+                    page.append(time.perf_counter() - begin)
+                    assert shown.status_code == 200
+                    assert 'id="verdict"' in shown.text, shown.text[:300]  # the result, not the pending page
+                    findings += shown.text.count('<li class="finding ')
+                    begin = time.perf_counter()
+                    await inspector.check(domain)
+                    bare.append(time.perf_counter() - begin)
+    await app.state.checks.close()
+    app.state.reports.close()
+    return {
+        "domains": domains,
+        "checks": len(page),
+        "findings_shown": findings,
+        "page_p50_ms": statistics.median(page) * 1000,
+        "page_p99_ms": _quantile(page, 0.99) * 1000,
+        "bare_p50_ms": statistics.median(bare) * 1000,
+        "bare_p99_ms": _quantile(bare, 0.99) * 1000,
+    }
+
+
+def run_uvloop(coroutine: Any) -> Any:
+    """As ``mtasts web serve`` runs (uvloop when installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def against_lab(parts: set[str], runs: int, pg: str) -> dict[str, Any]:
+    """The parts that need the lab, which runs in a process of its own meanwhile."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mtasts-bench-web-lab-") as folder:
+        lab, info = monitor_bench.start_lab(Path(folder), (*monitor_bench.SCENARIOS, *INSPECTED))
+        try:
+            zone = info["zone"]
+            settings = monitor_bench.settings_of(info)
+            if "inspector" in parts:
+                domains = [f"{name}.{zone}" for name in INSPECTED]
+                results["inspector"] = run_uvloop(first_findings(settings, domains, runs))
+            if "monitor" in parts:
+                domains = [f"{name}.{zone}" for name in monitor_bench.SCENARIOS]
+                sqlite = f"sqlite:///{Path(folder) / 'monitor.sqlite3'}"
+                cpu = run_uvloop(monitor_bench.measure(settings, domains, rounds=10, repeat=3, db=sqlite))
+                if pg:
+                    arguments = argparse.Namespace(pg=pg, rounds=10, repeat=3)
+                    try:
+                        cpu["monitor-pg"] = monitor_bench.measure_postgresql(settings, domains, arguments)
+                    except Exception as exc:  # unreachable: said, and the SQLite figures still shown
+                        print(f"PostgreSQL skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+                results["monitor"] = {"checks_per_measurement": 10 * len(domains), "cpu_seconds_per_check": cpu}
+        finally:
+            lab.terminate()
+            lab.wait(10)
+    return results
+
+
+def print_lab(results: dict[str, Any]) -> None:
+    inspected = results.get("inspector")
+    if inspected:
+        page50, page99 = inspected["page_p50_ms"], inspected["page_p99_ms"]
+        bare50, bare99 = inspected["bare_p50_ms"], inspected["bare_p99_ms"]
+        print(
+            f"inspector page, time to the result with its findings ({inspected['checks']} checks of "
+            f"{len(inspected['domains'])} lab domains, {inspected['findings_shown']} findings shown): "
+            f"p50 {page50:.0f} ms, p99 {page99:.0f} ms; the bare check p50 {bare50:.0f} ms, p99 {bare99:.0f} ms "
+            f"(page / bare at p50: {page50 / bare50:.2f}×)"
+        )
+    monitored = results.get("monitor")
+    if monitored:
+        cpu = monitored["cpu_seconds_per_check"]
+        print(f"monitor, {monitored['checks_per_measurement']} checks per measurement, best of 3:")
+        for name, seconds in cpu.items():
+            per_hour = seconds * 10_000
+            print(
+                f"{name:>11}: {seconds * 1000:6.2f} ms CPU per check, {per_hour:7.1f} CPU s per 10,000 domains "
+                f"per hour ({per_hour / 3600:.1%} of one core), {seconds / cpu['inspector']:.2f}× the bare check"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="session rows to generate (default 1,000,000)")
     parser.add_argument("--db", help="a SQLite store to read (filled there first when the file does not exist)")
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL database for a fresh schema ('' to skip)")
     parser.add_argument("--runs", type=int, default=20, help="requests per page and mode (default 20)")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"the parts to run, comma-separated (default {','.join(PARTS)})"
+    )
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
+    parts = set(options.only.split(","))
+    if not parts or not parts <= set(PARTS):
+        parser.error(f"--only takes some of {', '.join(PARTS)}")
+    stores: dict[str, dict[str, Any]] = {}
+    if "pages" in parts:
+        stores = pages(options)
+    lab = against_lab(parts, options.runs, options.pg) if parts & {"inspector", "monitor"} else {}
+    if options.json:
+        print(json.dumps({**stores, **lab}, indent=2))
+        return 0
+    print_pages(stores)
+    print_lab(lab)
+    return 0
+
+
+def pages(options: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The pages over a SQLite store and, unless ``--pg ''``, a PostgreSQL schema of their own."""
     stores: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="mtasts-bench-web-") as folder:
         url = options.db or f"sqlite:///{Path(folder) / 'reports.sqlite3'}"
@@ -162,9 +309,10 @@ def main() -> int:
             info = {"url": pg_url.split("?", 1)[0] + " (a fresh schema, dropped)", "session_rows": options.rows}
             info |= fill(pg_url, options.rows)
             stores["postgresql"] = {"store": info, "pages": asyncio.run(measure(pg_url, options.runs))}
-    if options.json:
-        print(json.dumps(stores, indent=2))
-        return 0
+    return stores
+
+
+def print_pages(stores: dict[str, dict[str, Any]]) -> None:
     for backend, result in stores.items():
         print(f"{backend}: {result['store']}")
         print(f"{'page':<40} {'cold p50':>9} {'cold p99':>9} {'warm p50':>9} {'warm p99':>9}  goal p99 < 300 ms (cold)")
@@ -173,7 +321,6 @@ def main() -> int:
             met = "yes" if cold["p99_ms"] < GOAL_P99 * 1000 else "no"
             numbers = " ".join(f"{v:>8.0f} " for v in (cold["p50_ms"], cold["p99_ms"], warm["p50_ms"], warm["p99_ms"]))
             print(f"{name:<40} {numbers}  {met}")
-    return 0
 
 
 if __name__ == "__main__":

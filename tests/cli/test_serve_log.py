@@ -64,9 +64,10 @@ def trusting(ca: trustme.CA) -> ssl.SSLContext:
 class Serving:
     """A running ``mtasts report serve``; its stderr lines are collected as they come."""
 
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, process: subprocess.Popen[str], port: int, start_line: str = "") -> None:
         self.process = process
         self.port = port
+        self.start_line = start_line
         self.url = f"https://localhost:{port}/tlsrpt"
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._collect, daemon=True)
@@ -105,7 +106,7 @@ def serve(tmp_path: Path, pems: tuple[Path, Path]) -> Iterator[Callable[..., Ser
         if found is None:
             process.kill()
             raise AssertionError(f"the server did not start: {first}{process.stderr.read()}")
-        server = Serving(process, int(found.group(1)))
+        server = Serving(process, int(found.group(1)), first.rstrip("\n"))
         started.append(server)
         return server
 
@@ -443,3 +444,32 @@ def test_an_address_not_of_this_machine_is_named(base: Callable[..., list[str]])
     done = run_serve(*base(host="192.0.2.1"))  # TEST-NET-1: no machine has it
     assert done.returncode == 3
     assert one_error_line(done) == "--host 192.0.2.1: not an address of this machine"
+
+
+def _addresses_of(name: str) -> list[str]:
+    """The addresses ``name`` resolves to for a listener, in the resolver's order, each once."""
+    infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def test_host_localhost_is_served_on_every_address_of_the_name(
+    serve: Callable[..., Serving], trusting: ssl.SSLContext
+) -> None:
+    """``--host localhost`` listens on every address this machine's resolver gives the name
+    (127.0.0.1 and, where /etc/hosts says so, ::1), not only the first: a sender that reaches
+    it over each gets its report stored, and the start line names each. (A name with two
+    addresses on every machine: tests/report/test_server.py, with the lookup answered.)"""
+    names = _addresses_of("localhost")
+    assert "127.0.0.1" in names
+    server = serve("--host", "localhost")
+    urls = ", ".join(f"https://[{a}]:{server.port}/" if ":" in a else f"https://{a}:{server.port}/" for a in names)
+    assert server.start_line.endswith(f"listening on {urls}; Ctrl-C stops"), server.start_line
+    request = (
+        b"POST /tlsrpt HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/tlsrpt+json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BODY), BODY)
+    )
+    for address in names:
+        raw = socket.create_connection((address, server.port), timeout=10)
+        sock = trusting.wrap_socket(raw, server_hostname="localhost")
+        sock.sendall(request)
+        assert answer(sock).startswith(b"HTTP/1.1 201 "), address

@@ -204,7 +204,7 @@ def test_status_in_japanese(runner: CliRunner, tmp_path: Path) -> None:
     assert lines[0] == (
         f"{domain}: testing（{since:%Y-%m-%d %H:%M} UTC から、id {test_plan_cli.LIVE_ID}、max_age 86400）"
     )
-    assert lines[1] == "  ガード：testing-days 3/14（未達）, reporters 1/2（未達）, failures 0/0"
+    assert lines[1] == "  確認項目：testing-days 3/14（未達）, reporters 1/2（未達）, failures 0/0"
     assert lines[2].startswith("  次：enforce は次を待っています：") or lines[2].startswith("  次：")
     assert lines[3] == "new.example: draft。設定：testing"
     assert lines[-1] == "2 件のドメイン: 1 testing, 1 draft"
@@ -244,7 +244,7 @@ def test_a_configuration_that_cannot_be_read_is_said_in_japanese(runner: CliRunn
     assert ja.exit_code == 2
     assert (
         ja.output
-        == "mtasts: error: --force と --reason TEXT は一緒に指定します。ガードを無視する理由を書いてください\n"
+        == "mtasts: error: --force と --reason TEXT は一緒に指定します。確認項目を無視する理由を書いてください\n"
     )
 
 

@@ -119,6 +119,16 @@ def test_a_new_domain_is_served_then_verified_and_only_then_announced() -> None:
     assert plan.body == body()
 
 
+def test_the_publish_step_says_the_ttl_the_record_is_published_with() -> None:
+    """With ``[dns] ttl`` the zone is updated with that TTL: the step shows the same."""
+    plan = plan_rollout(DOMAIN, entry(), [], live(None, None), now=T0, record_ttl=300)
+    publish = plan.steps[3]
+    assert publish.record is not None
+    assert publish.record.ttl == 300
+    assert '_mta-sts.example.com. 300 IN TXT "v=STSv1; id=20261201T120000"' in publish.text
+    assert plan.to_dict()["steps"][3]["zone_line"] == '_mta-sts.example.com. 300 IN TXT "v=STSv1; id=20261201T120000"'
+
+
 def test_a_changed_body_gets_a_new_id_announced_after_serving_it() -> None:
     history = history_of(served("20261101T000000", T0 - 30 * DAY))
     changed = entry(mx=(*MX, "mx3.example.com"))

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -570,3 +571,65 @@ def test_access_line_escapes_what_a_client_sends_and_marks_what_is_unknown() -> 
     assert access_line(failed) == '192.0.2.7 "- -" - in=- out=- 0.8ms tls.handshake "HTTP_REQUEST"'
     odd = AccessEntry("192.0.2.7", "GE T", '/a"b\x00', 404, 0, 79, 0.0004, "http.not_found")
     assert access_line(odd) == '192.0.2.7 "GE T /a\\x22b\\x00" 404 in=0 out=79 0.4ms http.not_found'
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_a_host_name_is_served_on_every_address_it_resolves_to(
+    tmp_path: Path, report_cert: trustme.LeafCert, client_ssl: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``host="localhost"`` where the hosts file lists it as 127.0.0.1 and ::1 (as most do):
+    the endpoint listens on both, on one port, and a report sent over either is stored; not
+    only on the first address the resolver gives. This machine's resolver may know localhost
+    as 127.0.0.1 alone (tests/cli/test_serve_log.py asks the real one), so here the lookup
+    answers as such a hosts file would; everything else (sockets, TLS, HTTP) is real. It runs
+    on asyncio's own loop, whose lookups go through :func:`socket.getaddrinfo`."""
+    if not _has_ipv6_loopback():
+        pytest.skip("this machine has no ::1 on lo (ip -6 addr show lo)")
+    lookup = socket.getaddrinfo
+
+    def both_loopbacks(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "localhost":
+            return lookup(host, *args, **kwargs)
+        return [info for address in ("127.0.0.1", "::1") for info in lookup(address, *args, **kwargs)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both_loopbacks)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    report_cert.cert_chain_pems[0].write_to_path(str(cert))
+    report_cert.private_key_pem.write_to_path(str(key))
+    request = (
+        b"POST /tlsrpt HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/tlsrpt+json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BODY), BODY)
+    )
+
+    async def send_over_each() -> tuple[tuple[tuple[str, int], ...], int, list[bytes]]:
+        store = ReportStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+        server = ReportServer(store, host="localhost", port=0, certfile=cert, keyfile=key)
+        await server.start()
+        try:
+            port = server.address[1]
+            answers = []
+            for address in ("::1", "127.0.0.1"):
+                reader, writer = await asyncio.open_connection(
+                    address, port, ssl=client_ssl, server_hostname="localhost"
+                )
+                writer.write(request)
+                answers.append(await answer_of(reader))
+                writer.close()
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await writer.wait_closed()
+            return server.addresses, port, answers
+        finally:
+            await server.stop()
+
+    addresses, port, answers = asyncio.run(send_over_each())
+    assert addresses == (("127.0.0.1", port), ("::1", port))
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"HTTP/1.1 201 Created"] * 2
+    assert stored(tmp_path) == 1  # the same report twice: stored once, the second a duplicate

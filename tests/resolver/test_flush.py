@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mtasts.publish.http11 import HttpRequest
+from mtasts.net.http11 import HttpRequest
 from mtasts.resolver.cache import CacheEntry
 from mtasts.resolver.config import parse_config
 from mtasts.resolver.metrics import AdminServer, _is_loopback

@@ -59,3 +59,20 @@ def test_reading_per_key_and_grouped_give_the_same_rows(
             assert len(reporters) < len(everyone)
         assert values
         assert "Example Sender" not in {row[1] for row in reporters + senders + values}
+
+
+def test_the_driver_rows_are_sqlalchemys_rows_cached_or_not(
+    sql_store: ReportStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_plain_rows`` compiles a query once per structure by SQLAlchemy's cache key; a
+    SQLAlchemy without that method gets every query compiled afresh, with the same rows."""
+    store = sql_store
+    store.add_reports(generated_reports(30, seed=5), source="g", now=NOW)
+    query = _period_values(date(2026, 11, 10), None, exact=True, by_key=False)
+    with store.engine.connect() as connection:
+        expected = sorted(tuple(str(value) for value in row) for row in connection.execute(query))
+    assert expected
+    assert read(store, query) == expected  # compiled now
+    assert read(store, _period_values(date(2026, 11, 10), None, exact=True, by_key=False)) == expected  # cached
+    monkeypatch.setattr(type(query), "_generate_cache_key", None)
+    assert read(store, query) == expected

@@ -13,6 +13,7 @@ the policy fetched over validated HTTPS), not through anything the action return
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -146,8 +147,9 @@ class Site:
         self.accounts.close()
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def running_world(tmp: Path) -> AsyncIterator[World]:
+    """A :class:`World` running in ``tmp`` (also for tests/web/test_actions_browser.py)."""
     need_knotd()
     certs = LabCertificates(now=datetime.now(UTC))
     hosts = iter(random_network().hosts())
@@ -161,8 +163,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     smtp = SmtpServer(
         [SmtpHost(MX, mx_address)], lambda host: certs.server_context(CertKind.GOOD, host.name), Mailboxes()
     )
-    with start_knot(tmp_path / "knot", DOMAIN, records) as knot:
-        made = World(tmp_path, knot, web, smtp, certs)
+    with start_knot(tmp / "knot", DOMAIN, records) as knot:
+        made = World(tmp, knot, web, smtp, certs)
         await smtp.start()
         await made.host.start()
         try:
@@ -171,6 +173,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         finally:
             await made.host.stop()
             await smtp.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with running_world(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
@@ -208,6 +216,7 @@ async def test_an_admin_applies_testing_and_the_policy_is_served_and_recorded(wo
     plan, done = await confirm(alice, "apply")
     steps = re.findall(r'<li class="step"><code>([a-z-]+)</code>', plan.text)
     assert steps == ["serve", "verify", "record", "publish-txt", "confirm-txt"]
+    assert f"publish the TXT record _mta-sts.{DOMAIN}. 300 IN TXT" in plan.text  # [dns] ttl, as published
     assert 'id="refusals"' not in plan.text
     assert done.status_code == 200, done.text
     assert 'data-outcome="done"' in done.text

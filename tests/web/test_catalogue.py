@@ -15,8 +15,8 @@ babel_extract = pytest.importorskip("babel.messages.extract", reason="Babel (a t
 from babel.messages.mofile import read_mo  # noqa: E402
 from babel.messages.pofile import read_po  # noqa: E402
 
-from mtasts.cli.text import plural  # noqa: E402
 from mtasts.core.findings import CATALOGUE  # noqa: E402
+from mtasts.i18n.words import plural  # noqa: E402
 from mtasts.web.i18n import LANGUAGES, LOCALE_DIR, translations  # noqa: E402
 
 WEB = LOCALE_DIR.parent

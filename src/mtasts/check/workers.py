@@ -43,10 +43,10 @@ from mtasts.check.bulk import Outcome, RecordFormat
 from mtasts.check.inspect import DomainReport, Inspector
 from mtasts.check.limits import CheckLimits
 from mtasts.check.render import csv_rows, report_json_line
-from mtasts.cli.text import plural  # the one spelling of a counted noun (a module of words, no CLI)
 from mtasts.core.findings import Finding
 from mtasts.core.problems import Severity
 from mtasts.core.verdict import unknown_verdict
+from mtasts.i18n.words import plural
 from mtasts.net.settings import NetworkSettings
 
 __all__ = [

@@ -47,8 +47,8 @@ from mtasts.cli._run import run_async
 from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail, in_language
 from mtasts.cli.output import THEME, console, print_json
-from mtasts.cli.text import plural
 from mtasts.core.problems import Severity
+from mtasts.i18n.words import plural
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver
 
 if TYPE_CHECKING:  # the inspector (dnspython, cryptography, h11) is imported when a check runs

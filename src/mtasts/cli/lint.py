@@ -12,13 +12,13 @@ from rich.text import Text
 
 from mtasts.cli.exitcodes import ExitCode, FailOn, exit_for, fail
 from mtasts.cli.output import console, print_json, print_problems
-from mtasts.cli.text import counted
 from mtasts.core.advice import policy_advice
 from mtasts.core.policy import lint_policy
 from mtasts.core.problems import ParseError, Problem, Severity
 from mtasts.core.record import lint_sts_record
 from mtasts.core.tlsrpt_record import TlsRptRecord, lint_tlsrpt_record
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 
 app = typer.Typer(
     help="Check a policy file or a TXT record against RFC 8461 / RFC 8460. Exit status 0 when valid, 1 when "

@@ -27,8 +27,8 @@ from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail, in_language
 from mtasts.cli.report._common import DbOption, json_text, open_store
 from mtasts.cli.report.digest import DEFAULT_SMTP, PASSWORD_ENV, smtp_settings
-from mtasts.cli.text import counted, plural
 from mtasts.i18n import current
+from mtasts.i18n.words import counted, plural
 from mtasts.monitor.schedule import DEFAULT_JITTER, MAX_INTERVAL, Monitored, parse_interval
 from mtasts.net.mailer import SmtpSecurity, compose
 from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserver

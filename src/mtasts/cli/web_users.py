@@ -24,7 +24,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.report._common import DbOption
-from mtasts.cli.text import plural
+from mtasts.i18n.words import plural
 
 if TYPE_CHECKING:
     from mtasts.web.accounts import Accounts

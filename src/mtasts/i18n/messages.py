@@ -1110,7 +1110,7 @@ PLURALS: tuple[tuple[str, str], ...] = (
     NP_("%(num)d MX host", "%(num)d MX hosts"),
     NP_("%(num)d policy file", "%(num)d policy files"),
     NP_("%(num)d file", "%(num)d files"),
-    # the resolver's counts (mtasts.cli.text.counted)
+    # the resolver's counts (mtasts.i18n.words.counted)
     NP_("%(num)d cached domain", "%(num)d cached domains"),
     NP_("%(num)d answer", "%(num)d answers"),
     NP_("%(num)d lookup", "%(num)d lookups"),

@@ -2,27 +2,24 @@
 
 :func:`render_metrics` is pure (the statuses and the time are passed in), so the exact text is
 testable. :class:`AdminServer` serves it as ``GET /metrics`` beside ``GET /healthz`` over
-plain HTTP, bounded like the resolver's admin listener (capped connections, an 8 KiB head,
-timeouts: :mod:`mtasts.publish.http11` and :mod:`mtasts.net.server`).
+plain HTTP, on the admin listener every daemon shares (:mod:`mtasts.net.admin`: capped
+connections, an 8 KiB head, timeouts).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from mtasts.core.problems import Severity
 from mtasts.monitor.service import DomainStatus
-from mtasts.net.server import Listener, ServerLimits, StreamServer
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, serve_http
-from mtasts.publish.metrics import CONTENT_TYPE
+from mtasts.net.admin import PROMETHEUS_TEXT as CONTENT_TYPE
+from mtasts.net.admin import AdminListener
+from mtasts.net.http11 import HttpRequest, HttpResponse
 
 __all__ = ["CONTENT_TYPE", "STATUS_VALUES", "AdminServer", "render_metrics"]
 
 STATUS_VALUES: Mapping[str, int] = {"ok": 0, "warning": 1, "error": 2, "unknown": 3}
-_ADMIN_LIMITS = ServerLimits(handshake_timeout=5.0, max_connections=64, max_connections_per_client=16)
-_ADMIN_HTTP = HttpLimits(max_header_bytes=8 * 1024, header_timeout=10.0, idle_timeout=30.0, max_requests=100)
 
 
 def _label(value: str) -> str:
@@ -99,29 +96,12 @@ def render_metrics(statuses: Mapping[str, DomainStatus], *, now: datetime, faile
     return "\n".join(out) + "\n"
 
 
-class AdminServer:
-    """``GET /metrics`` and ``GET /healthz``; nothing is bound before :meth:`start`."""
+class AdminServer(AdminListener):
+    """``GET /metrics`` (``page()``) and ``GET /healthz``; nothing is bound before :meth:`start`."""
 
     def __init__(self, page: Callable[[], str], host: str, port: int) -> None:
+        super().__init__("monitor admin", self.app, host, port)
         self.page = page
-        self.host = host
-        self.port = port
-        self._server = StreamServer("monitor admin", limits=_ADMIN_LIMITS)
-
-    @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self.port = await self._server.start([Listener(self.host, self._serve, name="admin")], self.port)
-
-    async def stop(self) -> None:
-        await self._server.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        await serve_http(reader, writer, self.app, limits=_ADMIN_HTTP, client=client)
 
     async def app(self, request: HttpRequest) -> HttpResponse:
         if request.path not in ("/metrics", "/healthz"):

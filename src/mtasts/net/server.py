@@ -51,8 +51,8 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from dataclasses import dataclass, replace
+from typing import Literal, cast
 
 __all__ = [
     "DEFAULT_SERVER_LIMITS",
@@ -205,6 +205,8 @@ class Listener:
     the accepted ones inherit (a small one keeps each connection's TLS read buffers small).
     An IPv6 address listens for IPv6 only (so that ``0.0.0.0`` and ``::`` can share a port)
     unless ``dual_stack``: then ``::`` takes IPv4 connections too (as IPv4-mapped addresses).
+    ``address`` may be a host name: the server then listens on every address it resolves to
+    (``localhost``: ``127.0.0.1`` and ``::1``), as asyncio's ``create_server`` does.
     """
 
     address: str
@@ -442,12 +444,18 @@ class StreamServer:
         if not listeners:
             return port
         loop = asyncio.get_running_loop()
+        bound: list[Listener] = []
+        for listener in listeners:
+            try:
+                bound += await _every_address(loop, listener)
+            except OSError as exc:
+                raise BindError(exc.errno, exc.strerror or str(exc), listener.address, port) from exc
         for _ in range(_BIND_ATTEMPTS):
             sockets: list[socket.socket] = []
             try:
                 chosen = port
-                for listener in listeners:
-                    sock = await _listening_socket(loop, listener, chosen, self.backlog)
+                for listener in bound:
+                    sock = _listening_socket(listener, chosen, self.backlog)
                     sockets.append(sock)
                     if chosen == 0:
                         chosen = sock.getsockname()[1]
@@ -458,7 +466,7 @@ class StreamServer:
                     raise BindError(exc.errno, exc.strerror or str(exc), listener.address, chosen) from exc
                 continue
             self._sockets, self.port, self._loop = sockets, chosen, loop
-            for sock, listener in zip(sockets, listeners, strict=True):
+            for sock, listener in zip(sockets, bound, strict=True):
                 loop.add_reader(sock, self._accept, loop, sock, listener)
             return chosen
         raise OSError(errno.EADDRINUSE, f"{self.name}: no port number is free on every address")
@@ -813,22 +821,32 @@ class ProtocolAdapter(ServerProtocol):
         self.inner.resume_writing()
 
 
-async def _listening_socket(
-    loop: asyncio.AbstractEventLoop, listener: Listener, port: int, backlog: int = _BACKLOG
-) -> socket.socket:
-    """A non-blocking listening TCP socket on ``listener.address``:``port`` (as asyncio would make it)."""
-    address = listener.address
-    sockaddr: tuple[Any, ...]
+async def _every_address(loop: asyncio.AbstractEventLoop, listener: Listener) -> list[Listener]:
+    """``listener`` once per address it stands for: itself for an IP address; for a host name,
+    one per address the name resolves to, each once, in the resolver's order (what asyncio's
+    ``create_server`` binds for a name, so that ``localhost`` is ``127.0.0.1`` *and* ``::1``, not
+    whichever the resolver lists first). When a name has addresses of both families, its IPv6
+    ones listen for IPv6 only, so that the IPv4 ones can share the port."""
     try:
-        ip = ipaddress.ip_address(address)  # the usual case, and a lab binds thousands: no lookup
+        ipaddress.ip_address(listener.address)  # the usual case, and a lab binds thousands: no lookup
     except ValueError:
-        infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        if not infos:
-            raise OSError(errno.EADDRNOTAVAIL, f"no address for {address!r}") from None
-        family, _, _, _, sockaddr = infos[0]
+        pass
     else:
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        sockaddr = (address, port)
+        return [listener]
+    infos = await loop.getaddrinfo(listener.address, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    hosts = list(dict.fromkeys(str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)))
+    if not hosts:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address for {listener.address!r}")
+    both = len({":" in host for host in hosts}) == 2
+    return [replace(listener, address=host, dual_stack=listener.dual_stack and not both) for host in hosts]
+
+
+def _listening_socket(listener: Listener, port: int, backlog: int = _BACKLOG) -> socket.socket:
+    """A non-blocking listening TCP socket on ``listener.address`` (an IP address: see
+    :func:`_every_address`), port ``port``, made as asyncio would make it."""
+    address = listener.address
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sockaddr = (address, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

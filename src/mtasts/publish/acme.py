@@ -54,12 +54,12 @@ from josepy import errors as jose_errors
 from josepy import jwa, jwk
 
 from mtasts import __version__
+from mtasts.net.http11 import HttpLimits, HttpRequest, HttpResponse, authority_name, serve_http
 from mtasts.net.ratelimit import RateLimit, RateLimiter
 from mtasts.net.server import Listener, ServerLimits, StreamServer, sanitize
 from mtasts.publish.alpn import AlpnChallenges
 from mtasts.publish.certstore import CertificateDates, CertificateStore, write_private
 from mtasts.publish.config import AcmeSettings, Challenge, ListenAddress
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, authority_name, serve_http
 from mtasts.publish.renewal import Backoff, RenewalDecision, decide
 
 if TYPE_CHECKING:

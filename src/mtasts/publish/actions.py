@@ -294,9 +294,12 @@ def plan_of(
     reason: str | None = None,
 ) -> Plan:
     """The plan of ``name`` from what is known and live: the one call of the pure planner that
-    ``apply``, ``retire`` and the web make (``reason``: override a refusing guard)."""
+    ``plan``, ``apply``, ``retire`` and the web make (``reason``: override a refusing guard; the
+    ``_mta-sts`` record with ``[dns] ttl`` when the configuration has one)."""
+    from mtasts.publish.plan import RECORD_TTL  # noqa: PLC0415
     from mtasts.publish.rollout import plan_rollout  # noqa: PLC0415
 
+    dns = known.config.dns
     return plan_rollout(
         name,
         known.config.domain(name),
@@ -306,6 +309,7 @@ def plan_of(
         evidence=known.evidence.get(name),
         rules=rules,
         force_reason=reason,
+        record_ttl=RECORD_TTL if dns is None else dns.ttl,
     )
 
 

@@ -2,8 +2,8 @@
 
 One process, shared listeners (any number of addresses, IPv4 and IPv6), the certificate chosen
 by SNI, over :mod:`mtasts.net.server` (TLS terminated at accept, connection caps, clean stop)
-and :mod:`mtasts.publish.http11` (keep-alive, bounded head, timeouts, per-client rate). The
-policy listeners serve from protocol callbacks (:class:`~mtasts.publish.http11.HttpProtocol`:
+and :mod:`mtasts.net.http11` (keep-alive, bounded head, timeouts, per-client rate). The
+policy listeners serve from protocol callbacks (:class:`~mtasts.net.http11.HttpProtocol`:
 every answer below but the report endpoint's is made in ``data_received``, no stream or task
 per connection); the report endpoint and any request with a body continue on a stream.
 
@@ -66,19 +66,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mtasts.core.fetch import POLICY_PATH
-from mtasts.net.ratelimit import RateLimit, RateLimiter
-from mtasts.net.server import BindError, Connections, Listener, ServerLimits, StreamServer, sanitize
-from mtasts.publish.alpn import AlpnChallenges, peek_client_hello
-from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
-from mtasts.publish.http11 import (
+from mtasts.net.admin import AdminListener
+from mtasts.net.http11 import (
     HttpLimits,
     HttpProtocol,
     HttpRequest,
     HttpResponse,
     HttpService,
     authority_name,
-    serve_http,
 )
+from mtasts.net.ratelimit import RateLimit, RateLimiter
+from mtasts.net.server import BindError, Connections, Listener, ServerLimits, StreamServer, sanitize
+from mtasts.publish.alpn import AlpnChallenges, peek_client_hello
+from mtasts.publish.config import ConfigError, HostLimits, ListenAddress
 from mtasts.publish.metrics import CONTENT_TYPE, Gauges, HostMetrics, render_metrics
 from mtasts.publish.snapshot import CertificateFailure, ServedContext, Snapshot, build_snapshot
 
@@ -92,8 +92,6 @@ access_log = logging.getLogger("mtasts.publish.access")
 
 EXPIRY_WARNING_DAYS = 14
 _WARM_UP_BATCH = 64  # certificates read between two yields to the event loop
-_ADMIN_LIMITS = ServerLimits(handshake_timeout=5.0, max_connections=64, max_connections_per_client=16)
-_ADMIN_HTTP = HttpLimits(max_header_bytes=8 * 1024, header_timeout=10.0, idle_timeout=30.0, max_requests=100)
 
 Loader = Callable[[int], Snapshot]
 """Builds the snapshot of the given generation from the configuration (runs in a thread)."""
@@ -261,7 +259,7 @@ class PolicyHost:
             names=_connection_names,
         )
         self._servers: list[StreamServer] = []
-        self._admin_server: StreamServer | None = None
+        self._admin_server: AdminListener | None = None
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self.bound: tuple[ListenAddress, ...] = ()
@@ -362,11 +360,9 @@ class PolicyHost:
                     raise ListenFailed.of("policy", addresses, exc) from exc
                 bound.extend(ListenAddress(a.host, chosen) for a in addresses)
             if self.admin is not None:
-                self._admin_server = StreamServer("publish admin", limits=_ADMIN_LIMITS)
+                self._admin_server = AdminListener("publish admin", self._admin_app, self.admin.host, self.admin.port)
                 try:
-                    chosen = await self._admin_server.start(
-                        [Listener(self.admin.host, self._serve_admin)], self.admin.port
-                    )
+                    chosen = await self._admin_server.start()
                 except OSError as exc:
                     raise ListenFailed.of("admin", [self.admin], exc) from exc
                 self.admin_bound = ListenAddress(self.admin.host, chosen)
@@ -382,9 +378,10 @@ class PolicyHost:
         """Stop listening and end every connection."""
         for task in list(self._background):
             task.cancel()
-        servers = [*self._servers, *([] if self._admin_server is None else [self._admin_server])]
-        for server in servers:
+        for server in self._servers:
             await server.stop()
+        if self._admin_server is not None:
+            await self._admin_server.stop()
         self._servers, self._admin_server = [], None
 
     async def __aenter__(self) -> PolicyHost:
@@ -531,11 +528,6 @@ class PolicyHost:
             response.status,
             sent,
         )
-
-    async def _serve_admin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        await serve_http(reader, writer, self._admin_app, limits=_ADMIN_HTTP, client=client)
 
     async def _admin_app(self, request: HttpRequest) -> HttpResponse:
         routes = {"/metrics": ("GET", "HEAD"), "/healthz": ("GET", "HEAD"), "/reload": ("POST",)}

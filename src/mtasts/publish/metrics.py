@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["CONTENT_TYPE", "Gauges", "HostMetrics", "render_metrics"]
+from mtasts.net.admin import PROMETHEUS_TEXT as CONTENT_TYPE
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["CONTENT_TYPE", "Gauges", "HostMetrics", "render_metrics"]
 
 
 @dataclass(slots=True)

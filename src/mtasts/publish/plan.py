@@ -44,17 +44,20 @@ class PlanError(ParseError):
 
 @dataclass(frozen=True, slots=True)
 class DnsRecord:
-    """One DNS record to publish."""
+    """One DNS record to publish, with the TTL it is published with (``[dns] ttl`` when
+    ``mtasts publish`` updates the zone itself, else :data:`RECORD_TTL`)."""
 
     name: str
     type: str
     value: str
+    ttl: int = RECORD_TTL
 
-    def to_zone_line(self, ttl: int = RECORD_TTL) -> str:
+    def to_zone_line(self, ttl: int | None = None) -> str:
         """The record in zone-file syntax (RFC 1035 §5.1): an absolute owner name (with its
-        trailing dot, so no ``$ORIGIN`` can change it) and, for TXT, :func:`zone_quote`."""
+        trailing dot, so no ``$ORIGIN`` can change it) and, for TXT, :func:`zone_quote`
+        (``ttl``: another TTL than the record's)."""
         value = zone_quote(self.value) if self.type == "TXT" else self.value
-        return f"{self.name}. {ttl} IN {self.type} {value}"
+        return f"{self.name}. {self.ttl if ttl is None else ttl} IN {self.type} {value}"
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "type": self.type, "value": self.value}

@@ -10,7 +10,7 @@ at one path; every other request keeps the policy host's serving rules.
 What a report goes through is :mod:`mtasts.report.server`'s endpoint, not a copy of it: its
 ASGI app (:meth:`~mtasts.report.server.ReportEndpoint.app`, the same checks, limits, parse
 workers, body budget and access line as ``mtasts report serve``) is called here through a
-small ASGI bridge over :mod:`mtasts.publish.http11`. The policy host bounds what uvicorn and
+small ASGI bridge over :mod:`mtasts.net.http11`. The policy host bounds what uvicorn and
 the endpoint's connection guard bound in ``report serve``: connections (``[server]`` caps),
 the request head (``max_header_bytes``, ``header_timeout``) and the body's pace: no byte for
 ``body_timeout`` seconds, or slower than ``min_body_rate`` bytes a second once
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message
 
+from mtasts.net.http11 import BodyIncomplete, HttpRequest, HttpResponse
 from mtasts.publish.config import ReportAccept, ReportSettings
-from mtasts.publish.http11 import BodyIncomplete, HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from mtasts.report.server import EndpointSettings

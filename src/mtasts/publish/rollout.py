@@ -54,7 +54,7 @@ from mtasts.core.tlsrpt_report import FailureRow, PolicyRow, ResultType
 from mtasts.core.verdict import Delivery, Verdict
 from mtasts.publish.config import DomainConfig
 from mtasts.publish.history import Served, body_sha256, history_domain
-from mtasts.publish.plan import DnsRecord, policy_id_for
+from mtasts.publish.plan import RECORD_TTL, DnsRecord, policy_id_for
 
 __all__ = [
     "BLOCKING_RESULT_TYPES",
@@ -671,8 +671,10 @@ def plan_rollout(
     evidence: Evidence | None = None,
     rules: Rules = Rules(),
     force_reason: str | None = None,
+    record_ttl: int = RECORD_TTL,
 ) -> Plan:
-    """The ordered steps that take ``domain`` from what is live to what ``entry`` asks."""
+    """The ordered steps that take ``domain`` from what is live to what ``entry`` asks
+    (``record_ttl``: the TTL the ``_mta-sts`` record is published with, as the steps say)."""
     name = history_domain(domain)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -759,7 +761,9 @@ def plan_rollout(
     if target is Stage.RETIRING and not changing and (safe_at is None or now >= safe_at):
         steps = _retire_steps(name, known, live, now)  # the records may go, announced or not
     else:
-        steps = _steps(name, body, policy_id, live, changing=changing, adopted=adopted, forced=forced)
+        steps = _steps(
+            name, body, policy_id, live, changing=changing, adopted=adopted, forced=forced, record_ttl=record_ttl
+        )
         if not steps and target is Stage.RETIRING:
             steps = _retire_steps(name, known, live, now)
     if any(step.action is Action.STOP_SERVING for step in steps):
@@ -786,6 +790,7 @@ def _steps(
     changing: bool,
     adopted: Served | None,
     forced: str | None,
+    record_ttl: int,
 ) -> list[Step]:
     sha = body_sha256(body)
     host = f"mta-sts.{name}"
@@ -838,7 +843,7 @@ def _steps(
         )
     live_id = live.live_id
     if live_id != policy_id:
-        record = DnsRecord(f"_mta-sts.{name}", "TXT", f"v=STSv1; id={policy_id}")
+        record = DnsRecord(f"_mta-sts.{name}", "TXT", f"v=STSv1; id={policy_id}", record_ttl)
         if live.sts_records is None:
             why = f"the _mta-sts record could not be read ({live.txt_error or 'no answer'})"
         elif not live.sts_records:

@@ -881,7 +881,7 @@ def _sessions(count: int) -> str:
 
 
 def _days(count: int) -> str:
-    """``1 day``, ``2 days``: the rule of ``mtasts.cli.text.plural``, which this layer does not import."""
+    """``1 day``, ``2 days``: the rule of ``mtasts.i18n.words.plural``, which this module does not import."""
     return f"{count} day" if count == 1 else f"{count} days"
 
 

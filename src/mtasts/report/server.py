@@ -959,10 +959,16 @@ class ReportServer:
 
     @property
     def address(self) -> tuple[str, int]:
+        """The first of :attr:`addresses`."""
+        return self.addresses[0]
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every address listened on, with its port: one for an IP address as ``host``, one per
+        address of a host name (``localhost``: ``127.0.0.1`` and ``::1``)."""
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the server is not started")
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return str(host), int(port)
+        return tuple((str(name[0]), int(name[1])) for name in (sock.getsockname() for sock in self._server.sockets))
 
     def _limits(self) -> ServerLimits:
         """The connection caps: handshakes in progress and open connections by the same two

@@ -3,8 +3,8 @@
 :func:`render_metrics` is pure: it reads the resolver's counters and a :class:`Gauges` value
 taken at scrape time, so the exact text is testable. :class:`AdminServer` serves it as
 ``GET /metrics`` beside ``GET /healthz`` on a plain-HTTP listener (loopback unless the
-operator names another address), bounded like the policy host's admin listener: capped
-connections, an 8 KiB request head, idle and header timeouts (:mod:`mtasts.publish.http11`).
+operator names another address), the admin listener every daemon shares
+(:mod:`mtasts.net.admin`: capped connections, an 8 KiB request head, idle and header timeouts).
 
 The same listener takes the one control command, ``POST /cache/flush[?domain=D]``
 (``mtasts resolver cache flush``), from loopback peers only, whatever address it is bound to:
@@ -15,7 +15,6 @@ cross-origin without asking) is refused too.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import logging
@@ -24,10 +23,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mtasts.net.server import Listener, ServerLimits, StreamServer
+from mtasts.net.admin import PROMETHEUS_TEXT as CONTENT_TYPE
+from mtasts.net.admin import AdminListener
+from mtasts.net.http11 import HttpRequest, HttpResponse
 from mtasts.publish.config import parse_address
-from mtasts.publish.http11 import HttpLimits, HttpRequest, HttpResponse, serve_http
-from mtasts.publish.metrics import CONTENT_TYPE
 from mtasts.resolver.answers import NoAnswer, Profile
 from mtasts.resolver.cache import CacheEvent
 from mtasts.resolver.keys import classify_key
@@ -39,8 +38,6 @@ __all__ = ["CONTENT_TYPE", "FLUSH_PATH", "AdminServer", "Gauges", "gauges_of", "
 
 log = logging.getLogger("mtasts.resolver")
 
-_ADMIN_LIMITS = ServerLimits(handshake_timeout=5.0, max_connections=64, max_connections_per_client=16)
-_ADMIN_HTTP = HttpLimits(max_header_bytes=8 * 1024, header_timeout=10.0, idle_timeout=30.0, max_requests=100)
 FLUSH_PATH = "/cache/flush"
 _READ_ROUTES = {"/metrics", "/healthz"}
 _ROUTES_TEXT = b"not found: GET /metrics, GET /healthz, POST /cache/flush\n"
@@ -233,32 +230,14 @@ def parse_admin(text: str) -> tuple[str, int]:
     return address.host, address.port
 
 
-class AdminServer:
+class AdminServer(AdminListener):
     """``GET /metrics`` and ``GET /healthz`` over plain HTTP, and ``POST /cache/flush`` from
     loopback peers; anything else ``404`` (``405`` for another method on those three). Nothing is
     bound before :meth:`start`."""
 
     def __init__(self, resolver: PolicyResolver, host: str, port: int) -> None:
+        super().__init__("resolver admin", self.app, host, port)
         self.resolver = resolver
-        self.host = host
-        self.port = port
-        self._server = StreamServer("resolver admin", limits=_ADMIN_LIMITS)
-
-    @property
-    def address(self) -> str:
-        """Where it listens (the port filled in after :meth:`start`)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self.port = await self._server.start([Listener(self.host, self._serve, name="admin")], self.port)
-
-    async def stop(self) -> None:
-        await self._server.stop()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        await serve_http(reader, writer, self.app, limits=_ADMIN_HTTP, client=client)
 
     async def app(self, request: HttpRequest) -> HttpResponse:
         """The answer to one admin request."""

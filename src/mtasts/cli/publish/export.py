@@ -12,8 +12,8 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.publish._common import ConfigOption, config_failed, listen_address, say
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 from mtasts.publish.config import ConfigError, default_config_path
 from mtasts.publish.export import (
     EXPORT_MANIFEST,

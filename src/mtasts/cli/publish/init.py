@@ -23,8 +23,8 @@ from mtasts.cli.publish._common import (
     say,
     write_config,
 )
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 from mtasts.publish.config import ConfigError, default_config_path
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from mtasts.cli.publish._common import (
     say,
     when,
 )
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 
 if TYPE_CHECKING:
     from mtasts.publish.rollout import DomainStatus, Plan
@@ -69,8 +69,8 @@ def plan_command(
     (`apply` comes next). Exit 0 planned, 1 a change is refused or cannot be planned, 2 usage,
     3 the configuration or database cannot be read."""
     from mtasts.cli._run import run_async
-    from mtasts.publish.actions import gather_live
-    from mtasts.publish.rollout import Rules, plan_rollout
+    from mtasts.publish.actions import gather_live, plan_of
+    from mtasts.publish.rollout import Rules
 
     check_force(force, reason)
     settings = network_settings(nameserver, ca_file, https_port, timeout, smtp_port)
@@ -79,19 +79,7 @@ def plan_command(
     known = read_known(config, db, domains or [], now, rules)
     names = planned_names(known)
     live = run_async(gather_live(names, settings, now, inspect=known))
-    plans = [
-        plan_rollout(
-            name,
-            known.config.domain(name),
-            known.histories[name],
-            live[name],
-            now=now,
-            evidence=known.evidence.get(name),
-            rules=rules,
-            force_reason=reason,
-        )
-        for name in names
-    ]
+    plans = [plan_of(known, name, live[name], now=now, rules=rules, reason=reason) for name in names]
     if json_output:
         typer.echo(json.dumps([p.to_dict() for p in plans], indent=2, ensure_ascii=False))
     else:

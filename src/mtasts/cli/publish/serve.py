@@ -20,8 +20,8 @@ from mtasts.cli.publish._common import (
     log_to_stderr,
     say,
 )
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 from mtasts.publish.config import Challenge, ConfigError, ListenAddress, ReportSettings, default_config_path
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from mtasts.cli.publish._common import (
     planned_names,
     read_known,
 )
-from mtasts.cli.text import counted, plural
 from mtasts.core.problems import Severity
 from mtasts.i18n import current
+from mtasts.i18n.words import counted, plural
 
 if TYPE_CHECKING:
     from mtasts.net.dns import DnsClient

@@ -26,9 +26,9 @@ from mtasts.cli.report._common import (
     normalise_domain,
     reading,
 )
-from mtasts.cli.text import plural
 from mtasts.core.tlsrpt_report import SenderTwice
 from mtasts.i18n import current
+from mtasts.i18n.words import plural
 from mtasts.net.mailer import DEFAULT_PORTS, MailError, MailFailureKind, SmtpSecurity, SmtpSettings, compose, send
 from mtasts.report.analysis import digest
 

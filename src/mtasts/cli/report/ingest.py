@@ -17,8 +17,8 @@ from mtasts.cli.report._common import (
     cannot_read,
     open_store,
 )
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic), IMAP and the server load when a command needs them
     from mtasts.report.ingest import IngestOutcome

@@ -105,6 +105,7 @@ def serve_command(
 
     from mtasts.cli._run import run_async
     from mtasts.cli.exitcodes import ExitCode, fail
+    from mtasts.net.listen import ListenAddress
     from mtasts.report.server import EndpointSettings, ReportServer, StartupError, parse_domains, server_tls_context
     from mtasts.store.errors import StoreError, describe_store_error
 
@@ -154,7 +155,8 @@ def serve_command(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        where = "{}://{}:{}/".format("http" if no_tls else "https", *server.address)
+        scheme = "http" if no_tls else "https"
+        where = ", ".join(f"{scheme}://{ListenAddress(*address).to_text()}/" for address in server.addresses)
         err.print(current().gettext("[ok]listening[/] on %(url)s; Ctrl-C stops") % {"url": where}, soft_wrap=True)
         try:
             await stop.wait()

@@ -9,8 +9,8 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
-from mtasts.cli.text import counted
 from mtasts.i18n import current
+from mtasts.i18n.words import counted
 
 if TYPE_CHECKING:
     from mtasts.resolver.store import PolicyStore

@@ -21,7 +21,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
-from mtasts.cli.text import counted
+from mtasts.i18n.words import counted
 
 if TYPE_CHECKING:
     from mtasts.resolver.grammar import AnswerProblem, PostfixVersion

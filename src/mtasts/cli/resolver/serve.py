@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail, in_language
-from mtasts.cli.text import counted, plural
 from mtasts.i18n import current
+from mtasts.i18n.words import counted, plural
 
 if TYPE_CHECKING:
     import socket

@@ -1,6 +1,6 @@
-"""Counts in output agree with their nouns."""
+"""Counts in output agree with their nouns (:mod:`mtasts.i18n.words`)."""
 
-from mtasts.cli.text import plural
+from mtasts.i18n.words import plural
 
 
 def test_one_is_singular_and_others_plural() -> None:

@@ -1,8 +1,16 @@
-"""Words in command output: counts with the right plural, so no command prints "1 domains"."""
+"""Counted nouns: a count with the noun that agrees with it, so no output says "1 domains".
+
+They are words of this layer, not of the command line: the check's workers (the lost-worker
+warning of ``check -f``) count with them as the commands do, and the layers below the CLI may
+import them. :func:`counted` is the translated form, through the plural pairs of
+:data:`mtasts.i18n.messages.PLURALS` in the ``findings`` catalogue.
+"""
 
 from __future__ import annotations
 
 from mtasts.i18n import current
+
+__all__ = ["counted", "plural"]
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

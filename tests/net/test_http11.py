@@ -1,4 +1,4 @@
-"""The HTTP/1.1 connection of the policy host (mtasts.publish.http11): the request-head parser
+"""The HTTP/1.1 connection of the policy host (mtasts.net.http11): the request-head parser
 (RFC 9112 grammar, strict, every failure a ``HeadError`` with its status), the rendered
 responses byte for byte, and ``serve_http`` on a real loopback socket with a raw client:
 pipelining, bare LF, HTTP/1.0, bodies handed to h11 (``Content-Length`` and chunked)."""
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtasts.publish.http11 import (
+from mtasts.net.http11 import (
     HeadError,
     HttpLimits,
     HttpRequest,
