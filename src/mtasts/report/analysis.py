@@ -41,6 +41,7 @@ from mtasts.core.tlsrpt_report import (
     SenderTotal,
     SenderTwice,
 )
+from mtasts.i18n.words import plural
 
 if TYPE_CHECKING:
     from mtasts.store.interface import DaySums
@@ -876,13 +877,13 @@ def _pct(rate: float | None) -> str:
 
 
 def _sessions(count: int) -> str:
-    """``1 sts session``, ``2 sts sessions`` (see :func:`_days`)."""
-    return f"{count} sts session" if count == 1 else f"{count} sts sessions"
+    """``1 sts session``, ``2 sts sessions`` (English: translated as a whole sentence's part)."""
+    return plural(count, "sts session")
 
 
 def _days(count: int) -> str:
-    """``1 day``, ``2 days``: the rule of ``mtasts.i18n.words.plural``, which this module does not import."""
-    return f"{count} day" if count == 1 else f"{count} days"
+    """``1 day``, ``2 days`` (English, as :func:`_sessions`)."""
+    return plural(count, "day")
 
 
 def digest(
