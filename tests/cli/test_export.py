@@ -154,3 +154,32 @@ def test_the_help_says_what_each_csv_column_sums_to() -> None:
     assert "csv-failures" in text
     assert "the sum of total_failure is the number of failed sessions" in text
     assert "organization_name, report_id and policy_index" in text
+
+
+def test_names_and_reasons_from_a_report_cannot_become_spreadsheet_formulas(tmp_path: Path) -> None:
+    """Anyone can send a report: an organisation name or failure reason that a spreadsheet would
+    run as a formula is exported as text (a leading apostrophe); the counts stay numbers."""
+    hostile = {
+        **REPORT,
+        "organization-name": '=HYPERLINK("http://evil.example/","open me")',
+        "report-id": "hostile-1",
+        "policies": [
+            {
+                "policy": {"policy-type": "sts", "policy-domain": "example.com"},
+                "summary": {"total-successful-session-count": 5, "total-failure-session-count": 2},
+                "failure-details": [{**_detail("validation-failure", 2, "192.0.2.9"), "failure-reason-code": "+cmd"}],
+            }
+        ],
+    }
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "hostile.json").write_bytes(json.dumps(hostile).encode())
+    env = {"MTASTS_DB": str(tmp_path / "db.sqlite3")}
+    assert runner.invoke(app, ["report", "ingest", str(inbox)], env=env).exit_code == 0
+    (policy,) = export(env, "--format", "csv")
+    assert policy["organization_name"] == '\'=HYPERLINK("http://evil.example/","open me")'
+    assert (policy["total_successful"], policy["total_failure"]) == ("5", "2")
+    (failure,) = export(env, "--format", "csv-failures")
+    assert failure["organization_name"].startswith("'=")
+    assert failure["failure_reason_code"] == "'+cmd"
+    assert failure["failed_session_count"] == "2"

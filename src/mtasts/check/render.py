@@ -21,6 +21,7 @@ from rich.text import Text
 from mtasts.check.inspect import DomainReport
 from mtasts.core.findings import CATALOGUE, Area, severity_text
 from mtasts.core.problems import Severity
+from mtasts.core.spreadsheet import safe_row
 from mtasts.i18n import Translator, current
 
 __all__ = ["CSV_FIELDS", "csv_rows", "findings_table", "render_report", "report_json_line"]
@@ -168,16 +169,19 @@ def report_json_line(report: DomainReport) -> str:
 
 
 def csv_rows(reports: Iterable[DomainReport]) -> str:
-    """CSV text, one row per finding (a clean domain gets one row with an empty code)."""
+    """CSV text, one row per finding (a clean domain gets one row with an empty code). Messages
+    quote what remote servers said: a cell a spreadsheet would run as a formula is made text
+    (:mod:`mtasts.core.spreadsheet`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for report in reports:
         status = "error" if report.worst is Severity.ERROR else "warning" if report.worst else "ok"
         base = (report.domain, status, report.verdict.delivery.value)
         if not report.findings:
-            writer.writerow((*base, "", "", "", "", "", ""))
+            writer.writerow(safe_row((*base, "", "", "", "", "", "")))
         for f in report.findings:
-            writer.writerow((*base, f.code, f.severity.value, f.host or "", f.address or "", f.message, f.fix))
+            cells = (*base, f.code, f.severity.value, f.host or "", f.address or "", f.message, f.fix)
+            writer.writerow(safe_row(cells))
     return buffer.getvalue()
 
 

@@ -30,6 +30,7 @@ from mtasts.cli.report._common import (
     since_days,
     write_output,
 )
+from mtasts.core.spreadsheet import safe_row
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command opens it
     from mtasts.store.interface import StoredReport
@@ -143,7 +144,7 @@ def _csv(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows(rows)
+    writer.writerows(safe_row(row) for row in rows)  # names and reasons come from anyone's reports
     return buffer.getvalue()
 
 

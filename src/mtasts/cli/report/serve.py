@@ -28,7 +28,9 @@ def serve_command(
     key: Annotated[
         Path | None, typer.Option("--key", help="TLS private key (PEM, unencrypted).", metavar="FILE", readable=False)
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (a host name: every address it resolves to).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (a host name: every address it resolves to).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8443,
     path: Annotated[
         str | None,
