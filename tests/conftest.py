@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,16 @@ def vector_params(name: str, *, where: Any = None) -> list[Any]:
 def runner() -> CliRunner:
     """A CLI runner with a wide, colourless terminal so output is stable to compare."""
     return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+
+
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can listen on ::1 (some sandboxes have no IPv6 at all)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def require_shared(path: Path) -> None:

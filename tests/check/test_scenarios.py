@@ -50,6 +50,20 @@ async def test_severity_follows_the_mode(lab: Any, lab_settings: NetworkSettings
 
 
 @pytest.mark.lab
+@pytest.mark.parametrize("scenario", ["no-sts-record", "sts-lookup-servfail", "sts-record-bad-id"])
+async def test_readiness_blames_the_record_when_the_policy_is_fine(
+    lab: Any, lab_settings: NetworkSettings, scenario: str
+) -> None:
+    """The policy host serves a valid policy, but no valid record announces it (none, a failed
+    lookup, an invalid id): the readiness line says to fix the record, not the policy."""
+    report = await Inspector(lab_settings).check(lab.domain(scenario))
+    assert report.analysis is not None
+    assert report.analysis.policy is not None  # served and valid
+    assert report.verdict.readiness is not None
+    assert report.verdict.readiness.startswith("senders do not apply the policy served: no valid _mta-sts record")
+
+
+@pytest.mark.lab
 async def test_slow_hosts_cost_only_their_own_timeout(lab: Any, lab_settings: NetworkSettings) -> None:
     """A hanging policy host and a silent nameserver each take one timeout, in parallel."""
     inspector = Inspector(lab_settings)

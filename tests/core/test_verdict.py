@@ -54,6 +54,20 @@ def test_enforce_readiness() -> None:
     assert sender_verdict(_policy(Mode.NONE), [GOOD]).readiness == "switching to enforce now would block no MX"
 
 
+def test_readiness_names_the_record_when_only_the_record_keeps_senders_from_the_policy() -> None:
+    """No policy applies either way, but what to fix differs: a served valid policy that no
+    valid record announces needs the record fixed, not the policy."""
+    unannounced = sender_verdict(None, [GOOD], unannounced=True)
+    assert unannounced.delivery is Delivery.NO_POLICY
+    assert unannounced.readiness == (
+        "senders do not apply the policy served: no valid _mta-sts record announces it; "
+        "fix the record before thinking of enforce"
+    )
+    assert sender_verdict(None, [GOOD]).readiness == (
+        "no valid policy is published: fix the policy before thinking of enforce"
+    )
+
+
 def test_null_mx_is_undeliverable_whatever_the_policy() -> None:
     verdict = sender_verdict(_policy(Mode.ENFORCE), [], accepts_mail=False)
     assert verdict.delivery is Delivery.UNDELIVERABLE

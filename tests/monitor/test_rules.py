@@ -70,6 +70,25 @@ def test_info_findings_and_the_expiry_warnings_of_the_inspector_are_no_events() 
     assert found == {("finding", "mx-cert-expired mx1.example.com (192.0.2.1)")}
 
 
+def test_an_expired_certificate_is_one_event_not_two() -> None:
+    """The expired certificate of an MX is its cert-expiry-7d event ("expired ..."); the
+    inspector's mx-cert-expired finding for that host is not a second event of the same cause.
+    Another host's expired-certificate finding, whose certificate was not read, stays one."""
+    expired = CertificateSeen("mx", "mx1.example.com", NOW - timedelta(days=1))
+    findings = (
+        FindingSeen("mx-cert-expired", Severity.ERROR, "mx1.example.com", "192.0.2.1", "m", "f"),
+        FindingSeen("mx-cert-expired", Severity.ERROR, "mx2.example.com", "192.0.2.2", "m", "f"),
+    )
+    conditions = check_conditions(GOOD, replace(GOOD, findings=findings, certificates=(expired,)), (), now=NOW)
+    assert {c.key for c in conditions} == {
+        ("cert-expiry-7d", "mx mx1.example.com"),
+        ("finding", "mx-cert-expired mx2.example.com (192.0.2.2)"),
+    }
+    (expiry,) = [c for c in conditions if c.code == "cert-expiry-7d"]
+    assert "mx1.example.com expired (" in expiry.message
+    assert EVENT_KINDS["cert-expiry-7d"].title == "a certificate expires within 7 days or has expired"
+
+
 def test_events_of_codes_not_evaluated_are_kept_as_they_are() -> None:
     spike, finding = opened_event("failure-spike"), opened_event("finding", "x")
     change = transitions([spike, finding], [], evaluated=CHECK_CODES)  # reports not read this run

@@ -14,6 +14,7 @@ import pytest
 import trustme
 
 from mtasts.net.server import Listener, ProtocolAdapter, Refusal, ServerLimits, ServerProtocol, StreamServer
+from tests.conftest import has_ipv6_loopback
 from tests.net.test_server import (
     LineProtocol,
     client_context,
@@ -263,16 +264,7 @@ async def test_accepted_sockets_inherit_the_listeners_receive_buffer() -> None:
     assert sizes == [listening]
 
 
-def _ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 on this machine")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 on this machine")
 async def test_an_ipv6_wildcard_listener_takes_ipv4_only_when_dual_stack() -> None:
     for dual_stack in (False, True):
         async with serving([Listener("::", greet_and_wait, dual_stack=dual_stack)]) as server:

@@ -25,6 +25,7 @@ import trustme
 
 from mtasts.report.server import BodyBudget, EndpointSettings, FailureTally, ReportServer, _Body, sanitise
 from mtasts.store.store import ReportStore
+from tests.conftest import has_ipv6_loopback
 from tests.core.test_tlsrpt_report import gzip_bomb
 from tests.report.test_mail import BODY, REPORT
 
@@ -573,15 +574,6 @@ def test_access_line_escapes_what_a_client_sends_and_marks_what_is_unknown() -> 
     assert access_line(odd) == '192.0.2.7 "GE T /a\\x22b\\x00" 404 in=0 out=79 0.4ms http.not_found'
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def test_a_host_name_is_served_on_every_address_it_resolves_to(
     tmp_path: Path, report_cert: trustme.LeafCert, client_ssl: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -591,7 +583,7 @@ def test_a_host_name_is_served_on_every_address_it_resolves_to(
     as 127.0.0.1 alone (tests/cli/test_serve_log.py asks the real one), so here the lookup
     answers as such a hosts file would; everything else (sockets, TLS, HTTP) is real. It runs
     on asyncio's own loop, whose lookups go through :func:`socket.getaddrinfo`."""
-    if not _has_ipv6_loopback():
+    if not has_ipv6_loopback():
         pytest.skip("this machine has no ::1 on lo (ip -6 addr show lo)")
     lookup = socket.getaddrinfo
 

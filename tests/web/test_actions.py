@@ -255,7 +255,17 @@ async def test_a_read_only_user_sees_the_plan_but_may_not_act(world: World, site
     assert re.findall(r'<li class="step"><code>([a-z-]+)</code>', plan.text)[:2] == ["serve", "verify"]
     assert 'id="read-only"' in plan.text
     assert 'id="action-form"' not in plan.text
-    assert 'id="audit"' not in (await bob.get(f"/domains/{DOMAIN}")).text  # the audit trail is for admins
+    domain_page = (await bob.get(f"/domains/{DOMAIN}")).text
+    assert 'id="audit"' not in domain_page  # the audit trail is for admins
+    assert 'id="action-apply"' not in domain_page  # and so are the links to act: the plan stays at its address
+    assert 'id="actions-admin-only"' in domain_page
+    assert 'id="stage"' in domain_page  # the roll-out state is for everyone
+    japanese_domain = (await bob.get(f"/domains/{DOMAIN}?lang=ja")).text
+    assert "公開の操作（設定の適用、enforce に進める、廃止）を実行できるのは管理者だけです。" in japanese_domain
+    alice = await site.signed_in("alice")
+    admin_page = (await alice.get(f"/domains/{DOMAIN}")).text
+    assert all(f'id="action-{name}"' in admin_page for name in ("apply", "enforce", "retire"))
+    assert 'id="actions-admin-only"' not in admin_page
     japanese = await bob.get(f"/domains/{DOMAIN}/actions/apply?lang=ja")
     assert "実行できるのは管理者だけです。計画は閲覧できます。" in japanese.text
 

@@ -6,9 +6,10 @@ runs) with its admin listener that the actions reload, and the lab's SMTP MX.
 
 One world for the module, in the order a person would go: alice (admin) applies the testing
 policy from the domain page, through the confirmation page; she switches to Japanese, is refused
-enforce by the guards and overrides them with a reason; bob (read-only) sees the plans but no
-button; alice retires the domain, and the policy host serves ``mode: none``. What a sender sees
-is read through the inspector's adapters (:meth:`World.sender_sees`), not from the pages.
+enforce by the guards and overrides them with a reason; bob (read-only) sees no links to act on
+the domain page, and at their addresses the plans but no button; alice retires the domain, and
+the policy host serves ``mode: none``. What a sender sees is read through the inspector's
+adapters (:meth:`World.sender_sees`), not from the pages.
 
 The policy host and the MX run on the test's event loop, so every browser step runs in a thread
 (:func:`asyncio.to_thread`) and the loop keeps serving while the browser waits. No page asks for
@@ -225,14 +226,14 @@ async def test_enforce_refused_then_overridden_in_japanese(
         assert "このドメインの監査ログ（新しい順）" in text(browser, "audit")
 
         open_action(browser, "enforce")
-        assert text(browser, "action-title") == f"enforce に進める: {DOMAIN}"
+        assert text(browser, "action-title") == f"enforce に進める：{DOMAIN}"
         assert text(browser, "plan-title") == "計画"
         assert text(browser, "confirm-title") == "確認"
         assert "確認項目により拒否されました。管理者が理由を添えて無視しない限り、何も変更しません。" in text(
             browser, "refusals"
         )
         guards = browser.find_element(By.ID, "plan-guards")
-        assert "強制モードの前の確認項目：現在の値と必要な値" in guards.text
+        assert "enforce の前の確認項目：現在の値と必要な値" in guards.text
         rows = {
             str(row.find_element(By.TAG_NAME, "th").text): [
                 str(cell.text) for cell in row.find_elements(By.TAG_NAME, "td")
@@ -289,8 +290,13 @@ async def test_a_read_only_user_sees_the_plans_but_no_button(
         assert text(browser, "account").startswith("Signed in as bob (read-only)")
         assert present(browser, "stage")
         assert not present(browser, "audit")  # the audit trail is for admins
-        for action in ("apply", "enforce", "retire"):
-            open_action(browser, action)
+        assert not browser.find_elements(By.CSS_SELECTOR, "ul.actions a")  # nor the links to act
+        assert text(browser, "actions-admin-only") == (
+            "Only an admin can carry out the publish actions (apply the configuration, advance to enforce, retire)."
+        )
+        for action in ("apply", "enforce", "retire"):  # the plans, at their addresses
+            browser.get(f"{site.url}/domains/{DOMAIN}/actions/{action}")
+            _wait(browser, expected_conditions.visibility_of_element_located((By.ID, "action-title")))
             if not present(browser, "stop"):  # retire before anything was published (this test alone)
                 assert steps(browser) or present(browser, "nothing") or present(browser, "refusals")
                 assert text(browser, "read-only") == "Only an admin can carry this out; you can look at the plan."

@@ -326,7 +326,7 @@ async def test_an_unknown_mx_or_address_in_japanese(published_url: str) -> None:
             "a..example",
             "'a..example' is not a valid domain name: the host name has an empty label "
             "(a leading, trailing or doubled dot)",
-            "'a..example' は有効なドメイン名ではありません：ホスト名に空のラベルがあります",
+            "'a..example' は有効なドメイン名ではありません（ホスト名に空のラベルがあります",
         ),
         ("x" * 301, f"{'x' * 60!r}… is too long to be a domain name", f"{'x' * 60!r}… はドメイン名としては長すぎます"),
     ],

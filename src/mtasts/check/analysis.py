@@ -179,7 +179,9 @@ def analyse(obs: Observations, *, now: datetime, expiry_warning_days: float = 14
     # a sender applies a policy only when the record announces it (RFC 8461 §3.1, §3.3)
     effective = policy if record is not None else None
     null_mx = obs.mx.found and [mx.host for mx in obs.mx.values] == [""]
-    verdict = sender_verdict(effective, states, accepts_mail=not null_mx)
+    verdict = sender_verdict(
+        effective, states, accepts_mail=not null_mx, unannounced=policy is not None and record is None
+    )
     if not states and obs.unprobed:  # there are MX hosts, but the budget ran out before any answer
         verdict = unknown_verdict("not known: no MX host was probed within the domain's time budget")
     if obs.port25_blocked:

@@ -4,6 +4,9 @@ They all show the same data (``DomainReport.to_dict()`` / ``Finding``); the Rich
 findings by area and prints the fix under each. Its lines wrap at word boundaries under their
 own indentation on a terminal, names (domains, MX hosts) are never split, and where output is
 not a terminal each message stays on one line (the consoles of :mod:`mtasts.cli.output`).
+Messages quote records and what servers said, which the checked domain's operator writes: the
+Rich renderer shows them :func:`~mtasts.core.untrusted.printable` (an ESC sequence in an SMTP
+greeting is written as ``\x1b``, not obeyed by the terminal).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from mtasts.check.inspect import DomainReport
 from mtasts.core.findings import CATALOGUE, Area, severity_text
 from mtasts.core.problems import Severity
 from mtasts.core.spreadsheet import safe_row
+from mtasts.core.untrusted import printable
 from mtasts.i18n import Translator, current
 
 __all__ = ["CSV_FIELDS", "csv_rows", "findings_table", "render_report", "report_json_line"]
@@ -50,11 +54,11 @@ def render_report(report: DomainReport, tr: Translator | None = None) -> Rendera
                 style=f"severity.{finding.severity.value}",
             )
             line.append(finding.code, style="code")
-            line.append(f"  {tr.text(finding.message)}")
+            line.append(f"  {printable(tr.text(finding.message))}")
             parts.append(_indented(line, 4))
             for detail in finding.details:
                 parts.append(_indented(Text(_evidence(detail, tr), style="dim"), 8))
-            parts.append(_indented(Text.assemble((tr.gettext("fix: "), "fix"), tr.text(finding.fix)), 6))
+            parts.append(_indented(Text.assemble((tr.gettext("fix: "), "fix"), printable(tr.text(finding.fix))), 6))
     parts.append(_verdict(report, tr))
     return Group(*parts, Text(""))
 
@@ -68,7 +72,7 @@ def _headline(report: DomainReport, tr: Translator) -> Text:
     worst = report.worst
     counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
     text = Text()
-    text.append(report.domain, style="heading")
+    text.append(printable(report.domain), style="heading")
     if worst is None:
         text.append(f"  ✓ {tr.gettext('no problems')}", style="ok")
     else:
@@ -88,7 +92,7 @@ def _evidence(line: str, tr: Translator) -> str:
     """A line of evidence in ``tr``'s language when the catalogue knows all of it, else as it is
     (it quotes records and what servers said: half a translation would misquote them)."""
     translated = tr.translate(line)
-    return translated.text if translated.complete else line
+    return printable(translated.text if translated.complete else line)
 
 
 def _facts(report: DomainReport, tr: Translator) -> RenderableType | None:
@@ -123,13 +127,13 @@ def _verdict(report: DomainReport, tr: Translator) -> Group:
     style = (
         "ok" if verdict.mail_flows else "severity.warning" if verdict.delivery.value == "unknown" else "severity.error"
     )
-    summary = Text.assemble((tr.gettext("verdict: "), "heading"), (tr.text(verdict.summary), style))
+    summary = Text.assemble((tr.gettext("verdict: "), "heading"), (printable(tr.text(verdict.summary)), style))
     lines: list[RenderableType] = [_indented(summary, 2)]
     for mx in verdict.mx:
-        reason = Text(f"{mx.host}: {tr.text(mx.reason)}", style="ok" if mx.deliver else "severity.error")
+        reason = Text(printable(f"{mx.host}: {tr.text(mx.reason)}"), style="ok" if mx.deliver else "severity.error")
         lines.append(_indented(reason, 4))
     if verdict.readiness:
-        readiness = Text.assemble((tr.gettext("enforce readiness: "), "heading"), tr.text(verdict.readiness))
+        readiness = Text.assemble((tr.gettext("enforce readiness: "), "heading"), printable(tr.text(verdict.readiness)))
         lines.append(_indented(readiness, 2))
     return Group(*lines)
 
@@ -146,7 +150,7 @@ class _Facts:
         self.rows: list[tuple[str, str]] = []
 
     def add_row(self, label: str, value: str) -> None:
-        self.rows.append((label, value))
+        self.rows.append((printable(label), printable(value)))  # records and replies: the domain's text
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         label_width = max((len(label) for label, _ in self.rows), default=0)
@@ -156,7 +160,7 @@ class _Facts:
             grid.add_column(style="dim", no_wrap=True)
             grid.add_column(overflow="fold")
             for label, value in self.rows:
-                grid.add_row(label, value)
+                grid.add_row(Text(label), Text(value))  # Text: "[/bold]" in an SMTP greeting is no markup
             yield grid
             return
         for label, value in self.rows:

@@ -27,7 +27,17 @@ import typer
 from mtasts.core.problems import Severity
 from mtasts.i18n import current
 
-__all__ = ["EXIT_CODES_HELP", "CommandError", "ExitCode", "FailOn", "exit_for", "fail", "in_language"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "WHEN_PROBLEMS",
+    "CommandError",
+    "ExitCode",
+    "FailOn",
+    "exit_for",
+    "exit_status_help",
+    "fail",
+    "in_language",
+]
 
 
 class ExitCode(IntEnum):
@@ -41,9 +51,46 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit status: 0 no problems, 1 problems found (see --fail-on), 2 usage error, "
+    "Exit status: 0 success, 1 problems found (each command's --help says which), 2 usage error, "
     "3 could not run (network, database, files), 4 internal error (rerun with --debug)."
 )
+"""The end of ``mtasts --help`` and of each command group's: the scheme, each command its own
+meaning of 1 (:func:`exit_status_help`)."""
+
+WHEN_PROBLEMS: dict[str, str] = {
+    "check": "findings at or above --fail-on",
+    "lint policy": "problems at or above --fail-on",
+    "lint record": "problems at or above --fail-on",
+    "lint tlsrpt": "problems at or above --fail-on",
+    "publish verify": "findings at or above --fail-on",
+    "monitor run": "an event opened (only with --exit-status)",
+    "report digest": "an alert (only with --exit-status)",
+    "report parse": "an input is not a report",
+    "report ingest": "a source was set aside",
+    "publish plan": "a guard refuses a step",
+    "publish apply": "a domain's run stopped before the end (refused, failed, or waiting)",
+    "publish retire": "retiring was refused or failed",
+    "publish init": "the domain does not exist or accepts no mail, or its entry cannot be written",
+    "demo": "a domain did not come out as its scenario expects",
+    "resolver query": "the daemon answers TEMP, TIMEOUT or PERM (with --direct: the answer is fail-open)",
+    "resolver selftest": "an answer is not valid for this Postfix",
+    "resolver cache show": "the domain is not cached",
+}
+"""What exit status 1 means, for each command that exits with it (the command's path after
+``mtasts``); a command not here never exits 1. One row per command: its ``--help`` ends with
+:func:`exit_status_help` of its row, and tests/i18n/test_exit_status_help.py checks each row
+against the command's options (no row names an option its command lacks)."""
+
+
+def exit_status_help(path: str) -> str:
+    """The exit statuses of the command at ``path`` (``"monitor run"``), the last paragraph of
+    its ``--help``: 1 only for a command that exits with it, in its own words."""
+    problems = WHEN_PROBLEMS.get(path)
+    one = "" if problems is None else f"1 {problems}, "
+    return (
+        f"Exit status: 0 success, {one}2 usage error, "
+        "3 could not run (network, database, files), 4 internal error (rerun with --debug)."
+    )
 
 
 class FailOn(StrEnum):

@@ -15,9 +15,12 @@ import typer
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import Column, Fit, FitTable, console
+from mtasts.cli.resolver._common import label_width, padded
+from mtasts.i18n import current
 from mtasts.lab.scenarios import CATALOGUE
 
 MAX_DELAY_MS = 10_000  # the lab's own bound (mtasts.lab._net.MAX_DELAY), checked before it starts
+_LABELS = ("nameserver", "CA file", "HTTPS port", "TLSRPT", "delay")  # the address book's, in one column
 
 if TYPE_CHECKING:  # the servers (dnspython, cryptography, trustme) load when the lab starts
     from mtasts.lab.world import Lab
@@ -38,7 +41,10 @@ ScenarioOption = Annotated[
 @app.command("list")
 def list_scenarios() -> None:
     """List the built-in scenarios with what each one breaks."""
-    table = FitTable(Column("scenario", Fit.DATA, style="heading"), Column("sender", Fit.DATA), Column("description"))
+    say = current().gettext  # the headers; names, verdicts and descriptions are data and stay English
+    table = FitTable(
+        Column(say("scenario"), Fit.DATA, style="heading"), Column(say("sender"), Fit.DATA), Column(say("description"))
+    )
     for scenario in CATALOGUE.values():
         table.add_row(scenario.name, scenario.expect.delivery.value, scenario.description)
     console().print(table)
@@ -110,7 +116,7 @@ async def _run(lab: Lab, info_file: Path | None) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    console().print("[ok]lab stopped[/]")
+    console().print(current().gettext("[ok]lab stopped[/]"))
 
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
@@ -123,22 +129,23 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
 def _show(data: dict[str, Any], elapsed: float) -> None:
     from mtasts.lab.world import check_options
 
-    out = console()
-    out.print(f"[heading]mtasts lab[/] ready in {elapsed * 1000:.0f} ms")
-    out.print(f"  nameserver  {data['nameserver']}  (e.g. dig -p {data['dns_port']} @{data['nameserver_address']} ...)")
-    out.print(f"  CA file     {data['ca_file']}")
-    out.print(f"  HTTPS port  {data['https_port']}    SMTP port  {data['smtp_port']}")
-    out.print(f"  TLSRPT      {data['tlsrpt_url']}")
+    out, tr = console(), current()
+    width = label_width(_LABELS, 12)
+    out.print(tr.gettext("[heading]mtasts lab[/] ready in %(ms)s ms") % {"ms": f"{elapsed * 1000:.0f}"})
+    dig = tr.gettext("(e.g. %(example)s)") % {"example": f"dig -p {data['dns_port']} @{data['nameserver_address']} ..."}
+    out.print(f"  {padded('nameserver', width)}{data['nameserver']}  {dig}")
+    out.print(f"  {padded('CA file', width)}{data['ca_file']}")
+    out.print(f"  {padded('HTTPS port', width)}{data['https_port']}    {tr.gettext('SMTP port')}  {data['smtp_port']}")
+    out.print(f"  {padded('TLSRPT', width)}{data['tlsrpt_url']}")
     if data["delay_ms"]:
         delay = f"{data['delay_ms']:g} ms"
-        out.print(f"  delay       {delay} before every DNS answer, HTTP response and SMTP reply")
-    table = FitTable(Column("domain", Fit.DATA, style="heading"), Column("scenario", Fit.DATA))
+        before = tr.gettext("%(delay)s before every DNS answer, HTTP response and SMTP reply") % {"delay": delay}
+        out.print(f"  {padded('delay', width)}{before}")
+    table = FitTable(Column(tr.gettext("domain"), Fit.DATA, style="heading"), Column(tr.gettext("scenario"), Fit.DATA))
     for domain in data["domains"]:
         table.add_row(domain["name"], domain["scenario"])
     out.print(table)
     example = data["domains"][0]["name"] if data["domains"] else "DOMAIN"
-    out.print(
-        f"Check a domain: [where]mtasts check {example} {' '.join(check_options(data))}[/]",
-        soft_wrap=True,
-    )
-    out.print("Press Ctrl-C to stop.")
+    command = f"mtasts check {example} {' '.join(check_options(data))}"
+    out.print(tr.gettext("Check a domain: [where]%(command)s[/]") % {"command": command}, soft_wrap=True)
+    out.print(tr.gettext("Press Ctrl-C to stop."))

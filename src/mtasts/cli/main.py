@@ -13,7 +13,7 @@ from typer.models import DefaultPlaceholder
 
 from mtasts._version import __version__
 from mtasts.cli import check, demo, generate, lab, lint, monitor, output, publish, report, resolver, web
-from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode, in_language
+from mtasts.cli.exitcodes import EXIT_CODES_HELP, ExitCode, exit_status_help, in_language
 from mtasts.i18n import LANGUAGES
 from mtasts.i18n.help import TranslatedHelpGroup
 from mtasts.i18n.usage import choose_language
@@ -61,20 +61,23 @@ app.add_typer(monitor.app, name="monitor")
 _DEBUG_ENV = "MTASTS_DEBUG"
 
 
-def _epilog_everywhere(group: typer.Typer, epilog: str) -> None:
-    """Give every command and group under ``group`` ``epilog`` (unless it has its own), so that
-    each ``--help`` ends with the exit-status scheme, including commands added later."""
+def _epilog_everywhere(group: typer.Typer, path: tuple[str, ...] = ()) -> None:
+    """Give every command under ``group`` its own exit statuses as epilog (unless it has its
+    own: :func:`~mtasts.cli.exitcodes.exit_status_help`, 1 only where the command exits with
+    it) and every group the scheme, so that each ``--help`` ends with what its exit status
+    means, including commands added later (which never exit 1 until they have a row)."""
     for command in group.registered_commands:
         if command.epilog is None:
-            command.epilog = epilog
+            name = command.name or (command.callback.__name__.replace("_", "-") if command.callback else "")
+            command.epilog = exit_status_help(" ".join((*path, name)))
     for info in group.registered_groups:
         if info.epilog is None or isinstance(info.epilog, DefaultPlaceholder):
-            info.epilog = epilog
+            info.epilog = EXIT_CODES_HELP
         if info.typer_instance is not None:
-            _epilog_everywhere(info.typer_instance, epilog)
+            _epilog_everywhere(info.typer_instance, (*path, str(info.name)))
 
 
-_epilog_everywhere(app, EXIT_CODES_HELP)
+_epilog_everywhere(app)
 
 
 def _language(value: str | None) -> str | None:

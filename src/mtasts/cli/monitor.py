@@ -27,6 +27,7 @@ from mtasts.cli.cafile import check_ca_file
 from mtasts.cli.exitcodes import ExitCode, fail, in_language
 from mtasts.cli.report._common import DbOption, json_text, open_store
 from mtasts.cli.report.digest import DEFAULT_SMTP, PASSWORD_ENV, smtp_settings
+from mtasts.core.untrusted import printable
 from mtasts.i18n import current
 from mtasts.i18n.words import counted, plural
 from mtasts.monitor.schedule import DEFAULT_JITTER, MAX_INTERVAL, Monitored, parse_interval
@@ -396,7 +397,7 @@ def _outcome_text(outcome: DomainOutcome) -> list[str]:
             "about": t.subject,
             "message": tr.text(t.message),
         }
-        lines.append(f"  {tr.gettext(shape) % event}")
+        lines.append(printable(f"  {tr.gettext(shape) % event}"))  # a sender's name, a server's reply: text
     return lines
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any, cast
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.style import StyleType
@@ -31,6 +32,7 @@ from rich.text import Text
 from rich.theme import Theme
 
 from mtasts.core.problems import Problem, Severity
+from mtasts.core.untrusted import printable
 from mtasts.i18n import Translator
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "console",
     "fit_widths",
     "help_for_terminal",
+    "literal",
     "print_json",
     "print_problems",
     "problem_text",
@@ -386,6 +389,14 @@ def _as_text(cell: RenderableType, style: StyleType) -> Text:
     if isinstance(cell, str):
         return Text.from_markup(cell, style=style, emoji=False)
     return Text(str(cell), style=style)
+
+
+def literal(text: str) -> str:
+    """Someone else's ``text`` (a report's field, a server's reply) for a markup string: shown
+    as written, never read as Rich markup (``[link=...]``) nor passed to the terminal as a
+    control character (an ESC sequence, a line break, a BiDi override: Rich strips only a few),
+    which :func:`~mtasts.core.untrusted.printable` writes as its escape."""
+    return escape(printable(text))
 
 
 # --- JSON and problems ------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.report._common import DbOption
-from mtasts.i18n.words import plural
+from mtasts.i18n import current
+from mtasts.i18n.words import counted
 
 if TYPE_CHECKING:
     from mtasts.web.accounts import Accounts
@@ -124,7 +125,7 @@ def add(
     try:
         check_name(name)
         password = check_password(_read_password(password_file))
-    except AccountError as exc:
+    except AccountError as exc:  # the accounts' own words: translated as the line is written (fail)
         fail(str(exc), ExitCode.USAGE)
     encoded = hash_password(password)
     now = datetime.now(UTC)
@@ -135,7 +136,8 @@ def add(
             fail(f"{exc}: remove it first ('mtasts web user remove {name}') to replace it", ExitCode.USAGE)
         accounts.audit(_actor(), "user-add", f"{user.name} ({user.role.value})", now=now)
         where = accounts.store.display_url
-    typer.echo(f"added {user.name} ({user.role.value}) to {where}")
+    said = {"name": user.name, "role": user.role.value, "where": where}
+    typer.echo(current().gettext("added %(name)s (%(role)s) to %(where)s") % said)
 
 
 @app.command("list")
@@ -153,13 +155,17 @@ def list_users(
         ]
         typer.echo(json.dumps({"users": rows}, ensure_ascii=False))
         return
+    tr = current()
     if not users:
-        typer.echo("no users yet: add one with 'mtasts web user add NAME --password-file FILE --role admin'")
+        typer.echo(
+            tr.gettext("no users yet: add one with 'mtasts web user add NAME --password-file FILE --role admin'")
+        )
         return
     width = max(len(u.name) for u in users)
     for user in users:
-        typer.echo(f"{user.name:<{width}}  {user.role.value:<9}  added {user.created_at:%Y-%m-%d %H:%M} UTC")
-    typer.echo(plural(len(users), "user"))
+        added = tr.gettext("added %(when)s UTC") % {"when": f"{user.created_at:%Y-%m-%d %H:%M}"}
+        typer.echo(f"{user.name:<{width}}  {user.role.value:<9}  {added}")
+    typer.echo(counted(len(users), "user"))
 
 
 @app.command("remove")
@@ -172,7 +178,7 @@ def remove(
         if not accounts.remove_user(name):
             fail(f"no user {name!r} (see 'mtasts web user list')", ExitCode.USAGE)
         accounts.audit(_actor(), "user-remove", name, now=datetime.now(UTC))
-    typer.echo(f"removed {name}; their sessions have ended")
+    typer.echo(current().gettext("removed %(name)s; their sessions have ended") % {"name": name})
 
 
 def serve_auth(db: str | None, *, public: bool, proxy_user_header: str | None, trusted_proxies: list[str]) -> Auth:
@@ -205,10 +211,10 @@ def serve_auth(db: str | None, *, public: bool, proxy_user_header: str | None, t
     try:
         accounts.open()
         if not accounts.users():
-            sys.stderr.write(
-                f"mtasts web: no accounts yet in {store.display_url}: add one with "
-                "'mtasts web user add NAME --password-file FILE --role admin'\n"
+            none = (
+                "no accounts yet in %(url)s: add one with 'mtasts web user add NAME --password-file FILE --role admin'"
             )
+            sys.stderr.write(f"mtasts web: {current().gettext(none) % {'url': store.display_url}}\n")
     except StoreError as exc:
         fail(exc.message, ExitCode.CANNOT_RUN)
     return Auth(accounts, settings)

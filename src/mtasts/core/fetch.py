@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from mtasts.core.untrusted import printable
+
 __all__ = [
     "MAX_POLICY_BYTES",
     "POLICY_PATH",
@@ -67,7 +69,7 @@ def check_response_head(status: int, headers: Mapping[str, str]) -> tuple[FetchF
     """
     if 300 <= status < 400:
         location = headers.get("location", "")
-        where = f" to {location}" if location else ""
+        where = f" to {printable(location)}" if location else ""  # the server's text: h11 lets an ESC through
         return FetchFailureKind.REDIRECT, f"HTTP {status} redirect{where}; redirects must not be followed"
     if status != 200:
         return FetchFailureKind.HTTP_STATUS, f"HTTP status {status}; only 200 is a policy"

@@ -70,10 +70,15 @@ class Verdict:
         }
 
 
-def sender_verdict(policy: Policy | None, states: Sequence[MxState], *, accepts_mail: bool = True) -> Verdict:
+def sender_verdict(
+    policy: Policy | None, states: Sequence[MxState], *, accepts_mail: bool = True, unannounced: bool = False
+) -> Verdict:
     """Per MX: would a compliant sender deliver, or skip it and why; overall: does mail flow.
 
     ``accepts_mail`` is false for a null MX (RFC 7505): senders return such mail at once.
+    ``unannounced``: ``policy`` is ``None`` although the policy host serves a valid policy,
+    because no valid ``_mta-sts`` record announces it (absent, invalid, or its lookup failed):
+    the readiness line then names the record, not the policy, as what to fix.
     """
     mode = None if policy is None else policy.mode
     if not accepts_mail:
@@ -96,7 +101,7 @@ def sender_verdict(policy: Policy | None, states: Sequence[MxState], *, accepts_
         summary = "mail would be deferred: no MX passes MTA-STS validation"
     else:
         summary = "mail would be deferred: no MX can be reached"
-    readiness = None if enforcing else _readiness(policy, states)
+    readiness = None if enforcing else _readiness(policy, states, unannounced=unannounced)
     if not flows:
         delivery = Delivery.DEFER
     elif enforcing:
@@ -141,7 +146,12 @@ def _mx_verdict(policy: Policy | None, state: MxState) -> MxVerdict:
     return MxVerdict(state.host, True, "would deliver over validated TLS")
 
 
-def _readiness(policy: Policy | None, states: Sequence[MxState]) -> str:
+def _readiness(policy: Policy | None, states: Sequence[MxState], *, unannounced: bool = False) -> str:
+    if policy is None and unannounced:
+        return (
+            "senders do not apply the policy served: no valid _mta-sts record announces it; "
+            "fix the record before thinking of enforce"
+        )
     if policy is None:
         return "no valid policy is published: fix the policy before thinking of enforce"
     blocked = [(s.host, _blocking_reason(policy, s)) for s in states if s.reachable]

@@ -16,6 +16,10 @@ them in module constants (``typer.rich_utils``, for the Rich help on a terminal)
 swapped for the catalogue's for the rendering and put back, so no other code in the process sees
 another gettext domain. Nothing here changes what the commands do, only the words of the help.
 
+Piped help (click's plain text) is wrapped by :func:`wrap_text`: by display width (a Japanese
+character takes two columns), Japanese between characters with its kinsoku rules, anything else
+at white space only, so no line break ever cuts an option name, a word or a number.
+
 The message ids are what the tree holds (:func:`help_messages` walks it, so an f-string or a
 shared constant is seen as the user sees it): ``python -m mtasts.i18n.help`` writes the template
 with Babel (a development dependency), and the standard toolchain does the rest::
@@ -31,8 +35,10 @@ from __future__ import annotations
 
 import gettext
 import inspect
+import re
 import sys
-from collections.abc import Callable, Iterator
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import cache
 from typing import Any
@@ -40,6 +46,7 @@ from typing import Any
 import typer
 import typer.core
 from typer import _click as click
+from typer._click import formatting
 from typer._click.utils import make_default_short_help
 
 from mtasts.i18n import LOCALE_DIR, current
@@ -134,13 +141,123 @@ def help_messages(command: click.Command) -> dict[str, list[str]]:
     return found
 
 
+_NO_LINE_START = frozenset(
+    "、。，．,.)]}）」』】〕〉》］｝：；:;！？!?ー・…‐–〜ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ"
+)
+"""What a Japanese line does not begin with (JIS X 4051 kinsoku): closing brackets, punctuation,
+the long-vowel mark and small kana stay at the end of the line before."""
+_NO_LINE_END = frozenset("([{（「『【〔〈《［｛")
+"""What a Japanese line does not end with: opening brackets stay with what they open."""
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def cells(text: str) -> int:
+    """The columns ``text`` takes on a terminal: two for a wide (CJK) character, one otherwise."""
+    return sum(2 if _wide(c) else 1 for c in text)
+
+
+def _clusters(text: str) -> Iterator[tuple[str, str]]:
+    """``text`` as (separator, cluster) pairs, a line break being allowed only at a separator:
+    white space (``" "``, dropped at a break) or between a wide character and its neighbour
+    (``""``), unless kinsoku forbids it. A run of narrow characters (an option name, a word, a
+    number, a URL) is never cut: it has no break opportunity inside."""
+    atoms = re.findall(r"\s+|[^\s]", text)
+    separator, cluster, before = "", "", ""
+    for atom in atoms:
+        if atom.isspace():
+            if cluster:
+                yield separator, cluster
+                separator, cluster = " ", ""
+            elif separator or before:
+                separator = " "
+            before = ""
+            continue
+        if cluster and (_wide(atom) or _wide(before)) and atom not in _NO_LINE_START and before not in _NO_LINE_END:
+            yield separator, cluster
+            separator, cluster = "", ""
+        cluster += atom
+        before = atom
+    if cluster:
+        yield separator, cluster
+
+
+def fill(text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> str:
+    """``text`` wrapped to ``width`` columns, breaking Japanese between characters and any
+    other text at white space only (:func:`_clusters`): a cluster wider than the line
+    overflows it rather than being cut, since a cut option name cannot be copied."""
+    lines: list[str] = []
+    line, used = initial_indent, cells(initial_indent)
+    bare = True  # nothing on the line yet but its indent
+    for separator, cluster in _clusters(text):
+        size = cells(cluster)
+        if not bare and used + len(separator) + size > width:
+            lines.append(line)
+            line, used, bare = subsequent_indent, cells(subsequent_indent), True
+        if not bare:
+            line, used = line + separator, used + len(separator)
+        line, used, bare = line + cluster, used + size, False
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def wrap_text(
+    text: str, width: int, initial_indent: str = "", subsequent_indent: str = "", preserve_paragraphs: bool = False
+) -> str:
+    """click's :func:`~click.formatting.wrap_text` (paragraphs, ``\\b`` blocks kept as they are),
+    lines filled by :func:`fill`: click's wrapper counts characters, not columns, and breaks
+    at hyphens and inside long words, which cut option names (``--trusted-`` / ``proxy``) in
+    English too."""
+    text = text.expandtabs()
+    if not preserve_paragraphs:
+        return fill(text, width, initial_indent, subsequent_indent)
+    paragraphs: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.splitlines()
+        if not lines or not block.strip():
+            continue
+        indent = " " * (len(lines[0]) - len(lines[0].lstrip()))
+        if lines[0].strip() == "\b":  # click's mark for a block not to rewrap
+            paragraphs.append("\n".join(initial_indent + indent + line for line in lines[1:]))
+        else:
+            joined = " ".join(line.strip() for line in lines)
+            paragraphs.append(fill(joined, width, initial_indent + indent, subsequent_indent + indent))
+    return "\n\n".join(paragraphs)
+
+
 class HelpFormatter(click.HelpFormatter):
-    """click's formatter with its one literal label ("Usage: ") from the catalogue."""
+    """click's formatter with its one literal label ("Usage: ") from the catalogue, and its
+    text wrapped by display width, never inside an option name or a word (:func:`wrap_text`)."""
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
         if prefix is None:
             prefix = catalogue(current().tag).gettext("Usage: ")
         super().write_usage(prog, args, prefix)
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        self.write(wrap_text(text, self.width, indent, indent, preserve_paragraphs=True))
+        self.write("\n")
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        widths = formatting.measure_table(rows)
+        first_col = min(widths[0], col_max) + col_spacing
+        for first, second in formatting.iter_rows(rows, len(widths)):
+            self.write(f"{'':>{self.current_indent}}{first}")
+            if not second:
+                self.write("\n")
+                continue
+            if cells(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - cells(first)))
+            else:
+                self.write("\n" + " " * (first_col + self.current_indent))
+            lines = wrap_text(second, max(self.width - first_col - 2, 10), preserve_paragraphs=True).splitlines()
+            self.write(f"{lines[0] if lines else ''}\n")
+            for line in lines[1:]:
+                self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
 
 
 class HelpContext(click.Context):

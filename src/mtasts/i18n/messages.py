@@ -233,6 +233,10 @@ MESSAGES: tuple[str, ...] = (
     N_("would skip it: %(reason)s"),
     N_("would deliver over validated TLS"),
     N_("no valid policy is published: fix the policy before thinking of enforce"),
+    N_(
+        "senders do not apply the policy served: no valid _mta-sts record announces it; "
+        "fix the record before thinking of enforce"
+    ),
     N_("switching to enforce now would block no MX"),
     N_("switching to enforce now would defer all mail (%(blocked)s)"),
     N_("switching to enforce now would block mail to %(blocked)s"),
@@ -598,6 +602,7 @@ MESSAGES: tuple[str, ...] = (
     N_("the policy id changed"),
     N_("the MX records changed"),
     N_("a certificate expires within %(days)s days"),
+    N_("a certificate expires within %(days)s days or has expired"),
     N_("the _mta-sts record is gone"),
     N_("the policy cannot be fetched any more"),
     N_("the failure rate jumped against the domain's baseline"),
@@ -1116,4 +1121,6 @@ PLURALS: tuple[tuple[str, str], ...] = (
     NP_("%(num)d lookup", "%(num)d lookups"),
     # the monitor's (mtasts.cli.monitor)
     NP_("%(num)d open event", "%(num)d open events"),
+    # the web's accounts (mtasts.cli.web_users)
+    NP_("%(num)d user", "%(num)d users"),
 )

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Final
 
 from mtasts.core.problems import Severity
+from mtasts.core.untrusted import printable
 
 __all__ = [
     "CHECK_CODES",
@@ -130,9 +131,10 @@ _KINDS: tuple[EventKind, ...] = (
         "cert-expiry-7d",
         Source.CHECK,
         Severity.ERROR,
-        "a certificate expires within 7 days",
-        "The certificate of the policy host or of an MX host expires within 7 days (or has expired): then "
-        "senders cannot refresh the policy, or refuse the MX under mode enforce.",
+        "a certificate expires within 7 days or has expired",
+        "The certificate of the policy host or of an MX host expires within 7 days or has expired: then "
+        "senders cannot refresh the policy, or refuse the MX under mode enforce. An expired certificate is "
+        "this event, not also a finding event.",
         "Renew the certificate today and reload the server that presents it.",
     ),
     EventKind(
@@ -290,10 +292,11 @@ class Transition:
         }
 
     def to_text(self) -> str:
-        """One line for a mail or a terminal."""
+        """One line for a mail, a log or a terminal: :func:`printable`, since a subject or a
+        message may quote a TLS report's sender or a server's reply."""
         mark = "NEW" if self.kind is TransitionKind.OPENED else "CLEARED"
         subject = f" [{self.subject}]" if self.subject else ""
-        return f"{mark} {self.severity.value} {self.domain}: {self.code}{subject}: {self.message}"
+        return printable(f"{mark} {self.severity.value} {self.domain}: {self.code}{subject}: {self.message}")
 
 
 def events_table() -> str:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import orjson
 
+from mtasts.core.untrusted import printable
 from mtasts.monitor.events import EVENT_KINDS, Transition, TransitionKind
 from mtasts.monitor.webhook import DEFAULT_RETRY, RetryPolicy, Sleep, WebhookError, WebhookTarget, post_json
 from mtasts.net.mailer import MailError, SmtpSettings, compose, send
@@ -63,7 +64,7 @@ def mail_text(transitions: Sequence[Transition]) -> tuple[str, str]:
         lines.append("")
     errors = any(t.kind is TransitionKind.OPENED and t.severity.value == "error" for t in transitions)
     flag = "[error] " if errors else ""
-    return f"{flag}mtasts monitor: {_summary(transitions)}", "\n".join(lines)
+    return f"{flag}mtasts monitor: {_summary(transitions)}", "\n".join(map(printable, lines))
 
 
 def webhook_body(transitions: Sequence[Transition], *, now: datetime) -> bytes:

@@ -39,6 +39,9 @@ __all__ = [
 EXPIRY_THRESHOLDS: Final = (7, 14, 30)  # days, nearest first: only the nearest crossed is open
 # covered by the cert-expiry-* events, which have their own thresholds
 IGNORED_FINDINGS: Final = frozenset({"policy-cert-expiring-soon", "mx-cert-expiring-soon"})
+# an expired certificate is the cert-expiry-7d event of its host ("expired ..."), not a second
+# event of the same cause; the finding stays an event where no certificate was read for the host
+_EXPIRED_FINDINGS: Final = {"policy-cert-expired": "policy", "mx-cert-expired": "mx"}
 _EVENT_SEVERITIES: Final = frozenset({Severity.WARNING, Severity.ERROR})
 
 
@@ -53,12 +56,17 @@ def check_conditions(
     domain = current.domain
     still_open = {event.key: event for event in open_events}
     found: list[Condition] = []
+    expiring = _expiry_conditions(current, still_open, now)
+    expired = {(c.role, c.host) for c in current.certificates if c.not_after <= now}
     for finding in current.findings:
-        if finding.severity in _EVENT_SEVERITIES and finding.code not in IGNORED_FINDINGS:
-            found.append(Condition(domain, "finding", finding.subject, finding.severity, finding.message, finding.fix))
+        if finding.severity not in _EVENT_SEVERITIES or finding.code in IGNORED_FINDINGS:
+            continue
+        if (_EXPIRED_FINDINGS.get(finding.code), finding.host) in expired:
+            continue
+        found.append(Condition(domain, "finding", finding.subject, finding.severity, finding.message, finding.fix))
     found.extend(_policy_conditions(previous, current, still_open))
     found.extend(_mx_conditions(previous, current))
-    found.extend(_expiry_conditions(current, still_open, now))
+    found.extend(expiring)
     found.extend(_gone_conditions(previous, current, still_open))
     return _unique(found)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
+from mtasts.core.untrusted import printable
 from mtasts.net._streams import Streams, close_quietly
 
 __all__ = [
@@ -285,7 +286,12 @@ def _classify_verification(
         when = f" until {cert.not_before:%Y-%m-%d}" if cert else ""
         return TlsFailureKind.NOT_YET_VALID, f"the certificate is not valid yet{when}"
     if code == _X509_HOSTNAME_MISMATCH:
-        names = ", ".join(cert.dns_names) if cert and cert.dns_names else "no DNS names (subject CN is not used)"
+        # the names are the server's text: an IA5String may hold an ESC or a line break
+        names = (
+            ", ".join(map(printable, cert.dns_names))
+            if cert and cert.dns_names
+            else "no DNS names (subject CN is not used)"
+        )
         return TlsFailureKind.NAME_MISMATCH, f"the certificate is not valid for {host} (it names {names})"
     if code == _X509_SELF_SIGNED_LEAF or (cert is not None and cert.self_signed and code != _X509_SELF_SIGNED_IN_CHAIN):
         return TlsFailureKind.SELF_SIGNED, "the certificate is self-signed"

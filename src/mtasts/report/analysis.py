@@ -41,6 +41,7 @@ from mtasts.core.tlsrpt_report import (
     SenderTotal,
     SenderTwice,
 )
+from mtasts.core.untrusted import printable
 from mtasts.i18n.words import plural
 
 if TYPE_CHECKING:
@@ -847,7 +848,8 @@ class Digest:
         }
 
     def to_text(self) -> str:
-        """Plain text for a terminal, a cron mail or a log."""
+        """Plain text for a terminal, a cron mail or a log; each line :func:`printable`, so a
+        sender's name or result type cannot break a line or send the terminal an ESC sequence."""
         lines = [f"TLSRPT digest {self.since} to {self.until} (baseline from {self.baseline_since})", ""]
         if self.alerts:
             lines.append(f"ALERTS ({len(self.alerts)}):")
@@ -869,7 +871,7 @@ class Digest:
                     f"  {issue.organization_name} → {issue.policy_domain or NO_DOMAIN}: "
                     f"{issue.failed_sessions} failed ({kinds}) since {issue.first_failure}; {issue.advice}"
                 )
-        return "\n".join(lines) + "\n"
+        return "\n".join(map(printable, lines)) + "\n"
 
 
 def _pct(rate: float | None) -> str:

@@ -51,6 +51,7 @@ from mtasts.core.tlsrpt_report import (
     is_gzip,
     parse_report,
 )
+from mtasts.core.untrusted import printable
 
 __all__ = [
     "MAX_HEADER",
@@ -297,7 +298,7 @@ def _read_reports(
                 raise MailParseError(
                     Problem(
                         "mail.report_unreadable",
-                        f"the {part.content_type} part holds neither gzip nor JSON",
+                        f"the {printable(part.content_type)} part holds neither gzip nor JSON",  # the sender's text
                         "Attach the report as gzip (application/tlsrpt+gzip) or JSON (application/tlsrpt+json).",
                     )
                 )

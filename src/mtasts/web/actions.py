@@ -48,7 +48,7 @@ from starlette.routing import BaseRoute, Route
 
 from mtasts.web.accounts import AuditEntry, Role
 from mtasts.web.auth import Auth, identity_of, require_role
-from mtasts.web.i18n import N_
+from mtasts.web.i18n import N_, Reason
 
 if TYPE_CHECKING:
     from mtasts.i18n import Translated, Translator
@@ -466,8 +466,9 @@ async def domain_audit(request: Request, domain: str) -> list[AuditEntry] | None
     return await asyncio.to_thread(auth.accounts.audit_entries, limit=_AUDIT_SHOWN, domain=domain)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(status: int, code: str, message: Reason | str) -> JSONResponse:
+    """The API's error shape; its message is English (``str()`` of a :class:`Reason`)."""
+    return JSONResponse({"error": {"code": code, "message": str(message)}}, status_code=status)
 
 
 async def _body(request: Request) -> bytes | None:
@@ -480,6 +481,9 @@ async def _body(request: Request) -> bytes | None:
         chunks.append(chunk)
     return b"".join(chunks)
 
+
+_ACTION_UNKNOWN: Final = N_("no such action: choose %(actions)s")
+_ACTIONS_PAGE: Final = N_("Publish actions")  # the heading of an action page that cannot be shown
 
 _REASON_MISSING: Final = N_("To override the guards, tick the box and say why (the history keeps the reason).")
 
@@ -522,20 +526,30 @@ def action_routes(
 
     service = ActionService(settings, reports)
 
-    def parse(request: Request) -> tuple[str, ActionKind] | tuple[int, str, str]:
+    def parse(request: Request) -> tuple[str, ActionKind] | tuple[int, str, Reason | str]:
+        """(the domain, the action), or (status, code, why): ``str(why)`` is the JSON's English,
+        a page says it in its language (the ``reason_text`` filter)."""
         name, why = domain_param(request.path_params["domain"])
         if name is None:
             return 400, "domain-invalid", why
         try:
             return name, ActionKind(request.path_params["action"])
         except ValueError:
-            return 404, "action-unknown", f"no such action: choose {', '.join(a.value for a in ActionKind)}"
+            return 404, "action-unknown", Reason(_ACTION_UNKNOWN, {"actions": ", ".join(a.value for a in ActionKind)})
 
     async def planned(name: str, action: ActionKind, max_age: int | None = None) -> Preview | tuple[int, str, str]:
         try:
             return await service.preview(action, name, max_age=max_age)
         except StoreError as exc:
             return 503, "store-unavailable", exc.message
+
+    def unshown(request: Request, parsed: tuple[int, str, Reason | str]) -> Response:
+        """The page of an address that names no domain or no action: why, in the page's language."""
+        name, _ = domain_param(request.path_params["domain"])
+        return page(request, "reports_unavailable.html", parsed[0], message=parsed[2], **unshown_title(name))
+
+    def unshown_title(name: str | None) -> dict[str, str | None]:
+        return {"heading": _ACTIONS_PAGE, "subject": name}
 
     def links(request: Request, name: str, action: ActionKind) -> dict[str, str]:
         return {
@@ -565,12 +579,12 @@ def action_routes(
     async def action_page(request: Request) -> Response:
         parsed = parse(request)
         if len(parsed) == 3:
-            return page(request, "reports_unavailable.html", parsed[0], message=parsed[2])
+            return unshown(request, parsed)
         name, action = parsed
         max_age, valid = parse_max_age(request.query_params.get("max_age"))
         preview = await planned(name, action, max_age)
         if isinstance(preview, tuple):
-            return page(request, "reports_unavailable.html", preview[0], message=preview[2])
+            return page(request, "reports_unavailable.html", preview[0], message=preview[2], **unshown_title(name))
         return show(request, preview) if valid else show(request, preview, 400, error=_MAX_AGE_INVALID)
 
     async def act(
@@ -593,11 +607,13 @@ def action_routes(
     async def action_submit(request: Request) -> Response:
         parsed = parse(request)
         if len(parsed) == 3:
-            return page(request, "reports_unavailable.html", parsed[0], message=parsed[2])
+            return unshown(request, parsed)
         name, action = parsed
         body = await _body(request)
         if body is None:
-            return page(request, "reports_unavailable.html", 413, message="this form is too large")
+            return page(
+                request, "reports_unavailable.html", 413, message="this form is too large", **unshown_title(name)
+            )
         fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
 
         def one(key: str) -> str:
@@ -609,14 +625,14 @@ def action_routes(
         if not valid or not max_age_valid:
             preview = await planned(name, action, max_age)
             if isinstance(preview, tuple):
-                return page(request, "reports_unavailable.html", preview[0], message=preview[2])
+                return page(request, "reports_unavailable.html", preview[0], message=preview[2], **unshown_title(name))
             return show(request, preview, 400, error=_REASON_MISSING if not valid else _MAX_AGE_INVALID)
         try:
             performed = await act(request, name, action, one("fingerprint"), reason, max_age)
         except Unavailable as exc:
-            return page(request, "reports_unavailable.html", 503, message=str(exc))
+            return page(request, "reports_unavailable.html", 503, message=str(exc), **unshown_title(name))
         except StoreError as exc:
-            return page(request, "reports_unavailable.html", 503, message=exc.message)
+            return page(request, "reports_unavailable.html", 503, message=exc.message, **unshown_title(name))
         return page(
             request,
             "action_done.html",

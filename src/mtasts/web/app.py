@@ -45,11 +45,11 @@ from mtasts.i18n import Translator
 from mtasts.i18n import translator as findings_translator
 from mtasts.web.actions import action_routes, translate_list
 from mtasts.web.auth import Auth, AuthMiddleware, auth_routes, csrf_token_of, identity_of
-from mtasts.web.i18n import COOKIE, LANGUAGES, N_, choose_language, translations
+from mtasts.web.i18n import COOKIE, LANGUAGES, N_, Reason, choose_language, translations
 from mtasts.web.jobs import Busy, CheckService, Job, JobState, Limited
 from mtasts.web.reports import ReportService, report_routes
 from mtasts.web.settings import WebSettings
-from mtasts.web.view import SEVERITY_TITLES, STATUS_TITLES, result_view
+from mtasts.web.view import PROBE_TITLES, SEVERITY_TITLES, STATUS_TITLES, result_view
 
 __all__ = ["SECURITY_HEADERS", "create_app"]
 
@@ -98,6 +98,13 @@ def _list_text(translator: Translator, text: str) -> str:
     return translate_list(translator, text).text
 
 
+def _reason_text(gettext: Callable[[str], str], translator: Translator, reason: Reason | str) -> str:
+    """Why a page cannot be shown, in the page's language: a :class:`Reason` of the pages'
+    catalogue (a bad ``?days=``, an unknown action), or a sentence of the findings catalogue
+    (why a name is not a domain, why the store cannot be used)."""
+    return reason.text(gettext) if isinstance(reason, Reason) else translator.text(reason)
+
+
 def _environments() -> dict[str, Environment]:
     """One template environment per language, each with its catalogue installed (new-style
     gettext: translations are escaped and formatted like any other value)."""
@@ -114,6 +121,7 @@ def _environments() -> dict[str, Environment]:
         env.install_gettext_translations(translations(tag), newstyle=True)  # type: ignore[attr-defined]
         env.filters["finding_text"] = findings_translator(tag).text  # messages, fixes, verdicts: mtasts.i18n
         env.filters["finding_list"] = partial(_list_text, findings_translator(tag))  # "a; b": the audit trail
+        env.filters["reason_text"] = partial(_reason_text, translations(tag).gettext, findings_translator(tag))
         environments[tag] = env
     return environments
 
@@ -253,6 +261,7 @@ def create_app(
             again_url=f"{path(request, 'check')}?domain={view.domain}",
             domain_page_url=path(request, "domain_page", domain=view.domain) if reports_open(request) else "",
             reuse_minutes=settings.reuse_seconds / 60,
+            probe_titles=PROBE_TITLES,
         )
 
     async def events(request: Request) -> Response:

@@ -34,10 +34,12 @@ from mtasts.publish.history import Served
 from mtasts.publish.rollout import Stage, domain_status, evidence_from_rows, evidence_window, stage_of
 from mtasts.report.analysis import DayPoint, Totals
 from mtasts.web import charts
+from mtasts.web.i18n import N_, Reason
 from mtasts.web.reports import (
     FORMATTING,
     Page,
     Period,
+    PeriodError,
     ReportService,
     ReportView,
     daily_labels,
@@ -68,6 +70,7 @@ __all__ = [
 
 MONITOR_RUNS_SHOWN = 50  # the newest checks on the page (the monitor keeps every one)
 MONITOR_EVENTS_SHOWN = 100
+_DOMAIN_PAGE = N_("Domain page")  # the heading of a domain page that cannot be shown (the name follows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +240,15 @@ def config_path(settings: WebSettings) -> tuple[Path | None, str]:
     return Path(path), ""
 
 
+def _config_file(settings: WebSettings) -> Path:
+    """The publish configuration's file, to name in the next step "add the domain to it": the
+    one in use, else where ``mtasts publish`` looks for it."""
+    from mtasts.publish.config import default_config_path  # noqa: PLC0415
+
+    path, _ = config_path(settings)
+    return default_config_path() if path is None else path
+
+
 def _config(settings: WebSettings) -> tuple[Config | None, str]:
     """The publish configuration, if there is one: (config, '') or (None, why not)."""
     from mtasts.publish.config import ConfigError  # noqa: PLC0415
@@ -305,18 +317,20 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
     from mtasts.store.errors import StoreError  # noqa: PLC0415
     from mtasts.web.i18n import COOKIE, choose_language, translations  # noqa: PLC0415
 
-    async def load(request: Request) -> DomainView | tuple[int, str, str]:
+    async def load(request: Request) -> DomainView | tuple[int, str, Reason | str, str | None]:
+        """The view, or (status, code, why, the domain when it is one): ``why`` is English for the
+        JSON (``str()``), a page says it in its language (the ``reason_text`` filter)."""
         name, why = domain_param(request.path_params["domain"])
         if name is None:
-            return 400, "domain-invalid", why
+            return 400, "domain-invalid", why, None
         try:
             period = parse_period(request.query_params.get("days"), service.today())
-        except ValueError as exc:
-            return 400, "period-invalid", str(exc)
+        except PeriodError as exc:
+            return 400, "period-invalid", exc.reason, name
         try:
             return await asyncio.to_thread(build_domain_view, service, settings, name, period)
         except StoreError as exc:
-            return 503, "store-unavailable", exc.message
+            return 503, "store-unavailable", exc.message, name
 
     def links(request: Request, name: str) -> tuple[str, str]:
         return (
@@ -327,7 +341,8 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
     async def domain_page(request: Request) -> Response:
         loaded = await load(request)
         if isinstance(loaded, tuple):
-            return page(request, "reports_unavailable.html", loaded[0], message=loaded[2])
+            status, _, why, name = loaded
+            return page(request, "reports_unavailable.html", status, message=why, heading=_DOMAIN_PAGE, subject=name)
         view = loaded
         tag = choose_language(
             request.query_params.get("lang"),
@@ -354,6 +369,7 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
         }
         days = view.reports.period.days
         suffix = f"?days={days}" if days else ""
+        audit = await domain_audit(request, view.domain)  # None: not an admin (or no accounts)
         return page(
             request,
             "domain.html",
@@ -362,7 +378,9 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
             api_check_url=api_check_url,
             history_mx=_mx,
             actions=actions,
-            audit=await domain_audit(request, view.domain),
+            audit=audit,
+            may_act=audit is not None,  # the actions' links: only for who may carry them out
+            config_file=str(_config_file(settings)),
             **FORMATTING,
             reports_url=str(request.url_for("reports").path),
             domain_reports_url=str(request.url_for("report", domain=view.domain).path) + suffix,
@@ -374,7 +392,7 @@ def domain_routes(settings: WebSettings, page: Page, service: ReportService) -> 
     async def api_domain(request: Request) -> Response:
         loaded = await load(request)
         if isinstance(loaded, tuple):
-            return error_json(*loaded)
+            return error_json(loaded[0], loaded[1], str(loaded[2]))
         check_url, api_check_url = links(request, loaded.domain)
         body = loaded.to_dict(check_url=check_url, api_check_url=api_check_url)
         return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")

@@ -15,7 +15,8 @@ server's default.
 from __future__ import annotations
 
 import gettext
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "LOCALE_DIR",
     "N_",
     "Language",
+    "Reason",
     "choose_language",
     "parse_accept_language",
     "translations",
@@ -55,6 +57,29 @@ def N_(message: str) -> str:
     """Marks ``message`` for the catalogue without translating it here: for tables of texts
     translated later, where the request's language is known."""
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a page cannot be shown, as a message of the pages' catalogue: its English id (marked
+    with :func:`N_` where it is written) and the values of its placeholders. ``str()`` is the
+    English sentence (the JSON's ``message``: the API stays English); :meth:`text` is the
+    sentence in a page's language. Values are data (a number, what was typed), never translated."""
+
+    message: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message % self.values if self.values else self.message
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        translated = gettext(self.message)
+        if not self.values:
+            return translated
+        try:
+            return translated % self.values
+        except (KeyError, ValueError, TypeError):  # a damaged catalogue entry: keep the English
+            return str(self)
 
 
 def parse_accept_language(header: str) -> list[tuple[str, float]]:

@@ -271,6 +271,30 @@ _SCHEMAS: Final[dict[str, Any]] = {
         ),
         "description": "The object 'mtasts check --json' prints for the domain",
     },
+    "Session": {
+        **_object(
+            {
+                "user": {"type": "string"},
+                "role": {"type": "string", "enum": ["admin", "read-only"]},
+                "via": {"type": "string", "enum": ["session", "proxy"], "description": "how the user signed in"},
+                "csrf_token": {"type": "string", "description": "the X-CSRF-Token header of this user's POSTs"},
+            }
+        ),
+        "description": "Who is signed in",
+    },
+    "AuditEntry": _object(
+        {
+            "at": _TIME,
+            "actor": {"type": "string"},
+            "action": {"type": "string", "description": "login, logout, publish-apply, publish-enforce, ..."},
+            "domain": _NULLABLE_STRING,
+            "detail": {"type": "string"},
+        }
+    ),
+    "Audit": {
+        **_object({"entries": {"type": "array", "items": _ref("AuditEntry")}}),
+        "description": "The audit trail, newest first",
+    },
     "Pending": _object(
         {
             "id": {"type": "string"},
@@ -419,6 +443,35 @@ def _paths() -> dict[str, Any]:
                     "200": _json("Domain", "the domain's data"),
                     "400": _error("a bad period (period-invalid) or domain (domain-invalid)"),
                     "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/session": {
+            "get": {
+                "summary": "Who is signed in, and the CSRF token of their POSTs (an app with accounts)",
+                "responses": {
+                    "200": _json("Session", "the signed-in user"),
+                    "401": _error("not signed in (login-required)"),
+                },
+            }
+        },
+        "/api/audit": {
+            "get": {
+                "summary": "The audit trail: sign-ins, sign-outs and publish actions, newest first (admin role)",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "at most this many entries (1 to 1000; default 100)",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    }
+                ],
+                "responses": {
+                    "200": _json("Audit", "the newest entries"),
+                    "400": _error("limit is not a number (limit-invalid)"),
+                    "401": _error("not signed in (login-required)"),
+                    "403": _error("not an admin (forbidden)"),
                 },
             }
         },

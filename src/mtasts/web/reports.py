@@ -57,7 +57,7 @@ from mtasts.report.analysis import (
 )
 from mtasts.store.rollups import MAX_COUNT
 from mtasts.web import charts
-from mtasts.web.i18n import N_
+from mtasts.web.i18n import N_, Reason
 from mtasts.web.settings import WebSettings
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ __all__ = [
     "CSV_TABLES",
     "MAX_DAYS",
     "Period",
+    "PeriodError",
     "ReportService",
     "ReportView",
     "parse_period",
@@ -98,14 +99,26 @@ class Period:
         return None if self.days is None else self.until - timedelta(days=self.days - 1)
 
 
+_PERIOD_INVALID: Final = N_("days must be a whole number from 1 to %(limit)s, or 'all' (got %(got)s)")
+
+
+class PeriodError(ValueError):
+    """A ``?days=`` that is not a period: ``str()`` is the English reason (the JSON's),
+    :attr:`reason` the same as a message of the pages' catalogue (a page's language)."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
 def parse_period(text: str | None, today: date) -> Period:
-    """``?days=N`` (1 to :data:`MAX_DAYS`; empty or ``all``: everything). Raises ``ValueError``
-    with the reason otherwise."""
+    """``?days=N`` (1 to :data:`MAX_DAYS`; empty or ``all``: everything). Raises
+    :class:`PeriodError` (a ``ValueError``) with the reason otherwise."""
     value = (text or "").strip().lower()
     if value in ("", "all"):
         return Period(None, today)
     if not value.isdigit() or len(value) > 5 or not 1 <= int(value) <= MAX_DAYS:
-        raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}, or 'all' (got {value[:20]!r})")
+        raise PeriodError(Reason(_PERIOD_INVALID, {"limit": MAX_DAYS, "got": repr(value[:20])}))
     return Period(int(value), today)
 
 
@@ -717,8 +730,8 @@ def report_routes(settings: WebSettings, page: Page, service: ReportService) -> 
     async def reports_page(request: Request) -> Response:
         try:
             period = period_of(request)
-        except ValueError as exc:
-            return page(request, "reports_unavailable.html", 400, message=str(exc))
+        except PeriodError as exc:
+            return page(request, "reports_unavailable.html", 400, message=exc.reason)
         typed = request.query_params.get("domain", "").strip()
         if typed:
             name, why = domain_param(typed)
@@ -739,8 +752,8 @@ def report_routes(settings: WebSettings, page: Page, service: ReportService) -> 
             return page(request, "reports_unavailable.html", 400, message=why)
         try:
             period = period_of(request)
-        except ValueError as exc:
-            return page(request, "reports_unavailable.html", 400, message=str(exc))
+        except PeriodError as exc:
+            return page(request, "reports_unavailable.html", 400, message=exc.reason, subject=name)
         try:
             view = await _view(service, period, name)
         except StoreError as exc:

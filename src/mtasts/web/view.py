@@ -23,8 +23,10 @@ from mtasts.web.i18n import N_
 __all__ = [
     "AREA_TITLES",
     "DELIVERY_TITLES",
+    "PROBE_TITLES",
     "SEVERITY_TITLES",
     "STATUS_TITLES",
+    "AddressRow",
     "FindingGroup",
     "FindingView",
     "MxRow",
@@ -62,6 +64,25 @@ DELIVERY_TITLES: dict[Delivery, str] = {
     Delivery.UNKNOWN: N_("Not known: the check could not find out."),
 }
 
+PROBE_TITLES: dict[str, str] = {
+    "ok": N_("TLS works"),
+    "unreachable": N_("cannot connect"),
+    "timeout": N_("timed out"),
+    "protocol": N_("SMTP protocol error"),
+    "no-starttls": N_("no STARTTLS"),
+    "starttls-refused": N_("STARTTLS refused"),
+    "tls": N_("TLS failed"),
+    "tls-failed": N_("TLS failed"),
+    "internal": N_("internal error"),
+    "not-probed": N_("not probed"),
+    "no-address": N_("no address"),
+    "partly-probed": N_("partly probed"),
+    "probed": N_("probed"),
+}
+"""The per-address probe result (``ok`` or :class:`~mtasts.net.smtp.SmtpFailureKind`'s value)
+and the per-host states of the ``mx_hosts`` JSON, as a word in the page's language (the code
+is shown beside it, as the JSON has it)."""
+
 SYMBOLS: dict[str, str] = {"error": "✗", "warning": "!", "info": "i", "ok": "✓"}
 """Shown beside each severity and status, so colour is never the only sign."""
 
@@ -89,13 +110,24 @@ class FindingGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressRow:
+    """One address of an MX host and its probe's state (a key of :data:`PROBE_TITLES`), with
+    why it was not probed (English, translated as the page renders it); ``address`` is empty
+    for the state of a host none of whose addresses is listed."""
+
+    address: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MxRow:
     """One MX host as the sender sees it: preference, addresses and the probe's result, and the
     verdict (``deliver`` and why)."""
 
     host: str
     preference: int | None
-    addresses: tuple[str, ...]
+    addresses: tuple[AddressRow, ...]
     deliver: bool | None
     reason: str
 
@@ -159,8 +191,9 @@ def _mx_rows(report: DomainReport) -> tuple[MxRow, ...]:
             entries = state["addresses"]
             assert isinstance(entries, list)
             addresses = tuple(
-                f"{e['address']}: {e.get('result') or e.get('reason') or e['state']}" for e in entries
-            ) or ((str(state["reason"]) or str(state["state"])),)
+                AddressRow(str(e["address"]), str(e.get("result") or e["state"]), str(e.get("reason") or ""))
+                for e in entries
+            ) or (AddressRow("", str(state["state"]), str(state["reason"] or "")),)
             preference = state["preference"]
             verdict = verdicts.get(host)
             rows.append(

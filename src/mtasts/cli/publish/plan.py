@@ -30,6 +30,7 @@ from mtasts.cli.publish._common import (
     say,
     when,
 )
+from mtasts.core.untrusted import printable
 from mtasts.i18n import current
 from mtasts.i18n.words import counted
 
@@ -105,7 +106,7 @@ def _plan_text(plan: Plan) -> str:
         lines.append(f"  {number}. {tr.text(step.text)}")
         lines.append("     " + tr.gettext("why: %(reason)s") % {"reason": tr.text(step.reason)})
     lines.extend("  " + tr.gettext("note: %(detail)s") % {"detail": tr.text(note)} for note in plan.notes)
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # guards quote TLS reports: a sender's name is its text
 
 
 def status_command(
@@ -173,4 +174,4 @@ def _status_text(status: DomainStatus) -> str:
         )
     else:
         lines.append("  " + tr.gettext("next: %(detail)s") % {"detail": what})
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # guards quote TLS reports: a sender's name is its text

@@ -24,6 +24,7 @@ from mtasts.cli.publish._common import (
     read_known,
 )
 from mtasts.core.problems import Severity
+from mtasts.core.untrusted import printable
 from mtasts.i18n import current
 from mtasts.i18n.words import counted, plural
 
@@ -116,7 +117,7 @@ def _verdict_text(verdict: DomainVerdict) -> str:
         lines.extend(f"    {detail}" for detail in finding.details)
         lines.append("    " + tr.gettext("why: %(reason)s") % {"reason": tr.text(finding.why)})
         lines.append(f"    {tr.gettext('fix: ')}{tr.text(finding.fix)}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))  # records and replies: the domain's text
 
 
 def _summary(verdicts: list[DomainVerdict]) -> str:

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from rich.markup import escape
-
-from mtasts.cli.output import Column, Fit, FitTable
+from mtasts.cli.output import Column, Fit, FitTable, literal
 from mtasts.core.tlsrpt_report import TlsRptReport
 from mtasts.i18n import current
 from mtasts.report.analysis import (
@@ -37,21 +35,21 @@ def report_table(label: str, report: TlsRptReport) -> FitTable:
         Column(say("ok"), Fit.DATA, justify="right"),
         Column(say("failed"), Fit.DATA, justify="right"),
         Column(say("failures: result type ×sessions, sending MTA → receiving MX")),
-        title=f"{escape(report.organization_name)} — {escape(report.report_id or say('(no report-id)'))}",
-        caption=escape(f"{dates['start']} → {dates['end']} · {label}"),  # the file path, whole
+        title=f"{literal(report.organization_name)} — {literal(report.report_id or say('(no report-id)'))}",
+        caption=literal(f"{dates['start']} → {dates['end']} · {label}"),  # the file path, whole
     )
     for policy in report.policies:
         lines = []
         for detail in policy.failure_details:
-            line = f"[severity.error]{escape(detail.result_type)}[/] ×{detail.failed_session_count}"
+            line = f"[severity.error]{literal(detail.result_type)}[/] ×{detail.failed_session_count}"
             ends = [detail.sending_mta_ip or "", detail.receiving_mx_hostname or detail.receiving_ip or ""]
             if any(ends):
-                line += escape(f"  {ends[0] or '?'} → {ends[1] or '?'}")
+                line += literal(f"  {ends[0] or '?'} → {ends[1] or '?'}")
             if detail.failure_reason_code:
-                line += f"\n  [code]{escape(detail.failure_reason_code)}[/]"
+                line += f"\n  [code]{literal(detail.failure_reason_code)}[/]"
             lines.append(line)
         table.add_row(
-            escape(policy.policy_domain or say("(none)")),
+            literal(policy.policy_domain or say("(none)")),
             policy.policy_type.value,
             str(policy.total_successful),
             f"[severity.error]{policy.total_failure}[/]" if policy.total_failure else "0",
@@ -91,7 +89,7 @@ def domains_table(summaries: list[DomainSummary], verdicts: dict[str | None, Rea
     for summary in summaries:
         verdict = verdicts[summary.policy_domain]
         table.add_row(
-            escape(summary.policy_domain or say("(none)")),
+            literal(summary.policy_domain or say("(none)")),
             str(summary.totals.successful),
             f"[severity.error]{summary.totals.failed}[/]" if summary.totals.failed else "0",
             _rate(summary.totals.rate),
@@ -131,17 +129,17 @@ def senders_table(senders: list[SenderIssue]) -> FitTable:
         ends = " → ".join(
             part for part in (_counts(dict(issue.sending_ips), 2), _counts(dict(issue.receiving_mxs), 2)) if part
         )
-        how = escape(_counts(dict(issue.result_types)) or say("(no failure details)"))
+        how = literal(_counts(dict(issue.result_types)) or say("(no failure details)"))
         if issue.reasons:
-            how += "\n[code]" + escape("; ".join(issue.reasons[:2])) + "[/]"
+            how += "\n[code]" + literal("; ".join(issue.reasons[:2])) + "[/]"
         table.add_row(
-            escape(issue.policy_domain or say("(none)")),
-            escape(issue.organization_name),
+            literal(issue.policy_domain or say("(none)")),
+            literal(issue.organization_name),
             f"[severity.error]{issue.failed_sessions}[/]",
             how,
             issue.first_failure.isoformat(),
             issue.last_failure.isoformat(),
-            escape(ends),
+            literal(ends),
         )
     return table
 
@@ -159,9 +157,9 @@ def result_types_table(summaries: list[DomainSummary]) -> FitTable:
     for summary in summaries:
         for kind, count in summary.by_result_type.items():
             table.add_row(
-                escape(summary.policy_domain or say("(none)")),
-                f"[severity.error]{escape(kind)}[/]",
+                literal(summary.policy_domain or say("(none)")),
+                f"[severity.error]{literal(kind)}[/]",
                 str(count),
-                escape(tr.text(RESULT_TYPE_HELP.get(kind, "not in the IANA registry: ask the sender"))),
+                literal(tr.text(RESULT_TYPE_HELP.get(kind, "not in the IANA registry: ask the sender"))),
             )
     return table

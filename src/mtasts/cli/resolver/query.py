@@ -12,6 +12,7 @@ import typer
 
 from mtasts.cli.exitcodes import ExitCode, fail
 from mtasts.cli.output import print_json
+from mtasts.core.untrusted import printable
 from mtasts.i18n import current
 from mtasts.net.settings import DEFAULT_TIMEOUT
 
@@ -205,7 +206,7 @@ def print_document(document: dict[str, Any]) -> None:
     if override:
         said = {"action": override["action"], "until": override["expires"], "why": override["reason"]}
         lines.append(f"  {padded('override', width)}{tr.gettext('%(action)s until %(until)s: %(why)s') % said}")
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(map(printable, lines)) + "\n")  # the last error quotes the domain's servers
 
 
 def daemon_addresses(listen: str | None, config_file: Path | None) -> tuple[list[ListenSpec], str]:
