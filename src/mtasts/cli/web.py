@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -29,6 +29,9 @@ from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserv
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+
+    from mtasts.net.asgi import AsgiLimits
+    from mtasts.web.settings import ServeLimits
 
 __all__ = ["app"]
 
@@ -167,6 +170,16 @@ def serve(
             rich_help_panel="Accounts",
         ),
     ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            hidden=True,
+            help="Seconds a client has to send a whole request head (default 10).",
+            metavar="S",
+        ),
+    ] = None,
 ) -> None:
     """Serve the inspector: / is the form, /check?domain=D runs the live check and shows every
     finding with its fix, /result/ID is the permanent link, /api/check?domain=D the JSON of
@@ -229,6 +242,10 @@ def serve(
         publish_rules=Rules(testing_days=testing_days, reporters=reporters, retire_max_age=retire_max_age),
         **extra,  # type: ignore[arg-type]
     )
+    if header_timeout is not None:
+        settings = dataclasses.replace(
+            settings, serve=dataclasses.replace(settings.serve, header_timeout=header_timeout)
+        )
     from mtasts.cli.web_users import serve_auth  # accounts: sign-in, sessions, roles
 
     if no_login and (public or trust_proxy_user or trusted_proxy):
@@ -255,36 +272,53 @@ def serve(
     from mtasts.cli._run import run_async
 
     with contextlib.closing(sock):
-        run_async(_serve(create_app(settings, auth=auth), sock))
+        run_async(_serve(create_app(settings, auth=auth), sock, settings.serve, behind_proxy=bool(trusted_proxy)))
 
 
-async def _serve(web: Starlette, sock: socket.socket) -> None:
-    """uvicorn on this loop (uvloop, as every mtasts command), stopped by SIGINT or SIGTERM
-    through the loop, so that a stop is a clean exit 0 and not a re-raised signal."""
-    import uvicorn
+def _http_limits(limits: ServeLimits, *, behind_proxy: bool) -> AsgiLimits:
+    """The server's bounds (:class:`~mtasts.web.settings.ServeLimits`) as the HTTP plumbing
+    takes them; behind a reverse proxy every connection is the proxy's: only the total cap."""
+    from mtasts.net.asgi import AsgiLimits
 
-    class _Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:  # the loop's handlers below do it
-            yield
-
-    config = uvicorn.Config(
-        web,
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=_GRACE_SECONDS,
+    return AsgiLimits(
+        header_timeout=limits.header_timeout,
+        body_timeout=limits.body_timeout,
+        min_body_rate=limits.min_body_rate,
+        keep_alive_timeout=limits.keep_alive_timeout,
+        max_head=limits.max_head,
+        max_connections=limits.max_connections,
+        max_connections_per_client=limits.max_connections_per_client,
+        retry_after=limits.retry_after,
+        behind_proxy=behind_proxy,
     )
-    server = _Server(config)
+
+
+async def _serve(web: Starlette, sock: socket.socket, limits: ServeLimits, *, behind_proxy: bool) -> None:
+    """The app on this loop (uvloop, as every mtasts command) through the shared, bounded HTTP
+    plumbing (:mod:`mtasts.net.asgi`: connection caps, head deadline and size cap, keep-alive
+    timeout), on the socket bound already; stopped by SIGINT or SIGTERM through the loop, so
+    that a stop is a clean exit 0 and not a re-raised signal. Requests under way then get
+    ``_GRACE_SECONDS`` to end before the app's shut-down."""
+    from mtasts.net.asgi import AsgiServer, debug_logger
+
+    logger = logging.getLogger("mtasts.web.serve")
+    server = AsgiServer(
+        web,
+        name="web serve",
+        limits=_http_limits(limits, behind_proxy=behind_proxy),
+        logger=debug_logger("mtasts.web.http", logger),
+        sockets=[sock],
+        lifespan=True,
+    )
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        server.should_exit = True
-
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
-    await server.serve(sockets=[sock])
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await server.start()
+        await stopping.wait()
+    finally:
+        await server.stop(grace=_GRACE_SECONDS)
 
 
 def _log_to_stderr() -> None:

@@ -471,6 +471,23 @@ class StreamServer:
             return chosen
         raise OSError(errno.EADDRINUSE, f"{self.name}: no port number is free on every address")
 
+    def adopt(self, pairs: Sequence[tuple[socket.socket, Listener]]) -> int:
+        """Accept on sockets already bound and listening (a command that binds first, to name a
+        taken address before it starts anything else), each served as its listener says; the
+        port number of the first. The sockets are the server's from here (:meth:`close`)."""
+        if self._sockets:
+            raise RuntimeError(f"{self.name}: already listening")
+        if any(listener.admit_when_open for _, listener in pairs) and not self.connections.counts_handshakes:
+            raise ValueError(f"{self.name}: a listener with admit_when_open needs ServerLimits.max_handshakes")
+        self.connections.closing = False
+        loop = asyncio.get_running_loop()
+        self._sockets, self._loop = [sock for sock, _ in pairs], loop
+        self.port = int(pairs[0][0].getsockname()[1]) if pairs else 0
+        for sock, listener in pairs:
+            sock.setblocking(False)
+            loop.add_reader(sock, self._accept, loop, sock, listener)
+        return self.port
+
     def close(self) -> None:
         """Stop listening; the connections go on until :meth:`stop` (time for a protocol's own
         graceful end, such as finishing the requests under way). Twice is harmless."""

@@ -1,8 +1,9 @@
 """The RFC 8460 §5.4 HTTPS endpoint: POST a report, get 201.
 
 A small ASGI app (Starlette) in front of the parser and the store, served by uvicorn's HTTP/1.1
-protocol under a guard of our own; connections are accepted, their TLS terminated and their
-numbers capped by the shared server plumbing (:mod:`mtasts.net.server`). Every check that can
+protocol under a guard of our own (:mod:`mtasts.net.asgi`, shared with ``mtasts web serve``);
+connections are accepted, their TLS terminated and their numbers capped by the shared server
+plumbing (:mod:`mtasts.net.server`). Every check that can
 run before the handler does, cheapest first: connection caps, method, media type, per-client
 rate, declared size; the body cap is enforced again while reading (a chunked body cannot slip
 past it). A bad report is a 4xx with a JSON error (its stable code); an anticipated failure
@@ -78,7 +79,6 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import json
 import logging
 import shutil
 import socket
@@ -89,13 +89,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import formatdate
-from http import HTTPStatus
 from pathlib import Path
-from typing import IO, Any, ClassVar, Final
+from typing import IO, Any, Final
 
-import h11
-import uvicorn
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -105,12 +101,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.server import ServerState
 
 from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
+from mtasts.net.asgi import AsgiLimits, AsgiServer, ConnectionFailure, HttpHooks, debug_logger
 from mtasts.net.ratelimit import RateLimit, RateLimiter
-from mtasts.net.server import BindError, Listener, ProtocolAdapter, Refusal, ServerLimits, StreamServer
+from mtasts.net.server import BindError, Refusal
 from mtasts.report.ingest import utc_now
 from mtasts.report.parsepool import (
     ParseFailed,
@@ -710,209 +705,38 @@ class _AccessLog:
             )
 
 
-class _ConnectionGuard:
-    """What the connections of one server share: the limits, the failure log, the tick of the
-    checks (the caps of connections are :class:`~mtasts.net.server.StreamServer`'s)."""
+class _ReportHooks(HttpHooks):
+    """What becomes of what the connection guard closes (:mod:`mtasts.net.asgi`): counted in
+    the failure tally, and an access line, the request's (the app writes it once it sees the
+    close, from what is left in its scope's state) or the connection's own."""
 
-    def __init__(self, settings: EndpointSettings, tally: FailureTally) -> None:
-        self.settings = settings
+    def __init__(self, tally: FailureTally) -> None:
         self.tally = tally
-        self.tick = max(0.05, min(1.0, settings.header_timeout / 4, settings.body_timeout / 4))
 
     def failed(self, code: str, now: float) -> None:
-        """Count a connection the guard closed (its access line says why), for the summary of
-        the window when such closings repeat."""
         self.tally.note(code, now)
 
+    def answered(self, state: dict[str, Any], code: str, status: int, sent: int) -> None:
+        state[_CODE_KEY], state[_ANSWER_KEY] = code, (status, sent)
 
-class _DebugLogger(logging.Logger):
-    """uvicorn's own messages, all at debug level: what they say of a request ("Invalid HTTP
-    request received.", an exception in the app) its access line already says, and a bug's
-    traceback belongs at debug level (``MTASTS_DEBUG=1``)."""
-
-    def isEnabledFor(self, level: int) -> bool:
-        return log.isEnabledFor(logging.DEBUG)
-
-    def handle(self, record: logging.LogRecord) -> None:
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        super().handle(record)
-
-
-_UVICORN_LOG: Final = _DebugLogger("mtasts.report.http", logging.DEBUG)  # DEBUG: no TRACE lines
-_UVICORN_LOG.parent = log
-
-
-class _GuardedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol plus what it lacks against slow clients: a deadline for the
-    request head, and an idle timeout and minimum rate for the body; the answer to a client over
-    a connection cap (:class:`_Connection`). ``_guard`` is set on a subclass made per server."""
-
-    _guard: ClassVar[_ConnectionGuard]
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.logger = _UVICORN_LOG
-        self._peer = "unknown"
-        self._phase = "head"
-        self._since = 0.0
-        self._last = 0.0
-        self._received = 0
-        self._served = 0
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._peer = self.client[0] if self.client else "unknown"
-        self._since = self._last = self.loop.time()
-        limit_reads = getattr(transport, "set_read_buffer_limits", None)
-        if limit_reads is not None:
-            # TLS transports buffer up to 256 KiB of undelivered input per connection by
-            # default; 64 KiB is plenty for a report and keeps 200 slow uploads small
-            limit_reads(high=64 * KIB)
-        self._enter("head")
-        self._timer = self.loop.call_later(self._guard.tick, self._check)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._received += len(data)
-        self._last = self.loop.time()
-        super().data_received(data)
-        self._sync()
-
-    def on_response_complete(self) -> None:
-        self._served += 1
-        unread = self.conn.their_state is h11.SEND_BODY
-        super().on_response_complete()
-        if unread:  # answered before the body ended (refused): do not wait for the rest
-            self._linger()
-        self._sync()
-
-    def _linger(self) -> None:
-        """Give a closing connection a moment to take the answer, then drop it: a TLS close
-        otherwise waits (up to 30 s) for a client that may still be sending a body."""
-        self.transport.close()
-        self.loop.call_later(1.0, self.transport.abort)
-
-    def _sync(self) -> None:
-        state = self.conn.their_state
-        phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else "busy"
-        if phase != self._phase:
-            self._enter(phase)
-
-    def _enter(self, phase: str) -> None:
-        self._phase = phase
-        self._since = self._last = self.loop.time()
-        self._received = 0
-
-    def _check(self) -> None:
-        self._timer = None
-        if self.transport.is_closing():
-            return
-        settings, now = self._guard.settings, self.loop.time()
-        if self._phase == "head" and now - self._since > settings.header_timeout:
-            if self._received == 0 and self._served:
-                self.transport.close()  # an idle keep-alive connection: nothing is lost
-                return
-            self._close_with(
-                408, "http.header_timeout", f"the request head did not arrive within {settings.header_timeout:g} s"
+    def connection_failed(self, failure: ConnectionFailure) -> None:
+        _log_access(
+            AccessEntry(
+                failure.client,
+                None,
+                None,
+                failure.status,
+                failure.received,
+                failure.sent,
+                failure.seconds,
+                failure.code,
+                failure.details,
             )
-            return
-        if self._phase == "body":
-            elapsed = now - self._since
-            if self.flow.read_paused:
-                # the application is not reading: the wait is ours, not the client's
-                self._since += self._guard.tick
-                self._last = now
-            elif now - self._last > settings.body_timeout:
-                self._close_with(408, "http.body_timeout", f"no byte of the body for {settings.body_timeout:g} s")
-                return
-            elif now - self._since > settings.body_timeout and self._received < settings.min_body_rate * elapsed:
-                self._close_with(
-                    408,
-                    "http.body_timeout",
-                    f"the body came slower than {settings.min_body_rate:g} bytes/s",
-                )
-                return
-        self._timer = self.loop.call_later(self._guard.tick, self._check)
-
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to what h11 cannot parse, as a JSON error with its code and an
-        access line like any other: 431 for a head over the size cap, else 400."""
-        max_head = self._guard.settings.max_head
-        if self._phase == "head" and self._received > max_head:
-            self._close_with(431, "http.head_too_large", f"the request head is larger than {max_head} bytes")
-        else:
-            self._close_with(400, "http.bad_request", "not a valid HTTP/1.1 request")
-
-    def _close_with(self, status: int, code: str, message: str) -> None:
-        """Answer ``status`` (unless a response has started) and close the connection. The
-        access line is the request's when one is under way (the app, which sees the
-        connection close, writes it), else this connection's own."""
-        self._guard.failed(code, time.monotonic())
-        cycle = None if self._phase == "head" else self.cycle
-        sent: int | None = None
-        if cycle is None or not cycle.response_started:
-            body = json.dumps({"error": {"code": code, "message": message}}).encode()
-            extra = f"retry-after: {self._guard.settings.retry_after}\r\n" if status == 503 else ""
-            head = (
-                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n{extra}connection: close\r\n\r\n"
-            )
-            self.transport.write(head.encode("ascii") + body)
-            sent = len(body)
-        if cycle is not None:
-            if sent is not None:
-                state = cycle.scope.setdefault("state", {})
-                state[_CODE_KEY], state[_ANSWER_KEY] = code, (status, sent)
-        else:
-            _log_access(
-                AccessEntry(
-                    client=self._peer,
-                    method=None,
-                    target=None,
-                    status=status,
-                    received=self._received,
-                    sent=sent,
-                    seconds=self.loop.time() - self._since,
-                    outcome=code,
-                )
-            )
-        self._linger()
+        )
 
 
-class _Connection(ProtocolAdapter):
-    """One connection of :class:`ReportServer` as the shared server plumbing sees it, served
-    by the guarded HTTP/1.1 protocol; what becomes of a connection that never gets to HTTP (a
-    failed TLS handshake, a connection over a cap) is its access line."""
-
-    __slots__ = ("_accepted",)
-    inner: _GuardedH11Protocol
-
-    def __init__(self, client: str, inner: _GuardedH11Protocol) -> None:
-        super().__init__(client, inner)
-        self._accepted = time.monotonic()
-
-    def refused(self, refusal: Refusal) -> None:
-        self.inner._close_with(503, "http.too_many_connections", f"too many connections: {refusal}")
-
-    def setup_failed(self, exc: OSError | TimeoutError) -> None:
-        guard = self.inner._guard
-        seconds = time.monotonic() - self._accepted
-        timeout = guard.settings.handshake_timeout
-        code, detail = _handshake_failure(exc, timed_out=seconds >= timeout * 0.99, timeout=timeout)
-        guard.failed(code, time.monotonic())
-        _log_access(AccessEntry(self.client, None, None, None, None, None, seconds, code, (detail,)))
+# uvicorn's own messages, at debug level (mtasts.net.asgi.debug_logger)
+_UVICORN_LOG: Final = debug_logger("mtasts.report.http", log)
 
 
 class ReportServer:
@@ -928,7 +752,8 @@ class ReportServer:
     (at accept: such a connection is closed before a byte is read, ``tls.too_many_handshakes``)
     and of open connections (applied once the handshake is done, so that a refused client reads
     a ``503`` saying why: ``admit_when_open``). Each connection is uvicorn's HTTP/1.1 protocol
-    under the guard of head and body timeouts (:class:`_GuardedH11Protocol`).
+    under the guard of head and body timeouts (:class:`~mtasts.net.asgi.GuardedH11Protocol`),
+    served by :class:`~mtasts.net.asgi.AsgiServer` as ``mtasts web serve`` is.
     """
 
     def __init__(
@@ -950,8 +775,7 @@ class ReportServer:
         self.tls = tls
         self.settings = settings
         self.tally = FailureTally(settings.log_window)
-        self._server: StreamServer | None = None
-        self._state: ServerState | None = None
+        self._http: AsgiServer | None = None
         self._pool: ParsePool | None = None
         self._budget: BodyBudget | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -966,23 +790,26 @@ class ReportServer:
     def addresses(self) -> tuple[tuple[str, int], ...]:
         """Every address listened on, with its port: one for an IP address as ``host``, one per
         address of a host name (``localhost``: ``127.0.0.1`` and ``::1``)."""
-        if self._server is None or not self._server.sockets:
+        if self._http is None or self._http.server is None or not self._http.server.sockets:
             raise RuntimeError("the server is not started")
-        return tuple((str(name[0]), int(name[1])) for name in (sock.getsockname() for sock in self._server.sockets))
+        return tuple((str(name[0]), int(name[1])) for name in (sock.getsockname() for sock in self._http.sockets))
 
-    def _limits(self) -> ServerLimits:
-        """The connection caps: handshakes in progress and open connections by the same two
-        numbers; behind a proxy every connection comes from the proxy, so only the total."""
+    def _limits(self) -> AsgiLimits:
+        """The guard's limits and the connection caps (behind a proxy every connection comes
+        from the proxy, so only the total)."""
         settings = self.settings
-        total = settings.max_connections
-        per_client = total if settings.trust_proxy_headers else settings.max_connections_per_client
-        return ServerLimits(
+        return AsgiLimits(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            min_body_rate=settings.min_body_rate,
+            keep_alive_timeout=settings.keep_alive_timeout,
+            max_head=settings.max_head,
+            max_connections=settings.max_connections,
+            max_connections_per_client=settings.max_connections_per_client,
             handshake_timeout=settings.handshake_timeout,
             close_timeout=_CLOSE_TIMEOUT,
-            max_connections=total,
-            max_connections_per_client=per_client,
-            max_handshakes=total,
-            max_handshakes_per_client=per_client,
+            retry_after=settings.retry_after,
+            behind_proxy=settings.trust_proxy_headers,
         )
 
     async def start(self) -> None:
@@ -1006,13 +833,25 @@ class ReportServer:
         self._budget, self._pool = _budget_and_pool(settings, spool)
         try:
             await self._pool.start()
-            self._server = StreamServer(
-                "report serve",
+            app = make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
+            # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer
+            # at most about 128 KiB, so the per-connection buffers stay small under 200 fast
+            # uploads; --host :: takes IPv4 clients too
+            self._http = AsgiServer(
+                app,
+                name="report serve",
                 limits=self._limits(),
+                hooks=_ReportHooks(self.tally),
+                logger=_UVICORN_LOG,
+                host=self.host,
+                port=self.port,
+                tls=tls,
+                proxy_headers=settings.trust_proxy_headers,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
+                receive_buffer=64 * KIB,
                 on_refused=self._refused,
-                backlog=min(2048, settings.max_connections),
             )
-            await self._server.start([self._listener(tls)], self.port)
+            await self._http.start()
         except BindError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
             await self.stop()
@@ -1020,46 +859,7 @@ class ReportServer:
         except BaseException:
             await self.stop()
             raise
-        assert self._state is not None
-        self._ticker = asyncio.create_task(self._tick(self._state))
-
-    def _listener(self, tls: ssl.SSLContext | None) -> Listener:
-        """The listener: uvicorn's HTTP/1.1 under the guard, one per connection, over the app."""
-        settings = self.settings
-        assert self._pool is not None
-        assert self._budget is not None
-        app = make_app(self.store, settings, pool=self._pool, budget=self._budget, tally=self.tally)
-        guard = _ConnectionGuard(settings, self.tally)
-        protocol: type[_GuardedH11Protocol] = type("GuardedH11Protocol", (_GuardedH11Protocol,), {"_guard": guard})
-        config = uvicorn.Config(
-            app,
-            http=protocol,
-            proxy_headers=settings.trust_proxy_headers,
-            forwarded_allow_ips=list(settings.forwarded_allow_ips),
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_keep_alive=settings.keep_alive_timeout,
-            h11_max_incomplete_event_size=settings.max_head,
-        )
-        config.load()
-        state = self._state = ServerState()
-
-        def new_connection(client: str) -> _Connection:
-            return _Connection(client, protocol(config=config, server_state=state, app_state={}))
-
-        # accepted sockets inherit a modest receive buffer: a read then hands the TLS layer at
-        # most about 128 KiB, so the per-connection buffers stay small under 200 fast uploads;
-        # --host :: takes IPv4 clients too
-        return Listener(
-            self.host,
-            tls=tls,
-            protocol=new_connection,
-            admit_when_open=True,
-            receive_buffer=64 * KIB,
-            dual_stack=True,
-        )
+        self._ticker = asyncio.create_task(self._tick())
 
     def _refused(self, client: str, refusal: Refusal) -> None:
         """A connection closed at accept, before any byte is read or written (no TLS, so no
@@ -1068,11 +868,10 @@ class ReportServer:
         self.tally.note(code, time.monotonic())
         _log_access(AccessEntry(client, None, None, None, None, None, 0.0, code, (str(refusal),)))
 
-    async def _tick(self, state: ServerState) -> None:
-        """Once a second: the Date header, the failure summaries, and memory handed back to the
-        system once no body is held any more."""
+    async def _tick(self) -> None:
+        """Once a second: the failure summaries, and memory handed back to the system once no
+        body is held any more (the Date header is the HTTP server's)."""
         while True:
-            state.default_headers = [(b"date", formatdate(usegmt=True).encode("ascii"))]
             for code, count in self.tally.due(time.monotonic()):
                 what = "requests failed" if code in _REQUEST_FAILURES else "connections closed"
                 log.warning("%s: %d %s in the last %g s", code, count, what, self.tally.window)
@@ -1084,32 +883,14 @@ class ReportServer:
             await asyncio.sleep(1.0)
 
     async def serve_forever(self) -> None:
-        if self._server is None:
+        if self._http is None:
             await self.start()
         assert self._stopped is not None
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        server = self._server
-        if server is not None:
-            server.close()  # no new connections
-        if self._state is not None:
-            for connection in list(self._state.connections):
-                connection.shutdown()
-            deadline = time.monotonic() + 5
-            while self._state.tasks and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-        if server is not None:
-            # still open (a slow upload, a client that does not answer the TLS close), or in
-            # the handshake: dropped, which ends their requests the way a client disconnect
-            # does, without a cancelled task's traceback
-            await server.stop()
-        if self._state is not None:
-            deadline = time.monotonic() + 1
-            while self._state.tasks and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            for task in list(self._state.tasks):
-                task.cancel()
+        if self._http is not None:
+            await self._http.stop(grace=5.0)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1120,7 +901,7 @@ class ReportServer:
             shutil.rmtree(self._budget.directory, ignore_errors=True)
         if self._stopped is not None:
             self._stopped.set()
-        self._server = self._state = self._pool = self._budget = self._ticker = None
+        self._http = self._pool = self._budget = self._ticker = None
         await asyncio.to_thread(self.store.close)
 
     async def __aenter__(self) -> ReportServer:
@@ -1234,17 +1015,6 @@ def _listen_error(host: str, port: int, exc: OSError) -> StartupError:
     if exc.errno == errno.EADDRNOTAVAIL:
         return StartupError("host", host, "not an address of this machine")
     return StartupError("host", host, f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}")
-
-
-def _handshake_failure(exc: BaseException, *, timed_out: bool, timeout: float) -> tuple[str, str]:
-    """The code and the detail of a TLS handshake that failed with ``exc``: the reason OpenSSL
-    gives (``HTTP_REQUEST``: plain HTTP on the TLS port; ``TLSV1_ALERT_UNKNOWN_CA``: the client
-    does not trust the certificate; ...), or a client that went away, or the deadline."""
-    if isinstance(exc, TimeoutError) or (timed_out and isinstance(exc, ConnectionAbortedError)):
-        return "tls.handshake_timeout", f"no TLS handshake within {timeout:g} s"
-    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError):
-        return "tls.handshake", str(exc.reason or exc.strerror or type(exc).__name__)
-    return "tls.handshake", "the client closed the connection"
 
 
 def parse_domains(values: Iterable[str] | None) -> frozenset[str] | None:
