@@ -5,8 +5,6 @@ must reach the terminal as text, the character written as its escape."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +14,7 @@ from typer.testing import CliRunner
 
 from mtasts.cli.main import app
 from mtasts.lab.world import check_options
+from tests.servers import serving_in_thread
 
 pytestmark = pytest.mark.lab
 
@@ -26,31 +25,14 @@ GREETING = b"554 mx\x1b]8;;http://evil.example/\x1b\\ go away\x1b[2J \xe2\x80\xa
 def greeting_server(address: str, greeting: bytes) -> Iterator[int]:
     """An SMTP server on ``address`` (a free port) that greets every client with ``greeting``
     and hangs up; yields its port."""
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        port = int(probe.getsockname()[1])
-    loop = asyncio.new_event_loop()
-    started, stop = threading.Event(), asyncio.Event()
 
     async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(greeting)
         await writer.drain()
         writer.close()
 
-    async def serve() -> None:
-        async with await asyncio.start_server(greet, address, port):
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(5), "the greeting server did not start"
-    try:
+    with serving_in_thread(address, greet) as port:
         yield port
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(5)
-        loop.close()
 
 
 def options_with_smtp_port(lab: Any, port: int) -> list[str]:

@@ -5,9 +5,7 @@ redirect's Location carrying an ESC sequence or a line break reaches ``resolver 
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
+from tests.servers import serving_in_thread
 
 pytestmark = pytest.mark.lab
 
@@ -61,11 +60,6 @@ def context_for(ca: trustme.CA, tmp_path: Path, *names: str) -> ssl.SSLContext:
 @contextmanager
 def https_server(address: str, context: ssl.SSLContext, response: bytes) -> Iterator[int]:
     """A TLS server on ``address`` (a free port) answering every request with ``response``."""
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        port = int(probe.getsockname()[1])
-    loop = asyncio.new_event_loop()
-    started, stop = threading.Event(), asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -76,20 +70,8 @@ def https_server(address: str, context: ssl.SSLContext, response: bytes) -> Iter
             pass  # the client refused the certificate: nothing to answer
         writer.close()
 
-    async def serve() -> None:
-        async with await asyncio.start_server(answer, address, port, ssl=context):
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(5), "the policy server did not start"
-    try:
+    with serving_in_thread(address, answer, tls=context) as port:
         yield port
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(5)
-        loop.close()
 
 
 def query(runner: CliRunner, lab: Any, domain: str, ca: trustme.CA, tmp_path: Path, port: int) -> str:
