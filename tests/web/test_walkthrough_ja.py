@@ -41,12 +41,13 @@ def _title(html: str) -> str:
 
 def _unavailable(html: str) -> tuple[str, str]:
     """The "cannot be shown" line as a reader sees it: its lead, and why."""
-    match = re.search(r'id="unavailable">.*?</span> (.*?) <span>(.*?)</span></p>', html, re.S)
+    match = re.search(r'id="unavailable">.*?</span> (.*?)<span>(.*?)</span></p>', html, re.S)
     assert match is not None
     return unescape(match.group(1)), unescape(match.group(2))
 
 
-CANNOT = {"ja": "このページを表示できません：", "en": "This page cannot be shown:"}
+# as read: a full-width colon takes no space after it, an ASCII one does
+CANNOT = {"ja": "このページを表示できません：", "en": "This page cannot be shown: "}
 
 
 @pytest.mark.parametrize(
