@@ -14,7 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
-from mtasts.i18n.help import cells, fill, walk
+from mtasts.i18n.help import fill, walk
+from mtasts.i18n.width import cells
 from tests.cli.terminal import COMMAND, environment
 
 _C_LOCALE = {"LANG": "C", "LC_ALL": "", "LC_MESSAGES": ""}

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mtasts.cli.main import app
-from mtasts.cli.resolver._common import columns
 from mtasts.i18n import set_language, translator
+from mtasts.i18n.width import cells as columns
 from tests.resolver import test_selftest
 from tests.resolver.helpers import ServeProcess
 from tests.resolver.postfix import free_port

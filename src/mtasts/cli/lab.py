@@ -14,8 +14,7 @@ import typer
 
 from mtasts.cli._run import run_async
 from mtasts.cli.exitcodes import ExitCode, fail
-from mtasts.cli.output import Column, Fit, FitTable, console
-from mtasts.cli.resolver._common import label_width, padded
+from mtasts.cli.output import Column, Fit, FitTable, console, label_width, padded
 from mtasts.i18n import current
 from mtasts.lab.scenarios import CATALOGUE
 

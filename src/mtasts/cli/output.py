@@ -34,6 +34,7 @@ from rich.theme import Theme
 from mtasts.core.problems import Problem, Severity
 from mtasts.core.untrusted import printable
 from mtasts.i18n import Translator
+from mtasts.i18n.width import cells
 
 __all__ = [
     "THEME",
@@ -44,7 +45,9 @@ __all__ = [
     "console",
     "fit_widths",
     "help_for_terminal",
+    "label_width",
     "literal",
+    "padded",
     "print_json",
     "print_problems",
     "problem_text",
@@ -433,3 +436,24 @@ def print_problems(
 ) -> None:
     for problem in problems:
         out.print(problem_text(problem, subject=subject, tr=tr))
+
+
+# --- labels aligned in the reader's language ---------------------------------------------------
+
+
+def label_width(labels: tuple[str, ...], minimum: int) -> int:
+    """The columns of a label column: ``minimum``, or more when a label in the reader's
+    language needs it (two spaces before the value)."""
+    from mtasts.i18n import current
+
+    tr = current()
+    return max(minimum, *(cells(tr.gettext(label)) + 2 for label in labels))
+
+
+def padded(label: str, width: int) -> str:
+    """``label`` in the reader's language, padded to ``width`` terminal columns, so the values
+    after it line up as in English."""
+    from mtasts.i18n import current
+
+    words = current().gettext(label)
+    return words + " " * max(width - cells(words), 1)

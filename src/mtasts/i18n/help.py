@@ -37,7 +37,6 @@ import gettext
 import inspect
 import re
 import sys
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import cache
@@ -51,6 +50,7 @@ from typer._click.utils import make_default_short_help
 
 from mtasts.i18n import LOCALE_DIR, current
 from mtasts.i18n.usage import USAGE_MESSAGES, choose_language, language_asked, run_in_language
+from mtasts.i18n.width import cells, wide
 
 __all__ = [
     "DOMAIN",
@@ -150,15 +150,6 @@ _NO_LINE_END = frozenset("([{（「『【〔〈《［｛")
 """What a Japanese line does not end with: opening brackets stay with what they open."""
 
 
-def _wide(char: str) -> bool:
-    return unicodedata.east_asian_width(char) in ("W", "F")
-
-
-def cells(text: str) -> int:
-    """The columns ``text`` takes on a terminal: two for a wide (CJK) character, one otherwise."""
-    return sum(2 if _wide(c) else 1 for c in text)
-
-
 def _clusters(text: str) -> Iterator[tuple[str, str]]:
     """``text`` as (separator, cluster) pairs, a line break being allowed only at a separator:
     white space (``" "``, dropped at a break) or between a wide character and its neighbour
@@ -175,7 +166,7 @@ def _clusters(text: str) -> Iterator[tuple[str, str]]:
                 separator = " "
             before = ""
             continue
-        if cluster and (_wide(atom) or _wide(before)) and atom not in _NO_LINE_START and before not in _NO_LINE_END:
+        if cluster and (wide(atom) or wide(before)) and atom not in _NO_LINE_START and before not in _NO_LINE_END:
             yield separator, cluster
             separator, cluster = "", ""
         cluster += atom

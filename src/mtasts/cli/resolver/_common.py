@@ -323,28 +323,3 @@ def entry_row(entry: Any, now: float) -> dict[str, Any]:
 
 def fmt_time(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def columns(text: str) -> int:
-    """The terminal columns ``text`` takes (a Japanese character takes two)."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def label_width(labels: tuple[str, ...], minimum: int) -> int:
-    """The columns of a label column: ``minimum``, or more when a label in the reader's
-    language needs it (two spaces before the value)."""
-    from mtasts.i18n import current
-
-    tr = current()
-    return max(minimum, *(columns(tr.gettext(label)) + 2 for label in labels))
-
-
-def padded(label: str, width: int) -> str:
-    """``label`` in the reader's language, padded to ``width`` terminal columns, so the values
-    after it line up as in English."""
-    from mtasts.i18n import current
-
-    words = current().gettext(label)
-    return words + " " * max(width - columns(words), 1)

@@ -15,6 +15,7 @@ from mtasts.i18n.words import counted
 if TYPE_CHECKING:
     from mtasts.resolver.store import PolicyStore
 
+from mtasts.cli.output import label_width, padded
 from mtasts.cli.resolver._common import (
     ConfigFile,
     Db,
@@ -23,8 +24,6 @@ from mtasts.cli.resolver._common import (
     StoreUrl,
     StrictTesting,
     entry_row,
-    label_width,
-    padded,
     with_store,
 )
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mtasts.resolver.server import ListenSpec
     from mtasts.resolver.service import Lookup, PolicyResolver
 
+from mtasts.cli.output import label_width, padded
 from mtasts.cli.resolver._common import (
     CaFile,
     ConfigFile,
@@ -31,10 +32,8 @@ from mtasts.cli.resolver._common import (
     StrictTesting,
     Timeout,
     fmt_time,
-    label_width,
     load_overrides,
     network_settings,
-    padded,
     read_config,
     resolver_settings,
 )

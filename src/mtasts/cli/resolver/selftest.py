@@ -242,7 +242,7 @@ def profile_of_answers(replies: list[str]) -> Any:
 
 def print_report(document: dict[str, Any], results: list[Checked], version: PostfixVersion) -> None:
     """The report in the reader's language; keys, replies, codes and the map stay as they are."""
-    from mtasts.cli.resolver._common import padded
+    from mtasts.cli.output import padded
     from mtasts.i18n import current
 
     tr = current()
