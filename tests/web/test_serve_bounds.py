@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -133,10 +134,9 @@ def test_one_client_over_its_connection_cap_gets_503_until_it_closes_some(option
 
 def test_behind_a_trusted_proxy_only_the_total_cap_applies() -> None:
     """Every connection then comes from the proxy: a per-client cap would refuse its clients."""
-    from mtasts.cli.web import _http_limits
     from mtasts.web.settings import PUBLIC_SERVE_LIMITS
 
-    direct = _http_limits(PUBLIC_SERVE_LIMITS, behind_proxy=False).server_limits()
-    proxied = _http_limits(PUBLIC_SERVE_LIMITS, behind_proxy=True).server_limits()
+    direct = PUBLIC_SERVE_LIMITS.server_limits()
+    proxied = replace(PUBLIC_SERVE_LIMITS, behind_proxy=True).server_limits()
     assert (direct.max_connections, direct.max_connections_per_client) == (512, 8)
     assert (proxied.max_connections, proxied.max_connections_per_client) == (512, 512)

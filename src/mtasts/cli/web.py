@@ -30,8 +30,7 @@ from mtasts.net.settings import DEFAULT_TIMEOUT, NetworkSettings, parse_nameserv
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from mtasts.net.asgi import AsgiLimits
-    from mtasts.web.settings import ServeLimits
+    from mtasts.net.asgi_limits import AsgiLimits
 
 __all__ = ["app"]
 
@@ -275,25 +274,7 @@ def serve(
         run_async(_serve(create_app(settings, auth=auth), sock, settings.serve, behind_proxy=bool(trusted_proxy)))
 
 
-def _http_limits(limits: ServeLimits, *, behind_proxy: bool) -> AsgiLimits:
-    """The server's bounds (:class:`~mtasts.web.settings.ServeLimits`) as the HTTP plumbing
-    takes them; behind a reverse proxy every connection is the proxy's: only the total cap."""
-    from mtasts.net.asgi import AsgiLimits
-
-    return AsgiLimits(
-        header_timeout=limits.header_timeout,
-        body_timeout=limits.body_timeout,
-        min_body_rate=limits.min_body_rate,
-        keep_alive_timeout=limits.keep_alive_timeout,
-        max_head=limits.max_head,
-        max_connections=limits.max_connections,
-        max_connections_per_client=limits.max_connections_per_client,
-        retry_after=limits.retry_after,
-        behind_proxy=behind_proxy,
-    )
-
-
-async def _serve(web: Starlette, sock: socket.socket, limits: ServeLimits, *, behind_proxy: bool) -> None:
+async def _serve(web: Starlette, sock: socket.socket, limits: AsgiLimits, *, behind_proxy: bool) -> None:
     """The app on this loop (uvloop, as every mtasts command) through the shared, bounded HTTP
     plumbing (:mod:`mtasts.net.asgi`: connection caps, head deadline and size cap, keep-alive
     timeout), on the socket bound already; stopped by SIGINT or SIGTERM through the loop, so
@@ -305,7 +286,7 @@ async def _serve(web: Starlette, sock: socket.socket, limits: ServeLimits, *, be
     server = AsgiServer(
         web,
         name="web serve",
-        limits=_http_limits(limits, behind_proxy=behind_proxy),
+        limits=dataclasses.replace(limits, behind_proxy=behind_proxy),
         logger=debug_logger("mtasts.web.http", logger),
         sockets=[sock],
         lifespan=True,

@@ -8,7 +8,7 @@ our own (:class:`GuardedH11Protocol`) on connections accepted by the shared plum
 at accept, a clean stop). :class:`AsgiServer` puts them together; ``mtasts report serve`` and
 ``mtasts web serve`` both serve through it.
 
-What the guard bounds (:class:`AsgiLimits`) and how a client learns of it, always a JSON error
+What the guard bounds (:class:`~mtasts.net.asgi_limits.AsgiLimits`) and how a client learns of it, always a JSON error
 ``{"error": {"code", "message"}}`` and the connection closed:
 
 =========================================  ======  ===================================
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import h11
 import uvicorn
@@ -48,10 +48,10 @@ from uvicorn.lifespan.on import LifespanOn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from mtasts.net.server import Listener, ProtocolAdapter, Refusal, ServerLimits, StreamServer
+from mtasts.net.asgi_limits import DEFAULT_ASGI_LIMITS, KIB, AsgiLimits
+from mtasts.net.server import Listener, ProtocolAdapter, Refusal, StreamServer
 
 __all__ = [
-    "AsgiLimits",
     "AsgiServer",
     "ConnectionFailure",
     "GuardedConnection",
@@ -60,52 +60,6 @@ __all__ = [
     "debug_logger",
     "handshake_failure",
 ]
-
-KIB: Final = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class AsgiLimits:
-    """What one HTTP/1.1 server bounds; times are seconds, sizes bytes.
-
-    ``behind_proxy``: every connection comes from a reverse proxy, so a per-client cap would be
-    a second total cap: only ``max_connections`` applies then.
-    """
-
-    header_timeout: float = 10.0
-    body_timeout: float = 10.0
-    min_body_rate: float = 1 * KIB
-    keep_alive_timeout: int = 5
-    max_head: int = 16 * KIB
-    max_connections: int = 256
-    max_connections_per_client: int = 32
-    handshake_timeout: float = 10.0
-    close_timeout: float = 5.0
-    retry_after: int = 5
-    behind_proxy: bool = False
-
-    def __post_init__(self) -> None:
-        positive = [
-            *("header_timeout", "body_timeout", "keep_alive_timeout", "max_head", "max_connections"),
-            *("max_connections_per_client", "handshake_timeout", "close_timeout", "retry_after"),
-        ]
-        wrong = [name for name in positive if not getattr(self, name) > 0]
-        if wrong or self.min_body_rate < 0:
-            raise ValueError(f"must be positive: {', '.join(wrong) or 'min_body_rate'}")
-
-    def server_limits(self) -> ServerLimits:
-        """The connection caps: handshakes in progress and open connections by the same two
-        numbers; behind a proxy only the total."""
-        total = self.max_connections
-        per_client = total if self.behind_proxy else self.max_connections_per_client
-        return ServerLimits(
-            handshake_timeout=self.handshake_timeout,
-            close_timeout=self.close_timeout,
-            max_connections=total,
-            max_connections_per_client=per_client,
-            max_handshakes=total,
-            max_handshakes_per_client=per_client,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +336,7 @@ class AsgiServer:
         app: ASGIApp,
         *,
         name: str,
-        limits: AsgiLimits = AsgiLimits(),
+        limits: AsgiLimits = DEFAULT_ASGI_LIMITS,
         hooks: HttpHooks | None = None,
         logger: logging.Logger | None = None,
         host: str = "127.0.0.1",

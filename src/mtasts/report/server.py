@@ -103,7 +103,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtasts.core.tlsrpt_report import DEFAULT_LIMITS, ReportLimits, TlsRptReport
-from mtasts.net.asgi import AsgiLimits, AsgiServer, ConnectionFailure, HttpHooks, debug_logger
+from mtasts.net.asgi import AsgiServer, ConnectionFailure, HttpHooks, debug_logger
+from mtasts.net.asgi_limits import AsgiLimits
 from mtasts.net.ratelimit import RateLimit, RateLimiter
 from mtasts.net.server import BindError, Refusal
 from mtasts.report.ingest import utc_now

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtasts.check.limits import DEFAULT_LIMITS, CheckLimits
+from mtasts.net.asgi_limits import AsgiLimits
 from mtasts.net.ratelimit import RateLimit
 from mtasts.net.settings import NetworkSettings
 from mtasts.publish.rollout import Rules
@@ -15,40 +16,19 @@ from mtasts.web.i18n import LANGUAGES
 if TYPE_CHECKING:
     from mtasts.publish.config import ListenAddress
 
-__all__ = ["PUBLIC_DEFAULTS", "PUBLIC_SERVE_LIMITS", "ServeLimits", "WebSettings"]
+__all__ = ["PUBLIC_DEFAULTS", "PUBLIC_SERVE_LIMITS", "SERVE_LIMITS", "WebSettings"]
 
 
-@dataclass(frozen=True, slots=True)
-class ServeLimits:
-    """What ``mtasts web serve`` lets one connection, one client and all clients hold (times in
-    seconds, sizes in bytes), so that a client opening sockets and sending half a request cannot
-    keep them (or the server's memory) for ever; :mod:`mtasts.net.asgi` enforces them.
+SERVE_LIMITS = AsgiLimits(max_connections=512)
+"""What ``mtasts web serve`` lets one connection, one client and all clients hold, so that a
+client opening sockets and sending half a request cannot keep them (or the server's memory) for
+ever (:mod:`mtasts.net.asgi` enforces them): 512 connections in total, 32 per client, a head of
+16 KiB within 10 s, a body that neither stalls 10 s nor comes slower than 1 KiB/s, keep-alive
+connections idle 5 s; a client over a cap gets ``503`` with ``Retry-After: 5``. Behind a reverse
+proxy (``--trusted-proxy``) every connection is the proxy's: only the total cap applies
+(``behind_proxy``)."""
 
-    A client over ``max_connections_per_client`` open connections, or any client once
-    ``max_connections`` are open, gets ``503`` with ``Retry-After: retry_after`` and is closed; a
-    request head not complete within ``header_timeout`` gets ``408``, one over ``max_head``
-    ``431``; a body must not stall ``body_timeout`` nor come slower than ``min_body_rate``
-    bytes/s; an idle keep-alive connection closes after ``keep_alive_timeout``. Behind a reverse
-    proxy (``--trusted-proxy``) every connection is the proxy's: only the total cap applies.
-    """
-
-    max_connections: int = 512
-    max_connections_per_client: int = 32
-    max_head: int = 16 * 1024
-    header_timeout: float = 10.0
-    keep_alive_timeout: int = 5
-    body_timeout: float = 10.0
-    min_body_rate: float = 1024.0
-    retry_after: int = 5
-
-    def __post_init__(self) -> None:
-        numbers = ("max_connections", "max_connections_per_client", "max_head", "header_timeout")
-        wrong = [n for n in (*numbers, "keep_alive_timeout", "body_timeout", "retry_after") if getattr(self, n) <= 0]
-        if wrong or self.min_body_rate < 0:
-            raise ValueError(f"must be positive: {', '.join(wrong) or 'min_body_rate'}")
-
-
-PUBLIC_SERVE_LIMITS = ServeLimits(max_connections_per_client=8)
+PUBLIC_SERVE_LIMITS = replace(SERVE_LIMITS, max_connections_per_client=8)
 """An internet-facing inspector's: a browser opens up to six connections to a site, so eight per
 client leave it room while sixty-four clients still find a slot."""
 
@@ -86,7 +66,7 @@ class WebSettings:
     # the guards' thresholds of the publish actions (mtasts publish apply's --testing-days, --reporters)
     publish_rules: Rules = field(default_factory=Rules)
     # what `mtasts web serve` bounds per connection and client (not used by an embedding program)
-    serve: ServeLimits = field(default_factory=ServeLimits)
+    serve: AsgiLimits = SERVE_LIMITS
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
