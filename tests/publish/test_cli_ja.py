@@ -27,12 +27,10 @@ from typer.testing import CliRunner
 
 from mtasts.cli.main import app
 from mtasts.core.policy import Mode
-from mtasts.core.tlsrpt_report import parse_report
 from mtasts.i18n import set_language, translator
 from mtasts.publish.history import Served
 from mtasts.publish.host import PolicyHost
 from mtasts.publish.verify import RULES, DomainFacts, verify_domain
-from mtasts.store.store import ReportStore
 from tests.commands import MTASTS
 from tests.publish import test_apply, test_plan_cli, test_verify
 from tests.publish.knot import Knot, need_knotd, start_knot
@@ -175,24 +173,7 @@ def test_status_in_japanese(runner: CliRunner, tmp_path: Path) -> None:
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     body = test_plan_cli.body(86400)
     test_plan_cli.record_history(db, Served(domain, test_plan_cli.LIVE_ID, body, Mode.TESTING, 86400, since))
-    day = since + timedelta(days=1)
-    report = {
-        "organization-name": "Reporter One",
-        "date-range": {
-            "start-datetime": day.strftime("%Y-%m-%dT00:00:00Z"),
-            "end-datetime": day.strftime("%Y-%m-%dT23:59:59Z"),
-        },
-        "contact-info": "tlsrpt@reporter.example",
-        "report-id": "r-1",
-        "policies": [
-            {
-                "policy": {"policy-type": "sts", "policy-domain": domain, "policy-string": [], "mx-host": [mx]},
-                "summary": {"total-successful-session-count": 50, "total-failure-session-count": 0},
-            }
-        ],
-    }
-    with ReportStore(f"sqlite:///{db}") as store:
-        store.add_reports([parse_report(json.dumps(report).encode())], source="test", now=datetime.now(UTC))
+    test_plan_cli.store_clean_report(db, since + timedelta(days=1), domain=domain, mx=mx)
     args = ["publish", "status", "--config", str(config), "--db", str(db)]
 
     english = runner.invoke(app, args)

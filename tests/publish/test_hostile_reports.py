@@ -4,7 +4,6 @@ line break from it to the terminal."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +11,8 @@ from typer.testing import CliRunner
 
 from mtasts.cli.main import app
 from mtasts.core.policy import Mode
-from mtasts.core.tlsrpt_report import parse_report
 from mtasts.publish.history import Served
-from mtasts.store.store import ReportStore
-from tests.publish.test_plan_cli import DOMAIN, LIVE_ID, MX, body, config_text, record_history
+from tests.publish.test_plan_cli import DOMAIN, LIVE_ID, body, config_text, record_history, store_clean_report
 
 ORG = "Reporter\x1b[2J\x1b]8;;http://evil.example/\x1b\\\nexample.org: enforce since 2026-01-01"
 
@@ -26,21 +23,7 @@ def test_status_shows_a_hostile_reporter_name_as_text(runner: CliRunner, tmp_pat
     db = tmp_path / "mtasts.sqlite3"
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     record_history(db, Served(DOMAIN, LIVE_ID, body(86400), Mode.TESTING, 86400, since))
-    day = (since + timedelta(days=1)).strftime("%Y-%m-%d")
-    report = {
-        "organization-name": ORG,
-        "date-range": {"start-datetime": f"{day}T00:00:00Z", "end-datetime": f"{day}T23:59:59Z"},
-        "contact-info": "tlsrpt@reporter.example",
-        "report-id": "r-1",
-        "policies": [
-            {
-                "policy": {"policy-type": "sts", "policy-domain": DOMAIN, "policy-string": [], "mx-host": [MX]},
-                "summary": {"total-successful-session-count": 50, "total-failure-session-count": 0},
-            }
-        ],
-    }
-    with ReportStore(f"sqlite:///{db}") as store:
-        store.add_reports([parse_report(json.dumps(report).encode())], source="test", now=datetime.now(UTC))
+    store_clean_report(db, since + timedelta(days=1), org=ORG)
     result = runner.invoke(app, ["publish", "status", "--config", str(config), "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output, repr(result.output)

@@ -56,6 +56,30 @@ def record_history(db: Path, *entries: Served) -> None:
             history.record(entry)
 
 
+def store_clean_report(
+    db: Path, day: datetime, *, org: str = "Reporter One", domain: str = DOMAIN, mx: str = MX
+) -> None:
+    """One TLS report of ``org`` for ``day``: 50 successful ``sts`` sessions of ``domain`` to
+    ``mx``, none failed (what the roll-out guards count)."""
+    report = {
+        "organization-name": org,
+        "date-range": {
+            "start-datetime": day.strftime("%Y-%m-%dT00:00:00Z"),
+            "end-datetime": day.strftime("%Y-%m-%dT23:59:59Z"),
+        },
+        "contact-info": "tlsrpt@reporter.example",
+        "report-id": "r-1",
+        "policies": [
+            {
+                "policy": {"policy-type": "sts", "policy-domain": domain, "policy-string": [], "mx-host": [mx]},
+                "summary": {"total-successful-session-count": 50, "total-failure-session-count": 0},
+            }
+        ],
+    }
+    with ReportStore(f"sqlite:///{db}") as store:
+        store.add_reports([parse_report(json.dumps(report).encode())], source="test", now=datetime.now(UTC))
+
+
 def network_options(tmp_path: Path, dns: DnsServer, port: int) -> list[str]:
     """The options that point ``plan`` at the test's DNS, CA and policy host."""
     return [
@@ -211,23 +235,7 @@ def test_status_shows_the_guard_values_and_when_enforce_becomes_possible(runner:
     db = tmp_path / "mtasts.sqlite3"
     since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     record_history(db, Served(DOMAIN, LIVE_ID, body(86400), Mode.TESTING, 86400, since))
-    report = {
-        "organization-name": "Reporter One",
-        "date-range": {
-            "start-datetime": (since + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
-            "end-datetime": (since + timedelta(days=1)).strftime("%Y-%m-%dT23:59:59Z"),
-        },
-        "contact-info": "tlsrpt@reporter.example",
-        "report-id": "r-1",
-        "policies": [
-            {
-                "policy": {"policy-type": "sts", "policy-domain": DOMAIN, "policy-string": [], "mx-host": [MX]},
-                "summary": {"total-successful-session-count": 50, "total-failure-session-count": 0},
-            }
-        ],
-    }
-    with ReportStore(f"sqlite:///{db}") as store:
-        store.add_reports([parse_report(json.dumps(report).encode())], source="test", now=datetime.now(UTC))
+    store_clean_report(db, since + timedelta(days=1))
 
     result = runner.invoke(app, ["publish", "status", "--config", str(config), "--db", str(db)])
     assert result.exit_code == 0, result.output
